@@ -1,0 +1,84 @@
+import type { AddressInfo } from "node:net";
+import { createKeyRegistry, type KeyRegistry } from "./auth/key-registry.js";
+import type { Config } from "./config.js";
+import { createIngestor } from "./ingest/ingestor.js";
+import type { Logger } from "./log.js";
+import { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import { createMetricsServer } from "./server.js";
+import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
+import { createEventStore } from "./storage/event-store.js";
+import { createKeyStore } from "./storage/key-store.js";
+
+/** A started service. */
+export interface RunningService {
+  /** Where the one port listens. */
+  readonly address: AddressInfo;
+  /** The key created on a first start with no key configured, to show the operator once. */
+  readonly bootstrapKey: { readonly key: string; readonly service: string } | undefined;
+  readonly registry: KeyRegistry;
+  /**
+   * Graceful stop: refuses new requests, finishes in-flight ones and their
+   * commits, persists key usage, closes the database.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Composes and starts the service: database (with migrations), API keys,
+ * event store, ingestor and the one-port server.
+ */
+export async function startService(config: Config, log: Logger): Promise<RunningService> {
+  const db = openDatabase(config.sqlitePath, {
+    synchronous: config.sqliteSynchronous,
+    busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+  });
+  try {
+    seedRetentionPolicies(db, config.retentionDays);
+    const registry = createKeyRegistry({
+      store: createKeyStore(db),
+      defaultRateLimit: config.rateLimitPerMinute,
+      log,
+    });
+    registry.syncEnvKeys(config.envApiKeys);
+    const bootstrapKey = registry.ensureBootstrapKey();
+    const store = createEventStore(db, {
+      maxBatchRows: config.commitMaxRows,
+      maxDelayMillis: config.commitMaxDelayMillis,
+    });
+    const server = createMetricsServer({
+      config,
+      log,
+      registry,
+      limiter: new TokenBucketLimiter(),
+      ingestor: createIngestor({ store, log }),
+    });
+    const address = await server.listen();
+    const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
+    usageTimer.unref();
+    log.info(
+      { host: address.address, port: address.port, database: config.sqlitePath },
+      "listening",
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      address,
+      bootstrapKey,
+      registry,
+      close() {
+        closing ??= (async () => {
+          clearInterval(usageTimer);
+          await server.close();
+          store.close();
+          registry.flushUsage();
+          db.close();
+          log.info("stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}

@@ -1,0 +1,151 @@
+import { timingSafeEqual } from "node:crypto";
+import type { ConnectError } from "@connectrpc/connect";
+import { errors } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
+import { digestApiKey, generateApiKey, hashApiKey } from "./api-key.js";
+import type { EnvApiKey } from "./env-keys.js";
+import type { Principal } from "./principal.js";
+
+/** Options of {@link createKeyRegistry}. */
+export interface KeyRegistryOptions {
+  readonly store: KeyStore;
+  /** Rate limit given to keys from the environment, requests per minute. */
+  readonly defaultRateLimit: number;
+  readonly log: Logger;
+  readonly now?: () => Date;
+}
+
+/** The outcome of looking a key up: the principal, or the error to answer with. */
+export type AuthResult =
+  | { readonly ok: true; readonly principal: Principal }
+  | { readonly ok: false; readonly error: ConnectError };
+
+/**
+ * The API keys, cached in memory: authenticating a request reads no database
+ * and writes none (W6). Last-use times are kept in memory and persisted by
+ * {@link KeyRegistry.flushUsage}.
+ */
+export interface KeyRegistry {
+  /**
+   * Stores the environment's keys (hash only), retires a variable's previous
+   * key when its value changed (W24), and syncs their rate limit.
+   */
+  syncEnvKeys(keys: readonly EnvApiKey[]): void;
+  /** On a first start with no key at all, creates one and returns it (once); otherwise undefined. */
+  ensureBootstrapKey(): { key: string; service: string } | undefined;
+  /** Checks an `x-api-key` value: missing, unknown and inactive keys fail (contract §1 steps 1-3). */
+  authenticate(key: string | null | undefined): AuthResult;
+  /** Finds a key whether or not it is active (for reporting its bucket). */
+  find(key: string): Principal | undefined;
+  /** Re-reads the keys from storage. */
+  reload(): void;
+  /** Writes the in-memory last-use times to storage. */
+  flushUsage(): void;
+}
+
+interface CachedKey {
+  readonly row: ApiKeyRow;
+  readonly digest: Buffer;
+  readonly principal: Principal;
+}
+
+/** Creates the key registry and loads the stored keys. */
+export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
+  const { store, log } = options;
+  const now = options.now ?? (() => new Date());
+  let byHash = new Map<string, CachedKey>();
+  const lastUsed = new Map<number, Date>();
+
+  const reload = (): void => {
+    const next = new Map<string, CachedKey>();
+    for (const row of store.all()) {
+      next.set(row.keyHash, {
+        row,
+        digest: Buffer.from(row.keyHash, "hex"),
+        principal: { keyId: row.id, service: row.serviceName, rateLimitPerMinute: row.rateLimit },
+      });
+    }
+    byHash = next;
+  };
+
+  const lookup = (key: string): CachedKey | undefined => {
+    const digest = digestApiKey(key);
+    const cached = byHash.get(digest.toString("hex"));
+    // The map finds the candidate; the digests are still compared in constant time (W14).
+    if (cached === undefined || !timingSafeEqual(cached.digest, digest)) return undefined;
+    return cached;
+  };
+
+  reload();
+
+  return {
+    syncEnvKeys(keys) {
+      for (const env of keys) {
+        const keyHash = hashApiKey(env.key);
+        const source = `env:${env.variable}`;
+        const existing = byHash.get(keyHash);
+        if (existing === undefined) {
+          const id = store.insert({
+            keyHash,
+            serviceName: env.service,
+            rateLimit: options.defaultRateLimit,
+            source,
+            description: `from ${env.variable}`,
+          });
+          log.info({ keyId: id, service: env.service, variable: env.variable }, "api key added");
+        } else if (
+          existing.row.source === source &&
+          existing.row.rateLimit !== options.defaultRateLimit
+        ) {
+          store.setRateLimit(existing.row.id, options.defaultRateLimit);
+        }
+        for (const { row } of byHash.values()) {
+          if (row.source === source && row.keyHash !== keyHash && row.isActive) {
+            store.deactivate(row.id);
+            log.info({ keyId: row.id, variable: env.variable }, "previous api key retired");
+          }
+        }
+        reload();
+      }
+    },
+
+    ensureBootstrapKey() {
+      if (byHash.size > 0) return undefined;
+      const key = generateApiKey();
+      const service = "default";
+      const id = store.insert({
+        keyHash: hashApiKey(key),
+        serviceName: service,
+        rateLimit: options.defaultRateLimit,
+        source: "generated",
+        description: "created on first start",
+      });
+      reload();
+      log.info({ keyId: id, service }, "first start: api key generated");
+      return { key, service };
+    },
+
+    authenticate(key) {
+      if (key === null || key === undefined || key.trim() === "") {
+        return { ok: false, error: errors.apiKeyRequired() };
+      }
+      const cached = lookup(key);
+      if (cached === undefined) return { ok: false, error: errors.invalidApiKey() };
+      if (!cached.row.isActive) return { ok: false, error: errors.inactiveApiKey() };
+      lastUsed.set(cached.row.id, now());
+      return { ok: true, principal: cached.principal };
+    },
+
+    find: (key) => lookup(key)?.principal,
+
+    reload,
+
+    flushUsage() {
+      if (lastUsed.size === 0) return;
+      const uses = new Map(lastUsed);
+      lastUsed.clear();
+      store.recordLastUsed(uses);
+    },
+  };
+}

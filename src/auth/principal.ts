@@ -1,0 +1,16 @@
+import { createContextKey } from "@connectrpc/connect";
+
+/** Who is calling: the API key that authenticated the request. */
+export interface Principal {
+  /** The key's row id in `api_keys`: safe to log, unlike the key. */
+  readonly keyId: number;
+  /** The service the key was issued to. */
+  readonly service: string;
+  /** The key's rate limit in requests per minute. */
+  readonly rateLimitPerMinute: number;
+}
+
+/** Context value through which the auth interceptor hands the principal to handlers. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: "the authenticated API key",
+});

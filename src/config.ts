@@ -1,0 +1,105 @@
+import { discoverEnvApiKeys, type EnvApiKey } from "./auth/env-keys.js";
+
+/** SQLite `synchronous` levels this service allows (STACK.md trap 10). */
+export type SqliteSynchronous = "FULL" | "NORMAL";
+
+/**
+ * The service's whole configuration, read once from the environment at start-up,
+ * validated and frozen. Nothing else in the service reads `process.env`.
+ */
+export interface Config {
+  /** Interface the one API port binds to (`METRICS_SERVICE_HOST`, default `0.0.0.0`). */
+  readonly host: string;
+  /** The one API port for gRPC, Connect, gRPC-Web and JSON (`METRICS_SERVICE_PORT`, default 8890; 0 picks a free port). */
+  readonly port: number;
+  /** SQLite database file (`SQLITE_DB_PATH`, default `./data/metrics.db`); its directory is created. */
+  readonly sqlitePath: string;
+  /** SQLite `synchronous` pragma (`SQLITE_SYNCHRONOUS`, default `FULL`: an acknowledged batch survives power loss). */
+  readonly sqliteSynchronous: SqliteSynchronous;
+  /** How long a write waits for another process's lock (`SQLITE_BUSY_TIMEOUT_MS`, default 5000). */
+  readonly sqliteBusyTimeoutMillis: number;
+  /** Requests per minute per API key unless the key has its own limit (`METRICS_RATE_LIMIT`, default 1000). */
+  readonly rateLimitPerMinute: number;
+  /** Default retention of the raw and specialized tables, in days (`METRICS_RETENTION_DAYS`, default 90). */
+  readonly retentionDays: number;
+  /** Largest accepted request message or body, in bytes (`METRICS_MAX_REQUEST_BYTES`, default 1 MiB). */
+  readonly maxRequestBytes: number;
+  /** Most rows one group-commit transaction takes (`METRICS_COMMIT_MAX_ROWS`, default 5000). */
+  readonly commitMaxRows: number;
+  /** Longest a batch waits for others to share its commit, in ms (`METRICS_COMMIT_MAX_DELAY_MS`, default 0: the next event-loop turn). */
+  readonly commitMaxDelayMillis: number;
+  /** How long a graceful shutdown waits for in-flight requests (`METRICS_SHUTDOWN_TIMEOUT_MS`, default 10000). */
+  readonly shutdownTimeoutMillis: number;
+  /** How often in-memory `last_used_at` times are written to `api_keys` (`METRICS_KEY_USAGE_FLUSH_MS`, default 60000). */
+  readonly keyUsageFlushMillis: number;
+  /** Log level: fatal, error, warn, info, debug, trace or silent (`LOG_LEVEL`, default `info`). */
+  readonly logLevel: string;
+  /** Keys from `METRICS_API_KEY_<NAME>` variables. */
+  readonly envApiKeys: readonly EnvApiKey[];
+}
+
+/** Thrown by {@link loadConfig} with every problem found, one per line. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  /** Each invalid setting, naming its variable. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.problems = problems;
+  }
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Reads, defaults and validates the configuration, collecting every problem
+ * before failing so that one start-up shows them all.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const raw = env[name]?.trim();
+    return raw === undefined || raw === "" ? undefined : raw;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const match = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+    if (match === undefined) {
+      problems.push(`${name}=${JSON.stringify(raw)}: must be one of ${allowed.join(", ")}`);
+      return fallback;
+    }
+    return match;
+  };
+
+  const config: Config = {
+    host: read("METRICS_SERVICE_HOST") ?? "0.0.0.0",
+    port: integer("METRICS_SERVICE_PORT", 8890, 0, 65535),
+    sqlitePath: read("SQLITE_DB_PATH") ?? "./data/metrics.db",
+    sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
+    sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
+    rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
+    retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
+    maxRequestBytes: integer("METRICS_MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
+    commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
+    commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
+    shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
+    logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,139 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  RetryInfoSchema,
+} from "../gen/google/rpc/error_details_pb.js";
+
+/** The domain of every `google.rpc.ErrorInfo` this service sends. */
+export const ERROR_DOMAIN = "metrics.mcp";
+
+/** One invalid field of a request: its path (e.g. `events[1].value`) and what is wrong. */
+export interface Violation {
+  readonly field: string;
+  readonly description: string;
+}
+
+/**
+ * HTTP status for each Connect code, as the Connect protocol maps them
+ * (connectrpc.com/docs/protocol#error-codes); used by the plain HTTP routes.
+ */
+const HTTP_STATUS: Readonly<Record<Code, number>> = {
+  [Code.Canceled]: 499,
+  [Code.Unknown]: 500,
+  [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400,
+  [Code.Aborted]: 409,
+  [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501,
+  [Code.Internal]: 500,
+  [Code.Unavailable]: 503,
+  [Code.DataLoss]: 500,
+  [Code.Unauthenticated]: 401,
+};
+
+/** The HTTP status that stands for a Connect code. */
+export function httpStatusOf(code: Code): number {
+  return HTTP_STATUS[code];
+}
+
+function errorInfo(reason: string) {
+  return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
+}
+
+function retryInfo(seconds: number) {
+  const whole = Math.floor(seconds);
+  return {
+    desc: RetryInfoSchema,
+    value: { retryDelay: { seconds: BigInt(whole), nanos: Math.round((seconds - whole) * 1e9) } },
+  };
+}
+
+/** How many violations the error message itself lists; the details always carry all of them. */
+const MESSAGE_VIOLATIONS = 10;
+
+/**
+ * The error catalog: every error this service sends to a client is made here,
+ * with a stable reason (`google.rpc.ErrorInfo`), a Connect code (hence an HTTP
+ * status) and a message that is safe to show. Internal causes are kept on
+ * `cause` for the log and never reach the client.
+ */
+export const errors = {
+  /** No `x-api-key` header, or an empty one (contract §1, step 1). */
+  apiKeyRequired: () =>
+    new ConnectError("API key required in X-API-Key header", Code.Unauthenticated, undefined, [
+      errorInfo("API_KEY_REQUIRED"),
+    ]),
+
+  /** The key matches no stored key (contract §1, step 2). */
+  invalidApiKey: () =>
+    new ConnectError("Invalid API key", Code.Unauthenticated, undefined, [
+      errorInfo("API_KEY_INVALID"),
+    ]),
+
+  /** The key exists but is deactivated (contract §1, step 3). */
+  inactiveApiKey: () =>
+    new ConnectError("API key is inactive", Code.Unauthenticated, undefined, [
+      errorInfo("API_KEY_INACTIVE"),
+    ]),
+
+  /**
+   * The key's token bucket is empty (contract §1, step 4). Carries the legacy
+   * headers and a `google.rpc.RetryInfo` with the real time to the next token
+   * (the Python service always said 60 s, W23).
+   */
+  rateLimited: (limitPerMinute: number, retryAfterSeconds: number) =>
+    new ConnectError(
+      `Rate limit exceeded. Limit: ${limitPerMinute} requests/minute`,
+      Code.ResourceExhausted,
+      {
+        "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))),
+        "x-ratelimit-limit": String(limitPerMinute),
+        "x-ratelimit-remaining": "0",
+      },
+      [errorInfo("RATE_LIMITED"), retryInfo(retryAfterSeconds)],
+    ),
+
+  /** A batch failed validation; nothing of it was stored. Lists every violation. */
+  invalidBatch: (violations: readonly Violation[]) => {
+    const shown = violations
+      .slice(0, MESSAGE_VIOLATIONS)
+      .map((v) => `${v.field}: ${v.description}`);
+    const more = violations.length - shown.length;
+    const message = `invalid batch: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
+    const fieldViolations = violations.map((v) => ({ field: v.field, description: v.description }));
+    return new ConnectError(message, Code.InvalidArgument, undefined, [
+      errorInfo("INVALID_BATCH"),
+      { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations }) },
+    ]);
+  },
+
+  /** Storage could not commit right now (busy, full, read-only, I/O); the client may retry. */
+  storageUnavailable: (cause: unknown) =>
+    new ConnectError(
+      "storage is temporarily unavailable; nothing of this request was stored, retry later",
+      Code.Unavailable,
+      { "retry-after": "1" },
+      [errorInfo("STORAGE_UNAVAILABLE"), retryInfo(1)],
+      cause,
+    ),
+
+  /** The service is draining for shutdown; the client should retry elsewhere or later. */
+  shuttingDown: () =>
+    new ConnectError(
+      "the service is shutting down; retry later",
+      Code.Unavailable,
+      { "retry-after": "1" },
+      [errorInfo("SHUTTING_DOWN"), retryInfo(1)],
+    ),
+
+  /** Any unexpected failure; the detail goes to the log only. */
+  internal: (cause: unknown) =>
+    new ConnectError("internal error", Code.Internal, undefined, [errorInfo("INTERNAL")], cause),
+} as const;

@@ -1,0 +1,162 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+/** A request handler both the HTTP/1.1 and the HTTP/2 server call. */
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** Timeouts and limits of the one port; all in milliseconds or counts. */
+export interface OnePortOptions {
+  /** Time to receive a whole HTTP/1.1 request (Node's `requestTimeout`). */
+  readonly requestTimeoutMillis: number;
+  /** Time to receive HTTP/1.1 request headers, and the first bytes of any connection. */
+  readonly headersTimeoutMillis: number;
+  /** How long an idle HTTP/1.1 keep-alive connection stays open. */
+  readonly keepAliveTimeoutMillis: number;
+  /** How long an idle HTTP/2 session stays open. */
+  readonly http2IdleTimeoutMillis: number;
+  /** Concurrent streams per HTTP/2 connection. */
+  readonly http2MaxConcurrentStreams: number;
+}
+
+/** Sensible defaults for an ingestion port behind a load balancer. */
+export const DEFAULT_ONE_PORT_OPTIONS: OnePortOptions = {
+  requestTimeoutMillis: 30_000,
+  headersTimeoutMillis: 10_000,
+  // Longer than the 60 s idle timeout of common load balancers, so they close first.
+  keepAliveTimeoutMillis: 65_000,
+  http2IdleTimeoutMillis: 120_000,
+  http2MaxConcurrentStreams: 256,
+};
+
+/** One TCP port serving HTTP/1.1 and cleartext HTTP/2 (h2c with prior knowledge). */
+export interface OnePortServer {
+  listen(port: number, host: string): Promise<net.AddressInfo>;
+  /** Requests being handled right now. */
+  readonly inFlight: number;
+  /**
+   * Stops accepting connections, lets in-flight requests finish (HTTP/2
+   * sessions get GOAWAY, HTTP/1.1 connections close after their response),
+   * and destroys whatever is left after `timeoutMillis`.
+   */
+  close(timeoutMillis: number): Promise<void>;
+}
+
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * Builds the one-port server. Node's `http2.createServer({ allowHTTP1 })`
+ * does not serve HTTP/1.1 without TLS (nodejs/node#26795, STACK.md trap 1), so
+ * a plain `net.Server` accepts each socket, reads until the first bytes show
+ * whether it starts with the HTTP/2 connection preface, and hands it to the
+ * HTTP/2 or the HTTP/1.1 server, which share one handler.
+ */
+export function createOnePortServer(
+  handler: RequestHandler,
+  options: OnePortOptions,
+): OnePortServer {
+  let inFlight = 0;
+  let draining = false;
+  let onIdle: (() => void) | undefined;
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+
+  const tracked: RequestHandler = (req, res) => {
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
+    });
+    if (draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
+    handler(req, res);
+  };
+
+  const h1 = http.createServer(
+    {
+      requestTimeout: options.requestTimeoutMillis,
+      headersTimeout: options.headersTimeoutMillis,
+      keepAliveTimeout: options.keepAliveTimeoutMillis,
+    },
+    tracked,
+  );
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams } },
+    tracked,
+  );
+  h2.setTimeout(options.http2IdleTimeoutMillis);
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    if (draining) session.close();
+  });
+
+  const route = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    let head = Buffer.alloc(0);
+    const giveUp = setTimeout(() => socket.destroy(), options.headersTimeoutMillis);
+    const onError = (): void => {
+      clearTimeout(giveUp);
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, HTTP2_PREFACE.length);
+      const isHttp2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+      if (isHttp2 && head.length < HTTP2_PREFACE.length) return;
+      clearTimeout(giveUp);
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.pause();
+      socket.unshift(head);
+      // Both servers take over reading: the HTTP/2 session replays bytes already
+      // buffered on the socket on its next tick (nodejs/node#35475), the HTTP/1.1
+      // parser reads them when the stream flows again.
+      if (isHttp2) {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", onError);
+  };
+  const server = net.createServer({ noDelay: true }, route);
+
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve(server.address() as net.AddressInfo);
+        });
+      });
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    async close(timeoutMillis) {
+      draining = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMillis);
+          onIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      h1.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import type { ConnectError } from "@connectrpc/connect";
+import { errors, type Violation } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { EventStore } from "../storage/event-store.js";
+import { StorageError } from "../storage/storage-error.js";
+import { liftLegacyKeys, toEventRow } from "./normalize.js";
+import { newRequestId } from "./request-id.js";
+import { type BatchInput, type PathStyle, validateBatch } from "./validate.js";
+
+/** The outcome of one batch: committed, or rejected whole with every violation. */
+export type IngestOutcome =
+  | { readonly ok: true; readonly accepted: number; readonly requestId: string }
+  | { readonly ok: false; readonly violations: Violation[]; readonly requestId: string };
+
+/** Options of one {@link Ingestor.ingest} call. */
+export interface IngestOptions {
+  /** How violations name fields. */
+  readonly paths: PathStyle;
+  /** The request id to store with the rows; a new one when absent. */
+  readonly requestId?: string;
+}
+
+/**
+ * The one ingest path behind every ingress (gRPC, Connect, gRPC-Web, legacy
+ * JSON): lift legacy keys, validate, normalize, commit. It resolves only after
+ * the batch is committed (W1); storage failures reject with a retryable
+ * UNAVAILABLE or with INTERNAL, the detail going to the log only.
+ */
+export interface Ingestor {
+  ingest(batch: BatchInput, options: IngestOptions): Promise<IngestOutcome>;
+}
+
+/** Options of {@link createIngestor}. */
+export interface IngestorOptions {
+  readonly store: EventStore;
+  readonly log: Logger;
+  /** Wall-clock milliseconds; injectable for tests. */
+  readonly now?: () => number;
+}
+
+function storageToConnect(error: StorageError): ConnectError {
+  switch (error.failure) {
+    case "unavailable":
+      return errors.storageUnavailable(error);
+    case "closed":
+      return errors.shuttingDown();
+    case "internal":
+      return errors.internal(error);
+  }
+}
+
+/** Creates the ingestor over an event store. */
+export function createIngestor(options: IngestorOptions): Ingestor {
+  const { store, log } = options;
+  const now = options.now ?? Date.now;
+  return {
+    async ingest(batch, { paths, requestId = newRequestId() }) {
+      const receivedAt = now();
+      for (const event of batch.events) liftLegacyKeys(event);
+      const { violations, warnings } = validateBatch(batch, { nowMs: receivedAt, paths });
+      if (warnings.length > 0) log.warn({ requestId, warnings }, "batch accepted with warnings");
+      if (violations.length > 0) {
+        log.debug({ requestId, violations: violations.length }, "batch rejected");
+        return { ok: false, violations, requestId };
+      }
+      const rows = batch.events.map((event) => toEventRow(event, batch, receivedAt));
+      try {
+        await store.append(requestId, rows);
+      } catch (cause) {
+        const error = StorageError.from(cause);
+        log.error({ requestId, err: error.cause ?? error }, "batch not stored");
+        throw storageToConnect(error);
+      }
+      return { ok: true, accepted: rows.length, requestId };
+    },
+  };
+}

@@ -1,0 +1,158 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
+import type { EventRow, SqlBool } from "../storage/rows.js";
+import {
+  type EventKind,
+  KIND_BY_CASE,
+  legacyValue,
+  readTypedField,
+  type TypedField,
+  writeTypedField,
+} from "./event-kinds.js";
+
+/** The envelope fields every row of a batch shares. */
+export interface Envelope {
+  readonly service: string;
+  readonly version?: string | undefined;
+  readonly instanceId?: string | undefined;
+}
+
+function kindOf(event: Event): EventKind | undefined {
+  return event.kind.case === undefined ? undefined : KIND_BY_CASE.get(event.kind.case);
+}
+
+/** Converts a legacy JSON value to a typed field's value, or undefined when it does not fit. */
+function fromLegacy(field: TypedField, value: JsonValue): boolean | string | number | undefined {
+  switch (field.type) {
+    case "bool":
+      return typeof value === "boolean" ? value : undefined;
+    case "string":
+      return typeof value === "string" ? value : undefined;
+    case "double":
+      return typeof value === "number" ? value : undefined;
+    case "int": {
+      const [min, max] = field.range ?? [0, 0];
+      return typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+        ? value
+        : undefined;
+    }
+    case "enum":
+      return typeof value === "string" ? field.values?.get(value) : undefined;
+  }
+}
+
+/**
+ * Moves legacy keys that a typed field models (e.g. `dimensions.success` of an
+ * auth event, `metadata.error_code`) into that field, so both ingress paths
+ * store and count the same event the same way. A key whose value does not fit
+ * the field's type stays free-form; a null is dropped (the field stays unset).
+ * Keys of typed fields that are already set are left for validation to report.
+ */
+export function liftLegacyKeys(event: Event): void {
+  const kind = kindOf(event);
+  if (kind === undefined) return;
+  const message = event.kind.value as unknown as Record<string, unknown>;
+  for (const field of kind.fields) {
+    const map = event[field.origin];
+    if (map === undefined || !Object.hasOwn(map, field.name)) continue;
+    if (readTypedField(message, field) !== undefined) continue;
+    const raw = map[field.name] as JsonValue;
+    const value = raw === null ? undefined : fromLegacy(field, raw);
+    if (raw !== null && value === undefined) continue;
+    delete map[field.name];
+    if (value !== undefined) writeTypedField(message, field, value);
+  }
+}
+
+/**
+ * Fixed-width ISO 8601 in UTC with microseconds (`2026-11-25T14:16:00.123456Z`),
+ * so that text order is time order in the timestamp indexes (fixes W20's mixed formats).
+ */
+export function formatTimestamp(ts: Timestamp): string {
+  const base = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19);
+  return `${base}.${String(Math.floor(ts.nanos / 1000)).padStart(6, "0")}Z`;
+}
+
+/** {@link formatTimestamp} of a millisecond time. */
+export function formatMillis(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  return formatTimestamp({
+    seconds: BigInt(seconds),
+    nanos: Math.round((ms - seconds * 1000) * 1e6),
+  } as Timestamp);
+}
+
+const sqlBool = (v: unknown): SqlBool => (v === undefined ? null : v ? 1 : 0);
+const text = (v: unknown): string | null => (v === undefined ? null : String(v));
+const num = (v: unknown): number | null => (v === undefined ? null : Number(v));
+
+/**
+ * Turns one valid event into the rows that store it. Typed fields are written
+ * back under their legacy keys into the `dimensions`/`metadata` JSON, so the
+ * universal table reads the same whichever ingress the event came through.
+ */
+export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: number): EventRow {
+  const kind = kindOf(event);
+  if (kind === undefined) throw new Error("toEventRow needs a validated event with a kind");
+  const message = event.kind.value as unknown as Record<string, unknown>;
+  const dimensions: JsonObject = {};
+  const metadata: JsonObject = {};
+  const typed: Record<string, unknown> = {};
+  for (const field of kind.fields) {
+    const value = readTypedField(message, field);
+    if (value === undefined) continue;
+    typed[field.name] = value;
+    (field.origin === "dimensions" ? dimensions : metadata)[field.name] = legacyValue(field, value);
+  }
+  Object.assign(dimensions, event.dimensions);
+  Object.assign(metadata, event.metadata);
+
+  const timestamp = event.timestamp ? formatTimestamp(event.timestamp) : formatMillis(receivedAtMs);
+  const t = typed;
+  return {
+    service: envelope.service,
+    serviceVersion: envelope.version || null,
+    instanceId: envelope.instanceId || null,
+    metricType: kind.name,
+    timestamp,
+    value: event.value ?? 1,
+    durationMs: event.durationMs ?? null,
+    dimensions: JSON.stringify(dimensions),
+    metadata: JSON.stringify(metadata),
+    ...(kind.name === "auth_request" && {
+      auth: {
+        success: sqlBool(t.success),
+        method: text(t.method),
+        server: text(t.server),
+        userHash: text(t.user_hash),
+        errorCode: text(t.error_code),
+      },
+    }),
+    ...(kind.name === "tool_execution" && {
+      tool: {
+        toolName: text(t.tool_name),
+        serverPath: text(t.server_path),
+        serverName: text(t.server_name),
+        success: sqlBool(t.success),
+        clientName: text(t.client_name),
+        clientVersion: text(t.client_version),
+        method: text(t.method),
+        userHash: text(t.user_hash),
+        errorCode: text(t.error_code),
+        inputSizeBytes: num(t.input_size_bytes),
+        outputSizeBytes: num(t.output_size_bytes),
+      },
+    }),
+    ...(kind.name === "tool_discovery" && {
+      discovery: {
+        query: text(t.query),
+        resultsCount: num(t.results_count),
+        topKServices: num(t.top_k_services),
+        topNTools: num(t.top_n_tools),
+        embeddingTimeMs: num(t.embedding_time_ms),
+        faissSearchTimeMs: num(t.faiss_search_time_ms),
+      },
+    }),
+  };
+}

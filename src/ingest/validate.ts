@@ -1,0 +1,314 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
+import type { Violation } from "../errors.js";
+import { type EventKind, KIND_BY_CASE, readTypedField, type TypedField } from "./event-kinds.js";
+import { pyFloat, pyJsonDumps, pyLen, pyStr } from "./python-format.js";
+
+/** A batch as both ingress paths present it to validation. */
+export interface BatchInput {
+  readonly service: string;
+  readonly version?: string | undefined;
+  readonly instanceId?: string | undefined;
+  readonly events: readonly Event[];
+}
+
+/**
+ * How violations name fields. RPCs name proto fields (`events[0].auth_request.method`);
+ * the legacy JSON route names its own keys (`metrics[0].dimensions.method`).
+ */
+export interface PathStyle {
+  /** The array of events: `events` or `metrics`. */
+  readonly events: string;
+  /** Path of a typed field below its event, e.g. `auth_request.method`. */
+  typedField(kind: EventKind, field: TypedField): string;
+}
+
+/** Paths in proto field names, for the RPCs. */
+export const RPC_PATHS: PathStyle = {
+  events: "events",
+  typedField: (kind, field) => `${kind.name}.${field.name}`,
+};
+
+/** Paths in legacy JSON keys, for `POST /metrics`. */
+export const LEGACY_PATHS: PathStyle = {
+  events: "metrics",
+  typedField: (_kind, field) => `${field.origin}.${field.name}`,
+};
+
+/** Everything wrong with a batch, and what is merely suspicious. */
+export interface ValidationResult {
+  readonly violations: Violation[];
+  /** Logged, never sent (contract §2: warnings are only logged). */
+  readonly warnings: string[];
+}
+
+/** The limits of contract §2. The string limits are pydantic's, which fire before the validator's dead 100. */
+export const LIMITS = {
+  serviceMaxLength: 50,
+  versionMaxLength: 20,
+  instanceIdMaxLength: 50,
+  maxEvents: 100,
+  maxFutureSkewSeconds: 300,
+  oldAfterSeconds: 7 * 24 * 3600,
+  minValue: -1e12,
+  maxValue: 1e12,
+  maxDurationMs: 86_400_000,
+  maxDimensions: 20,
+  dimensionKeyMaxLength: 50,
+  dimensionValueMaxLength: 200,
+  maxMetadata: 30,
+  metadataKeyMaxLength: 50,
+  metadataValueMaxLength: 1000,
+} as const;
+
+const SERVICE_PATTERN = /^[a-zA-Z0-9_-]+$/;
+const INSTANCE_ID_PATTERN = /^[a-zA-Z0-9_.-]+$/;
+const VERSION_PATTERN = /^\d+\.\d+\.\d+(-[a-zA-Z0-9.-]+)?$/;
+const DIMENSION_KEY_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of google.protobuf.Timestamp. */
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+/** Python's `datetime.isoformat()` of an aware UTC time, as the legacy messages print it. */
+export function pyIsoFormat(ts: Timestamp): string {
+  const base = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19);
+  const micros = Math.floor(ts.nanos / 1000);
+  return `${base}${micros > 0 ? `.${String(micros).padStart(6, "0")}` : ""}+00:00`;
+}
+
+/**
+ * Applies the rule set of contract §2 to a typed batch. Pure: the same input
+ * and clock give the same result. The whole batch is judged: callers reject it
+ * whole when any violation is found.
+ */
+export function validateBatch(
+  batch: BatchInput,
+  options: { readonly nowMs: number; readonly paths: PathStyle },
+): ValidationResult {
+  const violations: Violation[] = [];
+  const warnings: string[] = [];
+  const fail = (field: string, description: string) => violations.push({ field, description });
+
+  const service = batch.service;
+  if (service === "") {
+    fail("service", "Service name is required");
+  } else if (pyLen(service) > LIMITS.serviceMaxLength) {
+    fail(
+      "service",
+      `Service name too long: ${pyLen(service)} chars, max ${LIMITS.serviceMaxLength}`,
+    );
+  } else if (!SERVICE_PATTERN.test(service)) {
+    fail(
+      "service",
+      "Service name must contain only alphanumeric characters, underscores, and hyphens",
+    );
+  }
+
+  const version = batch.version;
+  if (version) {
+    if (pyLen(version) > LIMITS.versionMaxLength) {
+      fail("version", `Version too long: ${pyLen(version)} chars, max ${LIMITS.versionMaxLength}`);
+    } else if (!VERSION_PATTERN.test(version)) {
+      warnings.push(`Version '${version}' does not follow semantic versioning (x.y.z)`);
+    }
+  }
+
+  const instanceId = batch.instanceId;
+  if (instanceId) {
+    if (pyLen(instanceId) > LIMITS.instanceIdMaxLength) {
+      fail(
+        "instance_id",
+        `Instance ID too long: ${pyLen(instanceId)} chars, max ${LIMITS.instanceIdMaxLength}`,
+      );
+    } else if (!INSTANCE_ID_PATTERN.test(instanceId)) {
+      fail(
+        "instance_id",
+        "Instance ID must contain only alphanumeric characters, underscores, dots, and hyphens",
+      );
+    }
+  }
+
+  const { events } = batch;
+  const eventsPath = options.paths.events;
+  if (events.length === 0) {
+    fail(eventsPath, "At least one metric is required");
+  } else if (events.length > LIMITS.maxEvents) {
+    fail(eventsPath, `Too many metrics in request: ${events.length}, max ${LIMITS.maxEvents}`);
+  } else {
+    events.forEach((event, i) => {
+      validateEvent(event, `${eventsPath}[${i}]`, options, fail, warnings);
+    });
+  }
+  return { violations, warnings };
+}
+
+function validateEvent(
+  event: Event,
+  path: string,
+  options: { readonly nowMs: number; readonly paths: PathStyle },
+  fail: (field: string, description: string) => void,
+  warnings: string[],
+): void {
+  const kind = event.kind.case === undefined ? undefined : KIND_BY_CASE.get(event.kind.case);
+  if (kind === undefined) {
+    const names = [...KIND_BY_CASE.values()].map((k) => k.name).join(", ");
+    fail(`${path}.kind`, `Event kind is required: set one of ${names}`);
+  }
+
+  if (event.timestamp !== undefined) {
+    validateTimestamp(event.timestamp, `${path}.timestamp`, options.nowMs, fail, warnings);
+  }
+
+  if (event.value === undefined) {
+    if (kind?.valueRequired) fail(`${path}.value`, "Metric value is required");
+  } else {
+    validateValue(event.value, `${path}.value`, fail);
+  }
+
+  if (event.durationMs !== undefined) {
+    const d = event.durationMs;
+    if (Number.isNaN(d)) fail(`${path}.duration_ms`, "Duration cannot be NaN");
+    if (d < 0) fail(`${path}.duration_ms`, `Duration cannot be negative: ${pyFloat(d)}`);
+    if (d > LIMITS.maxDurationMs) {
+      fail(
+        `${path}.duration_ms`,
+        `Duration too large: ${pyFloat(d)}ms, max ${pyFloat(LIMITS.maxDurationMs)}ms`,
+      );
+    }
+  }
+
+  const typed = kind ? typedValues(event, kind) : [];
+  validateMap(event.dimensions, "dimensions", typed, path, kind, options.paths, fail, warnings);
+  validateMap(event.metadata, "metadata", typed, path, kind, options.paths, fail, warnings);
+}
+
+function validateTimestamp(
+  ts: Timestamp,
+  path: string,
+  nowMs: number,
+  fail: (field: string, description: string) => void,
+  warnings: string[],
+): void {
+  if (
+    ts.seconds < MIN_SECONDS ||
+    ts.seconds > MAX_SECONDS ||
+    ts.nanos < 0 ||
+    ts.nanos > 999_999_999
+  ) {
+    fail(path, "Timestamp must be a valid time between 0001-01-01 and 9999-12-31 UTC");
+    return;
+  }
+  const seconds = Number(ts.seconds) + ts.nanos / 1e9;
+  const now = nowMs / 1000;
+  if (seconds > now + LIMITS.maxFutureSkewSeconds) {
+    fail(path, `Timestamp is too far in the future: ${pyIsoFormat(ts)}`);
+  }
+  if (seconds < now - LIMITS.oldAfterSeconds) {
+    warnings.push(`Timestamp is very old: ${pyIsoFormat(ts)}`);
+  }
+}
+
+function validateValue(
+  value: number,
+  path: string,
+  fail: (field: string, description: string) => void,
+): void {
+  // Written as the Python comparison so NaN and infinities are "out of range" too (contract §2).
+  if (!(LIMITS.minValue <= value && value <= LIMITS.maxValue)) {
+    fail(
+      path,
+      `Metric value out of range: ${pyFloat(value)}, must be between ${pyFloat(LIMITS.minValue)} and ${pyFloat(LIMITS.maxValue)}`,
+    );
+  }
+  if (Number.isNaN(value)) fail(path, "Metric value cannot be NaN");
+  else if (!Number.isFinite(value)) fail(path, "Metric value cannot be infinite");
+}
+
+interface TypedValue {
+  readonly field: TypedField;
+  readonly value: boolean | string | number;
+}
+
+function typedValues(event: Event, kind: EventKind): TypedValue[] {
+  const message = event.kind.value as unknown as Record<string, unknown>;
+  const values: TypedValue[] = [];
+  for (const field of kind.fields) {
+    const value = readTypedField(message, field);
+    if (value !== undefined) values.push({ field, value });
+  }
+  return values;
+}
+
+/** The text whose length the legacy service limited: `str(v)`, or `json.dumps(v)` for metadata containers. */
+function legacyText(value: JsonValue, origin: "dimensions" | "metadata"): string {
+  if (origin === "metadata" && value !== null && typeof value === "object")
+    return pyJsonDumps(value);
+  return pyStr(value);
+}
+
+function validateMap(
+  map: JsonObject | undefined,
+  origin: "dimensions" | "metadata",
+  typed: readonly TypedValue[],
+  eventPath: string,
+  kind: EventKind | undefined,
+  paths: PathStyle,
+  fail: (field: string, description: string) => void,
+  warnings: string[],
+): void {
+  const isDims = origin === "dimensions";
+  const ownTyped = typed.filter((t) => t.field.origin === origin);
+  const entries = Object.entries(map ?? {});
+  const count = entries.length + ownTyped.length;
+  const max = isDims ? LIMITS.maxDimensions : LIMITS.maxMetadata;
+  const mapPath = `${eventPath}.${origin}`;
+  if (count > max) {
+    fail(
+      mapPath,
+      isDims
+        ? `Too many dimensions: ${count}, max ${max}`
+        : `Too many metadata fields: ${count}, max ${max}`,
+    );
+  }
+  const valueMax = isDims ? LIMITS.dimensionValueMaxLength : LIMITS.metadataValueMaxLength;
+  const label = isDims ? "Dimension" : "Metadata";
+
+  for (const { field, value } of ownTyped) {
+    const length = pyLen(
+      typeof value === "number" && field.type === "double" ? pyFloat(value) : pyStr(value),
+    );
+    if (length > valueMax && kind) {
+      fail(
+        `${eventPath}.${paths.typedField(kind, field)}`,
+        `${label} value too long: ${length} chars, max ${valueMax}`,
+      );
+    }
+  }
+
+  const typedNames = new Set(ownTyped.map((t) => t.field.name));
+  for (const [key, value] of entries) {
+    const path = `${mapPath}.${key}`;
+    const keyLength = pyLen(key);
+    const keyMax = isDims ? LIMITS.dimensionKeyMaxLength : LIMITS.metadataKeyMaxLength;
+    if (keyLength > keyMax) {
+      fail(path, `${label} key too long: ${keyLength} chars, max ${keyMax}`);
+    } else if (isDims && !DIMENSION_KEY_PATTERN.test(key)) {
+      fail(
+        path,
+        "Dimension key must start with letter/underscore and contain only alphanumeric/underscore characters",
+      );
+    }
+    if (typedNames.has(key) && kind) {
+      fail(path, `${label} key repeats the typed field ${kind.name}.${key}; set only one of them`);
+    }
+    if (value === null) continue;
+    const length = pyLen(legacyText(value, origin));
+    if (length > valueMax) fail(path, `${label} value too long: ${length} chars, max ${valueMax}`);
+    if (isDims && typeof value === "object") {
+      warnings.push(
+        `Dimension value at ${path} will be converted to string: ${Array.isArray(value) ? "list" : "dict"}`,
+      );
+    }
+  }
+}

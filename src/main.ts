@@ -1,0 +1,73 @@
+import { startService } from "./app.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./log.js";
+
+/*
+ * Process entry: configuration, start, and graceful stop on SIGTERM/SIGINT.
+ * The only place that calls process.exit.
+ */
+
+function banner(key: string, service: string, url: string): string {
+  return [
+    "",
+    "  No API key is configured, so one was created for this first start.",
+    "  It is shown this once and stored only as a SHA-256 hash:",
+    "",
+    `    ${key}          (service "${service}")`,
+    "",
+    "  Send events with it, e.g.:",
+    `    curl -X POST ${url}/mcp.metrics.v1.IngestService/Ingest \\`,
+    `      -H 'content-type: application/json' -H 'x-api-key: ${key}' \\`,
+    `      -d '{"service":"${service}","events":[{"authRequest":{"success":true,"method":"jwt"},"durationMs":12}]}'`,
+    "",
+    "  For real deployments give each service its own key with environment",
+    "  variables METRICS_API_KEY_<SERVICE>=<secret> (see README.md).",
+    "",
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const service = await startService(config, log);
+  if (service.bootstrapKey) {
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    const url = `http://${host}:${service.address.port}`;
+    process.stderr.write(banner(service.bootstrapKey.key, service.bootstrapKey.service, url));
+  }
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting at once");
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    service.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.fatal({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,53 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { type Principal, principalKey } from "../auth/principal.js";
+import { errors } from "../errors.js";
+import type { BucketDecision, TokenBucketLimiter } from "./token-bucket.js";
+
+/**
+ * Spends one token of the principal's bucket, or throws RESOURCE_EXHAUSTED with
+ * the time to the next token. Shared by the RPC interceptor and the JSON routes.
+ */
+export function enforceRateLimit(
+  limiter: TokenBucketLimiter,
+  principal: Principal,
+): BucketDecision {
+  const decision = limiter.take(principal.keyId, principal.rateLimitPerMinute);
+  if (!decision.allowed) {
+    throw errors.rateLimited(principal.rateLimitPerMinute, decision.retryAfterSeconds);
+  }
+  return decision;
+}
+
+async function* spendPerMessage<T>(
+  messages: AsyncIterable<T>,
+  limiter: TokenBucketLimiter,
+  principal: Principal,
+): AsyncGenerator<T> {
+  for await (const message of messages) {
+    enforceRateLimit(limiter, principal);
+    yield message;
+  }
+}
+
+/**
+ * Rate-limits every RPC after authentication: one token per unary call and one
+ * per message of a client stream, so a long-lived stream is limited like the
+ * equivalent unary calls. Successful unary answers carry the legacy
+ * `x-ratelimit-limit` and `x-ratelimit-remaining` headers.
+ */
+export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interceptor {
+  return (next) => async (req) => {
+    const principal = req.contextValues.get(principalKey);
+    if (principal === undefined) {
+      throw errors.internal(new Error("rate-limit interceptor ran before authentication"));
+    }
+    if (req.stream) {
+      return await next({ ...req, message: spendPerMessage(req.message, limiter, principal) });
+    }
+    const decision = enforceRateLimit(limiter, principal);
+    const res = await next(req);
+    res.header.set("x-ratelimit-limit", String(decision.limit));
+    res.header.set("x-ratelimit-remaining", String(decision.remaining));
+    return res;
+  };
+}

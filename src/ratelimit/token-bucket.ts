@@ -1,0 +1,91 @@
+/** What a token bucket says about one request. */
+export interface BucketDecision {
+  readonly allowed: boolean;
+  /** The bucket's size: the key's requests per minute. */
+  readonly limit: number;
+  /** Whole tokens left after this request. */
+  readonly remaining: number;
+  /** Seconds until the next token, when refused (0 when allowed). */
+  readonly retryAfterSeconds: number;
+}
+
+/** A bucket's state without spending from it. */
+export interface BucketState {
+  readonly limit: number;
+  /** Whole tokens available now. */
+  readonly available: number;
+  /** Seconds until the bucket is full again. */
+  readonly secondsToFull: number;
+}
+
+/** Options of {@link TokenBucketLimiter}. */
+export interface TokenBucketOptions {
+  /** Milliseconds on a monotonic clock; injectable for tests. */
+  readonly now?: () => number;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+/**
+ * Token buckets, one per key: each holds up to `limit` tokens and refills at
+ * `limit` per minute, continuously (fractions kept, W23). Starts full. A limit
+ * of 0 refuses everything (the Python service let the first request through).
+ */
+export class TokenBucketLimiter {
+  readonly #now: () => number;
+  readonly #buckets = new Map<number | string, Bucket>();
+
+  constructor(options: TokenBucketOptions = {}) {
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Spends `cost` tokens of the bucket `id` if it has them. */
+  take(id: number | string, limitPerMinute: number, cost = 1): BucketDecision {
+    const bucket = this.#refilled(id, limitPerMinute);
+    if (limitPerMinute > 0 && bucket.tokens >= cost) {
+      bucket.tokens -= cost;
+      return {
+        allowed: true,
+        limit: limitPerMinute,
+        remaining: Math.floor(bucket.tokens),
+        retryAfterSeconds: 0,
+      };
+    }
+    const perSecond = limitPerMinute / 60;
+    return {
+      allowed: false,
+      limit: limitPerMinute,
+      remaining: 0,
+      retryAfterSeconds: perSecond > 0 ? (cost - bucket.tokens) / perSecond : 60,
+    };
+  }
+
+  /** Reports the bucket `id` without spending from it. */
+  peek(id: number | string, limitPerMinute: number): BucketState {
+    const bucket = this.#refilled(id, limitPerMinute);
+    const perSecond = limitPerMinute / 60;
+    return {
+      limit: limitPerMinute,
+      available: Math.floor(bucket.tokens),
+      secondsToFull: perSecond > 0 ? (limitPerMinute - bucket.tokens) / perSecond : 0,
+    };
+  }
+
+  #refilled(id: number | string, limit: number): Bucket {
+    const now = this.#now();
+    let bucket = this.#buckets.get(id);
+    if (bucket === undefined) {
+      bucket = { tokens: limit, updatedAt: now };
+      this.#buckets.set(id, bucket);
+      return bucket;
+    }
+    const elapsedMinutes = Math.max(0, now - bucket.updatedAt) / 60_000;
+    // Clamped to the current limit, so lowering a key's limit takes effect at once.
+    bucket.tokens = Math.min(limit, bucket.tokens + elapsedMinutes * limit);
+    bucket.updatedAt = now;
+    return bucket;
+  }
+}

@@ -1,0 +1,107 @@
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
+import { createAuthInterceptor } from "./auth/auth-interceptor.js";
+import type { KeyRegistry } from "./auth/key-registry.js";
+import type { Config } from "./config.js";
+import { errors } from "./errors.js";
+import { createHttpRoutes } from "./http/http-routes.js";
+import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
+import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
+import type { Ingestor } from "./ingest/ingestor.js";
+import type { Logger } from "./log.js";
+import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
+import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+
+/** What the server is built from. */
+export interface MetricsServerOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly registry: KeyRegistry;
+  readonly limiter: TokenBucketLimiter;
+  readonly ingestor: Ingestor;
+}
+
+/** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
+export interface MetricsServer {
+  /** Listens on the configured host and port. */
+  listen(): Promise<AddressInfo>;
+  /** True once a shutdown began: new requests are refused with a retryable error. */
+  readonly draining: boolean;
+  /** Refuses new requests, waits for in-flight ones (up to the shutdown timeout), then closes. */
+  close(): Promise<void>;
+}
+
+/** Largest response message; answers are small, this only bounds a bug. */
+const WRITE_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Outermost interceptor: anything that is not already a ConnectError becomes
+ * INTERNAL with the detail logged, never echoed (CONVENTIONS.md habit 4).
+ */
+function errorBoundary(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (cause) {
+      const error = cause instanceof ConnectError ? cause : errors.internal(cause);
+      const entry = { procedure: req.method.name, code: Code[error.code] };
+      if (error.code === Code.Internal || error.code === Code.Unknown) {
+        log.error({ ...entry, err: error.cause ?? error }, "rpc failed");
+      } else {
+        log.debug(entry, "rpc refused");
+      }
+      throw error;
+    }
+  };
+}
+
+/** Refuses new RPCs with UNAVAILABLE once shutdown began. */
+function drainGuard(isDraining: () => boolean): Interceptor {
+  return (next) => async (req) => {
+    if (isDraining()) throw errors.shuttingDown();
+    return await next(req);
+  };
+}
+
+/**
+ * Builds the server without listening (tests listen on port 0). Interceptors
+ * run outermost first: error boundary, drain guard, auth, rate limit.
+ */
+export function createMetricsServer(options: MetricsServerOptions): MetricsServer {
+  const { config, log } = options;
+  let draining = false;
+  const isDraining = () => draining;
+  // Aborted only when the shutdown timeout has passed, to cut handlers still running.
+  const hardStop = new AbortController();
+
+  const handler = connectNodeAdapter({
+    routes: (router: ConnectRouter) => {
+      router.service(IngestService, createIngestServiceImpl(options.ingestor));
+    },
+    interceptors: [
+      errorBoundary(log),
+      drainGuard(isDraining),
+      createAuthInterceptor(options.registry),
+      createRateLimitInterceptor(options.limiter),
+    ],
+    readMaxBytes: config.maxRequestBytes,
+    writeMaxBytes: WRITE_MAX_BYTES,
+    shutdownSignal: hardStop.signal,
+    fallback: createHttpRoutes({ draining: isDraining }),
+  });
+  const port = createOnePortServer(handler, DEFAULT_ONE_PORT_OPTIONS);
+
+  return {
+    listen: () => port.listen(config.port, config.host),
+    get draining() {
+      return draining;
+    },
+    async close() {
+      draining = true;
+      await port.close(config.shutdownTimeoutMillis);
+      hardStop.abort();
+    },
+  };
+}

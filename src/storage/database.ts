@@ -1,0 +1,55 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3, { type Database } from "better-sqlite3";
+import { migrate } from "./migrations.js";
+
+export type { Database };
+
+/** Options of {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** `synchronous` pragma: FULL fsyncs every commit, NORMAL only at checkpoints. */
+  readonly synchronous: "FULL" | "NORMAL";
+  /** How long a statement waits on another connection's lock before SQLITE_BUSY, in ms. */
+  readonly busyTimeoutMillis: number;
+}
+
+/** The tables whose rows age out, with the default retention seeded for each. */
+export const RETAINED_TABLES = ["metrics", "auth_metrics", "discovery_metrics", "tool_metrics"];
+
+/**
+ * Opens (creating if needed) the SQLite database, sets its pragmas and runs
+ * the migrations. `:memory:` is allowed for tests.
+ */
+export function openDatabase(path: string, options: OpenDatabaseOptions): Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new BetterSqlite3(path);
+  try {
+    // auto_vacuum only takes effect before the first table exists: set it while
+    // the file is new so that retention can reclaim space incrementally later.
+    if ((db.pragma("user_version", { simple: true }) as number) === 0) {
+      db.pragma("auto_vacuum = INCREMENTAL");
+    }
+    db.pragma("journal_mode = WAL");
+    // Set explicitly: the connection that switched to WAL still reports FULL (STACK.md trap 10).
+    db.pragma(`synchronous = ${options.synchronous}`);
+    db.pragma(`busy_timeout = ${options.busyTimeoutMillis}`);
+    db.pragma("foreign_keys = ON");
+    db.pragma("temp_store = MEMORY");
+    db.pragma("cache_size = -16000");
+    migrate(db);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+/** Seeds a retention policy for every retained table that has none yet. */
+export function seedRetentionPolicies(db: Database, retentionDays: number): void {
+  const insert = db.prepare(
+    "INSERT OR IGNORE INTO retention_policies (table_name, retention_days) VALUES (?, ?)",
+  );
+  db.transaction(() => {
+    for (const table of RETAINED_TABLES) insert.run(table, retentionDays);
+  })();
+}

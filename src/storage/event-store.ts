@@ -1,0 +1,209 @@
+import type { Database } from "better-sqlite3";
+import type { EventRow } from "./rows.js";
+import { StorageError } from "./storage-error.js";
+
+/** Options of {@link createEventStore}. */
+export interface EventStoreOptions {
+  /** Most rows one transaction takes; a single larger batch still commits alone. */
+  readonly maxBatchRows: number;
+  /** How long a batch may wait for others to join its transaction, in ms; 0 = the next event-loop turn. */
+  readonly maxDelayMillis: number;
+  /** Called after every commit attempt, for the service's own metrics. */
+  readonly onCommit?: (stats: CommitStats) => void;
+}
+
+/** What one group commit did. */
+export interface CommitStats {
+  readonly requests: number;
+  readonly rows: number;
+  readonly durationMillis: number;
+  readonly error?: StorageError;
+}
+
+/** Durable storage of accepted events with group commit. */
+export interface EventStore {
+  /**
+   * Queues one request's rows and resolves once they are committed. Concurrent
+   * appends share one transaction; a failed transaction rejects exactly the
+   * appends it held with a {@link StorageError}, and later appends are unaffected.
+   */
+  append(requestId: string, rows: readonly EventRow[]): Promise<void>;
+  /** Commits everything queued so far, now. */
+  flush(): void;
+  /** Rows queued and not yet committed. */
+  readonly queuedRows: number;
+  /** Commits what is queued and refuses further appends. */
+  close(): void;
+}
+
+interface Pending {
+  readonly requestId: string;
+  readonly rows: readonly EventRow[];
+  readonly resolve: () => void;
+  readonly reject: (error: StorageError) => void;
+}
+
+/**
+ * Creates the event store over an open database. Statements are prepared once;
+ * each group is written in one `BEGIN IMMEDIATE` transaction (STACK.md trap 10).
+ */
+export function createEventStore(db: Database, options: EventStoreOptions): EventStore {
+  const insertMetric = db.prepare(
+    `INSERT INTO metrics (request_id, service, service_version, instance_id, metric_type,
+       timestamp, value, duration_ms, dimensions, metadata)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertAuth = db.prepare(
+    `INSERT INTO auth_metrics (request_id, timestamp, service, duration_ms,
+       success, method, server, user_hash, error_code)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertTool = db.prepare(
+    `INSERT INTO tool_metrics (request_id, timestamp, service, duration_ms, tool_name,
+       server_path, server_name, success, client_name, client_version, method, user_hash,
+       error_code, input_size_bytes, output_size_bytes)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertDiscovery = db.prepare(
+    `INSERT INTO discovery_metrics (request_id, timestamp, service, duration_ms, query,
+       results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+
+  const writeRow = (requestId: string, r: EventRow): void => {
+    insertMetric.run(
+      requestId,
+      r.service,
+      r.serviceVersion,
+      r.instanceId,
+      r.metricType,
+      r.timestamp,
+      r.value,
+      r.durationMs,
+      r.dimensions,
+      r.metadata,
+    );
+    const shared = [requestId, r.timestamp, r.service, r.durationMs] as const;
+    if (r.auth) {
+      const a = r.auth;
+      insertAuth.run(...shared, a.success, a.method, a.server, a.userHash, a.errorCode);
+    } else if (r.tool) {
+      const t = r.tool;
+      insertTool.run(
+        ...shared,
+        t.toolName,
+        t.serverPath,
+        t.serverName,
+        t.success,
+        t.clientName,
+        t.clientVersion,
+        t.method,
+        t.userHash,
+        t.errorCode,
+        t.inputSizeBytes,
+        t.outputSizeBytes,
+      );
+    } else if (r.discovery) {
+      const d = r.discovery;
+      insertDiscovery.run(
+        ...shared,
+        d.query,
+        d.resultsCount,
+        d.topKServices,
+        d.topNTools,
+        d.embeddingTimeMs,
+        d.faissSearchTimeMs,
+      );
+    }
+  };
+
+  const writeGroup = db.transaction((group: readonly Pending[]) => {
+    for (const p of group) for (const row of p.rows) writeRow(p.requestId, row);
+  });
+
+  let queue: Pending[] = [];
+  let queuedRows = 0;
+  let timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const cancelTimer = (): void => {
+    if (timer === undefined) return;
+    clearTimeout(timer as NodeJS.Timeout);
+    clearImmediate(timer as NodeJS.Immediate);
+    timer = undefined;
+  };
+
+  const schedule = (): void => {
+    if (queue.length === 0) return;
+    const full = queuedRows >= options.maxBatchRows;
+    if (timer !== undefined && !full) return;
+    cancelTimer();
+    // setImmediate runs after the I/O callbacks of this loop turn, so requests that
+    // arrived while the previous commit held the loop all join the next commit.
+    timer =
+      full || options.maxDelayMillis === 0
+        ? setImmediate(commitNext)
+        : setTimeout(commitNext, options.maxDelayMillis);
+  };
+
+  /** Takes whole requests from the queue up to the row bound and commits them together. */
+  function commitNext(): void {
+    timer = undefined;
+    if (queue.length === 0) return;
+    let rows = 0;
+    let count = 0;
+    while (count < queue.length) {
+      const next = queue[count]?.rows.length ?? 0;
+      if (count > 0 && rows + next > options.maxBatchRows) break;
+      rows += next;
+      count++;
+    }
+    const group = queue.slice(0, count);
+    queue = queue.slice(count);
+    queuedRows -= rows;
+    const started = performance.now();
+    let error: StorageError | undefined;
+    try {
+      writeGroup.immediate(group);
+    } catch (cause) {
+      error = StorageError.from(cause);
+    }
+    const durationMillis = performance.now() - started;
+    for (const p of group) {
+      if (error) p.reject(error);
+      else p.resolve();
+    }
+    options.onCommit?.({
+      requests: group.length,
+      rows,
+      durationMillis,
+      ...(error ? { error } : {}),
+    });
+    schedule();
+  }
+
+  return {
+    append(requestId, rows) {
+      if (closed) {
+        return Promise.reject(new StorageError("closed", "the event store is closed"));
+      }
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ requestId, rows, resolve, reject });
+        queuedRows += rows.length;
+        schedule();
+      });
+    },
+    flush() {
+      cancelTimer();
+      while (queue.length > 0) commitNext();
+      cancelTimer();
+    },
+    get queuedRows() {
+      return queuedRows;
+    },
+    close() {
+      closed = true;
+      this.flush();
+    },
+  };
+}

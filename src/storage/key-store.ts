@@ -1,0 +1,102 @@
+import type { Database } from "better-sqlite3";
+
+/** A stored API key: its hash and settings, never the key itself. */
+export interface ApiKeyRow {
+  readonly id: number;
+  /** Lowercase hex SHA-256 of the key. */
+  readonly keyHash: string;
+  readonly serviceName: string;
+  readonly isActive: boolean;
+  /** Requests per minute. */
+  readonly rateLimit: number;
+  /** Where the key came from: `env:<VARIABLE>`, `generated`, or null for keys made elsewhere. */
+  readonly source: string | null;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+}
+
+/** A key to insert. */
+export interface NewApiKey {
+  readonly keyHash: string;
+  readonly serviceName: string;
+  readonly rateLimit: number;
+  readonly source: string | null;
+  readonly description: string | null;
+}
+
+/** Access to the `api_keys` table. Only the key registry calls it, never per request. */
+export interface KeyStore {
+  all(): ApiKeyRow[];
+  insert(key: NewApiKey): number;
+  deactivate(id: number): void;
+  setRateLimit(id: number, rateLimit: number): void;
+  /** Persists last-use times tracked in memory, in one transaction. */
+  recordLastUsed(uses: ReadonlyMap<number, Date>): void;
+}
+
+interface RawKeyRow {
+  id: number;
+  key_hash: string;
+  service_name: string;
+  is_active: number;
+  rate_limit: number;
+  source: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** SQLite `datetime('now')` format, which the contract's timestamp columns use. */
+export function sqliteDateTime(date: Date): string {
+  return date.toISOString().slice(0, 19).replace("T", " ");
+}
+
+/** Creates the key store over an open database. */
+export function createKeyStore(db: Database): KeyStore {
+  const selectAll = db.prepare<[], RawKeyRow>(
+    `SELECT id, key_hash, service_name, is_active, rate_limit, source, created_at, last_used_at
+     FROM api_keys ORDER BY id`,
+  );
+  const insert = db.prepare(
+    `INSERT INTO api_keys (key_hash, service_name, rate_limit, source, description)
+     VALUES (?, ?, ?, ?, ?)`,
+  );
+  const deactivate = db.prepare("UPDATE api_keys SET is_active = 0 WHERE id = ?");
+  const setRateLimit = db.prepare("UPDATE api_keys SET rate_limit = ? WHERE id = ?");
+  const touch = db.prepare(
+    `UPDATE api_keys SET last_used_at = ?
+     WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+  );
+  const recordLastUsed = db.transaction((uses: ReadonlyMap<number, Date>) => {
+    for (const [id, at] of uses) {
+      const text = sqliteDateTime(at);
+      touch.run(text, id, text);
+    }
+  });
+
+  return {
+    all: () =>
+      selectAll.all().map((r) => ({
+        id: r.id,
+        keyHash: r.key_hash,
+        serviceName: r.service_name,
+        isActive: r.is_active !== 0,
+        rateLimit: r.rate_limit,
+        source: r.source,
+        createdAt: r.created_at,
+        lastUsedAt: r.last_used_at,
+      })),
+    insert: (k) =>
+      Number(
+        insert.run(k.keyHash, k.serviceName, k.rateLimit, k.source, k.description).lastInsertRowid,
+      ),
+    deactivate: (id) => {
+      deactivate.run(id);
+    },
+    setRateLimit: (id, rateLimit) => {
+      setRateLimit.run(rateLimit, id);
+    },
+    recordLastUsed: (uses) => {
+      if (uses.size > 0) recordLastUsed.immediate(uses);
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import type { Database } from "better-sqlite3";
+
+/** One schema step; `version` is what `PRAGMA user_version` says after it. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/**
+ * The schema, as ordered steps (CONVENTIONS.md: versioned with `PRAGMA user_version`).
+ * Append new steps; never edit a released one.
+ *
+ * Tables and columns follow contract §3. Indexes follow STACK.md trap 11: every
+ * index leads with the event timestamp or with a low-cardinality column (a few
+ * hot leaf pages per commit); the contract's random-key indexes
+ * (user_hash, tool_name, client_name) are left out because each distinct key
+ * dirties its own page on every commit. Queries on those columns over a time
+ * range use the timestamp index.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial_schema",
+    sql: `
+CREATE TABLE api_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_hash TEXT UNIQUE NOT NULL,
+  service_name TEXT NOT NULL,
+  created_at TEXT NOT NULL DEFAULT (datetime('now')),
+  last_used_at TEXT,
+  is_active BOOLEAN NOT NULL DEFAULT 1,
+  rate_limit INTEGER NOT NULL DEFAULT 1000,
+  usage_count INTEGER NOT NULL DEFAULT 0,
+  daily_usage_limit INTEGER,
+  monthly_usage_limit INTEGER,
+  description TEXT,
+  source TEXT
+);
+CREATE INDEX idx_api_keys_service ON api_keys (service_name);
+
+CREATE TABLE metrics (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  service TEXT NOT NULL,
+  service_version TEXT,
+  instance_id TEXT,
+  metric_type TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  value REAL NOT NULL,
+  duration_ms REAL,
+  dimensions TEXT,
+  metadata TEXT,
+  created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE INDEX idx_metrics_timestamp ON metrics (timestamp);
+CREATE INDEX idx_metrics_type_timestamp ON metrics (metric_type, timestamp);
+CREATE INDEX idx_metrics_service_type_timestamp ON metrics (service, metric_type, timestamp);
+
+CREATE TABLE auth_metrics (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  service TEXT NOT NULL,
+  duration_ms REAL,
+  success BOOLEAN,
+  method TEXT,
+  server TEXT,
+  user_hash TEXT,
+  error_code TEXT,
+  created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE INDEX idx_auth_timestamp ON auth_metrics (timestamp);
+CREATE INDEX idx_auth_success_timestamp ON auth_metrics (success, timestamp);
+
+CREATE TABLE discovery_metrics (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  service TEXT NOT NULL,
+  duration_ms REAL,
+  query TEXT,
+  results_count INTEGER,
+  top_k_services INTEGER,
+  top_n_tools INTEGER,
+  embedding_time_ms REAL,
+  faiss_search_time_ms REAL,
+  created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE INDEX idx_discovery_timestamp ON discovery_metrics (timestamp);
+CREATE INDEX idx_discovery_results_timestamp ON discovery_metrics (results_count, timestamp);
+
+CREATE TABLE tool_metrics (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id TEXT NOT NULL,
+  timestamp TEXT NOT NULL,
+  service TEXT NOT NULL,
+  duration_ms REAL,
+  tool_name TEXT,
+  server_path TEXT,
+  server_name TEXT,
+  success BOOLEAN,
+  client_name TEXT,
+  client_version TEXT,
+  method TEXT,
+  user_hash TEXT,
+  error_code TEXT,
+  input_size_bytes INTEGER,
+  output_size_bytes INTEGER,
+  created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE INDEX idx_tool_timestamp ON tool_metrics (timestamp);
+CREATE INDEX idx_tool_method_timestamp ON tool_metrics (method, timestamp);
+CREATE INDEX idx_tool_success_timestamp ON tool_metrics (success, timestamp);
+
+CREATE TABLE retention_policies (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  table_name TEXT UNIQUE NOT NULL,
+  retention_days INTEGER NOT NULL,
+  is_active BOOLEAN NOT NULL DEFAULT 1,
+  timestamp_column TEXT NOT NULL DEFAULT 'timestamp',
+  created_at TEXT NOT NULL DEFAULT (datetime('now')),
+  updated_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+`,
+  },
+];
+
+/** The schema version this build expects. */
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
+
+/**
+ * Brings the database up to {@link SCHEMA_VERSION}. Each step runs in its own
+ * transaction together with its `user_version` bump, so a crash leaves the
+ * database at a whole version. A database newer than this build is refused.
+ */
+export function migrate(db: Database): { from: number; to: number } {
+  const from = db.pragma("user_version", { simple: true }) as number;
+  if (from > SCHEMA_VERSION) {
+    throw new Error(
+      `database schema version ${from} is newer than this build supports (${SCHEMA_VERSION})`,
+    );
+  }
+  for (const step of MIGRATIONS) {
+    if (step.version <= from) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    }).immediate();
+  }
+  return { from, to: SCHEMA_VERSION };
+}

@@ -1,0 +1,58 @@
+/** SQLite has no boolean: 1, 0, or NULL when unknown. */
+export type SqlBool = 0 | 1 | null;
+
+/** Columns of `auth_metrics` beyond the shared ones (contract §3). */
+export interface AuthColumns {
+  readonly success: SqlBool;
+  readonly method: string | null;
+  readonly server: string | null;
+  readonly userHash: string | null;
+  readonly errorCode: string | null;
+}
+
+/** Columns of `tool_metrics` beyond the shared ones (contract §3). */
+export interface ToolColumns {
+  readonly toolName: string | null;
+  readonly serverPath: string | null;
+  readonly serverName: string | null;
+  readonly success: SqlBool;
+  readonly clientName: string | null;
+  readonly clientVersion: string | null;
+  readonly method: string | null;
+  readonly userHash: string | null;
+  readonly errorCode: string | null;
+  readonly inputSizeBytes: number | null;
+  readonly outputSizeBytes: number | null;
+}
+
+/** Columns of `discovery_metrics` beyond the shared ones (contract §3). */
+export interface DiscoveryColumns {
+  readonly query: string | null;
+  readonly resultsCount: number | null;
+  readonly topKServices: number | null;
+  readonly topNTools: number | null;
+  readonly embeddingTimeMs: number | null;
+  readonly faissSearchTimeMs: number | null;
+}
+
+/**
+ * One accepted event as it is stored: a `metrics` row, plus the row of the
+ * specialized table for its type, if it has one. Plain values only, ready to bind.
+ */
+export interface EventRow {
+  readonly service: string;
+  readonly serviceVersion: string | null;
+  readonly instanceId: string | null;
+  readonly metricType: string;
+  /** ISO 8601 in UTC with microseconds, e.g. `2026-11-25T14:16:00.123456Z`: fixed width, so text order is time order. */
+  readonly timestamp: string;
+  readonly value: number;
+  readonly durationMs: number | null;
+  /** JSON object text of every dimension, typed ones included. */
+  readonly dimensions: string;
+  /** JSON object text of every metadata entry, typed ones included. */
+  readonly metadata: string;
+  readonly auth?: AuthColumns;
+  readonly tool?: ToolColumns;
+  readonly discovery?: DiscoveryColumns;
+}

@@ -1,0 +1,29 @@
+import { SqliteError } from "better-sqlite3";
+
+/**
+ * Why a write failed: `unavailable` is worth retrying (busy, full, read-only,
+ * I/O), `closed` means the store is shutting down, `internal` is anything else.
+ */
+export type StorageFailure = "unavailable" | "closed" | "internal";
+
+/** A failed storage operation; `cause` keeps the driver's error for the log. */
+export class StorageError extends Error {
+  override name = "StorageError";
+  readonly failure: StorageFailure;
+  constructor(failure: StorageFailure, message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.failure = failure;
+  }
+
+  /** Classifies a driver error by its SQLite result code, never by its text. */
+  static from(cause: unknown): StorageError {
+    if (cause instanceof StorageError) return cause;
+    const code = cause instanceof SqliteError ? cause.code : "";
+    const transient = /^SQLITE_(BUSY|LOCKED|FULL|READONLY|IOERR|CANTOPEN|PROTOCOL)/.test(code);
+    return new StorageError(
+      transient ? "unavailable" : "internal",
+      `storage ${transient ? "unavailable" : "failure"}: ${code || String(cause)}`,
+      { cause },
+    );
+  }
+}
