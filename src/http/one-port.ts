@@ -45,6 +45,9 @@ export interface OnePortServer {
   close(timeoutMillis: number): Promise<void>;
 }
 
+/** How long idle HTTP/1.1 connections stay open during a shutdown, for requests already on their way. */
+const IDLE_GRACE_MILLIS = 250;
+
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
@@ -63,6 +66,18 @@ export function createOnePortServer(
   let onIdle: (() => void) | undefined;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
+
+  /** Resolves when no request is in flight, or at the deadline. */
+  const idle = (deadline: number): Promise<void> =>
+    inFlight === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          onIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
 
   const tracked: RequestHandler = (req, res) => {
     inFlight++;
@@ -142,18 +157,17 @@ export function createOnePortServer(
     },
     async close(timeoutMillis) {
       draining = true;
+      const deadline = Date.now() + timeoutMillis;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
-      if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, timeoutMillis);
-          onIdle = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
+      // Idle HTTP/1.1 connections stay open a moment: closing one while its client
+      // starts a request on it loses that request to EPIPE. Requests arriving now
+      // are refused with a retryable answer and `Connection: close` instead.
+      await idle(deadline);
+      await new Promise((r) =>
+        setTimeout(r, Math.max(0, Math.min(IDLE_GRACE_MILLIS, deadline - Date.now()))),
+      );
+      await idle(deadline);
       h1.closeAllConnections();
       for (const socket of sockets) socket.destroy();
       await stopped;

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.js";
+
+describe("loadConfig", () => {
+  it("should default every setting as the README documents", () => {
+    expect(loadConfig({})).toEqual({
+      host: "0.0.0.0",
+      port: 8890,
+      sqlitePath: "./data/metrics.db",
+      sqliteSynchronous: "FULL",
+      sqliteBusyTimeoutMillis: 5000,
+      rateLimitPerMinute: 1000,
+      retentionDays: 90,
+      maxRequestBytes: 1048576,
+      commitMaxRows: 5000,
+      commitMaxDelayMillis: 0,
+      shutdownTimeoutMillis: 10000,
+      keyUsageFlushMillis: 60000,
+      logLevel: "info",
+      envApiKeys: [],
+    });
+  });
+
+  it("should be frozen", () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it("should read METRICS_API_KEY_<NAME> variables with the legacy naming rule", () => {
+    const config = loadConfig({
+      METRICS_API_KEY_CURRENTTIME_SERVER: "k1",
+      METRICS_API_KEY_AUTH: " k2 ",
+      METRICS_API_KEY: "ignored: what clients read",
+      METRICS_API_KEY_EMPTY: "",
+    });
+    expect(config.envApiKeys).toEqual([
+      { variable: "METRICS_API_KEY_AUTH", service: "auth", key: "k2" },
+      { variable: "METRICS_API_KEY_CURRENTTIME_SERVER", service: "currenttime-server", key: "k1" },
+    ]);
+  });
+
+  it("should report every invalid setting at once, naming each variable", () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        METRICS_SERVICE_PORT: "http",
+        METRICS_RATE_LIMIT: "-1",
+        SQLITE_SYNCHRONOUS: "OFF",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      'METRICS_SERVICE_PORT="http": must be a whole number from 0 to 65535',
+      'SQLITE_SYNCHRONOUS="OFF": must be one of FULL, NORMAL',
+      'METRICS_RATE_LIMIT="-1": must be a whole number from 0 to 100000000',
+    ]);
+  });
+});

@@ -1,0 +1,126 @@
+import { join } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Database, openDatabase } from "../../src/storage/database.js";
+import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
+import type { EventRow } from "../../src/storage/rows.js";
+import { StorageError } from "../../src/storage/storage-error.js";
+import { tempDir } from "../support/service.js";
+
+function row(service: string, i = 0): EventRow {
+  return {
+    service,
+    serviceVersion: null,
+    instanceId: null,
+    metricType: "auth_request",
+    timestamp: `2026-11-25T12:00:00.${String(i).padStart(6, "0")}Z`,
+    value: 1,
+    durationMs: i,
+    dimensions: "{}",
+    metadata: "{}",
+    auth: { success: 1, method: "jwt", server: null, userHash: null, errorCode: null },
+  };
+}
+
+const count = (db: Database, where = "1 = 1") =>
+  (db.prepare(`SELECT count(*) AS n FROM metrics WHERE ${where}`).get() as { n: number }).n;
+
+describe("createEventStore", () => {
+  let dir: string;
+  let db: Database;
+  beforeEach(() => {
+    dir = tempDir();
+    db = openDatabase(join(dir, "m.db"), { synchronous: "FULL", busyTimeoutMillis: 50 });
+  });
+  afterEach(() => {
+    db.close();
+  });
+
+  it("should commit concurrent appends together in one transaction", async () => {
+    const commits: CommitStats[] = [];
+    const store = createEventStore(db, {
+      maxBatchRows: 1000,
+      maxDelayMillis: 0,
+      onCommit: (s) => commits.push(s),
+    });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.append(`req_${i}`, [row("a", i), row("a", i)])),
+    );
+    expect(commits).toEqual([expect.objectContaining({ requests: 20, rows: 40 })]);
+    expect(count(db)).toBe(40);
+    expect((db.prepare("SELECT count(*) AS n FROM auth_metrics").get() as { n: number }).n).toBe(
+      40,
+    );
+  });
+
+  it("should resolve an append only once its rows are readable by another connection", async () => {
+    const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 5 });
+    const reader = new BetterSqlite3(join(dir, "m.db"), { readonly: true });
+    const pending = store.append("req_x", [row("durable")]);
+    expect(count(reader, "service = 'durable'")).toBe(0);
+    await pending;
+    expect(count(reader, "service = 'durable'")).toBe(1);
+    reader.close();
+  });
+
+  it("should bound a transaction by rows while keeping each request whole", async () => {
+    const commits: CommitStats[] = [];
+    const store = createEventStore(db, {
+      maxBatchRows: 5,
+      maxDelayMillis: 0,
+      onCommit: (s) => commits.push(s),
+    });
+    await Promise.all([
+      store.append("r1", [row("b"), row("b"), row("b")]),
+      store.append("r2", [row("b"), row("b"), row("b")]),
+      store.append(
+        "r3",
+        Array.from({ length: 7 }, (_, i) => row("b", i)),
+      ),
+    ]);
+    expect(commits.map((c) => c.rows)).toEqual([3, 3, 7]);
+    expect(count(db)).toBe(13);
+  });
+
+  it("should fail exactly the requests of a failed transaction and commit later ones", async () => {
+    // A real SQLite failure: a trigger aborts any insert for service 'poison'.
+    db.exec(
+      "CREATE TRIGGER poison BEFORE INSERT ON metrics WHEN NEW.service = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    );
+    const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0 });
+    const first = [store.append("ok1", [row("good")]), store.append("bad", [row("poison")])];
+    const results = await Promise.allSettled(first);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    const reason = (results[1] as PromiseRejectedResult).reason as StorageError;
+    expect(reason).toBeInstanceOf(StorageError);
+    expect(reason.failure).toBe("internal");
+    expect(count(db)).toBe(0);
+
+    await store.append("ok2", [row("good"), row("good")]);
+    expect(count(db, "service = 'good'")).toBe(2);
+  });
+
+  it("should report a write lock held by another process as retryable once the busy timeout passes", async () => {
+    const other = new BetterSqlite3(join(dir, "m.db"));
+    other.exec("BEGIN IMMEDIATE");
+    const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0 });
+    const error = await store.append("blocked", [row("x")]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).failure).toBe("unavailable");
+    other.exec("ROLLBACK");
+    other.close();
+    await store.append("after", [row("x")]);
+    expect(count(db)).toBe(1);
+  });
+
+  it("should commit what is queued on close and refuse appends after it", async () => {
+    const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 1000 });
+    const pending = store.append("late", [row("closing")]);
+    store.close();
+    await pending;
+    expect(count(db, "service = 'closing'")).toBe(1);
+    await expect(store.append("too-late", [row("closing")])).rejects.toMatchObject({
+      failure: "closed",
+    });
+  });
+});

@@ -1,0 +1,72 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import BetterSqlite3, { type Database } from "better-sqlite3";
+import { type RunningService, startService } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+
+/** A real service on 127.0.0.1 and a free port, with its own temporary SQLite file. */
+export interface TestService {
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly dbPath: string;
+  /** The API key configured for service `test-service`. */
+  readonly key: string;
+  readonly running: RunningService;
+  /** A read-only connection to the service's database file, for checking rows. */
+  readonly db: Database;
+  close(): Promise<void>;
+}
+
+/** Makes a temporary directory that {@link TestService.close} or the caller removes. */
+export function tempDir(prefix = "mcp-metrics-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts the service in this process with the given environment on top of test defaults. */
+export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+  const dir = tempDir();
+  const key = `test-${randomBytes(12).toString("hex")}`;
+  const dbPath = join(dir, "metrics.db");
+  const config = loadConfig({
+    METRICS_SERVICE_HOST: "127.0.0.1",
+    METRICS_SERVICE_PORT: "0",
+    SQLITE_DB_PATH: dbPath,
+    LOG_LEVEL: "silent",
+    METRICS_API_KEY_TEST_SERVICE: key,
+    ...env,
+  });
+  const running = await startService(config, createLogger(config.logLevel));
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  const port = running.address.port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dir,
+    dbPath,
+    key,
+    running,
+    db,
+    async close() {
+      await running.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Counts rows of a table, optionally filtered by a WHERE clause. */
+export function countRows(
+  db: Database,
+  table: string,
+  where = "1 = 1",
+  ...params: unknown[]
+): number {
+  const row = db.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).get(...params) as {
+    n: number;
+  };
+  return row.n;
+}
