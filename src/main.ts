@@ -1,4 +1,4 @@
-import { startService } from "./app.js";
+import { type RunningService, startService } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
 
@@ -38,13 +38,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const service = await startService(config, log);
-  if (service.bootstrapKey) {
-    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-    const url = `http://${host}:${service.address.port}`;
-    process.stderr.write(banner(service.bootstrapKey.key, service.bootstrapKey.service, url));
-  }
 
+  // Handlers go in before anything starts: a SIGTERM with no handler kills the
+  // process outright, losing whatever a half-started service had accepted.
+  let service: RunningService | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -53,7 +50,11 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, "shutting down");
-    service.close().then(
+    // A signal during start-up stops the service as soon as it is up.
+    if (service) shutdown(service);
+  };
+  const shutdown = (running: RunningService): void => {
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
         log.fatal({ err: error }, "shutdown failed");
@@ -63,6 +64,14 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+
+  service = await startService(config, log);
+  if (service.bootstrapKey) {
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    const url = `http://${host}:${service.address.port}`;
+    process.stderr.write(banner(service.bootstrapKey.key, service.bootstrapKey.service, url));
+  }
+  if (stopping) shutdown(service);
 }
 
 main().catch((error: unknown) => {

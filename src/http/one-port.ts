@@ -79,13 +79,24 @@ export function createOnePortServer(
           };
         });
 
+  /** HTTP/1.1 responses in flight, to end their keep-alive when a shutdown begins. */
+  const openResponses = new Set<http.ServerResponse>();
+  const endKeepAlive = (res: http.ServerResponse): void => {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+  };
+
   const tracked: RequestHandler = (req, res) => {
     inFlight++;
+    const h1Response = res instanceof http.ServerResponse ? res : undefined;
+    if (h1Response) {
+      openResponses.add(h1Response);
+      if (draining) endKeepAlive(h1Response);
+    }
     res.once("close", () => {
       inFlight--;
+      if (h1Response) openResponses.delete(h1Response);
       if (inFlight === 0) onIdle?.();
     });
-    if (draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     handler(req, res);
   };
 
@@ -159,7 +170,13 @@ export function createOnePortServer(
       draining = true;
       const deadline = Date.now() + timeoutMillis;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // GOAWAY: clients move new calls to a new connection at once. A stream a
+      // client sent before the GOAWAY reached it is reset with REFUSED_STREAM,
+      // which HTTP/2 and gRPC define as unprocessed and safe to retry.
       for (const session of sessions) session.close();
+      // Answers still to come say `Connection: close`, so their clients do not
+      // reuse a connection that is about to go away.
+      for (const res of openResponses) endKeepAlive(res);
       // Idle HTTP/1.1 connections stay open a moment: closing one while its client
       // starts a request on it loses that request to EPIPE. Requests arriving now
       // are refused with a retryable answer and `Connection: close` instead.
