@@ -1,20 +1,11 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { hashApiKey } from "../../src/auth/api-key.js";
-import { CONNECT_HTTP1, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
+import { CONNECT_HTTP1, failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { countRows, startTestService, type TestService } from "../support/service.js";
-
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** One key per protocol, so each protocol has a bucket of its own. */
 const protocolKeys = PROTOCOLS.map((_, i) => `rate-key-${i}-0123456789`);

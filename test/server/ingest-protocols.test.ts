@@ -1,7 +1,7 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { ingestClient, PROTOCOLS } from "../support/clients.js";
+import { failure, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch, mixedBatch, recentMs } from "../support/events.js";
 import { countRows, startTestService, type TestService } from "../support/service.js";
 
@@ -137,16 +137,13 @@ describe("IngestService over every protocol on one port", () => {
       const events = batch.events;
       events[0] = { ...events[0], durationMs: -1 };
       events[2] = { ...events[2], value: Number.POSITIVE_INFINITY };
-      const error = await client.ingest(batch).then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-      expect(error?.code).toBe(Code.InvalidArgument);
-      expect(error?.rawMessage).toContain(
+      const error = await failure(client.ingest(batch));
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toContain(
         "events[0].duration_ms: Duration cannot be negative: -1.0",
       );
       const { BadRequestSchema } = await import("../../gen/google/rpc/error_details_pb.js");
-      expect(error?.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([
+      expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([
         expect.objectContaining({
           field: "events[0].duration_ms",
           description: "Duration cannot be negative: -1.0",
@@ -191,15 +188,10 @@ describe("IngestService over every protocol on one port", () => {
         yield { events: [{ value: Number.NaN, kind: { case: "custom" as const, value: {} } }] };
         yield { events: authBatch(2).events };
       }
-      const error = await client.ingestStream(messages()).then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-      expect(error?.code).toBe(Code.InvalidArgument);
-      expect(error?.rawMessage).toContain(
-        "messages[1].events[0].value: Metric value cannot be NaN",
-      );
-      const totals = error?.findDetails(IngestStreamResponseSchema)[0];
+      const error = await failure(client.ingestStream(messages()));
+      expect(error.code).toBe(Code.InvalidArgument);
+      expect(error.rawMessage).toContain("messages[1].events[0].value: Metric value cannot be NaN");
+      const totals = error.findDetails(IngestStreamResponseSchema)[0];
       expect(totals).toMatchObject({ accepted: 5, rejected: 1, messages: 3 });
       expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(5);
     });

@@ -1,4 +1,10 @@
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -73,3 +79,13 @@ export const GRPC = protocolNamed("gRPC over h2c");
 
 /** Connect with binary messages over HTTP/1.1, for where h2c is not possible. */
 export const CONNECT_HTTP1 = protocolNamed("Connect binary over HTTP/1.1");
+
+/** The ConnectError a call fails with; fails the test if the call succeeds. */
+export async function failure(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("expected the call to fail");
+}
