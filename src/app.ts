@@ -44,6 +44,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const store = createEventStore(db, {
       maxBatchRows: config.commitMaxRows,
       maxDelayMillis: config.commitMaxDelayMillis,
+      busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
     });
     const server = createMetricsServer({
       config,

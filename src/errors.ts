@@ -15,34 +15,6 @@ export interface Violation {
   readonly description: string;
 }
 
-/**
- * HTTP status for each Connect code, as the Connect protocol maps them
- * (connectrpc.com/docs/protocol#error-codes); used by the plain HTTP routes.
- */
-const HTTP_STATUS: Readonly<Record<Code, number>> = {
-  [Code.Canceled]: 499,
-  [Code.Unknown]: 500,
-  [Code.InvalidArgument]: 400,
-  [Code.DeadlineExceeded]: 504,
-  [Code.NotFound]: 404,
-  [Code.AlreadyExists]: 409,
-  [Code.PermissionDenied]: 403,
-  [Code.ResourceExhausted]: 429,
-  [Code.FailedPrecondition]: 400,
-  [Code.Aborted]: 409,
-  [Code.OutOfRange]: 400,
-  [Code.Unimplemented]: 501,
-  [Code.Internal]: 500,
-  [Code.Unavailable]: 503,
-  [Code.DataLoss]: 500,
-  [Code.Unauthenticated]: 401,
-};
-
-/** The HTTP status that stands for a Connect code. */
-export function httpStatusOf(code: Code): number {
-  return HTTP_STATUS[code];
-}
-
 function errorInfo(reason: string) {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
 }
@@ -55,8 +27,15 @@ function retryInfo(seconds: number) {
   };
 }
 
-/** How many violations the error message itself lists; the details always carry all of them. */
+/** How many violations the error message itself lists. */
 const MESSAGE_VIOLATIONS = 10;
+
+/**
+ * How many violations the `google.rpc.BadRequest` detail carries. Over gRPC the
+ * details travel in one trailer, and nghttp2 refuses header blocks over 64 KiB
+ * (the stream would be reset instead of answered): 100 violations stay far below.
+ */
+export const DETAIL_VIOLATIONS = 100;
 
 /**
  * The error catalog: every error this service sends to a client is made here,
@@ -100,14 +79,19 @@ export const errors = {
       [errorInfo("RATE_LIMITED"), retryInfo(retryAfterSeconds)],
     ),
 
-  /** A batch failed validation; nothing of it was stored. Lists every violation. */
-  invalidBatch: (violations: readonly Violation[]) => {
+  /**
+   * A batch failed validation; nothing of it was stored. The details list the
+   * first {@link DETAIL_VIOLATIONS} violations; `total` counts them all.
+   */
+  invalidBatch: (violations: readonly Violation[], total = violations.length) => {
     const shown = violations
       .slice(0, MESSAGE_VIOLATIONS)
       .map((v) => `${v.field}: ${v.description}`);
-    const more = violations.length - shown.length;
+    const more = total - shown.length;
     const message = `invalid batch: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
-    const fieldViolations = violations.map((v) => ({ field: v.field, description: v.description }));
+    const fieldViolations = violations
+      .slice(0, DETAIL_VIOLATIONS)
+      .map((v) => ({ field: v.field, description: v.description }));
     return new ConnectError(message, Code.InvalidArgument, undefined, [
       errorInfo("INVALID_BATCH"),
       { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations }) },

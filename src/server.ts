@@ -71,14 +71,18 @@ function drainGuard(isDraining: () => boolean): Interceptor {
  */
 export function createMetricsServer(options: MetricsServerOptions): MetricsServer {
   const { config, log } = options;
-  let draining = false;
-  const isDraining = () => draining;
+  // Aborted when a shutdown begins: new calls are refused and open streams end.
+  const drain = new AbortController();
+  const isDraining = () => drain.signal.aborted;
   // Aborted only when the shutdown timeout has passed, to cut handlers still running.
   const hardStop = new AbortController();
 
   const handler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
-      router.service(IngestService, createIngestServiceImpl(options.ingestor));
+      router.service(
+        IngestService,
+        createIngestServiceImpl({ ingestor: options.ingestor, draining: drain.signal }),
+      );
     },
     interceptors: [
       errorBoundary(log),
@@ -96,10 +100,10 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   return {
     listen: () => port.listen(config.port, config.host),
     get draining() {
-      return draining;
+      return isDraining();
     },
     async close() {
-      draining = true;
+      drain.abort();
       await port.close(config.shutdownTimeoutMillis);
       hardStop.abort();
     },

@@ -36,8 +36,6 @@ export interface KeyRegistry {
   ensureBootstrapKey(): { key: string; service: string } | undefined;
   /** Checks an `x-api-key` value: missing, unknown and inactive keys fail (contract §1 steps 1-3). */
   authenticate(key: string | null | undefined): AuthResult;
-  /** Finds a key whether or not it is active (for reporting its bucket). */
-  find(key: string): Principal | undefined;
   /** Re-reads the keys from storage. */
   reload(): void;
   /** Writes the in-memory last-use times to storage. */
@@ -85,6 +83,11 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
         const keyHash = hashApiKey(env.key);
         const source = `env:${env.variable}`;
         const existing = byHash.get(keyHash);
+        if (existing?.row.source === source && !existing.row.isActive) {
+          // The variable went back to a key it had before (a rotation rolled back).
+          store.setActive(existing.row.id, true);
+          log.info({ keyId: existing.row.id, variable: env.variable }, "previous api key restored");
+        }
         if (existing === undefined) {
           const id = store.insert({
             keyHash,
@@ -102,7 +105,7 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
         }
         for (const { row } of byHash.values()) {
           if (row.source === source && row.keyHash !== keyHash && row.isActive) {
-            store.deactivate(row.id);
+            store.setActive(row.id, false);
             log.info({ keyId: row.id, variable: env.variable }, "previous api key retired");
           }
         }
@@ -137,15 +140,19 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       return { ok: true, principal: cached.principal };
     },
 
-    find: (key) => lookup(key)?.principal,
-
     reload,
 
     flushUsage() {
       if (lastUsed.size === 0) return;
       const uses = new Map(lastUsed);
       lastUsed.clear();
-      store.recordLastUsed(uses);
+      try {
+        store.recordLastUsed(uses);
+      } catch (error) {
+        // Keep the times for the next flush unless newer ones arrived meanwhile.
+        for (const [id, at] of uses) if (!lastUsed.has(id)) lastUsed.set(id, at);
+        log.warn({ err: error }, "could not persist api key usage; will retry");
+      }
     },
   };
 }

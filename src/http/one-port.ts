@@ -92,11 +92,20 @@ export function createOnePortServer(
       openResponses.add(h1Response);
       if (draining) endKeepAlive(h1Response);
     }
-    res.once("close", () => {
+    let done = false;
+    const finished = (): void => {
+      if (done) return;
+      done = true;
       inFlight--;
       if (h1Response) openResponses.delete(h1Response);
       if (inFlight === 0) onIdle?.();
-    });
+    };
+    res.once("close", finished);
+    // A request is done once its answer is written. Node's HTTP/2 compatibility
+    // response reports "close" only when both sides of the stream are closed, so
+    // a client stream the server answered early (e.g. at shutdown) would count as
+    // in flight until its client stops sending.
+    if (res instanceof http2.Http2ServerResponse) res.stream.once("finish", finished);
     handler(req, res);
   };
 

@@ -3,16 +3,51 @@ import {
   type IngestService,
   IngestStreamResponseSchema,
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { errors, type Violation } from "../errors.js";
+import { DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
 import type { Ingestor } from "./ingestor.js";
 import { newRequestId } from "./request-id.js";
 import { RPC_PATHS } from "./validate.js";
+
+/** What the IngestService handlers need. */
+export interface IngestServiceOptions {
+  readonly ingestor: Ingestor;
+  /** Aborted when the service starts draining: open streams end at once. */
+  readonly draining: AbortSignal;
+}
+
+/**
+ * The next message of a stream, or UNAVAILABLE as soon as the service drains,
+ * so that an idle stream never holds a shutdown up.
+ */
+function nextOrDrain<T>(
+  messages: AsyncIterator<T>,
+  draining: AbortSignal,
+): Promise<IteratorResult<T>> {
+  if (draining.aborted) return Promise.reject(errors.shuttingDown());
+  return new Promise((resolve, reject) => {
+    const onDrain = () => reject(errors.shuttingDown());
+    draining.addEventListener("abort", onDrain, { once: true });
+    messages.next().then(
+      (result) => {
+        draining.removeEventListener("abort", onDrain);
+        resolve(result);
+      },
+      (error: unknown) => {
+        draining.removeEventListener("abort", onDrain);
+        reject(error);
+      },
+    );
+  });
+}
 
 /**
  * The `mcp.metrics.v1.IngestService` handlers. Authentication and rate limits
  * are applied by the interceptors before these run.
  */
-export function createIngestServiceImpl(ingestor: Ingestor): ServiceImpl<typeof IngestService> {
+export function createIngestServiceImpl(
+  options: IngestServiceOptions,
+): ServiceImpl<typeof IngestService> {
+  const { ingestor, draining } = options;
   return {
     async ingest(req) {
       const outcome = await ingestor.ingest(req, { paths: RPC_PATHS });
@@ -23,20 +58,26 @@ export function createIngestServiceImpl(ingestor: Ingestor): ServiceImpl<typeof 
     async ingestStream(requests) {
       const requestId = newRequestId();
       const totals = { accepted: 0, rejected: 0, requestId, messages: 0 };
+      // Only the first violations are kept; a long stream must not grow memory.
       const violations: Violation[] = [];
+      let violationCount = 0;
       // A message that names a service sets the stream's envelope; later ones may omit it.
-      let envelope = {
-        service: "",
-        version: undefined as string | undefined,
-        instanceId: undefined as string | undefined,
-      };
+      let envelope: {
+        service: string;
+        version?: string | undefined;
+        instanceId?: string | undefined;
+      } = { service: "" };
       // Errors after some batches were committed carry the totals, so the emitter knows what is stored.
       const withTotals = (error: ConnectError): ConnectError => {
         error.details.push({ desc: IngestStreamResponseSchema, value: totals });
         return error;
       };
+      const messages = requests[Symbol.asyncIterator]();
       try {
-        for await (const message of requests) {
+        for (;;) {
+          const next = await nextOrDrain(messages, draining);
+          if (next.done) break;
+          const message = next.value;
           const index = totals.messages++;
           if (message.service !== "") {
             envelope = {
@@ -51,20 +92,18 @@ export function createIngestServiceImpl(ingestor: Ingestor): ServiceImpl<typeof 
           );
           if (outcome.ok) {
             totals.accepted += outcome.accepted;
-          } else {
-            totals.rejected += message.events.length;
-            for (const v of outcome.violations) {
-              violations.push({
-                field: `messages[${index}].${v.field}`,
-                description: v.description,
-              });
-            }
+            continue;
+          }
+          totals.rejected += message.events.length;
+          violationCount += outcome.violations.length;
+          for (const v of outcome.violations.slice(0, DETAIL_VIOLATIONS - violations.length)) {
+            violations.push({ field: `messages[${index}].${v.field}`, description: v.description });
           }
         }
       } catch (cause) {
         throw withTotals(cause instanceof ConnectError ? cause : errors.internal(cause));
       }
-      if (violations.length > 0) throw withTotals(errors.invalidBatch(violations));
+      if (violationCount > 0) throw withTotals(errors.invalidBatch(violations, violationCount));
       return totals;
     },
   };

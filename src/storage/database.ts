@@ -9,9 +9,16 @@ export type { Database };
 export interface OpenDatabaseOptions {
   /** `synchronous` pragma: FULL fsyncs every commit, NORMAL only at checkpoints. */
   readonly synchronous: "FULL" | "NORMAL";
-  /** How long a statement waits on another connection's lock before SQLITE_BUSY, in ms. */
+  /** How long start-up (migrations) waits on another connection's lock, in ms. */
   readonly busyTimeoutMillis: number;
 }
+
+/**
+ * How long a statement waits on another connection's lock at run time. The
+ * wait is synchronous (better-sqlite3 blocks the event loop), so it is kept
+ * short; the event store retries a busy commit on a timer instead.
+ */
+export const STATEMENT_BUSY_WAIT_MILLIS = 10;
 
 /** The tables whose rows age out, with the default retention seeded for each. */
 export const RETAINED_TABLES = ["metrics", "auth_metrics", "discovery_metrics", "tool_metrics"];
@@ -37,6 +44,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
     db.pragma("temp_store = MEMORY");
     db.pragma("cache_size = -16000");
     migrate(db);
+    db.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MILLIS}`);
     return db;
   } catch (error) {
     db.close();

@@ -8,6 +8,12 @@ export interface EventStoreOptions {
   readonly maxBatchRows: number;
   /** How long a batch may wait for others to join its transaction, in ms; 0 = the next event-loop turn. */
   readonly maxDelayMillis: number;
+  /**
+   * How long a commit keeps retrying while another connection holds the write
+   * lock, in ms, before its requests fail as unavailable. Retries run on a
+   * timer, so the event loop keeps serving meanwhile.
+   */
+  readonly busyTimeoutMillis?: number;
   /** Called after every commit attempt, for the service's own metrics. */
   readonly onCommit?: (stats: CommitStats) => void;
 }
@@ -41,7 +47,12 @@ interface Pending {
   readonly rows: readonly EventRow[];
   readonly resolve: () => void;
   readonly reject: (error: StorageError) => void;
+  /** When a commit of these rows was first tried, for the busy-retry budget. */
+  firstTriedAt?: number;
 }
+
+/** Pause between commit attempts while the write lock is held elsewhere. */
+const BUSY_RETRY_MILLIS = 10;
 
 /**
  * Creates the event store over an open database. Statements are prepared once;
@@ -146,8 +157,12 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
         : setTimeout(commitNext, options.maxDelayMillis);
   };
 
-  /** Takes whole requests from the queue up to the row bound and commits them together. */
-  function commitNext(): void {
+  /**
+   * Takes whole requests from the queue up to the row bound and commits them
+   * together. A busy lock is retried on a timer unless `retryBusy` is false
+   * (a synchronous flush must settle every request it takes).
+   */
+  function commitNext(retryBusy = true): void {
     timer = undefined;
     if (queue.length === 0) return;
     let rows = 0;
@@ -169,6 +184,16 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
       error = StorageError.from(cause);
     }
     const durationMillis = performance.now() - started;
+    for (const p of group) p.firstTriedAt ??= started;
+    const waitedMillis = started - (group[0]?.firstTriedAt ?? started);
+    if (retryBusy && error?.busy && waitedMillis < (options.busyTimeoutMillis ?? 0)) {
+      // Another process holds the lock: put the group back and try again shortly.
+      queue = [...group, ...queue];
+      queuedRows += rows;
+      cancelTimer();
+      timer = setTimeout(commitNext, BUSY_RETRY_MILLIS);
+      return;
+    }
     for (const p of group) {
       if (error) p.reject(error);
       else p.resolve();
@@ -195,7 +220,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     },
     flush() {
       cancelTimer();
-      while (queue.length > 0) commitNext();
+      while (queue.length > 0) commitNext(false);
       cancelTimer();
     },
     get queuedRows() {

@@ -28,7 +28,7 @@ export interface NewApiKey {
 export interface KeyStore {
   all(): ApiKeyRow[];
   insert(key: NewApiKey): number;
-  deactivate(id: number): void;
+  setActive(id: number, active: boolean): void;
   setRateLimit(id: number, rateLimit: number): void;
   /** Persists last-use times tracked in memory, in one transaction. */
   recordLastUsed(uses: ReadonlyMap<number, Date>): void;
@@ -60,7 +60,7 @@ export function createKeyStore(db: Database): KeyStore {
     `INSERT INTO api_keys (key_hash, service_name, rate_limit, source, description)
      VALUES (?, ?, ?, ?, ?)`,
   );
-  const deactivate = db.prepare("UPDATE api_keys SET is_active = 0 WHERE id = ?");
+  const setActive = db.prepare("UPDATE api_keys SET is_active = ? WHERE id = ?");
   const setRateLimit = db.prepare("UPDATE api_keys SET rate_limit = ? WHERE id = ?");
   const touch = db.prepare(
     `UPDATE api_keys SET last_used_at = ?
@@ -89,8 +89,8 @@ export function createKeyStore(db: Database): KeyStore {
       Number(
         insert.run(k.keyHash, k.serviceName, k.rateLimit, k.source, k.description).lastInsertRowid,
       ),
-    deactivate: (id) => {
-      deactivate.run(id);
+    setActive: (id, active) => {
+      setActive.run(active ? 1 : 0, id);
     },
     setRateLimit: (id, rateLimit) => {
       setRateLimit.run(rateLimit, id);

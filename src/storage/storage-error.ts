@@ -10,9 +10,16 @@ export type StorageFailure = "unavailable" | "closed" | "internal";
 export class StorageError extends Error {
   override name = "StorageError";
   readonly failure: StorageFailure;
-  constructor(failure: StorageFailure, message: string, options?: { cause: unknown }) {
+  /** True when another connection held the lock: worth retrying at once, on a timer. */
+  readonly busy: boolean;
+  constructor(
+    failure: StorageFailure,
+    message: string,
+    options?: { cause: unknown; busy?: boolean },
+  ) {
     super(message, options);
     this.failure = failure;
+    this.busy = options?.busy ?? false;
   }
 
   /** Classifies a driver error by its SQLite result code, never by its text. */
@@ -23,7 +30,7 @@ export class StorageError extends Error {
     return new StorageError(
       transient ? "unavailable" : "internal",
       `storage ${transient ? "unavailable" : "failure"}: ${code || String(cause)}`,
-      { cause },
+      { cause, busy: /^SQLITE_(BUSY|LOCKED)/.test(code) },
     );
   }
 }

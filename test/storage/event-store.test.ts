@@ -100,10 +100,50 @@ describe("createEventStore", () => {
     expect(count(db, "service = 'good'")).toBe(2);
   });
 
+  it("should wait out a write lock held by another process within the busy timeout, without blocking the loop", async () => {
+    const other = new BetterSqlite3(join(dir, "m.db"));
+    other.exec("BEGIN IMMEDIATE");
+    const store = createEventStore(db, {
+      maxBatchRows: 1000,
+      maxDelayMillis: 0,
+      busyTimeoutMillis: 10_000,
+    });
+    let settled = false;
+    const pending = store.append("waits", [row("patient")]).finally(() => {
+      settled = true;
+    });
+    // The loop keeps turning while the commit waits: timers fire, the append is still pending.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    other.exec("ROLLBACK");
+    other.close();
+    await pending;
+    expect(count(db, "service = 'patient'")).toBe(1);
+  });
+
+  it("should settle every request on a synchronous flush even while the lock is held", () => {
+    const other = new BetterSqlite3(join(dir, "m.db"));
+    other.exec("BEGIN IMMEDIATE");
+    const store = createEventStore(db, {
+      maxBatchRows: 1000,
+      maxDelayMillis: 1000,
+      busyTimeoutMillis: 60_000,
+    });
+    const pending = store.append("flushed", [row("x")]);
+    store.flush();
+    other.exec("ROLLBACK");
+    other.close();
+    return expect(pending).rejects.toMatchObject({ failure: "unavailable", busy: true });
+  });
+
   it("should report a write lock held by another process as retryable once the busy timeout passes", async () => {
     const other = new BetterSqlite3(join(dir, "m.db"));
     other.exec("BEGIN IMMEDIATE");
-    const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0 });
+    const store = createEventStore(db, {
+      maxBatchRows: 1000,
+      maxDelayMillis: 0,
+      busyTimeoutMillis: 50,
+    });
     const error = await store.append("blocked", [row("x")]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageError);
     expect((error as StorageError).failure).toBe("unavailable");
