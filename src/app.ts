@@ -3,7 +3,7 @@ import { createKeyRegistry, type KeyRegistry } from "./auth/key-registry.js";
 import type { Config } from "./config.js";
 import { createIngestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
-import { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import { createTokenBucketLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsServer } from "./server.js";
 import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
 import { createEventStore } from "./storage/event-store.js";
@@ -50,7 +50,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       config,
       log,
       registry,
-      limiter: new TokenBucketLimiter(),
+      limiter: createTokenBucketLimiter(),
       ingestor: createIngestor({ store, log }),
     });
     const address = await server.listen();

@@ -95,7 +95,10 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     shutdownSignal: hardStop.signal,
     fallback: createHttpRoutes({ draining: isDraining }),
   });
-  const port = createOnePortServer(handler, DEFAULT_ONE_PORT_OPTIONS);
+  const port = createOnePortServer(handler, {
+    ...DEFAULT_ONE_PORT_OPTIONS,
+    onError: (error) => log.error({ err: error }, "listening socket error"),
+  });
 
   return {
     listen: () => port.listen(config.port, config.host),

@@ -5,7 +5,8 @@ import { principalKey } from "./principal.js";
 /**
  * Authenticates every RPC by its `x-api-key` header and hands the principal to
  * the handler through {@link principalKey}. Missing, unknown and inactive keys
- * fail with UNAUTHENTICATED before the request body is read.
+ * fail with UNAUTHENTICATED before the handler runs. (For unary calls
+ * connect-es has already read the body, up to `readMaxBytes`, by then.)
  */
 export function createAuthInterceptor(registry: KeyRegistry): Interceptor {
   return (next) => async (req) => {

@@ -20,6 +20,8 @@ export interface OnePortOptions {
   readonly http2IdleTimeoutMillis: number;
   /** Concurrent streams per HTTP/2 connection. */
   readonly http2MaxConcurrentStreams: number;
+  /** Told about errors of the listening socket after start-up (they do not stop the server). */
+  readonly onError?: (error: Error) => void;
 }
 
 /** Sensible defaults for an ingestion port behind a load balancer. */
@@ -133,6 +135,7 @@ export function createOnePortServer(
     socket.once("close", () => sockets.delete(socket));
     let head = Buffer.alloc(0);
     const giveUp = setTimeout(() => socket.destroy(), options.headersTimeoutMillis);
+    socket.once("close", () => clearTimeout(giveUp));
     const onError = (): void => {
       clearTimeout(giveUp);
       socket.destroy();
@@ -161,6 +164,9 @@ export function createOnePortServer(
     socket.on("error", onError);
   };
   const server = net.createServer({ noDelay: true }, route);
+  // After listen, errors come from accept() (e.g. EMFILE under a connection
+  // flood): report them and keep serving instead of crashing.
+  const onServerError = (error: Error): void => options.onError?.(error);
 
   return {
     listen(port, host) {
@@ -168,6 +174,7 @@ export function createOnePortServer(
         server.once("error", reject);
         server.listen(port, host, () => {
           server.off("error", reject);
+          server.on("error", onServerError);
           resolve(server.address() as net.AddressInfo);
         });
       });

@@ -1,5 +1,4 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
 import type { EventRow, SqlBool } from "../storage/rows.js";
 import {
@@ -10,6 +9,7 @@ import {
   type TypedField,
   writeTypedField,
 } from "./event-kinds.js";
+import { formatMillis, formatTimestamp } from "./timestamps.js";
 
 /** The envelope fields every row of a batch shares. */
 export interface Envelope {
@@ -63,24 +63,6 @@ export function liftLegacyKeys(event: Event): void {
     delete map[field.name];
     if (value !== undefined) writeTypedField(message, field, value);
   }
-}
-
-/**
- * Fixed-width ISO 8601 in UTC with microseconds (`2026-11-25T14:16:00.123456Z`),
- * so that text order is time order in the timestamp indexes (fixes W20's mixed formats).
- */
-export function formatTimestamp(ts: Timestamp): string {
-  const base = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19);
-  return `${base}.${String(Math.floor(ts.nanos / 1000)).padStart(6, "0")}Z`;
-}
-
-/** {@link formatTimestamp} of a millisecond time. */
-export function formatMillis(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  return formatTimestamp({
-    seconds: BigInt(seconds),
-    nanos: Math.round((ms - seconds * 1000) * 1e6),
-  } as Timestamp);
 }
 
 const sqlBool = (v: unknown): SqlBool => (v === undefined ? null : v ? 1 : 0);

@@ -4,6 +4,7 @@ import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
 import type { Violation } from "../errors.js";
 import { type EventKind, KIND_BY_CASE, readTypedField, type TypedField } from "./event-kinds.js";
 import { pyFloat, pyJsonDumps, pyLen, pyStr } from "./python-format.js";
+import { pyIsoFormat } from "./timestamps.js";
 
 /** A batch as both ingress paths present it to validation. */
 export interface BatchInput {
@@ -69,13 +70,6 @@ const DIMENSION_KEY_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of google.protobuf.Timestamp. */
 const MIN_SECONDS = -62_135_596_800n;
 const MAX_SECONDS = 253_402_300_799n;
-
-/** Python's `datetime.isoformat()` of an aware UTC time, as the legacy messages print it. */
-export function pyIsoFormat(ts: Timestamp): string {
-  const base = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19);
-  const micros = Math.floor(ts.nanos / 1000);
-  return `${base}${micros > 0 ? `.${String(micros).padStart(6, "0")}` : ""}+00:00`;
-}
 
 /**
  * Applies the rule set of contract §2 to a typed batch. Pure: the same input
@@ -275,15 +269,22 @@ function validateMap(
   const label = isDims ? "Dimension" : "Metadata";
 
   for (const { field, value } of ownTyped) {
-    const length = pyLen(
-      typeof value === "number" && field.type === "double" ? pyFloat(value) : pyStr(value),
-    );
-    if (length > valueMax && kind) {
+    if (kind === undefined) break;
+    const path = `${eventPath}.${paths.typedField(kind, field)}`;
+    if (field.type === "enum" && !field.labels?.has(value as number)) {
       fail(
-        `${eventPath}.${paths.typedField(kind, field)}`,
-        `${label} value too long: ${length} chars, max ${valueMax}`,
+        path,
+        `Unknown value ${value}: expected one of ${[...(field.labels?.values() ?? [])].join(", ")}`,
       );
+      continue;
     }
+    if (field.type === "double" && !Number.isFinite(value)) {
+      fail(path, `${label} value must be a finite number, got ${pyFloat(value as number)}`);
+      continue;
+    }
+    const text = field.type === "double" ? pyFloat(value as number) : pyStr(value);
+    const length = pyLen(text);
+    if (length > valueMax) fail(path, `${label} value too long: ${length} chars, max ${valueMax}`);
   }
 
   const typedNames = new Set(ownTyped.map((t) => t.field.name));

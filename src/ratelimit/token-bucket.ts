@@ -18,10 +18,23 @@ export interface BucketState {
   readonly secondsToFull: number;
 }
 
-/** Options of {@link TokenBucketLimiter}. */
+/** Options of {@link createTokenBucketLimiter}. */
 export interface TokenBucketOptions {
   /** Milliseconds on a monotonic clock; injectable for tests. */
   readonly now?: () => number;
+}
+
+/**
+ * Token buckets, one per key: each holds up to `limit` tokens and refills at
+ * `limit` per minute, continuously (fractions kept, W23). A bucket starts
+ * full. A limit of 0 refuses everything (the Python service let the first
+ * request through).
+ */
+export interface TokenBucketLimiter {
+  /** Spends `cost` tokens of the bucket `id` if it has them. */
+  take(id: number | string, limitPerMinute: number, cost?: number): BucketDecision;
+  /** Reports the bucket `id` without spending from it. */
+  peek(id: number | string, limitPerMinute: number): BucketState;
 }
 
 interface Bucket {
@@ -29,63 +42,55 @@ interface Bucket {
   updatedAt: number;
 }
 
-/**
- * Token buckets, one per key: each holds up to `limit` tokens and refills at
- * `limit` per minute, continuously (fractions kept, W23). Starts full. A limit
- * of 0 refuses everything (the Python service let the first request through).
- */
-export class TokenBucketLimiter {
-  readonly #now: () => number;
-  readonly #buckets = new Map<number | string, Bucket>();
+/** Creates an empty set of token buckets. Memory grows with the number of keys, not requests. */
+export function createTokenBucketLimiter(options: TokenBucketOptions = {}): TokenBucketLimiter {
+  const now = options.now ?? (() => performance.now());
+  const buckets = new Map<number | string, Bucket>();
 
-  constructor(options: TokenBucketOptions = {}) {
-    this.#now = options.now ?? (() => performance.now());
-  }
-
-  /** Spends `cost` tokens of the bucket `id` if it has them. */
-  take(id: number | string, limitPerMinute: number, cost = 1): BucketDecision {
-    const bucket = this.#refilled(id, limitPerMinute);
-    if (limitPerMinute > 0 && bucket.tokens >= cost) {
-      bucket.tokens -= cost;
-      return {
-        allowed: true,
-        limit: limitPerMinute,
-        remaining: Math.floor(bucket.tokens),
-        retryAfterSeconds: 0,
-      };
-    }
-    const perSecond = limitPerMinute / 60;
-    return {
-      allowed: false,
-      limit: limitPerMinute,
-      remaining: 0,
-      retryAfterSeconds: perSecond > 0 ? (cost - bucket.tokens) / perSecond : 60,
-    };
-  }
-
-  /** Reports the bucket `id` without spending from it. */
-  peek(id: number | string, limitPerMinute: number): BucketState {
-    const bucket = this.#refilled(id, limitPerMinute);
-    const perSecond = limitPerMinute / 60;
-    return {
-      limit: limitPerMinute,
-      available: Math.floor(bucket.tokens),
-      secondsToFull: perSecond > 0 ? (limitPerMinute - bucket.tokens) / perSecond : 0,
-    };
-  }
-
-  #refilled(id: number | string, limit: number): Bucket {
-    const now = this.#now();
-    let bucket = this.#buckets.get(id);
+  const refilled = (id: number | string, limit: number): Bucket => {
+    const at = now();
+    let bucket = buckets.get(id);
     if (bucket === undefined) {
-      bucket = { tokens: limit, updatedAt: now };
-      this.#buckets.set(id, bucket);
+      bucket = { tokens: limit, updatedAt: at };
+      buckets.set(id, bucket);
       return bucket;
     }
-    const elapsedMinutes = Math.max(0, now - bucket.updatedAt) / 60_000;
+    const elapsedMinutes = Math.max(0, at - bucket.updatedAt) / 60_000;
     // Clamped to the current limit, so lowering a key's limit takes effect at once.
     bucket.tokens = Math.min(limit, bucket.tokens + elapsedMinutes * limit);
-    bucket.updatedAt = now;
+    bucket.updatedAt = at;
     return bucket;
-  }
+  };
+
+  return {
+    take(id, limitPerMinute, cost = 1) {
+      const bucket = refilled(id, limitPerMinute);
+      if (limitPerMinute > 0 && bucket.tokens >= cost) {
+        bucket.tokens -= cost;
+        return {
+          allowed: true,
+          limit: limitPerMinute,
+          remaining: Math.floor(bucket.tokens),
+          retryAfterSeconds: 0,
+        };
+      }
+      const perSecond = limitPerMinute / 60;
+      return {
+        allowed: false,
+        limit: limitPerMinute,
+        remaining: 0,
+        retryAfterSeconds: perSecond > 0 ? (cost - bucket.tokens) / perSecond : 60,
+      };
+    },
+
+    peek(id, limitPerMinute) {
+      const bucket = refilled(id, limitPerMinute);
+      const perSecond = limitPerMinute / 60;
+      return {
+        limit: limitPerMinute,
+        available: Math.floor(bucket.tokens),
+        secondsToFull: perSecond > 0 ? (limitPerMinute - bucket.tokens) / perSecond : 0,
+      };
+    },
+  };
 }

@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { EventSchema, FlowStep } from "../../gen/mcp/metrics/v1/events_pb.js";
-import { formatMillis, liftLegacyKeys, toEventRow } from "../../src/ingest/normalize.js";
+import { liftLegacyKeys, toEventRow } from "../../src/ingest/normalize.js";
+import { formatMillis } from "../../src/ingest/timestamps.js";
 
 const envelope = { service: "svc", version: "1.0.0", instanceId: "i-1" };
 const AT = Date.UTC(2026, 10, 25, 12, 0, 0, 123);

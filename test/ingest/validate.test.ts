@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { type Event, EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
+import { type Event, EventSchema, type FlowStep } from "../../gen/mcp/metrics/v1/events_pb.js";
 import type { Violation } from "../../src/errors.js";
 import {
   type BatchInput,
@@ -234,6 +234,36 @@ describe("validateBatch", () => {
           field: "events[0].dimensions.success",
           description:
             "Dimension key repeats the typed field auth_request.success; set only one of them",
+        },
+      ],
+    ],
+    [
+      "an unknown flow step number",
+      batch([
+        create(EventSchema, {
+          value: 1,
+          kind: { case: "protocolLatency", value: { flowStep: 9 as FlowStep } },
+        }),
+      ]),
+      [
+        {
+          field: "events[0].protocol_latency.flow_step",
+          description:
+            "Unknown value 9: expected one of initialize_to_tools_list, tools_list_to_tools_call, initialize_to_tools_call",
+        },
+      ],
+    ],
+    [
+      "a NaN typed metadata number",
+      batch([
+        create(EventSchema, {
+          kind: { case: "toolDiscovery", value: { embeddingTimeMs: Number.NaN } },
+        }),
+      ]),
+      [
+        {
+          field: "events[0].tool_discovery.embedding_time_ms",
+          description: "Metadata value must be a finite number, got nan",
         },
       ],
     ],

@@ -518,7 +518,7 @@ export const CustomSchema: GenMessage<Custom> = /*@__PURE__*/
  */
 export enum FlowStep {
   /**
-   * Not set; a protocol_latency event must name its step.
+   * Not set: the step is unknown.
    *
    * @generated from enum value: FLOW_STEP_UNSPECIFIED = 0;
    */
