@@ -15,6 +15,21 @@ export interface Violation {
   readonly description: string;
 }
 
+/** HTTP status for each Connect code the catalog uses, as the Connect protocol maps them. */
+const HTTP_STATUS: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.NotFound]: 404,
+  [Code.ResourceExhausted]: 429,
+  [Code.Unavailable]: 503,
+};
+
+/** The HTTP status that stands for a Connect code (500 for any other). */
+export function httpStatusOf(code: Code): number {
+  return HTTP_STATUS[code] ?? 500;
+}
+
 function errorInfo(reason: string) {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
 }

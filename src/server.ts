@@ -6,7 +6,7 @@ import { createAuthInterceptor } from "./auth/auth-interceptor.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
-import { createHttpRoutes } from "./http/http-routes.js";
+import { createHttpRoutes } from "./http/legacy-routes.js";
 import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
@@ -21,6 +21,8 @@ export interface MetricsServerOptions {
   readonly registry: KeyRegistry;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
+  /** Commits whatever the event store has queued, now (`POST /flush`). */
+  readonly flush: () => void;
 }
 
 /** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
@@ -93,7 +95,15 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
     shutdownSignal: hardStop.signal,
-    fallback: createHttpRoutes({ draining: isDraining }),
+    fallback: createHttpRoutes({
+      registry: options.registry,
+      limiter: options.limiter,
+      ingestor: options.ingestor,
+      flush: options.flush,
+      draining: isDraining,
+      maxRequestBytes: config.maxRequestBytes,
+      log,
+    }),
   });
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,

@@ -34,8 +34,12 @@ export interface KeyRegistry {
   syncEnvKeys(keys: readonly EnvApiKey[]): void;
   /** On a first start with no key at all, creates one and returns it (once); otherwise undefined. */
   ensureBootstrapKey(): { key: string; service: string } | undefined;
-  /** Checks an `x-api-key` value: missing, unknown and inactive keys fail (contract §1 steps 1-3). */
-  authenticate(key: string | null | undefined): AuthResult;
+  /**
+   * Checks an `x-api-key` value: missing, unknown and inactive keys fail
+   * (contract §1 steps 1-3). A success counts as a use of the key unless
+   * `recordUse` is false (reporting a key's own state is not a use).
+   */
+  authenticate(key: string | null | undefined, options?: { recordUse?: boolean }): AuthResult;
   /** Re-reads the keys from storage. */
   reload(): void;
   /** Writes the in-memory last-use times to storage. */
@@ -129,14 +133,14 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       return { key, service };
     },
 
-    authenticate(key) {
+    authenticate(key, { recordUse = true } = {}) {
       if (key === null || key === undefined || key.trim() === "") {
         return { ok: false, error: errors.apiKeyRequired() };
       }
       const cached = lookup(key);
       if (cached === undefined) return { ok: false, error: errors.invalidApiKey() };
       if (!cached.row.isActive) return { ok: false, error: errors.inactiveApiKey() };
-      lastUsed.set(cached.row.id, now());
+      if (recordUse) lastUsed.set(cached.row.id, now());
       return { ok: true, principal: cached.principal };
     },
 

@@ -18,6 +18,8 @@ export interface IngestOptions {
   readonly paths: PathStyle;
   /** The request id to store with the rows; a new one when absent. */
   readonly requestId?: string;
+  /** How each event's timestamp was written, for messages (see {@link validateBatch}). */
+  readonly timestampDisplays?: readonly (string | undefined)[];
 }
 
 /**
@@ -54,10 +56,14 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
   const now = options.now ?? Date.now;
   return {
-    async ingest(batch, { paths, requestId = newRequestId() }) {
+    async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays }) {
       const receivedAt = now();
       for (const event of batch.events) liftLegacyKeys(event);
-      const { violations, warnings } = validateBatch(batch, { nowMs: receivedAt, paths });
+      const { violations, warnings } = validateBatch(batch, {
+        nowMs: receivedAt,
+        paths,
+        timestampDisplays,
+      });
       if (warnings.length > 0) log.warn({ requestId, warnings }, "batch accepted with warnings");
       if (violations.length > 0) {
         log.debug({ requestId, violations: violations.length }, "batch rejected");

@@ -76,10 +76,16 @@ const MAX_SECONDS = 253_402_300_799n;
  * and clock give the same result. The whole batch is judged: callers reject it
  * whole when any violation is found.
  */
-export function validateBatch(
-  batch: BatchInput,
-  options: { readonly nowMs: number; readonly paths: PathStyle },
-): ValidationResult {
+/** Options of {@link validateBatch}. */
+export interface ValidateOptions {
+  /** Wall-clock milliseconds: the reference for timestamp checks. */
+  readonly nowMs: number;
+  readonly paths: PathStyle;
+  /** How each event's timestamp was written, for messages (legacy JSON keeps Python's form). */
+  readonly timestampDisplays?: readonly (string | undefined)[] | undefined;
+}
+
+export function validateBatch(batch: BatchInput, options: ValidateOptions): ValidationResult {
   const violations: Violation[] = [];
   const warnings: string[] = [];
   const fail = (field: string, description: string) => violations.push({ field, description });
@@ -131,7 +137,14 @@ export function validateBatch(
     fail(eventsPath, `Too many metrics in request: ${events.length}, max ${LIMITS.maxEvents}`);
   } else {
     events.forEach((event, i) => {
-      validateEvent(event, `${eventsPath}[${i}]`, options, fail, warnings);
+      validateEvent(
+        event,
+        `${eventsPath}[${i}]`,
+        options.timestampDisplays?.[i],
+        options,
+        fail,
+        warnings,
+      );
     });
   }
   return { violations, warnings };
@@ -140,7 +153,8 @@ export function validateBatch(
 function validateEvent(
   event: Event,
   path: string,
-  options: { readonly nowMs: number; readonly paths: PathStyle },
+  timestampDisplay: string | undefined,
+  options: ValidateOptions,
   fail: (field: string, description: string) => void,
   warnings: string[],
 ): void {
@@ -151,7 +165,8 @@ function validateEvent(
   }
 
   if (event.timestamp !== undefined) {
-    validateTimestamp(event.timestamp, `${path}.timestamp`, options.nowMs, fail, warnings);
+    const display = timestampDisplay ?? pyIsoFormat(event.timestamp);
+    validateTimestamp(event.timestamp, display, `${path}.timestamp`, options.nowMs, fail, warnings);
   }
 
   if (event.value === undefined) {
@@ -179,6 +194,7 @@ function validateEvent(
 
 function validateTimestamp(
   ts: Timestamp,
+  display: string,
   path: string,
   nowMs: number,
   fail: (field: string, description: string) => void,
@@ -196,10 +212,10 @@ function validateTimestamp(
   const seconds = Number(ts.seconds) + ts.nanos / 1e9;
   const now = nowMs / 1000;
   if (seconds > now + LIMITS.maxFutureSkewSeconds) {
-    fail(path, `Timestamp is too far in the future: ${pyIsoFormat(ts)}`);
+    fail(path, `Timestamp is too far in the future: ${display}`);
   }
   if (seconds < now - LIMITS.oldAfterSeconds) {
-    warnings.push(`Timestamp is very old: ${pyIsoFormat(ts)}`);
+    warnings.push(`Timestamp is very old: ${display}`);
   }
 }
 

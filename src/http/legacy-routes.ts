@@ -1,0 +1,240 @@
+import type { ConnectError } from "@connectrpc/connect";
+import type { KeyRegistry } from "../auth/key-registry.js";
+import type { Principal } from "../auth/principal.js";
+import { errors, httpStatusOf } from "../errors.js";
+import type { Ingestor } from "../ingest/ingestor.js";
+import { LEGACY_PATHS } from "../ingest/validate.js";
+import type { Logger } from "../log.js";
+import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
+import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
+import { decodeLegacyBatch } from "./legacy-batch.js";
+import { parseLegacyJson } from "./legacy-json.js";
+import { BodyError, readBody } from "./read-body.js";
+import { type AnyRequest, type AnyResponse, sendJson } from "./respond.js";
+
+/** The plain HTTP routes served beside the RPCs, through the Connect adapter's fallback. */
+export type HttpRoutes = (req: AnyRequest, res: AnyResponse) => void;
+
+/** What the legacy routes share with the RPCs: the same keys, buckets, ingest path and store. */
+export interface HttpRoutesOptions {
+  readonly registry: KeyRegistry;
+  readonly limiter: TokenBucketLimiter;
+  readonly ingestor: Ingestor;
+  /** Commits whatever is queued, now. */
+  readonly flush: () => void;
+  /** Whether the service is shutting down. */
+  readonly draining: () => boolean;
+  /** Largest body accepted, compressed or not (`METRICS_MAX_REQUEST_BYTES`). */
+  readonly maxRequestBytes: number;
+  readonly log: Logger;
+}
+
+type Handler = (req: AnyRequest, res: AnyResponse) => void | Promise<void>;
+
+/** The legacy service's `GET /` answer (contract §1). */
+const ROOT = {
+  service: "MCP Metrics Collection Service",
+  version: "1.0.0",
+  status: "running",
+  endpoints: {
+    metrics: "/metrics",
+    health: "/health",
+    flush: "/flush",
+    "rate-limit": "/rate-limit",
+  },
+};
+
+/** Legacy `{"detail": ...}` error answer for a catalog error, with its retry headers. */
+function sendError(res: AnyResponse, error: ConnectError): void {
+  const headers: Record<string, string> = {};
+  const retryAfter = error.metadata.get("retry-after");
+  if (retryAfter !== null) headers["Retry-After"] = retryAfter;
+  const limit = error.metadata.get("x-ratelimit-limit");
+  if (limit !== null) {
+    headers["X-RateLimit-Limit"] = limit;
+    headers["X-RateLimit-Remaining"] = error.metadata.get("x-ratelimit-remaining") ?? "0";
+  }
+  sendJson(res, httpStatusOf(error.code), { detail: error.rawMessage }, headers);
+}
+
+/** The headers every successful `/metrics` and `/flush` answer carries (contract §1). */
+function rateHeaders(decision: BucketDecision): Record<string, string> {
+  return {
+    "X-RateLimit-Limit": String(decision.limit),
+    "X-RateLimit-Remaining": String(decision.remaining),
+  };
+}
+
+/**
+ * Builds the legacy JSON API of the Python service (contract §1) on the one
+ * port: `POST /metrics`, `POST /flush`, `GET /rate-limit`, `GET /health` and
+ * `GET /`. `POST /metrics` decodes the JSON into the typed batch and goes
+ * through the same key check, token bucket, ingest path, validation and store
+ * as the RPCs. Checks run in the legacy order: body size, JSON syntax (422,
+ * even without a key), key (401), rate limit (429), schema (422), validation
+ * (200 with the rejections), commit (200 once committed).
+ */
+export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
+  const { registry, limiter, ingestor, log } = options;
+
+  /** Key check and token for a request; answers the error itself and returns undefined on failure. */
+  const admit = (
+    req: AnyRequest,
+    res: AnyResponse,
+  ): { principal: Principal; decision: BucketDecision } | undefined => {
+    if (options.draining()) {
+      sendError(res, errors.shuttingDown());
+      return undefined;
+    }
+    const auth = registry.authenticate(req.headers["x-api-key"] as string | undefined);
+    if (!auth.ok) {
+      sendError(res, auth.error);
+      return undefined;
+    }
+    try {
+      return { principal: auth.principal, decision: enforceRateLimit(limiter, auth.principal) };
+    } catch (error) {
+      sendError(res, error as ConnectError);
+      return undefined;
+    }
+  };
+
+  const postMetrics: Handler = async (req, res) => {
+    let text: string;
+    try {
+      text = (await readBody(req, options.maxRequestBytes)).toString("utf8");
+    } catch (error) {
+      if (!(error instanceof BodyError)) throw error;
+      // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
+      return sendJson(
+        res,
+        error.status,
+        { detail: error.message },
+        req.httpVersion === "1.1" ? { connection: "close" } : {},
+      );
+    }
+    const parsed = text.trim() === "" ? undefined : parseLegacyJson(text);
+    if (parsed === undefined) {
+      return sendJson(res, 422, {
+        detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
+      });
+    }
+    if (!parsed.ok) {
+      return sendJson(res, 422, {
+        detail: [
+          {
+            type: "json_invalid",
+            loc: ["body", parsed.error.position],
+            msg: parsed.error.message,
+            input: {},
+            ctx: { error: "Invalid JSON" },
+          },
+        ],
+      });
+    }
+    const admitted = admit(req, res);
+    if (admitted === undefined) return;
+    const decoded = decodeLegacyBatch(parsed.value);
+    if (!decoded.ok) return sendJson(res, 422, { detail: decoded.errors });
+
+    const { batch, timestampDisplays } = decoded.value;
+    let outcome: Awaited<ReturnType<Ingestor["ingest"]>>;
+    try {
+      outcome = await ingestor.ingest(batch, { paths: LEGACY_PATHS, timestampDisplays });
+    } catch (error) {
+      return sendError(res, error as ConnectError);
+    }
+    const headers = rateHeaders(admitted.decision);
+    if (outcome.ok) {
+      return sendJson(
+        res,
+        200,
+        {
+          status: "success",
+          accepted: outcome.accepted,
+          rejected: 0,
+          errors: [],
+          request_id: outcome.requestId,
+        },
+        headers,
+      );
+    }
+    // Contract §2 layer B: the whole batch is rejected, with 200 and every message.
+    return sendJson(
+      res,
+      200,
+      {
+        status: "success",
+        accepted: 0,
+        rejected: batch.events.length,
+        errors: outcome.violations.map((v) => `${v.field}: ${v.description}`),
+        request_id: outcome.requestId,
+      },
+      headers,
+    );
+  };
+
+  const postFlush: Handler = (req, res) => {
+    const admitted = admit(req, res);
+    if (admitted === undefined) return;
+    // Accepted events are committed before they are acknowledged; this commits what is queued.
+    options.flush();
+    sendJson(
+      res,
+      200,
+      { status: "success", message: "Metrics flushed to storage" },
+      rateHeaders(admitted.decision),
+    );
+  };
+
+  const getRateLimit: Handler = (req, res) => {
+    // Reports the caller's bucket without spending from it or counting a use;
+    // an unknown key is 401 (the Python service answered 500, W13).
+    const auth = registry.authenticate(req.headers["x-api-key"] as string | undefined, {
+      recordUse: false,
+    });
+    if (!auth.ok) return sendError(res, auth.error);
+    const { keyId, service, rateLimitPerMinute: limit } = auth.principal;
+    const state = limiter.peek(keyId, limit);
+    sendJson(res, 200, {
+      service,
+      rate_limit: limit,
+      available_tokens: state.available,
+      reset_time_seconds: limit > 0 ? Math.floor(((limit - state.available) / limit) * 60) : 0,
+    });
+  };
+
+  const routes: Record<string, Record<string, Handler>> = {
+    "/": { GET: (_req, res) => sendJson(res, 200, ROOT) },
+    "/health": {
+      GET: (_req, res) =>
+        options.draining()
+          ? sendJson(res, 503, { status: "draining", service: "metrics-collection" })
+          : sendJson(res, 200, { status: "healthy", service: "metrics-collection" }),
+    },
+    "/metrics": { POST: postMetrics },
+    "/flush": { POST: postFlush },
+    "/rate-limit": { GET: getRateLimit },
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const methods = routes[path];
+    if (methods === undefined) return sendJson(res, 404, { detail: "Not Found" });
+    const handler = methods[req.method ?? "GET"];
+    if (handler === undefined) {
+      return sendJson(
+        res,
+        405,
+        { detail: "Method Not Allowed" },
+        { allow: Object.keys(methods).join(", ") },
+      );
+    }
+    if (handler !== postMetrics) req.resume(); // drain any body so the connection stays usable
+    Promise.resolve(handler(req, res)).catch((error: unknown) => {
+      log.error({ err: error, path }, "http route failed");
+      if (!res.headersSent) sendJson(res, 500, { detail: "Internal server error" });
+      else res.end();
+    });
+  };
+}
