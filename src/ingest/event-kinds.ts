@@ -14,6 +14,8 @@ export interface TypedField {
   /** Property name on the generated message, e.g. `userHash`. */
   readonly localName: string;
   readonly origin: LegacyOrigin;
+  /** Other legacy keys read into this field, e.g. `vector_search_time_ms`. */
+  readonly aliases: readonly string[];
   readonly type: TypedFieldType;
   /** Smallest and largest whole value an `int` field takes. */
   readonly range?: readonly [number, number];
@@ -49,6 +51,14 @@ const LEGACY_METADATA_FIELDS = new Set([
   "faiss_search_time_ms",
 ]);
 
+/**
+ * Legacy keys that emitters use for a typed field under another name: the
+ * newer Python client sends `vector_search_time_ms` for the FAISS search time.
+ */
+const LEGACY_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  faiss_search_time_ms: ["vector_search_time_ms"],
+};
+
 /** Kinds whose `value` is a measurement: protocol_latency (seconds) and custom. */
 const VALUE_REQUIRED = new Set(["protocol_latency", "custom"]);
 
@@ -60,6 +70,7 @@ function typedField(field: DescField): TypedField {
     name: field.name,
     localName: field.localName,
     origin: LEGACY_METADATA_FIELDS.has(field.name) ? "metadata" : "dimensions",
+    aliases: LEGACY_ALIASES[field.name] ?? [],
   } as const;
   if (field.fieldKind === "enum") {
     const prefix = field.enum.sharedPrefix ?? "";

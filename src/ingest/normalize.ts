@@ -30,7 +30,8 @@ function fromLegacy(field: TypedField, value: JsonValue): boolean | string | num
     case "string":
       return typeof value === "string" ? value : undefined;
     case "double":
-      return typeof value === "number" ? value : undefined;
+      // Python stored NaN and infinities as they came; they stay free-form here.
+      return typeof value === "number" && Number.isFinite(value) ? value : undefined;
     case "int": {
       const [min, max] = field.range ?? [0, 0];
       return typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
@@ -55,13 +56,15 @@ export function liftLegacyKeys(event: Event): void {
   const message = event.kind.value as unknown as Record<string, unknown>;
   for (const field of kind.fields) {
     const map = event[field.origin];
-    if (map === undefined || !Object.hasOwn(map, field.name)) continue;
-    if (readTypedField(message, field) !== undefined) continue;
-    const raw = map[field.name] as JsonValue;
-    const value = raw === null ? undefined : fromLegacy(field, raw);
-    if (raw !== null && value === undefined) continue;
-    delete map[field.name];
-    if (value !== undefined) writeTypedField(message, field, value);
+    if (map === undefined) continue;
+    for (const key of [field.name, ...field.aliases]) {
+      if (!Object.hasOwn(map, key) || readTypedField(message, field) !== undefined) continue;
+      const raw = map[key] as JsonValue;
+      const value = raw === null ? undefined : fromLegacy(field, raw);
+      if (raw !== null && value === undefined) continue;
+      delete map[key];
+      if (value !== undefined) writeTypedField(message, field, value);
+    }
   }
 }
 
@@ -78,8 +81,9 @@ export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: numbe
   const kind = kindOf(event);
   if (kind === undefined) throw new Error("toEventRow needs a validated event with a kind");
   const message = event.kind.value as unknown as Record<string, unknown>;
-  const dimensions: JsonObject = {};
-  const metadata: JsonObject = {};
+  // Null-prototype objects: a key named "__proto__" stays an ordinary key.
+  const dimensions: JsonObject = Object.create(null);
+  const metadata: JsonObject = Object.create(null);
   const typed: Record<string, unknown> = {};
   for (const field of kind.fields) {
     const value = readTypedField(message, field);
