@@ -113,12 +113,10 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         req.httpVersion === "1.1" ? { connection: "close" } : {},
       );
     }
-    const parsed = text.trim() === "" ? undefined : parseLegacyJson(text);
-    if (parsed === undefined) {
-      return sendJson(res, 422, {
-        detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
-      });
-    }
+    // An empty body is "no body" to FastAPI, not a JSON error: it fails schema
+    // validation, after the key check, like any other missing field.
+    const parsed =
+      text.trim() === "" ? ({ ok: true, value: undefined } as const) : parseLegacyJson(text);
     if (!parsed.ok) {
       return sendJson(res, 422, {
         detail: [
@@ -134,6 +132,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     const admitted = admit(req, res);
     if (admitted === undefined) return;
+    if (parsed.value === undefined) {
+      return sendJson(res, 422, {
+        detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
+      });
+    }
     const decoded = decodeLegacyBatch(parsed.value);
     if (!decoded.ok) return sendJson(res, 422, { detail: decoded.errors });
 

@@ -112,6 +112,15 @@ describe("legacy JSON API (contract §1)", () => {
     });
   });
 
+  it("should treat an empty body as missing: 401 without a key, 422 with one", async () => {
+    expect((await postMetrics(svc.url, undefined, { raw: "" })).status).toBe(401);
+    const res = await postMetrics(svc.url, undefined, { key: svc.key, raw: "" });
+    expect(res.status).toBe(422);
+    expect(res.json).toEqual({
+      detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
+    });
+  });
+
   it("should check the key before the body's schema: bad key and bad schema is 401", async () => {
     const res = await postMetrics(svc.url, { metrics: "nope" }, { key: "not-a-key" });
     expect(res.status).toBe(401);
