@@ -52,7 +52,6 @@ export async function startService(config: Config, log: Logger): Promise<Running
       registry,
       limiter: createTokenBucketLimiter(),
       ingestor: createIngestor({ store, log }),
-      flush: () => store.flush(),
     });
     const address = await server.listen();
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);

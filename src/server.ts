@@ -21,8 +21,6 @@ export interface MetricsServerOptions {
   readonly registry: KeyRegistry;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
-  /** Commits whatever the event store has queued, now (`POST /flush`). */
-  readonly flush: () => void;
 }
 
 /** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
@@ -99,7 +97,6 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       registry: options.registry,
       limiter: options.limiter,
       ingestor: options.ingestor,
-      flush: options.flush,
       draining: isDraining,
       maxRequestBytes: config.maxRequestBytes,
       log,

@@ -43,6 +43,20 @@ const STRING_FIELDS = [
   { key: "instance_id", localName: "instanceId", required: false, max: 50 },
 ] as const;
 
+/** The texts Python's float() reads as NaN and infinities. */
+const SPECIAL_FLOATS = new Map([
+  ["nan", Number.NaN],
+  ["inf", Infinity],
+  ["+inf", Infinity],
+  ["-inf", -Infinity],
+  ["infinity", Infinity],
+  ["+infinity", Infinity],
+  ["-infinity", -Infinity],
+]);
+
+/** A decimal number as pydantic reads one from a string (no hex, binary or blanks). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/;
+
 /** pydantic's lax `float`: numbers, booleans and numeric strings. */
 function toFloat(
   input: unknown,
@@ -53,16 +67,9 @@ function toFloat(
   if (typeof input === "boolean") return input ? 1 : 0;
   if (typeof input === "string") {
     const text = input.trim().toLowerCase();
-    const special: Record<string, number> = {
-      nan: Number.NaN,
-      inf: Infinity,
-      "+inf": Infinity,
-      "-inf": -Infinity,
-      infinity: Infinity,
-      "-infinity": -Infinity,
-    };
-    if (text in special) return special[text];
-    if (text !== "" && Number.isFinite(Number(text))) return Number(text);
+    const special = SPECIAL_FLOATS.get(text);
+    if (special !== undefined) return special;
+    if (DECIMAL.test(text)) return Number(text);
     errors.push({
       type: "float_parsing",
       loc,

@@ -19,7 +19,7 @@ export function parseLegacyJson(
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (error) {
-    if (!PY_TOKENS.test(text)) return { ok: false, error: syntaxError(text, error) };
+    if (!PY_TOKENS.test(text)) return { ok: false, error: syntaxError(error) };
   }
   // Replace the tokens outside strings with sentinels no string of the body contains.
   let sentinel = "";
@@ -48,23 +48,27 @@ export function parseLegacyJson(
     }
     out += c;
   }
-  const values: Record<string, number> = {
-    NaN: Number.NaN,
-    Infinity: Infinity,
-    "-Infinity": -Infinity,
-  };
+  const values = new Map([
+    ["NaN", Number.NaN],
+    ["Infinity", Infinity],
+    ["-Infinity", -Infinity],
+  ]);
   try {
-    const value: unknown = JSON.parse(out, (_key, v: unknown) =>
-      typeof v === "string" && v.startsWith(sentinel) ? values[v.slice(sentinel.length)] : v,
-    );
+    const value: unknown = JSON.parse(out, (key, v: unknown) => {
+      // A token where a key belongs is not JSON to Python either.
+      if (key.startsWith(sentinel)) throw new SyntaxError("NaN or Infinity as an object key");
+      return typeof v === "string" && v.startsWith(sentinel)
+        ? values.get(v.slice(sentinel.length))
+        : v;
+    });
     return { ok: true, value };
   } catch (error) {
-    return { ok: false, error: syntaxError(text, error) };
+    return { ok: false, error: syntaxError(error) };
   }
 }
 
-function syntaxError(text: string, error: unknown): JsonSyntaxError {
+function syntaxError(error: unknown): JsonSyntaxError {
   const message = error instanceof Error ? error.message : String(error);
   const at = /position (\d+)/.exec(message)?.[1];
-  return { position: at === undefined ? text.length : Number(at), message: "JSON decode error" };
+  return { position: at === undefined ? 0 : Number(at), message: "JSON decode error" };
 }

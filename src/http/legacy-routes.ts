@@ -1,4 +1,4 @@
-import type { ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, httpStatusOf } from "../errors.js";
@@ -20,8 +20,6 @@ export interface HttpRoutesOptions {
   readonly registry: KeyRegistry;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
-  /** Commits whatever is queued, now. */
-  readonly flush: () => void;
   /** Whether the service is shutting down. */
   readonly draining: () => boolean;
   /** Largest body accepted, compressed or not (`METRICS_MAX_REQUEST_BYTES`). */
@@ -43,6 +41,23 @@ const ROOT = {
     "rate-limit": "/rate-limit",
   },
 };
+
+/**
+ * The first `X-API-Key` value, as Starlette reads it (Node joins repeated
+ * headers with ", ", which would turn a duplicated key into a wrong one).
+ */
+function apiKeyOf(req: AnyRequest): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** A catalog error as is; anything else becomes INTERNAL (its detail is logged by the caller). */
+function asConnectError(error: unknown): ConnectError {
+  return error instanceof ConnectError ? error : errors.internal(error);
+}
 
 /** Legacy `{"detail": ...}` error answer for a catalog error, with its retry headers. */
 function sendError(res: AnyResponse, error: ConnectError): void {
@@ -86,7 +101,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       sendError(res, errors.shuttingDown());
       return undefined;
     }
-    const auth = registry.authenticate(req.headers["x-api-key"] as string | undefined);
+    const auth = registry.authenticate(apiKeyOf(req));
     if (!auth.ok) {
       sendError(res, auth.error);
       return undefined;
@@ -94,7 +109,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     try {
       return { principal: auth.principal, decision: enforceRateLimit(limiter, auth.principal) };
     } catch (error) {
-      sendError(res, error as ConnectError);
+      sendError(res, asConnectError(error));
       return undefined;
     }
   };
@@ -102,7 +117,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const postMetrics: Handler = async (req, res) => {
     let text: string;
     try {
-      text = (await readBody(req, options.maxRequestBytes)).toString("utf8");
+      // A UTF-8 byte order mark is allowed, as Python's json.loads(bytes) allows it.
+      text = (await readBody(req, options.maxRequestBytes)).toString("utf8").replace(/^\uFEFF/, "");
     } catch (error) {
       if (!(error instanceof BodyError)) throw error;
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
@@ -115,8 +131,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     // An empty body is "no body" to FastAPI, not a JSON error: it fails schema
     // validation, after the key check, like any other missing field.
-    const parsed =
-      text.trim() === "" ? ({ ok: true, value: undefined } as const) : parseLegacyJson(text);
+    const parsed = text === "" ? ({ ok: true, value: null } as const) : parseLegacyJson(text);
     if (!parsed.ok) {
       return sendJson(res, 422, {
         detail: [
@@ -132,7 +147,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     const admitted = admit(req, res);
     if (admitted === undefined) return;
-    if (parsed.value === undefined) {
+    if (parsed.value === null) {
       return sendJson(res, 422, {
         detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
       });
@@ -145,7 +160,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     try {
       outcome = await ingestor.ingest(batch, { paths: LEGACY_PATHS, timestampDisplays });
     } catch (error) {
-      return sendError(res, error as ConnectError);
+      return sendError(res, asConnectError(error));
     }
     const headers = rateHeaders(admitted.decision);
     if (outcome.ok) {
@@ -180,8 +195,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const postFlush: Handler = (req, res) => {
     const admitted = admit(req, res);
     if (admitted === undefined) return;
-    // Accepted events are committed before they are acknowledged; this commits what is queued.
-    options.flush();
+    // Nothing to do: an event is acknowledged only once committed (W1), so
+    // everything accepted so far is already on disk.
     sendJson(
       res,
       200,
@@ -193,9 +208,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const getRateLimit: Handler = (req, res) => {
     // Reports the caller's bucket without spending from it or counting a use;
     // an unknown key is 401 (the Python service answered 500, W13).
-    const auth = registry.authenticate(req.headers["x-api-key"] as string | undefined, {
-      recordUse: false,
-    });
+    const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
     if (!auth.ok) return sendError(res, auth.error);
     const { keyId, service, rateLimitPerMinute: limit } = auth.principal;
     const state = limiter.peek(keyId, limit);
@@ -207,37 +220,50 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     });
   };
 
-  const routes: Record<string, Record<string, Handler>> = {
-    "/": { GET: (_req, res) => sendJson(res, 200, ROOT) },
-    "/health": {
-      GET: (_req, res) =>
-        options.draining()
-          ? sendJson(res, 503, { status: "draining", service: "metrics-collection" })
-          : sendJson(res, 200, { status: "healthy", service: "metrics-collection" }),
-    },
-    "/metrics": { POST: postMetrics },
-    "/flush": { POST: postFlush },
-    "/rate-limit": { GET: getRateLimit },
+  // Maps, not object literals: an HTTP/2 :method such as "__proto__" must find nothing.
+  const routes = new Map<string, Map<string, Handler>>([
+    ["/", new Map([["GET", (_req, res) => sendJson(res, 200, ROOT)]])],
+    [
+      "/health",
+      new Map([
+        [
+          "GET",
+          (_req, res) =>
+            options.draining()
+              ? sendJson(res, 503, { status: "draining", service: "metrics-collection" })
+              : sendJson(res, 200, { status: "healthy", service: "metrics-collection" }),
+        ],
+      ]),
+    ],
+    ["/metrics", new Map([["POST", postMetrics]])],
+    ["/flush", new Map([["POST", postFlush]])],
+    ["/rate-limit", new Map([["GET", getRateLimit]])],
+  ]);
+
+  const failed = (error: unknown, path: string, res: AnyResponse): void => {
+    log.error({ err: error, path }, "http route failed");
+    if (!res.headersSent) sendJson(res, 500, { detail: "Internal server error" });
+    else res.end();
   };
 
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const methods = routes[path];
+    const methods = routes.get(path);
     if (methods === undefined) return sendJson(res, 404, { detail: "Not Found" });
-    const handler = methods[req.method ?? "GET"];
+    const handler = methods.get(req.method ?? "GET");
     if (handler === undefined) {
       return sendJson(
         res,
         405,
         { detail: "Method Not Allowed" },
-        { allow: Object.keys(methods).join(", ") },
+        { allow: [...methods.keys()].join(", ") },
       );
     }
     if (handler !== postMetrics) req.resume(); // drain any body so the connection stays usable
-    Promise.resolve(handler(req, res)).catch((error: unknown) => {
-      log.error({ err: error, path }, "http route failed");
-      if (!res.headersSent) sendJson(res, 500, { detail: "Internal server error" });
-      else res.end();
-    });
+    try {
+      Promise.resolve(handler(req, res)).catch((error: unknown) => failed(error, path, res));
+    } catch (error) {
+      failed(error, path, res);
+    }
   };
 }

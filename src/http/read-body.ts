@@ -16,13 +16,14 @@ export class BodyError extends Error {
  * trap 4: the adapter's fallback has no limit of its own). `gzip` and
  * `deflate` bodies are decompressed, and the limit applies to both the bytes
  * received and the bytes they decompress to. Rejects with 413 beyond the
- * limit, 415 for another encoding, 400 for a corrupt compressed body.
+ * limit, 415 for another encoding, 400 for a corrupt or aborted body. On
+ * failure the rest of the body is discarded unread.
  */
-export async function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
+export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
   const tooLarge = () =>
     new BodyError(413, `Request body too large: the limit is ${maxBytes} bytes`);
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLarge());
 
   const encoding = String(req.headers["content-encoding"] ?? "identity")
     .trim()
@@ -34,48 +35,72 @@ export async function readBody(req: AnyRequest, maxBytes: number): Promise<Buffe
         ? createInflate()
         : undefined;
   if (decoder === undefined && encoding !== "identity" && encoding !== "") {
-    throw new BodyError(415, `Unsupported Content-Encoding: ${encoding}`);
+    return Promise.reject(new BodyError(415, `Unsupported Content-Encoding: ${encoding}`));
   }
 
-  const chunks: Buffer[] = [];
-  let decoded = 0;
-  let received = 0;
-  const collect = async (source: AsyncIterable<Buffer>, count: (n: number) => void) => {
-    for await (const chunk of source) {
-      count(chunk.length);
-      chunks.push(chunk);
-    }
-  };
-  if (decoder === undefined) {
-    await collect(req as AsyncIterable<Buffer>, (n) => {
-      received += n;
-      if (received > maxBytes) throw tooLarge();
-    });
-    return Buffer.concat(chunks);
-  }
-  const feeding = (async () => {
-    try {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        if (received > maxBytes) throw tooLarge();
-        if (!decoder.write(chunk)) await new Promise((r) => decoder.once("drain", r));
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let decoded = 0;
+    let settled = false;
+
+    const stop = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onAbort);
+      req.off("close", onClose);
+      decoder?.removeAllListeners();
+      decoder?.on("error", () => {}); // a late zlib error must not go unhandled
+      decoder?.destroy();
+      req.resume(); // discard whatever is still coming
+    };
+    const fail = (error: BodyError): void => {
+      if (settled) return;
+      settled = true;
+      stop();
+      reject(error);
+    };
+    const succeed = (): void => {
+      if (settled) return;
+      settled = true;
+      stop();
+      resolve(Buffer.concat(chunks));
+    };
+
+    function onData(chunk: Buffer): void {
+      received += chunk.length;
+      if (received > maxBytes) {
+        fail(tooLarge());
+      } else if (decoder === undefined) {
+        chunks.push(chunk);
+      } else if (!decoder.write(chunk)) {
+        // Back-pressure from the decompressor; "drain" cannot be missed: stop()
+        // removes this listener and resumes the request on any failure.
+        req.pause();
+        decoder.once("drain", () => req.resume());
       }
-      decoder.end();
-    } catch (error) {
-      decoder.destroy(error as Error);
     }
-  })();
-  try {
-    await collect(decoder, (n) => {
-      decoded += n;
-      if (decoded > maxBytes) throw tooLarge();
+    function onEnd(): void {
+      if (decoder === undefined) succeed();
+      else decoder.end();
+    }
+    function onAbort(): void {
+      fail(new BodyError(400, "The request body could not be read"));
+    }
+    function onClose(): void {
+      if (!req.complete) onAbort();
+    }
+
+    decoder?.on("data", (chunk: Buffer) => {
+      decoded += chunk.length;
+      if (decoded > maxBytes) fail(tooLarge());
+      else chunks.push(chunk);
     });
-  } catch (error) {
-    decoder.destroy();
-    if (error instanceof BodyError) throw error;
-    throw new BodyError(400, `Invalid ${encoding} body`);
-  } finally {
-    await feeding;
-  }
-  return Buffer.concat(chunks);
+    decoder?.once("end", succeed);
+    decoder?.once("error", () => fail(new BodyError(400, `Invalid ${encoding} body`)));
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onAbort);
+    req.once("close", onClose);
+  });
 }

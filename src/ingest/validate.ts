@@ -61,7 +61,21 @@ export const LIMITS = {
   maxMetadata: 30,
   metadataKeyMaxLength: 50,
   metadataValueMaxLength: 1000,
+  /** Deepest nesting of a dimension or metadata value (Python's recursion limit stopped it too). */
+  maxNesting: 32,
 } as const;
+
+/** Whether a JSON value nests objects or arrays deeper than `max` (iterative: no stack to overflow). */
+function nestedDeeperThan(value: JsonValue, max: number): boolean {
+  const pending: [JsonValue, number][] = [[value, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [v, depth] = next;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
 
 const SERVICE_PATTERN = /^[a-zA-Z0-9_-]+$/;
 const INSTANCE_ID_PATTERN = /^[a-zA-Z0-9_.-]+$/;
@@ -320,6 +334,10 @@ function validateMap(
       fail(path, `${label} key repeats the typed field ${kind.name}.${key}; set only one of them`);
     }
     if (value === null) continue;
+    if (nestedDeeperThan(value, LIMITS.maxNesting)) {
+      fail(path, `${label} value nested too deeply: max ${LIMITS.maxNesting} levels`);
+      continue;
+    }
     const length = pyLen(legacyText(value, origin));
     if (length > valueMax) fail(path, `${label} value too long: ${length} chars, max ${valueMax}`);
     if (isDims && typeof value === "object") {

@@ -30,8 +30,9 @@ export interface CommitStats {
 export interface EventStore {
   /**
    * Queues one request's rows and resolves once they are committed. Concurrent
-   * appends share one transaction; a failed transaction rejects exactly the
-   * appends it held with a {@link StorageError}, and later appends are unaffected.
+   * appends share one transaction. If it fails, each append is tried alone, so
+   * only those the database refuses reject (with a {@link StorageError}); later
+   * appends are unaffected.
    */
   append(requestId: string, rows: readonly EventRow[]): Promise<void>;
   /** Commits everything queued so far, now. */
@@ -194,9 +195,22 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
       timer = setTimeout(commitNext, BUSY_RETRY_MILLIS);
       return;
     }
-    for (const p of group) {
-      if (error) p.reject(error);
-      else p.resolve();
+    if (error && !error.busy && group.length > 1) {
+      // One request's rows may be what the database refused: commit each request
+      // alone, so that only that request fails and the others are stored.
+      for (const p of group) {
+        try {
+          writeGroup.immediate([p]);
+          p.resolve();
+        } catch (cause) {
+          p.reject(StorageError.from(cause));
+        }
+      }
+    } else {
+      for (const p of group) {
+        if (error) p.reject(error);
+        else p.resolve();
+      }
     }
     options.onCommit?.({
       requests: group.length,

@@ -82,7 +82,7 @@ describe("createEventStore", () => {
     expect(count(db)).toBe(13);
   });
 
-  it("should fail exactly the requests of a failed transaction and commit later ones", async () => {
+  it("should fail only the request the database refuses, storing the others of its transaction and later ones", async () => {
     // A real SQLite failure: a trigger aborts any insert for service 'poison'.
     db.exec(
       "CREATE TRIGGER poison BEFORE INSERT ON metrics WHEN NEW.service = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
@@ -90,14 +90,15 @@ describe("createEventStore", () => {
     const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0 });
     const first = [store.append("ok1", [row("good")]), store.append("bad", [row("poison")])];
     const results = await Promise.allSettled(first);
-    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected"]);
     const reason = (results[1] as PromiseRejectedResult).reason as StorageError;
     expect(reason).toBeInstanceOf(StorageError);
     expect(reason.failure).toBe("internal");
-    expect(count(db)).toBe(0);
+    expect(count(db, "service = 'good'")).toBe(1);
+    expect(count(db, "service = 'poison'")).toBe(0);
 
     await store.append("ok2", [row("good"), row("good")]);
-    expect(count(db, "service = 'good'")).toBe(2);
+    expect(count(db, "service = 'good'")).toBe(3);
   });
 
   it("should wait out a write lock held by another process within the busy timeout, without blocking the loop", async () => {
