@@ -8,6 +8,7 @@ import { createMetricsServer } from "./server.js";
 import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
 import { createEventStore } from "./storage/event-store.js";
 import { createKeyStore } from "./storage/key-store.js";
+import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
 /** A started service. */
 export interface RunningService {
@@ -32,7 +33,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
     synchronous: config.sqliteSynchronous,
     busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
   });
+  let telemetry: Telemetry | undefined;
   try {
+    let queuedRows = () => 0;
+    telemetry = await createTelemetry({
+      ...config.telemetry,
+      databasePath: config.sqlitePath,
+      queuedRows: () => queuedRows(),
+    });
+    const metrics = telemetry.service;
     seedRetentionPolicies(db, config.retentionDays);
     const registry = createKeyRegistry({
       store: createKeyStore(db),
@@ -45,21 +54,42 @@ export async function startService(config: Config, log: Logger): Promise<Running
       maxBatchRows: config.commitMaxRows,
       maxDelayMillis: config.commitMaxDelayMillis,
       busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+      onCommit: (stats) => metrics.commit(stats.rows, stats.durationMillis, stats.error?.failure),
     });
+    queuedRows = () => store.queuedRows;
+    const instruments = telemetry.events;
     const server = createMetricsServer({
       config,
       log,
       registry,
       limiter: createTokenBucketLimiter(),
-      ingestor: createIngestor({ store, log }),
+      ingestor: createIngestor({
+        store,
+        log,
+        observer: {
+          committed: (events) => {
+            instruments.record(events);
+            metrics.events("accepted", events.length);
+          },
+          rejected: (count, reason) => metrics.events("rejected", count, reason),
+        },
+      }),
+      metrics,
     });
     const address = await server.listen();
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
     log.info(
-      { host: address.address, port: address.port, database: config.sqlitePath },
+      {
+        host: address.address,
+        port: address.port,
+        database: config.sqlitePath,
+        prometheus: telemetry.prometheusUrl,
+        otlp: config.telemetry.otlp?.url,
+      },
       "listening",
     );
+    const running = telemetry;
 
     let closing: Promise<void> | undefined;
     return {
@@ -72,6 +102,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
           await server.close();
           store.close();
           registry.flushUsage();
+          await running
+            .shutdown()
+            .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed"));
           db.close();
           log.info("stopped");
         })();
@@ -79,6 +112,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
     };
   } catch (error) {
+    await telemetry?.shutdown().catch(() => {});
     db.close();
     throw error;
   }

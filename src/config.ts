@@ -36,6 +36,32 @@ export interface Config {
   readonly logLevel: string;
   /** Keys from `METRICS_API_KEY_<NAME>` variables. */
   readonly envApiKeys: readonly EnvApiKey[];
+  /** OpenTelemetry export settings. */
+  readonly telemetry: TelemetryConfig;
+}
+
+/** Where and how the service's metrics are exported. */
+export interface TelemetryConfig {
+  /** `OTEL_SERVICE_NAME`, default `mcp-metrics-service`. */
+  readonly serviceName: string;
+  /** `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`). */
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** Prometheus exposition (`OTEL_PROMETHEUS_ENABLED`, default true; `OTEL_PROMETHEUS_HOST`, default `0.0.0.0`; `OTEL_PROMETHEUS_PORT`, default 9465). */
+  readonly prometheus: { readonly host: string; readonly port: number } | undefined;
+  /** OTLP/gRPC export when an endpoint is set (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, legacy `OTEL_OTLP_ENDPOINT`). */
+  readonly otlp:
+    | {
+        readonly url: string;
+        readonly headers: Readonly<Record<string, string>>;
+        readonly intervalMillis: number;
+      }
+    | undefined;
+  /** Distinct values per label before `_other` (`METRICS_MAX_LABEL_VALUES`, default 100). */
+  readonly maxValuesPerLabel: number;
+  /** Longest label value (`METRICS_MAX_LABEL_LENGTH`, default 96). */
+  readonly maxLabelLength: number;
+  /** Also record the MCP semantic-convention instruments (`METRICS_OTEL_SEMCONV`, default false). */
+  readonly semconv: boolean;
 }
 
 /** Thrown by {@link loadConfig} with every problem found, one per line. */
@@ -84,6 +110,59 @@ export function loadConfig(env: Env = process.env): Config {
     return match;
   };
 
+  const flag = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["true", "1", "yes", "on"].includes(raw)) return true;
+    if (["false", "0", "no", "off"].includes(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(raw)}: must be true or false`);
+    return fallback;
+  };
+  /** `k=v,k2=v2` lists, as OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS write them. */
+  const pairs = (name: string): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const item of (read(name) ?? "").split(",")) {
+      if (item.trim() === "") continue;
+      const at = item.indexOf("=");
+      if (at <= 0) {
+        problems.push(`${name}: "${item.trim()}" is not key=value`);
+        continue;
+      }
+      out[decodeURIComponent(item.slice(0, at).trim())] = decodeURIComponent(
+        item.slice(at + 1).trim(),
+      );
+    }
+    return out;
+  };
+  const otlpUrl =
+    read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
+    read("OTEL_EXPORTER_OTLP_ENDPOINT") ??
+    read("OTEL_OTLP_ENDPOINT");
+  const telemetry: TelemetryConfig = {
+    serviceName: read("OTEL_SERVICE_NAME") ?? "mcp-metrics-service",
+    resourceAttributes: pairs("OTEL_RESOURCE_ATTRIBUTES"),
+    prometheus: flag("OTEL_PROMETHEUS_ENABLED", true)
+      ? {
+          host: read("OTEL_PROMETHEUS_HOST") ?? "0.0.0.0",
+          port: integer("OTEL_PROMETHEUS_PORT", 9465, 0, 65535),
+        }
+      : undefined,
+    otlp:
+      otlpUrl === undefined
+        ? undefined
+        : {
+            url: otlpUrl,
+            headers: {
+              ...pairs("OTEL_EXPORTER_OTLP_HEADERS"),
+              ...pairs("OTEL_EXPORTER_OTLP_METRICS_HEADERS"),
+            },
+            intervalMillis: integer("OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100, 86_400_000),
+          },
+    maxValuesPerLabel: integer("METRICS_MAX_LABEL_VALUES", 100, 1, 100_000),
+    maxLabelLength: integer("METRICS_MAX_LABEL_LENGTH", 96, 8, 1024),
+    semconv: flag("METRICS_OTEL_SEMCONV", false),
+  };
+
   const config: Config = {
     host: read("METRICS_SERVICE_HOST") ?? "0.0.0.0",
     port: integer("METRICS_SERVICE_PORT", 8890, 0, 65535),
@@ -99,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
+    telemetry: Object.freeze(telemetry),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -4,6 +4,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
 import { createAuthInterceptor } from "./auth/auth-interceptor.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
+import { principalKey } from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { createHttpRoutes } from "./http/legacy-routes.js";
@@ -13,6 +14,7 @@ import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
 import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
 import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
 /** What the server is built from. */
 export interface MetricsServerOptions {
@@ -21,6 +23,8 @@ export interface MetricsServerOptions {
   readonly registry: KeyRegistry;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
+  /** The service's own metrics; none are recorded when absent. */
+  readonly metrics?: ServiceMetrics;
 }
 
 /** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
@@ -57,6 +61,40 @@ function errorBoundary(log: Logger): Interceptor {
   };
 }
 
+/** The RPC protocol of a request, from its content type. */
+function ingressOf(contentType: string | null): string {
+  if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType?.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+/** `InvalidArgument` -> `invalid_argument`, as the Connect protocol names codes. */
+function codeName(code: Code): string {
+  return Code[code].replace(/[A-Z]/g, (c, at: number) => `${at > 0 ? "_" : ""}${c.toLowerCase()}`);
+}
+
+/**
+ * Counts every RPC by ingress and outcome, and rate-limit refusals by service.
+ * Outermost, so that calls refused by auth or the rate limit are counted too.
+ */
+function requestMetrics(metrics: ServiceMetrics): Interceptor {
+  return (next) => async (req) => {
+    const ingress = ingressOf(req.header.get("content-type"));
+    try {
+      const res = await next(req);
+      metrics.request(ingress, "ok");
+      return res;
+    } catch (error) {
+      const code = error instanceof ConnectError ? error.code : Code.Internal;
+      if (code === Code.ResourceExhausted) {
+        metrics.rateLimited(req.contextValues.get(principalKey)?.service ?? "unknown");
+      }
+      metrics.request(ingress, codeName(code));
+      throw error;
+    }
+  };
+}
+
 /** Refuses new RPCs with UNAVAILABLE once shutdown began. */
 function drainGuard(isDraining: () => boolean): Interceptor {
   return (next) => async (req) => {
@@ -85,6 +123,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       );
     },
     interceptors: [
+      ...(options.metrics ? [requestMetrics(options.metrics)] : []),
       errorBoundary(log),
       drainGuard(isDraining),
       createAuthInterceptor(options.registry),
@@ -100,6 +139,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       draining: isDraining,
       maxRequestBytes: config.maxRequestBytes,
       log,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     }),
   });
   const port = createOnePortServer(handler, {

@@ -18,6 +18,15 @@ describe("loadConfig", () => {
       keyUsageFlushMillis: 60000,
       logLevel: "info",
       envApiKeys: [],
+      telemetry: {
+        serviceName: "mcp-metrics-service",
+        resourceAttributes: {},
+        prometheus: { host: "0.0.0.0", port: 9465 },
+        otlp: undefined,
+        maxValuesPerLabel: 100,
+        maxLabelLength: 96,
+        semconv: false,
+      },
     });
   });
 

@@ -7,6 +7,7 @@ import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
+import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
 import { BodyError, readBody } from "./read-body.js";
@@ -25,6 +26,8 @@ export interface HttpRoutesOptions {
   /** Largest body accepted, compressed or not (`METRICS_MAX_REQUEST_BYTES`). */
   readonly maxRequestBytes: number;
   readonly log: Logger;
+  /** The service's own metrics; none are recorded when absent. */
+  readonly metrics?: ServiceMetrics;
 }
 
 type Handler = (req: AnyRequest, res: AnyResponse) => void | Promise<void>;
@@ -109,6 +112,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     try {
       return { principal: auth.principal, decision: enforceRateLimit(limiter, auth.principal) };
     } catch (error) {
+      options.metrics?.rateLimited(auth.principal.service);
       sendError(res, asConnectError(error));
       return undefined;
     }
@@ -260,6 +264,10 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       );
     }
     if (handler !== postMetrics) req.resume(); // drain any body so the connection stays usable
+    const metrics = options.metrics;
+    if (metrics && (path === "/metrics" || path === "/flush")) {
+      res.once("finish", () => metrics.request("json", String(res.statusCode)));
+    }
     try {
       Promise.resolve(handler(req, res)).catch((error: unknown) => failed(error, path, res));
     } catch (error) {

@@ -3,7 +3,8 @@ import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { EventStore } from "../storage/event-store.js";
 import { StorageError } from "../storage/storage-error.js";
-import { liftLegacyKeys, toEventRow } from "./normalize.js";
+import type { CommittedEvent } from "../telemetry/instruments.js";
+import { liftLegacyKeys, renderEvent } from "./normalize.js";
 import { newRequestId } from "./request-id.js";
 import { type BatchInput, type PathStyle, validateBatch } from "./validate.js";
 
@@ -32,10 +33,20 @@ export interface Ingestor {
   ingest(batch: BatchInput, options: IngestOptions): Promise<IngestOutcome>;
 }
 
+/** What the ingest path reports to the instruments. */
+export interface IngestObserver {
+  /** A batch was committed: record it. */
+  committed(events: readonly CommittedEvent[]): void;
+  /** A batch was rejected whole, for `reason` (`invalid`, `storage`). */
+  rejected(count: number, reason: string): void;
+}
+
 /** Options of {@link createIngestor}. */
 export interface IngestorOptions {
   readonly store: EventStore;
   readonly log: Logger;
+  /** Told about every batch's outcome; instruments record only committed batches. */
+  readonly observer?: IngestObserver;
   /** Wall-clock milliseconds; injectable for tests. */
   readonly now?: () => number;
 }
@@ -67,17 +78,32 @@ export function createIngestor(options: IngestorOptions): Ingestor {
       if (warnings.length > 0) log.warn({ requestId, warnings }, "batch accepted with warnings");
       if (violations.length > 0) {
         log.debug({ requestId, violations: violations.length }, "batch rejected");
+        options.observer?.rejected(batch.events.length, "invalid");
         return { ok: false, violations, requestId };
       }
-      const rows = batch.events.map((event) => toEventRow(event, batch, receivedAt));
+      const rendered = batch.events.map((event) => renderEvent(event, batch, receivedAt));
       try {
-        await store.append(requestId, rows);
+        await store.append(
+          requestId,
+          rendered.map((r) => r.row),
+        );
       } catch (cause) {
         const error = StorageError.from(cause);
         log.error({ requestId, err: error.cause ?? error }, "batch not stored");
+        options.observer?.rejected(batch.events.length, "storage");
         throw storageToConnect(error);
       }
-      return { ok: true, accepted: rows.length, requestId };
+      options.observer?.committed(
+        rendered.map(({ row, dimensions, metadata }) => ({
+          metricType: row.metricType,
+          service: row.service,
+          value: row.value,
+          durationMs: row.durationMs,
+          dimensions,
+          metadata,
+        })),
+      );
+      return { ok: true, accepted: rendered.length, requestId };
     },
   };
 }

@@ -78,6 +78,18 @@ const num = (v: unknown): number | null => (v === undefined ? null : Number(v));
  * universal table reads the same whichever ingress the event came through.
  */
 export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: number): EventRow {
+  return renderEvent(event, envelope, receivedAtMs).row;
+}
+
+/** An event rendered for storage, with its dimensions and metadata as objects for the instruments. */
+export interface RenderedEvent {
+  readonly row: EventRow;
+  readonly dimensions: JsonObject;
+  readonly metadata: JsonObject;
+}
+
+/** {@link toEventRow}, also returning the rendered dimensions and metadata. */
+export function renderEvent(event: Event, envelope: Envelope, receivedAtMs: number): RenderedEvent {
   const kind = kindOf(event);
   if (kind === undefined) throw new Error("toEventRow needs a validated event with a kind");
   const message = event.kind.value as unknown as Record<string, unknown>;
@@ -96,7 +108,7 @@ export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: numbe
 
   const timestamp = event.timestamp ? formatTimestamp(event.timestamp) : formatMillis(receivedAtMs);
   const t = typed;
-  return {
+  const row: EventRow = {
     service: envelope.service,
     serviceVersion: envelope.version || null,
     instanceId: envelope.instanceId || null,
@@ -141,4 +153,5 @@ export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: numbe
       },
     }),
   };
+  return { row, dimensions, metadata };
 }

@@ -23,6 +23,7 @@ export async function spawnService(env: Record<string, string>): Promise<Service
       PATH: process.env.PATH ?? "",
       METRICS_SERVICE_HOST: "127.0.0.1",
       METRICS_SERVICE_PORT: "0",
+      OTEL_PROMETHEUS_ENABLED: "false",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

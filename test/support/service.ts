@@ -36,6 +36,8 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     METRICS_SERVICE_PORT: "0",
     SQLITE_DB_PATH: dbPath,
     LOG_LEVEL: "silent",
+    // Tests that read the exposition enable it on a free port of their own.
+    OTEL_PROMETHEUS_ENABLED: "false",
     METRICS_API_KEY_TEST_SERVICE: key,
     ...env,
   });
