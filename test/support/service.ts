@@ -72,3 +72,28 @@ export function countRows(
   };
   return row.n;
 }
+
+/** A TCP port that was free a moment ago, for listeners the service cannot report (the Prometheus exporter). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Prometheus exposition text of a running service, as a scrape would read it. */
+export async function scrape(port: number): Promise<string> {
+  return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** The sample lines of one metric family in an exposition. */
+export function samples(exposition: string, name: string): string[] {
+  return exposition
+    .split("\n")
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
+}

@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startService } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { GRPC, ingestClient } from "../support/clients.js";
+import { legacyMetric, postMetrics } from "../support/legacy.js";
+import {
+  countRows,
+  freePort,
+  samples,
+  scrape,
+  startTestService,
+  type TestService,
+  tempDir,
+} from "../support/service.js";
+
+describe("the Prometheus exposition", () => {
+  let svc: TestService;
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+    svc = await startTestService({
+      OTEL_PROMETHEUS_ENABLED: "true",
+      OTEL_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_PROMETHEUS_PORT: String(port),
+      METRICS_MAX_LABEL_VALUES: "50",
+    });
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
+  it("should expose the contract's names and labels, counting events and recording seconds", async () => {
+    await postMetrics(
+      svc.url,
+      {
+        service: "expo",
+        metrics: [
+          legacyMetric({
+            value: 7,
+            duration_ms: 250,
+            dimensions: { success: true, method: "jwt", server: "gh" },
+          }),
+          legacyMetric({
+            duration_ms: 0,
+            dimensions: { success: false, method: "jwt", server: "gh" },
+          }),
+          {
+            type: "tool_execution",
+            value: 1,
+            duration_ms: 40,
+            dimensions: {
+              method: "tools/call",
+              success: true,
+              tool_name: "now",
+              server_name: "time",
+              client_name: "claude",
+            },
+          },
+          {
+            type: "protocol_latency",
+            value: 0.75,
+            dimensions: { flow_step: "initialize_to_tools_call" },
+          },
+          { type: "custom", value: 3, dimensions: { metric_name: "x" } },
+        ],
+      },
+      { key: svc.key },
+    );
+    const text = await scrape(port);
+    expect(samples(text, "mcp_auth_requests_total").sort()).toEqual([
+      'mcp_auth_requests_total{success="False",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
+      'mcp_auth_requests_total{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
+    ]);
+    expect(samples(text, "mcp_tool_executions_total")).toEqual([
+      'mcp_tool_executions_total{success="True",method="tools/call",server_name="time",tool_name="now",client_name="claude",service="expo",metric_type="tool_execution"} 1',
+    ]);
+    // Zero durations count (W9), in seconds, with second-sized buckets.
+    expect(text).toContain(
+      'mcp_auth_request_duration_seconds_count{success="False",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
+    );
+    expect(text).toContain(
+      'mcp_auth_request_duration_seconds_bucket{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request",le="0.25"} 1',
+    );
+    expect(text).toContain(
+      'mcp_auth_request_duration_seconds_bucket{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request",le="0.1"} 0',
+    );
+    expect(text).toContain(
+      'mcp_protocol_latency_seconds_sum{flow_step="initialize_to_tools_call",service="expo",metric_type="protocol_latency"} 0.75',
+    );
+    expect(text).toContain('mcp_metrics_events_total{outcome="accepted"}');
+    expect(text).toMatch(/mcp_metrics_requests_total\{ingress="json",code="200"\} \d+/);
+    expect(text).toContain('target_info{service_name="mcp-metrics-service"} 1');
+    expect(text).not.toContain("custom");
+  });
+
+  it("should record nothing for a rejected batch", async () => {
+    const res = await postMetrics(
+      svc.url,
+      { service: "expo-rejected", metrics: [legacyMetric(), legacyMetric({ duration_ms: -1 })] },
+      { key: svc.key },
+    );
+    expect(res.json.accepted).toBe(0);
+    const text = await scrape(port);
+    expect(text).not.toContain('service="expo-rejected"');
+    expect(text).toMatch(/mcp_metrics_events_total\{outcome="rejected",reason="invalid"\} [1-9]/);
+  });
+
+  it("should count RPCs by ingress and code, rate-limit refusals included", async () => {
+    await ingestClient(GRPC, svc.url, svc.key).ingest({
+      service: "expo-grpc",
+      events: [{ kind: { case: "authRequest", value: { success: true } } }],
+    });
+    await ingestClient(GRPC, svc.url, "bad-key")
+      .ingest({ service: "x", events: [] })
+      .catch(() => {});
+    const text = await scrape(port);
+    expect(text).toMatch(/mcp_metrics_requests_total\{ingress="grpc",code="ok"\} [1-9]/);
+    expect(text).toMatch(
+      /mcp_metrics_requests_total\{ingress="grpc",code="unauthenticated"\} [1-9]/,
+    );
+    expect(text).toMatch(/mcp_metrics_commit_rows_count [1-9]/);
+    expect(text).toMatch(/mcp_metrics_database_bytes \d+/);
+  });
+
+  it("should stay bounded under 10,000 distinct user hashes, queries and tool names, while SQLite keeps every value", async () => {
+    for (let batch = 0; batch < 100; batch++) {
+      const metrics = Array.from({ length: 100 }, (_, i) => {
+        const n = batch * 100 + i;
+        return i % 2
+          ? {
+              type: "tool_execution",
+              value: 1,
+              duration_ms: 1,
+              dimensions: {
+                tool_name: `tool-${n}`,
+                user_hash: `user-${n}`,
+                method: "tools/call",
+                success: true,
+              },
+            }
+          : {
+              type: "tool_discovery",
+              value: 1,
+              duration_ms: 1,
+              dimensions: { query: `query number ${n}`, results_count: n % 5 },
+            };
+      });
+      const res = await postMetrics(svc.url, { service: "cardinality", metrics }, { key: svc.key });
+      expect(res.json.accepted).toBe(100);
+    }
+    const text = await scrape(port);
+    // One series per counter sample and per histogram (its _count line).
+    const series = text
+      .split("\n")
+      .filter((l) => /^mcp_\w+(_total|_count)\{/.test(l) && l.includes('service="cardinality"'));
+    console.log(`series for 10,000 distinct values: ${series.length}`);
+    // tool_name: 50 values + _other, on the counter and the histogram; results_count: 5 values, likewise.
+    expect(series.length).toBeLessThanOrEqual(2 * 51 + 2 * 5);
+    expect(text).toContain('tool_name="_other"');
+    expect(text).not.toContain("user-");
+    expect(text).not.toContain("query number");
+    expect(text).toMatch(/mcp_metrics_label_overflow_total\{label="tool_name"\} [1-9]/);
+    expect(countRows(svc.db, "tool_metrics", "service = 'cardinality'")).toBe(5000);
+    expect(
+      countRows(svc.db, "tool_metrics", "tool_name = 'tool-9999' AND user_hash = 'user-9999'"),
+    ).toBe(1);
+    expect(countRows(svc.db, "discovery_metrics", "query = 'query number 9998'")).toBe(1);
+  });
+
+  it("should refuse to start, naming the variable, when the Prometheus port is taken", async () => {
+    const config = loadConfig({
+      METRICS_SERVICE_HOST: "127.0.0.1",
+      METRICS_SERVICE_PORT: "0",
+      SQLITE_DB_PATH: `${tempDir()}/m.db`,
+      OTEL_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_PROMETHEUS_PORT: String(port),
+      METRICS_API_KEY_X: "x-key-0123456789",
+    });
+    await expect(startService(config, createLogger("silent"))).rejects.toThrow(
+      /OTEL_PROMETHEUS_PORT.*EADDRINUSE/,
+    );
+  });
+});

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { createLabelBounds, OVERFLOW_VALUE } from "../../src/telemetry/label-bounds.js";
+
+describe("createLabelBounds", () => {
+  it("should label with Python's str() of allowed dimensions only, service and metric_type last", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
+    expect(
+      bounds.labelsFor("auth_request", "svc", {
+        success: true,
+        method: "jwt",
+        user_hash: "u1",
+        service: "evil",
+        metric_type: "x",
+        le: "1",
+        __name__: "n",
+      }),
+    ).toEqual({ success: "True", method: "jwt", service: "svc", metric_type: "auth_request" });
+    expect(bounds.labelsFor("health_check", "svc", { status_code: 200, healthy: false })).toEqual({
+      status_code: "200",
+      healthy: "False",
+      service: "svc",
+      metric_type: "health_check",
+    });
+  });
+
+  it("should give no dimension labels to types without instruments", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
+    expect(bounds.labelsFor("custom", "svc", { metric_name: "m" })).toEqual({
+      service: "svc",
+      metric_type: "custom",
+    });
+  });
+
+  it("should collapse values beyond the cap into _other and report each overflow", () => {
+    const overflows: string[] = [];
+    const bounds = createLabelBounds({
+      maxValuesPerLabel: 2,
+      maxLength: 96,
+      onOverflow: (l) => overflows.push(l),
+    });
+    const tools = ["a", "b", "c", "a", "d"].map(
+      (t) => bounds.labelsFor("tool_execution", "s", { tool_name: t }).tool_name,
+    );
+    expect(tools).toEqual(["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE]);
+    expect(overflows).toEqual(["tool_name", "tool_name"]);
+  });
+
+  it("should cut long values and replace unsafe characters", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 8 });
+    expect(
+      bounds.labelsFor("tool_execution", "s", { tool_name: 'a\nb"c{d}efghij' }).tool_name,
+    ).toBe("a_b_c_d_");
+    expect(bounds.labelsFor("tool_execution", "s", { method: "tools/call" }).method).toBe(
+      "tools/ca",
+    );
+  });
+});
