@@ -47,6 +47,30 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("should read the standard OpenTelemetry variables, with the legacy OTEL_OTLP_ENDPOINT as an alias", () => {
+    expect(loadConfig({ OTEL_OTLP_ENDPOINT: "http://legacy:4317" }).telemetry.otlp?.url).toBe(
+      "http://legacy:4317",
+    );
+    const config = loadConfig({
+      OTEL_OTLP_ENDPOINT: "http://legacy:4317",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://generic:4317",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://metrics:4317",
+      OTEL_EXPORTER_OTLP_HEADERS: "api-key=abc,x-team=mcp%20gateway",
+      OTEL_METRIC_EXPORT_INTERVAL: "15000",
+      OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=prod",
+      OTEL_PROMETHEUS_ENABLED: "false",
+    });
+    expect(config.telemetry).toMatchObject({
+      otlp: {
+        url: "http://metrics:4317",
+        headers: { "api-key": "abc", "x-team": "mcp gateway" },
+        intervalMillis: 15000,
+      },
+      resourceAttributes: { "deployment.environment": "prod" },
+      prometheus: undefined,
+    });
+  });
+
   it("should report every invalid setting at once, naming each variable", () => {
     let error: unknown;
     try {

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { Metadata } from "@grpc/grpc-js";
 import type { Histogram, Meter } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-grpc";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
@@ -153,10 +154,10 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
     readers.push(prometheus);
   }
   if (options.otlp) {
-    const exporter = new OTLPMetricExporter({
-      url: options.otlp.url,
-      headers: { ...options.otlp.headers },
-    });
+    // The gRPC exporter takes headers as gRPC metadata.
+    const metadata = new Metadata();
+    for (const [key, value] of Object.entries(options.otlp.headers)) metadata.set(key, value);
+    const exporter = new OTLPMetricExporter({ url: options.otlp.url, metadata });
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,

@@ -168,6 +168,33 @@ describe("the Prometheus exposition", () => {
     expect(countRows(svc.db, "discovery_metrics", "query = 'query number 9998'")).toBe(1);
   });
 
+  it("should count rate-limit refusals per service", async () => {
+    const key = "tiny-key-0123456789";
+    const limitedPort = await freePort();
+    const tiny = await startTestService({
+      METRICS_API_KEY_TINY: key,
+      METRICS_RATE_LIMIT: "1",
+      OTEL_PROMETHEUS_ENABLED: "true",
+      OTEL_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_PROMETHEUS_PORT: String(limitedPort),
+    });
+    try {
+      await postMetrics(tiny.url, { service: "tiny", metrics: [legacyMetric()] }, { key });
+      expect(
+        (await postMetrics(tiny.url, { service: "tiny", metrics: [legacyMetric()] }, { key }))
+          .status,
+      ).toBe(429);
+      await ingestClient(GRPC, tiny.url, key)
+        .ingest({ service: "tiny", events: [] })
+        .catch(() => {});
+      expect(await scrape(limitedPort)).toContain(
+        'mcp_metrics_rate_limited_total{service="tiny"} 2',
+      );
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it("should refuse to start, naming the variable, when the Prometheus port is taken", async () => {
     const config = loadConfig({
       METRICS_SERVICE_HOST: "127.0.0.1",

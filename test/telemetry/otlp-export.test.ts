@@ -1,0 +1,168 @@
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GRPC, ingestClient } from "../support/clients.js";
+import { legacyMetric, postMetrics } from "../support/legacy.js";
+import { freePort, startTestService, type TestService } from "../support/service.js";
+
+interface KeyValue {
+  key: string;
+  value: { stringValue?: string };
+}
+interface ExportRequest {
+  resourceMetrics: {
+    resource: { attributes: KeyValue[] };
+    scopeMetrics: {
+      metrics: {
+        name: string;
+        sum?: { dataPoints: { attributes: KeyValue[]; asDouble?: number; asInt?: string }[] };
+        histogram?: { dataPoints: { attributes: KeyValue[]; count: string; sum: number }[] };
+      }[];
+    }[];
+  }[];
+}
+
+/** A small OTLP/gRPC receiver standing in for an OpenTelemetry Collector. */
+async function startReceiver(): Promise<{
+  port: number;
+  exports: { request: ExportRequest; metadata: grpc.Metadata }[];
+  server: grpc.Server;
+}> {
+  const definition = protoLoader.loadSync(
+    join(import.meta.dirname, "..", "fixtures", "otlp-metrics.proto"),
+    {
+      longs: String,
+      defaults: false,
+      oneofs: true,
+    },
+  );
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    opentelemetry: {
+      proto: {
+        collector: { metrics: { v1: { MetricsService: { service: grpc.ServiceDefinition } } } };
+      };
+    };
+  };
+  const exports: { request: ExportRequest; metadata: grpc.Metadata }[] = [];
+  const server = new grpc.Server();
+  server.addService(loaded.opentelemetry.proto.collector.metrics.v1.MetricsService.service, {
+    Export: (
+      call: grpc.ServerUnaryCall<ExportRequest, object>,
+      callback: grpc.sendUnaryData<object>,
+    ) => {
+      exports.push({ request: call.request, metadata: call.metadata });
+      callback(null, {});
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, p) =>
+      error ? reject(error) : resolve(p),
+    ),
+  );
+  return { port, exports, server };
+}
+
+const attr = (attributes: KeyValue[], key: string) =>
+  attributes.find((a) => a.key === key)?.value.stringValue;
+
+describe("OTLP/gRPC export", () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let svc: TestService;
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    svc = await startTestService({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_EXPORTER_OTLP_HEADERS: "x-tenant=acme,authorization=Bearer%20t0k",
+      OTEL_METRIC_EXPORT_INTERVAL: "300",
+      OTEL_SERVICE_NAME: "mcp-metrics-test",
+      OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=ci",
+      METRICS_OTEL_SEMCONV: "true",
+    });
+  });
+  afterAll(async () => {
+    await svc.close();
+    receiver.server.forceShutdown();
+  });
+
+  it("should export the same instruments with service.name, resource attributes and the configured headers", async () => {
+    await postMetrics(
+      svc.url,
+      { service: "otlp", metrics: [legacyMetric(), legacyMetric()] },
+      { key: svc.key },
+    );
+    await ingestClient(GRPC, svc.url, svc.key).ingest({
+      service: "otlp",
+      events: [
+        {
+          durationMs: 30,
+          dimensions: { protocol_version: "2025-06-18" },
+          kind: {
+            case: "toolExecution",
+            value: { method: "tools/call", toolName: "now", success: false, errorCode: "timeout" },
+          },
+        },
+      ],
+    });
+    const metricsOf = (e: { request: ExportRequest }) =>
+      e.request.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
+    let last: { request: ExportRequest; metadata: grpc.Metadata } | undefined;
+    for (let i = 0; i < 100; i++) {
+      last = receiver.exports.findLast((e) =>
+        metricsOf(e).some((m) => m.name === "mcp_tool_executions_total"),
+      );
+      if (last) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(last).toBeDefined();
+    if (last === undefined) return;
+    expect(last.metadata.get("x-tenant")).toEqual(["acme"]);
+    expect(last.metadata.get("authorization")).toEqual(["Bearer t0k"]);
+    const resource = last.request.resourceMetrics[0]?.resource.attributes ?? [];
+    expect(attr(resource, "service.name")).toBe("mcp-metrics-test");
+    expect(attr(resource, "deployment.environment")).toBe("ci");
+
+    const metrics = metricsOf(last);
+    const auth = metrics.find((m) => m.name === "mcp_auth_requests_total");
+    expect(
+      auth?.sum?.dataPoints.map((p) => [
+        attr(p.attributes, "success"),
+        Number(p.asDouble ?? p.asInt),
+      ]),
+    ).toEqual([["True", 2]]);
+    const tool = metrics.find((m) => m.name === "mcp_tool_execution_duration_seconds");
+    expect(tool?.histogram?.dataPoints[0]?.sum).toBeCloseTo(0.03, 9);
+    // The MCP semantic-convention instrument, behind METRICS_OTEL_SEMCONV.
+    const operation = metrics.find((m) => m.name === "mcp.server.operation.duration");
+    const point = operation?.histogram?.dataPoints[0];
+    expect(
+      point && Object.fromEntries(point.attributes.map((a) => [a.key, a.value.stringValue])),
+    ).toEqual({
+      "mcp.method.name": "tools/call",
+      "gen_ai.tool.name": "now",
+      "error.type": "timeout",
+      "mcp.protocol.version": "2025-06-18",
+    });
+  });
+
+  it("should never hold ingestion up when the collector is unreachable", async () => {
+    const deadPort = await freePort();
+    const lonely = await startTestService({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deadPort}`,
+      OTEL_METRIC_EXPORT_INTERVAL: "100",
+    });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await postMetrics(
+          lonely.url,
+          { service: "alone", metrics: [legacyMetric()] },
+          { key: lonely.key },
+        );
+        expect(res.json.accepted).toBe(1);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await lonely.close();
+    }
+  });
+});
