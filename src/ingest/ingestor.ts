@@ -93,16 +93,22 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         options.observer?.rejected(batch.events.length, "storage");
         throw storageToConnect(error);
       }
-      options.observer?.committed(
-        rendered.map(({ row, dimensions, metadata }) => ({
-          metricType: row.metricType,
-          service: row.service,
-          value: row.value,
-          durationMs: row.durationMs,
-          dimensions,
-          metadata,
-        })),
-      );
+      // The batch is committed and must be acknowledged as such: a failure to
+      // record it must not turn into an error reply (the client would resend it).
+      try {
+        options.observer?.committed(
+          rendered.map(({ row, dimensions, metadata }) => ({
+            metricType: row.metricType,
+            service: row.service,
+            value: row.value,
+            durationMs: row.durationMs,
+            dimensions,
+            metadata,
+          })),
+        );
+      } catch (error) {
+        log.error({ requestId, err: error }, "committed batch not recorded in the instruments");
+      }
       return { ok: true, accepted: rendered.length, requestId };
     },
   };
