@@ -10,6 +10,9 @@ import { createEventStore } from "./storage/event-store.js";
 import { createKeyStore } from "./storage/key-store.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
+/** How long a shutdown waits for the final telemetry export. */
+const TELEMETRY_SHUTDOWN_MILLIS = 5000;
+
 /** A started service. */
 export interface RunningService {
   /** Where the one port listens. */
@@ -68,8 +71,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         log,
         observer: {
           committed: (events) => {
-            instruments.record(events);
             metrics.events("accepted", events.length);
+            instruments.record(events);
           },
           rejected: (count, reason) => metrics.events("rejected", count, reason),
         },
@@ -102,10 +105,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
           await server.close();
           store.close();
           registry.flushUsage();
-          await running
-            .shutdown()
-            .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed"));
           db.close();
+          // Last, and bounded: a final export to a collector that does not answer
+          // must not outlast the orchestrator's grace period.
+          await Promise.race([
+            running
+              .shutdown()
+              .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed")),
+            new Promise((resolve) => setTimeout(resolve, TELEMETRY_SHUTDOWN_MILLIS).unref()),
+          ]);
           log.info("stopped");
         })();
         return closing;

@@ -138,9 +138,12 @@ export function loadConfig(env: Env = process.env): Config {
     read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
     read("OTEL_EXPORTER_OTLP_ENDPOINT") ??
     read("OTEL_OTLP_ENDPOINT");
+  const resourceAttributes = pairs("OTEL_RESOURCE_ATTRIBUTES");
   const telemetry: TelemetryConfig = {
-    serviceName: read("OTEL_SERVICE_NAME") ?? "mcp-metrics-service",
-    resourceAttributes: pairs("OTEL_RESOURCE_ATTRIBUTES"),
+    // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES (OpenTelemetry spec).
+    serviceName:
+      read("OTEL_SERVICE_NAME") ?? resourceAttributes["service.name"] ?? "mcp-metrics-service",
+    resourceAttributes,
     prometheus: flag("OTEL_PROMETHEUS_ENABLED", true)
       ? {
           host: read("OTEL_PROMETHEUS_HOST") ?? "0.0.0.0",

@@ -86,7 +86,8 @@ function requestMetrics(metrics: ServiceMetrics): Interceptor {
       return res;
     } catch (error) {
       const code = error instanceof ConnectError ? error.code : Code.Internal;
-      if (code === Code.ResourceExhausted) {
+      // Only the rate limit's refusal carries x-ratelimit-limit (a size cap is RESOURCE_EXHAUSTED too).
+      if (error instanceof ConnectError && error.metadata.has("x-ratelimit-limit")) {
         metrics.rateLimited(req.contextValues.get(principalKey)?.service ?? "unknown");
       }
       metrics.request(ingress, codeName(code));

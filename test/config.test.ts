@@ -71,6 +71,18 @@ describe("loadConfig", () => {
     });
   });
 
+  it("should take service.name from OTEL_RESOURCE_ATTRIBUTES unless OTEL_SERVICE_NAME is set", () => {
+    expect(
+      loadConfig({ OTEL_RESOURCE_ATTRIBUTES: "service.name=from-attrs" }).telemetry.serviceName,
+    ).toBe("from-attrs");
+    expect(
+      loadConfig({
+        OTEL_RESOURCE_ATTRIBUTES: "service.name=from-attrs",
+        OTEL_SERVICE_NAME: "explicit",
+      }).telemetry.serviceName,
+    ).toBe("explicit");
+  });
+
   it("should report every invalid setting at once, naming each variable", () => {
     let error: unknown;
     try {

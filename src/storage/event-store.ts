@@ -212,13 +212,16 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
         else p.resolve();
       }
     }
-    options.onCommit?.({
-      requests: group.length,
-      rows,
-      durationMillis,
-      ...(error ? { error } : {}),
-    });
-    schedule();
+    try {
+      options.onCommit?.({
+        requests: group.length,
+        rows,
+        durationMillis,
+        ...(error ? { error } : {}),
+      });
+    } finally {
+      schedule();
+    }
   }
 
   return {

@@ -106,7 +106,7 @@ export function createEventInstruments(
     : undefined;
 
   const semconvAttributes = (event: CommittedEvent, bound: Labels) => {
-    const method = String(event.dimensions.method ?? "");
+    const method = typeof event.dimensions.method === "string" ? event.dimensions.method : "";
     const attributes: Labels = {
       "mcp.method.name": SEMCONV_METHODS.has(method)
         ? method
@@ -115,11 +115,10 @@ export function createEventInstruments(
     if (method === "tools/call" && typeof event.dimensions.tool_name === "string")
       attributes["gen_ai.tool.name"] = bound.tool_name ?? "";
     if (event.dimensions.success === false) {
+      // error.type takes code-like values only: free text could carry anything.
       const code = event.metadata.error_code;
-      attributes["error.type"] = labels.bound(
-        "error.type",
-        typeof code === "string" ? code : "_OTHER",
-      );
+      const codeLike = typeof code === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(code);
+      attributes["error.type"] = labels.bound("error.type", codeLike ? code : "_OTHER");
     }
     const version = event.dimensions.protocol_version;
     if (typeof version === "string")

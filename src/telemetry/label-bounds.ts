@@ -24,10 +24,44 @@ export const EMPTY_VALUE = "_unset";
 export const LABEL_KEYS: Readonly<Record<string, readonly string[]>> = {
   auth_request: ["success", "method", "server"],
   tool_execution: ["success", "method", "server_name", "server_path", "tool_name", "client_name"],
-  tool_discovery: ["results_count", "top_k_services", "top_n_tools"],
+  tool_discovery: ["results_count"],
   protocol_latency: ["flow_step", "server_name", "client_name"],
   health_check: ["endpoint", "status_code", "healthy"],
 };
+
+/** Labels holding a path or URL: only scheme, host and path are kept (no user info, no query). */
+const PATH_LABELS = new Set(["server_path", "endpoint"]);
+
+/**
+ * Values that never spend a label's budget, so that junk values cannot push
+ * the ones the dashboard filters on into `_other`.
+ */
+const ALWAYS_ADMITTED: Readonly<Record<string, ReadonlySet<string>>> = {
+  success: new Set(["True", "False", "None"]),
+  healthy: new Set(["True", "False", "None"]),
+  method: new Set([
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "jwt",
+    "oauth",
+    "noauth",
+  ]),
+};
+
+/** `https://user:pw@host/p?q#f` -> `https://host/p`: secrets in user info or query never become labels. */
+function pathOnly(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1").replace(/[?#].*$/s, "");
+}
 
 /** Characters kept in a label value; others become `_` (slashes keep `tools/call`). */
 const UNSAFE = /[^A-Za-z0-9\-_.:/ ]/g;
@@ -61,8 +95,10 @@ export function createLabelBounds(options: LabelBoundsOptions): LabelBounds {
   const seen = new Map<string, Set<string>>();
 
   const bound = (label: string, raw: string): string => {
-    const cleaned = raw.replace(UNSAFE, "_").slice(0, options.maxLength);
+    const text = PATH_LABELS.has(label) ? pathOnly(raw) : raw;
+    const cleaned = text.replace(UNSAFE, "_").slice(0, options.maxLength);
     if (cleaned === "") return EMPTY_VALUE;
+    if (ALWAYS_ADMITTED[label]?.has(cleaned)) return cleaned;
     let values = seen.get(label);
     if (values === undefined) {
       values = new Set();

@@ -69,11 +69,27 @@ export interface Telemetry {
 
 const ROW_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
+/**
+ * Series one instrument may hold before the SDK folds new ones into
+ * `otel_metric_overflow="true"` (its default is 2000). The label caps bound
+ * each label; this bounds their product.
+ */
+const SERIES_PER_INSTRUMENT = 10_000;
+
+/** The event counters, whose only view sets the series limit. */
+const EVENT_COUNTERS = [
+  "mcp_auth_requests_total",
+  "mcp_tool_executions_total",
+  "mcp_tool_discovery_total",
+  "mcp_health_checks_total",
+];
+
 /** A view giving a histogram explicit boundaries (the SDK's defaults are millisecond-sized, W9). */
 function histogramView(instrumentName: string, boundaries: number[]): ViewOptions {
   return {
     instrumentName,
     aggregation: { type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM, options: { boundaries } },
+    aggregationCardinalityLimit: SERIES_PER_INSTRUMENT,
   };
 }
 
@@ -176,6 +192,10 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
       ...SECONDS_HISTOGRAMS.map((name) => histogramView(name, SECONDS_BUCKETS)),
       histogramView("mcp_metrics_commit_rows", ROW_BUCKETS),
       histogramView("mcp_metrics_commit_duration_seconds", SECONDS_BUCKETS),
+      ...EVENT_COUNTERS.map((instrumentName) => ({
+        instrumentName,
+        aggregationCardinalityLimit: SERIES_PER_INSTRUMENT,
+      })),
     ],
   });
   const meter = provider.getMeter("mcp-metrics-service");

@@ -54,4 +54,28 @@ describe("createLabelBounds", () => {
       "tools/ca",
     );
   });
+
+  it("should keep the dashboard's methods and outcomes whatever junk spent the budget first", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 2, maxLength: 96 });
+    for (const junk of ["x1", "x2", "x3"])
+      bounds.labelsFor("tool_execution", "s", { method: junk });
+    const labels = bounds.labelsFor("tool_execution", "s", {
+      method: "tools/call",
+      success: false,
+    });
+    expect(labels).toMatchObject({ method: "tools/call", success: "False" });
+  });
+
+  it("should keep only scheme, host and path of URL-like labels", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
+    expect(
+      bounds.labelsFor("health_check", "s", {
+        endpoint: "https://user:pw@host.example/health?token=abc#x",
+      }).endpoint,
+    ).toBe("https://host.example/health");
+    expect(
+      bounds.labelsFor("tool_execution", "s", { server_path: "/currenttime?key=secret" })
+        .server_path,
+    ).toBe("/currenttime");
+  });
 });
