@@ -11,6 +11,7 @@ import {
   PeriodicExportingMetricReader,
   type ViewOptions,
 } from "@opentelemetry/sdk-metrics";
+import type { TelemetryConfig } from "../config.js";
 import {
   createEventInstruments,
   type EventInstruments,
@@ -18,31 +19,15 @@ import {
   SECONDS_HISTOGRAMS,
 } from "./instruments.js";
 
-/** How telemetry leaves the service. */
-export interface TelemetryOptions {
-  /** `service.name` of the resource. */
-  readonly serviceName: string;
-  /** Further resource attributes (`OTEL_RESOURCE_ATTRIBUTES`). */
-  readonly resourceAttributes: Readonly<Record<string, string>>;
-  /** Prometheus exposition on its own port, or undefined for none. */
-  readonly prometheus?: { readonly host: string; readonly port: number } | undefined;
-  /** OTLP/gRPC export, or undefined for none. */
-  readonly otlp?:
-    | {
-        readonly url: string;
-        readonly headers: Readonly<Record<string, string>>;
-        readonly intervalMillis: number;
-      }
-    | undefined;
-  readonly maxValuesPerLabel: number;
-  readonly maxLabelLength: number;
-  readonly semconv: boolean;
+/**
+ * How telemetry leaves the service: the telemetry configuration, plus what
+ * the composition root knows about the running service.
+ */
+export interface TelemetryOptions extends TelemetryConfig {
   /** The database file, whose size (with its WAL) is reported. */
   readonly databasePath?: string;
   /** Rows waiting for a commit, reported as a gauge. */
   readonly queuedRows?: () => number;
-  /** Told when the OTLP export fails; it never blocks ingestion. */
-  readonly onExportError?: (error: Error) => void;
 }
 
 /** The service's own health metrics. */
