@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
 import { createAuthInterceptor } from "./auth/auth-interceptor.js";
@@ -68,11 +69,6 @@ function ingressOf(contentType: string | null): string {
   return "connect";
 }
 
-/** `InvalidArgument` -> `invalid_argument`, as the Connect protocol names codes. */
-function codeName(code: Code): string {
-  return Code[code].replace(/[A-Z]/g, (c, at: number) => `${at > 0 ? "_" : ""}${c.toLowerCase()}`);
-}
-
 /**
  * Counts every RPC by ingress and outcome, and rate-limit refusals by service.
  * Outermost, so that calls refused by auth or the rate limit are counted too.
@@ -90,7 +86,7 @@ function requestMetrics(metrics: ServiceMetrics): Interceptor {
       if (error instanceof ConnectError && error.metadata.has("x-ratelimit-limit")) {
         metrics.rateLimited(req.contextValues.get(principalKey)?.service ?? "unknown");
       }
-      metrics.request(ingress, codeName(code));
+      metrics.request(ingress, codeToString(code));
       throw error;
     }
   };
