@@ -1,30 +1,6 @@
-import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { h2Request } from "../support/http2.js";
 import { startTestService, type TestService } from "../support/service.js";
-
-/** GET over cleartext HTTP/2 with prior knowledge, as a gRPC client's connection would. */
-function getOverH2(url: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const req = session.request({ ":path": path, ":method": "GET" });
-    let status = 0;
-    let body = "";
-    req.on("response", (headers) => {
-      status = Number(headers[":status"]);
-    });
-    req.setEncoding("utf8");
-    req.on("data", (chunk: string) => {
-      body += chunk;
-    });
-    req.on("end", () => {
-      session.close();
-      resolve({ status, body });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 describe("plain HTTP routes on the one port", () => {
   let svc: TestService;
@@ -42,7 +18,7 @@ describe("plain HTTP routes on the one port", () => {
   });
 
   it("should answer GET /health over cleartext HTTP/2 on the same port", async () => {
-    const res = await getOverH2(svc.url, "/health");
+    const res = await h2Request(svc.url, "/health");
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ status: "healthy", service: "metrics-collection" });
   });
