@@ -11,22 +11,27 @@ import type {
   ToolExecution,
 } from "../../../gen/mcp/metrics/v1/events_pb.js";
 
-/** Fields every event may carry besides its typed ones (see `events.proto`). */
+/**
+ * Fields every event may carry besides its typed ones (see `events.proto`).
+ * Here and in the typed fields, `undefined` means "not set".
+ */
 export interface CommonEventFields {
   /** When it happened: a Date or epoch milliseconds. Default: when emitted. */
-  timestamp?: Date | number;
+  timestamp?: Date | number | undefined;
   /** How long the operation took, in milliseconds. */
-  durationMs?: number;
+  durationMs?: number | undefined;
   /** The measured value; default 1 for counted events. */
-  value?: number;
+  value?: number | undefined;
   /** Free-form dimensions (at most 20 keys, typed fields included). */
-  dimensions?: JsonObject;
+  dimensions?: JsonObject | undefined;
   /** Free-form metadata (at most 30 keys, typed fields included). */
-  metadata?: JsonObject;
+  metadata?: JsonObject | undefined;
 }
 
 /** The typed fields of a generated message, all optional, as plain values. */
-type Fields<T extends Message> = Partial<Omit<T, "$typeName" | "$unknown">>;
+type Fields<T extends Message> = {
+  [K in Exclude<keyof T, "$typeName" | "$unknown">]?: T[K] | undefined;
+};
 
 /** An authentication attempt. */
 export type AuthEvent = CommonEventFields & Fields<AuthRequest>;
@@ -34,9 +39,9 @@ export type AuthEvent = CommonEventFields & Fields<AuthRequest>;
 export type ToolExecutionEvent = CommonEventFields &
   Omit<Fields<ToolExecution>, "inputSizeBytes" | "outputSizeBytes"> & {
     /** Size of the request payload in bytes. */
-    inputSizeBytes?: number | bigint;
+    inputSizeBytes?: number | bigint | undefined;
     /** Size of the response payload in bytes. */
-    outputSizeBytes?: number | bigint;
+    outputSizeBytes?: number | bigint | undefined;
   };
 /** A semantic tool search. */
 export type DiscoveryEvent = CommonEventFields & Fields<ToolDiscovery>;

@@ -16,9 +16,9 @@ export interface FlowTrackerOptions {
 /** Per-request details a tracker may attach to a session's latencies. */
 export interface FlowDetails {
   /** The MCP client's name (from `initialize`'s clientInfo). */
-  clientName?: string;
+  clientName?: string | undefined;
   /** The MCP server's name, when one tracker serves several. */
-  serverName?: string;
+  serverName?: string | undefined;
 }
 
 /**
@@ -58,13 +58,12 @@ export function createFlowTracker(
   const sessions = new Map<string, SessionFlow>();
 
   const emit = (flow: SessionFlow, sessionId: string, flowStep: FlowStep, millis: number) => {
-    const serverName = flow.serverName ?? options.serverName;
     emitter.protocolLatency({
       value: millis / 1000,
       flowStep,
       sessionId,
-      ...(serverName === undefined ? {} : { serverName }),
-      ...(flow.clientName === undefined ? {} : { clientName: flow.clientName }),
+      serverName: flow.serverName ?? options.serverName,
+      clientName: flow.clientName,
     });
   };
 

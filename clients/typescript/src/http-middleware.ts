@@ -142,10 +142,10 @@ function emitAuthEvent(
   emitter.auth({
     success,
     durationMs,
-    ...(method === undefined ? {} : { method }),
-    ...(server === undefined ? {} : { server }),
-    ...(user ? { userHash: hashUser(user) } : {}),
-    ...(success ? {} : { errorCode: String(exchange.statusCode) }),
+    method,
+    server,
+    userHash: user ? hashUser(user) : undefined,
+    errorCode: success ? undefined : String(exchange.statusCode),
   });
 }
 
