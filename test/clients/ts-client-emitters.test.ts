@@ -9,6 +9,7 @@ import {
 import { countRows, startTestService, type TestService } from "../support/service.js";
 
 const PROTOCOLS: Protocol[] = ["grpc", "connect"];
+const LONG_NAME_KEY = "ts-long-name-key";
 
 /** A logger that keeps what the client warned about. */
 function recordingLogger() {
@@ -41,7 +42,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
   };
 
   beforeAll(async () => {
-    svc = await startTestService();
+    svc = await startTestService({ [`METRICS_API_KEY_${"L".repeat(50)}`]: LONG_NAME_KEY });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close(1_000)));
@@ -220,7 +221,27 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     expect(warnings).toEqual([expect.stringMatching(/Invalid API key/)]);
   });
 
+  it("should fit its default instance id to a 50-character service name", async () => {
+    const service = "l".repeat(50);
+    const client = open({ service, apiKey: LONG_NAME_KEY, instanceId: undefined });
+    client.auth({ success: true, method: "jwt" });
+    expect(await client.flush()).toBe(true);
+    expect(client.stats()).toMatchObject({ sent: 1 });
+    const row = svc.db
+      .prepare("SELECT instance_id FROM metrics WHERE service = ? ORDER BY id DESC")
+      .get(service) as { instance_id: string };
+    expect(row.instance_id.length).toBeLessThanOrEqual(50);
+  });
+
+  it("should be disabled, not failing, when the key is missing", () => {
+    const client = open({ apiKey: undefined as unknown as string, logger: { warn: () => {} } });
+    client.custom({ metricName: "nokey", value: 1 });
+    expect(client.stats()).toMatchObject({ emitted: 1, dropped: 1, buffered: 0 });
+  });
+
   it("should refuse bad options with an error naming the option", () => {
+    expect(() => open({ instanceId: "a b" })).toThrow(/instanceId/);
+    expect(() => open({ version: "1".repeat(21) })).toThrow(/version/);
     expect(() => open({ service: "bad name" })).toThrow(/service/);
     expect(() => open({ maxBatchEvents: 101 })).toThrow(/maxBatchEvents/);
     expect(() => open({ baseUrl: "ftp://x" })).toThrow(/baseUrl/);

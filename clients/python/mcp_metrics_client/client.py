@@ -31,7 +31,10 @@ logger = logging.getLogger("mcp_metrics_client")
 FlowStep = events_pb2.FlowStep
 """Which protocol steps a latency is measured between (``FlowStep.FLOW_STEP_...``)."""
 
+# The service's own rules (contract §2), checked here so that a bad argument
+# fails at start-up rather than as every batch rejected.
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,50}")
+_INSTANCE_ID = re.compile(r"[a-zA-Z0-9_.-]{1,50}")
 _SERVER_BATCH_LIMIT = 100
 _FLOW_STEPS = {
     "initialize_to_tools_list": events_pb2.FLOW_STEP_INITIALIZE_TO_TOOLS_LIST,
@@ -116,6 +119,12 @@ class MetricsClient:
         key = api_key if api_key is not None else os.environ.get("METRICS_API_KEY", "")
         if not _SERVICE_NAME.fullmatch(service_name):
             raise ValueError(f"service_name must be 1 to 50 characters of [a-zA-Z0-9_-], got {service_name!r}")
+        pid = str(os.getpid())
+        instance_id = instance_id or f"{service_name[:49 - len(pid)]}-{pid}"
+        if not _INSTANCE_ID.fullmatch(instance_id):
+            raise ValueError(f"instance_id must be 1 to 50 characters of [a-zA-Z0-9_.-], got {instance_id!r}")
+        if len(service_version) > 20:
+            raise ValueError(f"service_version must be at most 20 characters, got {len(service_version)}")
         if not 1 <= max_batch_events <= _SERVER_BATCH_LIMIT:
             raise ValueError(f"max_batch_events must be from 1 to 100, got {max_batch_events}")
         if max_buffered_events < 1:
@@ -124,7 +133,7 @@ class MetricsClient:
         self._header = {
             "service": service_name,
             "version": service_version,
-            "instance_id": instance_id or f"{service_name}-{os.getpid()}",
+            "instance_id": instance_id,
         }
         self._metadata = (("x-api-key", key),)
         self._timeout = timeout
@@ -334,6 +343,10 @@ class MetricsClient:
         at = common.pop("timestamp", None)
         if at is None:
             at = time.time()
+        # Copies, so the caller may reuse its dicts until the batch is sent.
+        for field in ("dimensions", "metadata"):
+            if common.get(field):
+                common[field] = dict(common[field])
         with self._cond:
             self._emitted += 1
             if self._closing or not self.enabled:

@@ -14,7 +14,7 @@ from .service import MetricsService, balanced
 class EmittersTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.service = MetricsService().start()
+        cls.service = MetricsService(**{"METRICS_API_KEY_" + "L" * 50: "py-long-name-key"}).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -136,6 +136,14 @@ class EmittersTest(unittest.TestCase):
         [row] = self.service.query("SELECT query FROM discovery_metrics WHERE query LIKE 'xxx%'")
         self.assertEqual(len(row["query"]), 100)
 
+    def test_default_instance_id_fits_a_long_service_name(self):
+        client = MetricsClient(self.service.url, "py-long-name-key", service_name="l" * 50)
+        self.assertTrue(client.auth(True, "jwt"))
+        self.assertTrue(client.close())
+        self.assertEqual(client.stats().sent, 1)
+        [row] = self.service.query("SELECT instance_id FROM metrics WHERE service = ?", "l" * 50)
+        self.assertLessEqual(len(row["instance_id"]), 50)
+
     def test_no_key_disables_the_client(self):
         with self.assertLogs("mcp_metrics_client", logging.WARNING):
             client = self.client(api_key="")
@@ -147,6 +155,10 @@ class EmittersTest(unittest.TestCase):
             MetricsClient(self.service.url, "k", service_name="bad name")
         with self.assertRaisesRegex(ValueError, "max_batch_events"):
             MetricsClient(self.service.url, "k", service_name="x", max_batch_events=101)
+        with self.assertRaisesRegex(ValueError, "instance_id"):
+            MetricsClient(self.service.url, "k", service_name="x", instance_id="a b")
+        with self.assertRaisesRegex(ValueError, "service_version"):
+            MetricsClient(self.service.url, "k", service_name="x", service_version="1" * 21)
         client = self.client()
         with self.assertRaisesRegex(TypeError, "durationMs"):
             client.custom("typo", 1, durationMs=3)

@@ -4,13 +4,13 @@ import type { MetricsEmitter } from "./metrics-client.js";
 /** Options of `createFlowTracker`. */
 export interface FlowTrackerOptions {
   /** The MCP server's name, sent with every latency (`server_name`). */
-  serverName?: string;
+  serverName?: string | undefined;
   /** Sessions tracked at once; beyond it the oldest is forgotten. Default 10,000. */
-  maxSessions?: number;
+  maxSessions?: number | undefined;
   /** A session with no tools/call after this long is forgotten. Default 1 hour. */
-  sessionTtlMillis?: number;
+  sessionTtlMillis?: number | undefined;
   /** A monotonic clock in milliseconds. Default `performance.now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** Per-request details a tracker may attach to a session's latencies. */

@@ -34,27 +34,27 @@ export interface MetricsClientOptions {
   /** The emitting service's name: 1 to 50 characters of `[a-zA-Z0-9_-]`. */
   service: string;
   /** The emitting service's version, at most 20 characters. */
-  version?: string;
+  version?: string | undefined;
   /** The emitting instance, at most 50 characters of `[a-zA-Z0-9_.-]`. Default `<service>-<pid>`. */
-  instanceId?: string;
+  instanceId?: string | undefined;
   /** `"grpc"` (default: gRPC over HTTP/2) or `"connect"` (Connect over HTTP/1.1). */
-  protocol?: Protocol;
+  protocol?: Protocol | undefined;
   /** A transport to use instead of one built from `baseUrl` and `protocol` (custom TLS, tests). */
-  transport?: Transport;
+  transport?: Transport | undefined;
   /** The most events held while waiting to be sent; when full the oldest is dropped. Default 10,000. */
-  maxBufferedEvents?: number;
+  maxBufferedEvents?: number | undefined;
   /** Events per request, 1 to 100 (the service's batch limit). Default 100. */
-  maxBatchEvents?: number;
+  maxBatchEvents?: number | undefined;
   /** How often a partial batch is sent. Default 1,000 ms. */
-  flushIntervalMillis?: number;
+  flushIntervalMillis?: number | undefined;
   /** Requests in flight at once. Default 2. */
-  maxConcurrentRequests?: number;
+  maxConcurrentRequests?: number | undefined;
   /** Deadline of one request. Default 5,000 ms. */
-  requestTimeoutMillis?: number;
+  requestTimeoutMillis?: number | undefined;
   /** Backoff and give-up settings for failed requests. */
-  retry?: RetryOptions;
+  retry?: RetryOptions | undefined;
   /** Where warnings go. Default: `console.warn`. */
-  logger?: ClientLogger;
+  logger?: ClientLogger | undefined;
 }
 
 /**
@@ -118,7 +118,11 @@ export interface MetricsClient extends MetricsEmitter {
   stats(): MetricsClientStats;
 }
 
+// The service's own rules (contract §2), checked here so that a bad option
+// fails at start-up rather than as every batch rejected.
 const SERVICE_NAME = /^[a-zA-Z0-9_-]{1,50}$/;
+const INSTANCE_ID = /^[a-zA-Z0-9_.-]{1,50}$/;
+const MAX_VERSION_LENGTH = 20;
 const SERVER_BATCH_LIMIT = 100;
 
 /** Creates a client; validates its options and throws a RangeError naming the bad one. */
@@ -178,6 +182,15 @@ class BatchingMetricsClient implements MetricsClient {
         `service must be 1 to 50 characters of [a-zA-Z0-9_-], got ${JSON.stringify(options.service)}`,
       );
     }
+    const instanceId = options.instanceId ?? defaultInstanceId(options.service);
+    if (!INSTANCE_ID.test(instanceId)) {
+      throw new RangeError(
+        `instanceId must be 1 to 50 characters of [a-zA-Z0-9_.-], got ${JSON.stringify(instanceId)}`,
+      );
+    }
+    if (options.version !== undefined && options.version.length > MAX_VERSION_LENGTH) {
+      throw new RangeError(`version must be at most 20 characters, got ${options.version.length}`);
+    }
     this.batchSize = integerOption(
       "maxBatchEvents",
       options.maxBatchEvents,
@@ -213,10 +226,11 @@ class BatchingMetricsClient implements MetricsClient {
     this.logger = options.logger ?? { warn: (message) => console.warn(`[mcp-metrics] ${message}`) };
     this.header = {
       service: options.service,
-      instanceId: options.instanceId ?? `${options.service}-${process.pid}`,
+      instanceId,
       ...(options.version === undefined ? {} : { version: options.version }),
     };
-    this.enabled = options.apiKey !== "";
+    // `!` rather than `=== ""`: an unset environment variable arrives as undefined.
+    this.enabled = Boolean(options.apiKey);
     if (!this.enabled) {
       this.logger.warn("no API key configured: metrics are not sent");
     }
@@ -294,9 +308,12 @@ class BatchingMetricsClient implements MetricsClient {
     }
     const ts = fields.timestamp;
     const atMillis = ts === undefined ? Date.now() : typeof ts === "number" ? ts : ts.getTime();
-    // A shallow copy, so the caller may reuse its object; the message itself
-    // is built when sending, off the caller's path.
-    const entry: BufferedEvent = { seq: ++this.lastSeq, kind, atMillis, fields: { ...fields } };
+    // Copies, so the caller may reuse its objects; the message itself is
+    // built when sending, off the caller's path.
+    const copy = { ...fields };
+    if (copy.dimensions !== undefined) copy.dimensions = { ...copy.dimensions };
+    if (copy.metadata !== undefined) copy.metadata = { ...copy.metadata };
+    const entry: BufferedEvent = { seq: ++this.lastSeq, kind, atMillis, fields: copy };
     if (this.buffer.push(entry) !== undefined) {
       this.counts.dropped++;
       this.warnOnce(
@@ -444,6 +461,12 @@ class BatchingMetricsClient implements MetricsClient {
     this.warned.add(key);
     this.logger.warn(message);
   }
+}
+
+/** `<service>-<pid>`, the service name shortened so that it fits the 50-character limit. */
+function defaultInstanceId(service: string): string {
+  const pid = String(process.pid);
+  return `${service.slice(0, 49 - pid.length)}-${pid}`;
 }
 
 /** Waits `millis`; resolves false at once if `signal` aborts. */

@@ -4,15 +4,15 @@ import { BadRequestSchema, RetryInfoSchema } from "../../../gen/google/rpc/error
 /** How the client retries a batch the server could not take. */
 export interface RetryOptions {
   /** The first backoff, before jitter. Default 200 ms. */
-  initialBackoffMillis?: number;
+  initialBackoffMillis?: number | undefined;
   /** The longest backoff, before jitter. Default 30 s. */
-  maxBackoffMillis?: number;
+  maxBackoffMillis?: number | undefined;
   /**
    * How long one batch keeps being retried before it is given up (counted in
    * `failed`). Default 5 minutes: long enough to ride out a restart or a
    * rate-limit window, short enough that a dead endpoint does not pin memory.
    */
-  maxRetryElapsedMillis?: number;
+  maxRetryElapsedMillis?: number | undefined;
 }
 
 /** What to do with a batch after a failed attempt. */
