@@ -6,6 +6,7 @@ import {
   type MetricsClientOptions,
   type Protocol,
 } from "../../clients/typescript/src/index.js";
+import { expectBalanced } from "../support/client-stats.js";
 import { countRows, startTestService, type TestService } from "../support/service.js";
 
 const PROTOCOLS: Protocol[] = ["grpc", "connect"];
@@ -15,13 +16,6 @@ const LONG_NAME_KEY = "ts-long-name-key";
 function recordingLogger() {
   const warnings: string[] = [];
   return { warnings, logger: { warn: (message: string) => warnings.push(message) } };
-}
-
-function expectBalanced(client: MetricsClient) {
-  const s = client.stats();
-  expect(s.emitted).toBe(
-    s.sent + s.dropped + s.rejected + s.unauthenticated + s.failed + s.buffered + s.inFlight,
-  );
 }
 
 describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {

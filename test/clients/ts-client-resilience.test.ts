@@ -4,18 +4,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { createMetricsClient, type MetricsClient } from "../../clients/typescript/src/index.js";
+import { createMetricsClient } from "../../clients/typescript/src/index.js";
+import { expectBalanced } from "../support/client-stats.js";
 import { spawnService } from "../support/process.js";
 import { freePort, startTestService, tempDir } from "../support/service.js";
 
 const quiet = { warn: () => {} };
-
-function expectBalanced(client: MetricsClient) {
-  const s = client.stats();
-  expect(s.emitted).toBe(
-    s.sent + s.dropped + s.rejected + s.unauthenticated + s.failed + s.buffered + s.inFlight,
-  );
-}
 
 describe("the TypeScript client against a restarting server", () => {
   const dir = tempDir();
