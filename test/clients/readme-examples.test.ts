@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAuthServer } from "../../clients/typescript/examples/auth-server.js";
 import { measureDispatch } from "../../clients/typescript/examples/mcp-server-tools.js";
 import {
@@ -18,14 +18,15 @@ describe("the TypeScript client's README examples", () => {
       METRICS_API_KEY_AUTH_SERVER: keys.auth,
       METRICS_API_KEY_REGISTRY: keys.registry,
     });
-    process.env.METRICS_SERVICE_URL = svc.url;
+    vi.stubEnv("METRICS_SERVICE_URL", svc.url);
   });
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await svc.close();
   });
 
   it("should measure an auth server's /validate", async () => {
-    process.env.METRICS_API_KEY = keys.auth;
+    vi.stubEnv("METRICS_API_KEY", keys.auth);
     const { server, metrics } = createAuthServer((token) => (token === "good" ? "bob" : undefined));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/validate`;
@@ -49,7 +50,7 @@ describe("the TypeScript client's README examples", () => {
   });
 
   it("should measure a registry's search", async () => {
-    process.env.METRICS_API_KEY = keys.registry;
+    vi.stubEnv("METRICS_API_KEY", keys.registry);
     const metrics = createRegistryMetrics();
     const search = createMeasuredSearch(
       {

@@ -1,3 +1,4 @@
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createMetricsClient,
@@ -137,12 +138,15 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     });
     const rows = svc.db
       .prepare(
-        "SELECT metric_type, value, dimensions, service_version, instance_id FROM metrics WHERE instance_id = ? ORDER BY id",
+        "SELECT metric_type, value, duration_ms, timestamp, dimensions, metadata, service_version FROM metrics WHERE instance_id = ? ORDER BY id",
       )
       .all(`ts-${protocol}`) as {
       metric_type: string;
       value: number;
+      duration_ms: number | null;
+      timestamp: string;
       dimensions: string;
+      metadata: string;
       service_version: string;
     }[];
     expect(rows.map((r) => r.metric_type)).toEqual([
@@ -177,6 +181,9 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     });
     expect(rows[6]?.value).toBe(42);
     expect(JSON.parse(rows[6]?.dimensions ?? "{}")).toEqual({ metric_name: tag, region: "eu" });
+    expect(JSON.parse(rows[6]?.metadata ?? "{}")).toEqual({ n: 1 });
+    expect(rows.map((r) => r.duration_ms)).toEqual([12.5, 45, 9, null, 3, 1, null]);
+    expect(rows[0]?.timestamp).toBe("2026-11-25T10:00:00.123000Z");
   });
 
   it("should send full batches by size, partial ones by interval, each under the server's limit", async () => {
@@ -204,6 +211,30 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/invalid/);
     expectBalanced(client);
+  });
+
+  it("should drop an event protobuf cannot encode and send the others", async () => {
+    const { warnings, logger } = recordingLogger();
+    const client = open({ logger, instanceId: `encode-${protocol}` });
+    for (let i = 0; i < 5; i++) client.custom({ metricName: "fine", value: i });
+    // What plain JavaScript can pass: an int32 of 2.5.
+    client.discovery({ query: "bad", resultsCount: 2.5 });
+    expect(await client.flush()).toBe(true);
+    expect(client.stats()).toMatchObject({ sent: 5, rejected: 1, failed: 0 });
+    expect(countRows(svc.db, "metrics", "instance_id = ?", `encode-${protocol}`)).toBe(5);
+    expect(warnings).toEqual([expect.stringMatching(/could not be encoded/)]);
+    expectBalanced(client);
+  });
+
+  it("should send its key over a transport of the caller's own", async () => {
+    const transport =
+      protocol === "grpc"
+        ? createGrpcTransport({ baseUrl: svc.url })
+        : createConnectTransport({ baseUrl: svc.url, httpVersion: "1.1" });
+    const client = open({ transport, instanceId: `own-${protocol}` });
+    client.custom({ metricName: "own-transport", value: 1 });
+    expect(await client.flush()).toBe(true);
+    expect(client.stats()).toMatchObject({ sent: 1, unauthenticated: 0 });
   });
 
   it("should not retry a refused key, and say so once", async () => {

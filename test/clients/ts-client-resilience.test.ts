@@ -1,7 +1,10 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { createMetricsClient } from "../../clients/typescript/src/index.js";
@@ -10,6 +13,11 @@ import { spawnService } from "../support/process.js";
 import { freePort, startTestService, tempDir } from "../support/service.js";
 
 const quiet = { warn: () => {} };
+const run = promisify(execFile);
+/** The client as \`npm test\` builds it (run in a child process of its own). */
+const CLIENT_MODULE = pathToFileURL(
+  join(import.meta.dirname, "..", "..", "dist", "clients", "typescript", "src", "index.js"),
+).href;
 
 describe("the TypeScript client against a restarting server", () => {
   const dir = tempDir();
@@ -97,22 +105,25 @@ describe("the TypeScript client in a 429 storm", () => {
     });
     let peakBuffered = 0;
     const started = Date.now();
-    while (Date.now() - started < 3_000) {
+    // A fixed amount of work, however slow the machine: 150 rounds of 100.
+    for (let round = 0; round < 150; round++) {
       for (let i = 0; i < 100; i++) client.custom({ metricName: "storm", value: i });
       peakBuffered = Math.max(peakBuffered, client.stats().buffered);
       await sleep(20);
     }
     const stats = client.stats();
     const seconds = (Date.now() - started) / 1000;
-    // Two requests in flight, each waiting the ~2 s the server asks for.
     console.log(
       `429 storm: ${stats.emitted} emitted, ${stats.sent} sent, ${stats.dropped} dropped, ` +
         `${stats.retries} retries in ${seconds.toFixed(1)} s, peak buffer ${peakBuffered}/200`,
     );
+    // Two requests in flight, each waiting the ~2 s the server asks for.
     expect(stats.retries).toBeGreaterThan(0);
     expect(stats.retries).toBeLessThanOrEqual(2 * Math.ceil(seconds / 2) + 2);
-    expect(peakBuffered).toBeLessThanOrEqual(200);
-    expect(stats.dropped).toBeGreaterThan(10_000);
+    expect(peakBuffered).toBe(200);
+    expect(stats.buffered + stats.inFlight).toBeLessThanOrEqual(200 + 2 * 10);
+    // Nearly everything beyond the first bucket of 30 requests is dropped, oldest first.
+    expect(stats.dropped).toBeGreaterThan(stats.emitted - 400 - stats.sent);
     expect(stats.sent).toBeGreaterThanOrEqual(300);
     expectBalanced(client);
 
@@ -128,6 +139,23 @@ describe("the TypeScript client in a 429 storm", () => {
 });
 
 describe("the TypeScript client with no server", () => {
+  it("should never keep a process alive while it retries in the background", async () => {
+    const port = await freePort();
+    const script = `
+      import { createMetricsClient } from ${JSON.stringify(CLIENT_MODULE)};
+      const client = createMetricsClient({ baseUrl: "http://127.0.0.1:${port}", apiKey: "k",
+        service: "test-service", logger: { warn() {} } });
+      for (let i = 0; i < 5; i++) client.custom({ metricName: "orphan", value: i });
+      console.log("flushed:", await client.flush(300));`;
+    const started = Date.now();
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], {
+      timeout: 10_000,
+    });
+    expect(stdout.trim()).toBe("flushed: false");
+    // Without close(), and with batches still being retried, the process ends by itself.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it("should give up at close's deadline and let the process go", async () => {
     const port = await freePort();
     const client = createMetricsClient({

@@ -63,7 +63,7 @@ class MetricsClientStats:
     sent: int
     """Events the service acknowledged (committed to its storage)."""
     dropped: int
-    """Events dropped because the buffer was full (oldest first), or emitted after close()."""
+    """Events dropped because the buffer was full (oldest first), or emitted after close() or while disabled."""
     rejected: int
     """Events the service refused as invalid (INVALID_ARGUMENT); never retried."""
     unauthenticated: int
@@ -127,8 +127,8 @@ class MetricsClient:
             raise ValueError(f"service_version must be at most 20 characters, got {len(service_version)}")
         if not 1 <= max_batch_events <= _SERVER_BATCH_LIMIT:
             raise ValueError(f"max_batch_events must be from 1 to 100, got {max_batch_events}")
-        if max_buffered_events < 1:
-            raise ValueError(f"max_buffered_events must be at least 1, got {max_buffered_events}")
+        if max_buffered_events < max_batch_events:  # a full batch could never form
+            raise ValueError(f"max_buffered_events must be at least max_batch_events, got {max_buffered_events}")
         self.service_name = service_name
         self._header = {
             "service": service_name,
@@ -157,6 +157,7 @@ class MetricsClient:
         self._in_flight = 0
         self._closing = False
         self._closed = threading.Event()
+        self._drained = False
         self._warned: set = set()
 
         self._channel = _open_channel(url, channel_credentials)
@@ -288,17 +289,16 @@ class MetricsClient:
         """Stops accepting events and drains the buffer within ``timeout`` seconds.
 
         What is left then is abandoned (counted in ``failed``) and the channel
-        closed. Returns True when everything was drained. Safe to call twice.
+        closed. Returns True when everything was drained. A second call waits
+        for the first and returns its result.
         """
+        deadline = time.monotonic() + timeout
         with self._cond:
-            if self._closing:
-                already = True
-            else:
-                already = False
-                self._closing = True
-        if already:
+            first = not self._closing
+            self._closing = True
+        if not first:
             self._closed.wait(timeout)
-            return self._buffer_empty()
+            return self._drained
         drained = self.flush(timeout) if self._thread.is_alive() else not self._buffer
         with self._cond:
             abandoned = len(self._buffer)
@@ -311,7 +311,8 @@ class MetricsClient:
         # Closing the channel cancels a request still in flight.
         self._channel.close()
         if self._thread.is_alive():
-            self._thread.join(timeout)
+            self._thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        self._drained = drained
         self._closed.set()
         atexit.unregister(self.close)
         return drained
@@ -370,10 +371,6 @@ class MetricsClient:
             return False
         return self._in_flight_min_seq is None or self._in_flight_min_seq > seq
 
-    def _buffer_empty(self) -> bool:
-        with self._cond:
-            return not self._buffer and self._in_flight == 0
-
     def _run(self) -> None:
         next_tick = time.monotonic() + self._interval
         while True:
@@ -397,40 +394,40 @@ class MetricsClient:
                 self._in_flight_min_seq = batch[0].seq
                 self._in_flight = len(batch)
             try:
-                outcome, count = self._send(batch)
+                self._send(batch)
             except Exception as error:  # a bug here must not kill the sender
-                self._warn_once("bug", f"unexpected failure while sending: {error!r}")
-                outcome, count = "failed", len(batch)
+                if not self._abort.is_set():
+                    self._warn_once("bug", f"unexpected failure while sending: {error!r}")
+                with self._cond:
+                    self._settle("failed", self._in_flight)
             with self._cond:
-                self._counts[outcome] += count
                 self._in_flight_min_seq = None
-                self._in_flight = 0
                 self._cond.notify_all()
 
-    def _send(self, batch: List[_Buffered]):
+    def _send(self, batch: List[_Buffered]) -> None:
         """Sends one batch until acknowledged, refused for good or given up.
 
-        Counts partial outcomes itself; returns the final (counter, events).
+        Every count goes through :meth:`_settle`, which takes the events off
+        ``in_flight`` under the same lock, so :meth:`stats` always balances.
         """
         events = []
         for entry in batch:
             try:
                 events.append(_to_event(entry))
-            except (TypeError, ValueError) as error:
-                self._add("rejected", 1)
-                self._warn_once("encode", f"an event could not be encoded and was dropped: {error}")
+            except Exception as error:  # any value protobuf refuses
+                self._settle_locked("rejected", 1)
+                self._warn_once("encode", f"an event could not be encoded and was dropped: {error!r}")
         started = time.monotonic()
         attempt = 0
         while events:
-            with self._cond:
-                self._in_flight = len(events)
             request = ingest_pb2.IngestRequest(events=events, **self._header)
             try:
                 # wait_for_ready: while the channel reconnects, the call waits
                 # (within its deadline) instead of failing at once.
                 response = self._stub.Ingest(request, timeout=self._timeout, metadata=self._metadata,
                                              wait_for_ready=True)
-                return "sent", response.accepted
+                self._settle_locked("sent", len(events), response.accepted)
+                return
             except grpc.RpcError as error:
                 if self._abort.is_set():
                     break
@@ -441,22 +438,33 @@ class MetricsClient:
                     self._warn_once("invalid", f"the service rejected events as invalid: {error.details()}")
                     invalid = _rpc_status.invalid_event_indexes(trailers)
                     if not invalid or len(invalid) >= len(events):
-                        return "rejected", len(events)
+                        self._settle_locked("rejected", len(events))
+                        return
                     # Resend the valid rest: one bad event must not cost its neighbours.
-                    self._add("rejected", len(invalid))
+                    self._settle_locked("rejected", len(invalid))
                     events = [e for i, e in enumerate(events) if i not in invalid]
                     continue
                 delay = self._retry_delay(code, trailers, attempt, error)
                 if delay is None:
                     self._warn_once(f"code:{code}", f"the service refused a batch: {code.name}: {error.details()}")
-                    return ("unauthenticated" if code in _KEY_PROBLEMS else "failed"), len(events)
+                    self._settle_locked("unauthenticated" if code in _KEY_PROBLEMS else "failed", len(events))
+                    return
                 if time.monotonic() - started + delay > self._max_retry_elapsed:
                     self._warn_once("exhausted", f"gave up a batch after retrying: {code.name}")
                     break
                 self._add("retries", 1)
                 if self._abort.wait(delay):
                     break
-        return "failed", len(events)
+        self._settle_locked("failed", len(events))
+
+    def _settle(self, counter: str, events: int, amount: Optional[int] = None) -> None:
+        """Counts ``events`` of the batch in flight under ``counter``; the caller holds the lock."""
+        self._counts[counter] += events if amount is None else amount
+        self._in_flight -= events
+
+    def _settle_locked(self, counter: str, events: int, amount: Optional[int] = None) -> None:
+        with self._cond:
+            self._settle(counter, events, amount)
 
     def _retry_delay(self, code, trailers, attempt: int, error) -> Optional[float]:
         """Seconds to wait before resending, or None when the batch cannot succeed later."""

@@ -59,7 +59,10 @@ class ProtocolFlowTracker:
                 self._start(session_id, at, client_name, server_name).initialized_at = at
                 return
             # A session first seen at tools/list still yields tools/list -> tools/call.
-            flow = self._sessions.get(session_id) or self._start(session_id, at, client_name, server_name)
+            flow = self._sessions.get(session_id)
+            # An expired session is not measured against: its latency would exceed the TTL.
+            if flow is None or at - flow.started_at > self._ttl:
+                flow = self._start(session_id, at, client_name, server_name)
             if client_name is not None:
                 flow.client_name = client_name
             if method == "tools/list":

@@ -87,7 +87,8 @@ class AuthMetricsMiddleware:
             error_code = type(error).__name__
             raise
         finally:
-            status = response["status"] or 500
+            # No answer and no exception: the client went away first (nginx's 499).
+            status = response["status"] or (500 if error_code else 499)
             self._emit(scope, status, response["headers"], error_code,
                        (time.perf_counter() - started) * 1000)
 

@@ -72,7 +72,7 @@ class EmittersTest(unittest.TestCase):
             {"results_count": 7, "top_k_services": 3, "top_n_tools": 10, "embedding_time_ms": 4.5,
              "faiss_search_time_ms": 1.25, "duration_ms": 9})
         rows = self.service.query(
-            "SELECT metric_type, value, dimensions, service_version FROM metrics "
+            "SELECT metric_type, value, duration_ms, dimensions, metadata, service_version FROM metrics "
             "WHERE instance_id = 'py-all' ORDER BY id")
         self.assertEqual([r["metric_type"] for r in rows],
                          ["auth_request", "tool_execution", "tool_discovery", "protocol_latency",
@@ -87,6 +87,8 @@ class EmittersTest(unittest.TestCase):
         self.assertEqual(dims[5], {"endpoint": "/py-srv", "status_code": 503, "healthy": False})
         self.assertEqual(rows[6]["value"], 42)
         self.assertEqual(dims[6], {"metric_name": "py-metric", "region": "eu"})
+        self.assertEqual(json.loads(rows[6]["metadata"]), {"n": 1})
+        self.assertEqual([r["duration_ms"] for r in rows], [12.5, 45, 9, None, 3, 1, None])
 
     def test_flow_step_enum_and_batches_under_the_server_limit(self):
         client = self.client(instance_id="py-batches", flush_interval=0.05)
@@ -111,6 +113,21 @@ class EmittersTest(unittest.TestCase):
         self.assertIn("invalid", logs.output[0])
         [row] = self.service.query("SELECT count(*) AS n FROM metrics WHERE instance_id = 'py-invalid'")
         self.assertEqual(row["n"], 8)
+
+    def test_an_event_protobuf_refuses_is_dropped_and_the_others_sent(self):
+        client = self.client(instance_id="py-encode")
+        with self.assertLogs("mcp_metrics_client", logging.WARNING) as logs:
+            client.custom("fine", 1)
+            client.custom("bad-time", 2, timestamp=float("inf"))
+            client.discovery("bad-count", "many")
+            client.custom("fine", 3)
+            self.assertTrue(client.flush())
+        stats = client.stats()
+        self.assertEqual((stats.sent, stats.rejected, stats.failed), (2, 2, 0))
+        self.assertTrue(balanced(stats))
+        self.assertEqual(len(logs.output), 1)
+        [row] = self.service.query("SELECT count(*) AS n FROM metrics WHERE instance_id = 'py-encode'")
+        self.assertEqual(row["n"], 2)
 
     def test_refused_key_is_not_retried_and_logged_once(self):
         client = self.client(api_key="wrong-key", max_batch_events=5)

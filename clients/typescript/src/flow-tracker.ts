@@ -98,7 +98,10 @@ export function createFlowTracker(
       }
       // A session first seen at tools/list (a client that skipped or resumed
       // past initialize) still yields its tools/list → tools/call latency.
-      const flow = sessions.get(sessionId) ?? start(sessionId, at, details);
+      const known = sessions.get(sessionId);
+      // An expired session is not measured against: its latency would exceed the TTL.
+      const flow =
+        known !== undefined && at - known.startedAt <= ttl ? known : start(sessionId, at, details);
       if (details?.clientName !== undefined) flow.clientName = details.clientName;
       if (method === "tools/list") {
         if (flow.listedAt !== undefined) return;

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import type { EventSchema } from "../../../gen/mcp/metrics/v1/events_pb.js";
+import { EventSchema } from "../../../gen/mcp/metrics/v1/events_pb.js";
 import { IngestService } from "../../../gen/mcp/metrics/v1/ingest_pb.js";
 import { EventBuffer } from "./event-buffer.js";
 import {
@@ -66,7 +66,7 @@ export interface MetricsClientStats {
   readonly emitted: number;
   /** Events the service acknowledged (committed to its storage). */
   readonly sent: number;
-  /** Events dropped because the buffer was full (the oldest go first), or emitted after `close()`. */
+  /** Events dropped because the buffer was full (the oldest go first), or emitted after `close()` or while disabled. */
   readonly dropped: number;
   /** Events the service refused as invalid (`INVALID_ARGUMENT`); never retried. */
   readonly rejected: number;
@@ -153,6 +153,7 @@ class BatchingMetricsClient implements MetricsClient {
   private readonly retry: RetryPolicy;
   private readonly logger: ClientLogger;
   private readonly header: { service: string; version?: string; instanceId: string };
+  private readonly headers: Record<string, string>;
   private readonly abort = new AbortController();
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<InFlightBatch>();
@@ -199,7 +200,13 @@ class BatchingMetricsClient implements MetricsClient {
       SERVER_BATCH_LIMIT,
     );
     this.buffer = new EventBuffer(
-      integerOption("maxBufferedEvents", options.maxBufferedEvents, 10_000, 1, 10_000_000),
+      integerOption(
+        "maxBufferedEvents",
+        options.maxBufferedEvents,
+        10_000,
+        this.batchSize, // smaller, a full batch could never form
+        10_000_000,
+      ),
     );
     this.maxConcurrent = integerOption(
       "maxConcurrentRequests",
@@ -236,7 +243,9 @@ class BatchingMetricsClient implements MetricsClient {
     }
     this.owned = options.transport
       ? undefined
-      : createOwnedTransport(url, options.protocol ?? "grpc", options.apiKey);
+      : createOwnedTransport(url, options.protocol ?? "grpc");
+    // Per call rather than in the transport, so that a caller's own transport gets it too.
+    this.headers = { "x-api-key": options.apiKey ?? "" };
     this.rpc = createClient(
       IngestService,
       options.transport ?? (this.owned as OwnedTransport).transport,
@@ -306,8 +315,8 @@ class BatchingMetricsClient implements MetricsClient {
       this.counts.dropped++;
       return;
     }
-    const ts = fields.timestamp;
-    const atMillis = ts === undefined ? Date.now() : typeof ts === "number" ? ts : ts.getTime();
+    const ts = fields?.timestamp;
+    const atMillis = ts instanceof Date ? ts.getTime() : typeof ts === "number" ? ts : Date.now();
     // Copies, so the caller may reuse its objects; the message itself is
     // built when sending, off the caller's path.
     const copy = { ...fields };
@@ -349,7 +358,7 @@ class BatchingMetricsClient implements MetricsClient {
         () => this.finish(batch),
         (error: unknown) => {
           this.warnOnce("bug", `unexpected failure while sending: ${String(error)}`);
-          this.counts.failed += batch.size;
+          this.settle(batch, "failed", batch.size);
           this.finish(batch);
         },
       );
@@ -365,27 +374,30 @@ class BatchingMetricsClient implements MetricsClient {
     }
   }
 
-  /** Sends one batch until it is acknowledged, refused for good, or given up; counts the outcome. */
+  /**
+   * Sends one batch until it is acknowledged, refused for good, or given up.
+   * Every count goes through `settle`, which takes the events off the batch in
+   * the same synchronous step, so `stats()` always balances.
+   */
   private async send(buffered: BufferedEvent[], batch: InFlightBatch): Promise<void> {
     let events: MessageInitShape<typeof EventSchema>[] = [];
     for (const entry of buffered) {
       try {
         events.push(toEventInit(entry));
       } catch (error) {
-        this.counts.rejected++;
+        this.settle(batch, "rejected", 1);
         this.warnOnce("encode", `an event could not be encoded and was dropped: ${String(error)}`);
       }
     }
     const started = Date.now();
     let attempt = 0;
     while (events.length > 0) {
-      batch.size = events.length;
       try {
         const response = await this.rpc.ingest(
           { ...this.header, events },
-          { timeoutMs: this.timeoutMs, signal: this.abort.signal },
+          { headers: this.headers, timeoutMs: this.timeoutMs, signal: this.abort.signal },
         );
-        this.counts.sent += response.accepted;
+        this.settle(batch, "sent", events.length, response.accepted);
         return;
       } catch (reason) {
         const error = ConnectError.from(reason);
@@ -396,18 +408,31 @@ class BatchingMetricsClient implements MetricsClient {
           this.warnOnce("invalid", `the service rejected events as invalid: ${error.rawMessage}`);
           const invalid = decision.invalidIndexes;
           if (invalid.size === 0 || invalid.size >= events.length) {
-            this.counts.rejected += events.length;
+            this.settle(batch, "rejected", events.length);
             return;
           }
           // Resend the valid rest: one bad event must not cost its 99 neighbours.
-          this.counts.rejected += invalid.size;
+          this.settle(batch, "rejected", invalid.size);
           events = events.filter((_, i) => !invalid.has(i));
           continue;
         }
         if (decision.action === "give-up") {
+          // A value protobuf cannot encode (an int32 of 2.5 from plain
+          // JavaScript) fails the whole request before it leaves: find the
+          // culprits, and send the others.
+          const unencodable = error.code === Code.Internal ? unencodableIndexes(events) : [];
+          if (unencodable.length > 0) {
+            this.warnOnce(
+              "encode",
+              `an event could not be encoded and was dropped: ${error.message}`,
+            );
+            this.settle(batch, "rejected", unencodable.length);
+            events = events.filter((_, i) => !unencodable.includes(i));
+            continue;
+          }
           const keyProblem =
             error.code === Code.Unauthenticated || error.code === Code.PermissionDenied;
-          this.counts[keyProblem ? "unauthenticated" : "failed"] += events.length;
+          this.settle(batch, keyProblem ? "unauthenticated" : "failed", events.length);
           this.warnOnce(`code:${error.code}`, `the service refused a batch: ${error.message}`);
           return;
         }
@@ -419,7 +444,13 @@ class BatchingMetricsClient implements MetricsClient {
         if (!(await sleep(decision.delayMillis, this.abort.signal))) break;
       }
     }
-    this.counts.failed += events.length;
+    this.settle(batch, "failed", events.length);
+  }
+
+  /** Counts `events` of the batch under `counter` (as `amount`, if the server said otherwise). */
+  private settle(batch: InFlightBatch, counter: Counter, events: number, amount = events): void {
+    this.counts[counter] += amount;
+    batch.size -= events;
   }
 
   private settledThrough(seq: number): boolean {
@@ -464,6 +495,19 @@ class BatchingMetricsClient implements MetricsClient {
 }
 
 /** `<service>-<pid>`, the service name shortened so that it fits the 50-character limit. */
+/** Indexes of the events protobuf cannot encode (the error path only: it encodes each one). */
+function unencodableIndexes(events: MessageInitShape<typeof EventSchema>[]): number[] {
+  const indexes: number[] = [];
+  events.forEach((event, i) => {
+    try {
+      toBinary(EventSchema, create(EventSchema, event));
+    } catch {
+      indexes.push(i);
+    }
+  });
+  return indexes;
+}
+
 function defaultInstanceId(service: string): string {
   const pid = String(process.pid);
   return `${service.slice(0, 49 - pid.length)}-${pid}`;
@@ -472,7 +516,8 @@ function defaultInstanceId(service: string): string {
 /** Waits `millis`; resolves false at once if `signal` aborts. */
 async function sleep(millis: number, signal: AbortSignal): Promise<boolean> {
   try {
-    await delay(millis, undefined, { signal });
+    // Unref'd: a batch waiting to be retried never keeps the process alive.
+    await delay(millis, undefined, { signal, ref: false });
     return true;
   } catch {
     return false;

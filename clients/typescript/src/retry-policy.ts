@@ -90,16 +90,19 @@ export function serverRetryDelayMillis(error: ConnectError): number | undefined 
 }
 
 /**
- * Whether an HTTP/2 stream was refused: the server never processed it (a
- * stream opened after its GOAWAY, RFC 9113 §8.7), so it is safe to resend.
- * Node reports it as ERR_HTTP2_STREAM_ERROR, which connect-node maps to
- * INTERNAL rather than UNAVAILABLE.
+ * Whether the server never processed the stream: refused (opened after its
+ * GOAWAY, RFC 9113 §8.7) or never started on a session already going away.
+ * Node reports these as ERR_HTTP2_STREAM_ERROR and ERR_HTTP2_GOAWAY_SESSION,
+ * which connect-node maps to INTERNAL rather than UNAVAILABLE.
  */
 function refusedStream(error: ConnectError): boolean {
   let reason: unknown = error;
   // A few links of the cause chain are enough, and a cyclic chain ends too.
   for (let depth = 0; depth < 5 && reason instanceof Error; depth++) {
-    if (reason.message.includes("REFUSED_STREAM")) return true;
+    const code = (reason as { code?: unknown }).code;
+    if (reason.message.includes("REFUSED_STREAM") || code === "ERR_HTTP2_GOAWAY_SESSION") {
+      return true;
+    }
     reason = reason.cause;
   }
   return false;

@@ -1,6 +1,6 @@
 import * as http from "node:http";
 import * as https from "node:https";
-import type { Interceptor, Transport } from "@connectrpc/connect";
+import type { Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -21,18 +21,8 @@ export interface OwnedTransport {
   close(): void;
 }
 
-/** Builds a transport that sends `x-api-key` on every call and owns its connections. */
-export function createOwnedTransport(
-  baseUrl: string,
-  protocol: Protocol,
-  apiKey: string,
-): OwnedTransport {
-  const interceptors: Interceptor[] = [
-    (next) => (req) => {
-      req.header.set("x-api-key", apiKey);
-      return next(req);
-    },
-  ];
+/** Builds a transport that owns its connections. */
+export function createOwnedTransport(baseUrl: string, protocol: Protocol): OwnedTransport {
   if (protocol === "grpc") {
     // One HTTP/2 connection, reopened after a restart or GOAWAY; idle pings
     // notice a dead peer, and the session is unref'd while idle so the client
@@ -42,7 +32,7 @@ export function createOwnedTransport(
       pingIdleConnection: false,
     });
     return {
-      transport: createGrpcTransport({ baseUrl, sessionManager, interceptors }),
+      transport: createGrpcTransport({ baseUrl, sessionManager }),
       close: () => sessionManager.abort(),
     };
   }
@@ -54,7 +44,6 @@ export function createOwnedTransport(
       baseUrl,
       httpVersion: "1.1",
       useBinaryFormat: true,
-      interceptors,
       nodeOptions: { agent },
     }),
     close: () => agent.destroy(),
