@@ -8,6 +8,8 @@ import { createMetricsServer } from "./server.js";
 import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
 import { createEventStore } from "./storage/event-store.js";
 import { createKeyStore } from "./storage/key-store.js";
+import { createRetention } from "./storage/retention.js";
+import { type RetentionSchedule, scheduleRetention } from "./storage/retention-schedule.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
 /** How long a shutdown waits for the final telemetry export. */
@@ -60,6 +62,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
       onCommit: (stats) => metrics.commit(stats.rows, stats.durationMillis, stats.error?.failure),
     });
     queuedRows = () => store.queuedRows;
+    const retention = createRetention({
+      db,
+      dbPath: config.sqlitePath,
+      log,
+      minDays: config.retention.minDays,
+      batchRows: config.retention.batchRows,
+    });
     const instruments = telemetry.events;
     const server = createMetricsServer({
       config,
@@ -77,9 +86,13 @@ export async function startService(config: Config, log: Logger): Promise<Running
           rejected: (count, reason) => metrics.events("rejected", count, reason),
         },
       }),
+      retention,
       metrics,
     });
     const address = await server.listen();
+    const schedule: RetentionSchedule | undefined = config.retention.scheduled
+      ? scheduleRetention(retention, { ...config.retention, log })
+      : undefined;
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
     log.info(
@@ -102,7 +115,10 @@ export async function startService(config: Config, log: Logger): Promise<Running
       close() {
         closing ??= (async () => {
           clearInterval(usageTimer);
+          // A sweep stops after its current batch: deletions never hold a shutdown up.
+          retention.stop();
           await server.close();
+          await schedule?.stop();
           store.close();
           registry.flushUsage();
           db.close();

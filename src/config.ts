@@ -22,6 +22,8 @@ export interface Config {
   readonly rateLimitPerMinute: number;
   /** Default retention of the raw and specialized tables, in days (`METRICS_RETENTION_DAYS`, default 90). */
   readonly retentionDays: number;
+  /** Retention cleanup settings. */
+  readonly retention: RetentionConfig;
   /** Largest accepted request message or body, in bytes (`METRICS_MAX_REQUEST_BYTES`, default 1 MiB). */
   readonly maxRequestBytes: number;
   /** Most rows one group-commit transaction takes (`METRICS_COMMIT_MAX_ROWS`, default 5000). */
@@ -38,6 +40,20 @@ export interface Config {
   readonly envApiKeys: readonly EnvApiKey[];
   /** OpenTelemetry export settings. */
   readonly telemetry: TelemetryConfig;
+}
+
+/** When and how expired rows are deleted. */
+export interface RetentionConfig {
+  /** Whether sweeps run on a schedule (`METRICS_RETENTION_ENABLED`, default true); the admin API works either way. */
+  readonly scheduled: boolean;
+  /** First sweep after start-up, in ms (`METRICS_RETENTION_START_DELAY_MS`, default 60000). */
+  readonly startDelayMillis: number;
+  /** Between sweeps, in ms (`METRICS_RETENTION_INTERVAL_MS`, default 3600000: hourly). */
+  readonly intervalMillis: number;
+  /** Rows deleted per transaction (`METRICS_RETENTION_BATCH_ROWS`, default 1000). */
+  readonly batchRows: number;
+  /** The shortest retention a policy may be set to, in days (`METRICS_RETENTION_MIN_DAYS`, default 7). */
+  readonly minDays: number;
 }
 
 /** Where and how the service's metrics are exported. */
@@ -174,6 +190,13 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
     rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
+    retention: Object.freeze({
+      scheduled: flag("METRICS_RETENTION_ENABLED", true),
+      startDelayMillis: integer("METRICS_RETENTION_START_DELAY_MS", 60_000, 0, 86_400_000),
+      intervalMillis: integer("METRICS_RETENTION_INTERVAL_MS", 3_600_000, 1000, 604_800_000),
+      batchRows: integer("METRICS_RETENTION_BATCH_ROWS", 1000, 1, 1_000_000),
+      minDays: integer("METRICS_RETENTION_MIN_DAYS", 7, 1, 36_500),
+    }),
     maxRequestBytes: integer("METRICS_MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
     commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
     commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
@@ -183,6 +206,11 @@ export function loadConfig(env: Env = process.env): Config {
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
     telemetry: Object.freeze(telemetry),
   };
+  if (config.retentionDays < config.retention.minDays) {
+    problems.push(
+      `METRICS_RETENTION_DAYS (${config.retentionDays}) is below METRICS_RETENTION_MIN_DAYS (${config.retention.minDays})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -5,6 +5,7 @@ import {
   ErrorInfoSchema,
   RetryInfoSchema,
 } from "../gen/google/rpc/error_details_pb.js";
+import type { StorageError } from "./storage/storage-error.js";
 
 /** The domain of every `google.rpc.ErrorInfo` this service sends. */
 export const ERROR_DOMAIN = "metrics.mcp";
@@ -113,6 +114,31 @@ export const errors = {
     ]);
   },
 
+  /** An admin operation with a key that lacks the admin scope (W10). */
+  adminRequired: () =>
+    new ConnectError(
+      "Admin scope required: use an admin API key (METRICS_ADMIN_API_KEY)",
+      Code.PermissionDenied,
+      undefined,
+      [errorInfo("ADMIN_SCOPE_REQUIRED")],
+    ),
+
+  /** A table outside the retention allow-list; nothing was run for it (W11). */
+  unknownTable: (message: string) =>
+    new ConnectError(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),
+
+  /** A retention below the floor; nothing was changed. */
+  retentionTooShort: (message: string) =>
+    new ConnectError(message, Code.InvalidArgument, undefined, [
+      errorInfo("RETENTION_TOO_SHORT"),
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, {
+          fieldViolations: [{ field: "retention_days", description: message }],
+        }),
+      },
+    ]),
+
   /** Storage could not commit right now (busy, full, read-only, I/O); the client may retry. */
   storageUnavailable: (cause: unknown) =>
     new ConnectError(
@@ -131,6 +157,18 @@ export const errors = {
       { "retry-after": "1" },
       [errorInfo("SHUTTING_DOWN"), retryInfo(1)],
     ),
+
+  /** A failed storage operation, by its kind: retryable, shutting down, or internal. */
+  storage: (error: StorageError): ConnectError => {
+    switch (error.failure) {
+      case "unavailable":
+        return errors.storageUnavailable(error);
+      case "closed":
+        return errors.shuttingDown();
+      case "internal":
+        return errors.internal(error);
+    }
+  },
 
   /** Any unexpected failure; the detail goes to the log only. */
   internal: (cause: unknown) =>

@@ -2,7 +2,9 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
+import { createAdminServiceImpl } from "./admin/admin-rpc.js";
 import { createAuthInterceptor } from "./auth/auth-interceptor.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
 import { principalKey } from "./auth/principal.js";
@@ -15,6 +17,7 @@ import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
 import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
 import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import type { Retention } from "./storage/retention.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
 /** What the server is built from. */
@@ -24,6 +27,8 @@ export interface MetricsServerOptions {
   readonly registry: KeyRegistry;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
+  /** Retention and database operations (admin API and RPCs). */
+  readonly retention: Retention;
   /** The service's own metrics; none are recorded when absent. */
   readonly metrics?: ServiceMetrics;
 }
@@ -118,6 +123,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
         IngestService,
         createIngestServiceImpl({ ingestor: options.ingestor, draining: drain.signal }),
       );
+      router.service(AdminService, createAdminServiceImpl(options.retention));
     },
     interceptors: [
       ...(options.metrics ? [requestMetrics(options.metrics)] : []),
@@ -136,6 +142,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       draining: isDraining,
       maxRequestBytes: config.maxRequestBytes,
       log,
+      retention: options.retention,
       ...(options.metrics ? { metrics: options.metrics } : {}),
     }),
   });

@@ -11,6 +11,13 @@ describe("loadConfig", () => {
       sqliteBusyTimeoutMillis: 5000,
       rateLimitPerMinute: 1000,
       retentionDays: 90,
+      retention: {
+        scheduled: true,
+        startDelayMillis: 60000,
+        intervalMillis: 3600000,
+        batchRows: 1000,
+        minDays: 7,
+      },
       maxRequestBytes: 1048576,
       commitMaxRows: 5000,
       commitMaxDelayMillis: 0,
@@ -30,20 +37,33 @@ describe("loadConfig", () => {
     });
   });
 
+  it("should refuse a default retention below the floor", () => {
+    expect(() => loadConfig({ METRICS_RETENTION_DAYS: "3" })).toThrow(
+      /METRICS_RETENTION_DAYS \(3\) is below METRICS_RETENTION_MIN_DAYS \(7\)/,
+    );
+  });
+
   it("should be frozen", () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
 
-  it("should read METRICS_API_KEY_<NAME> variables with the legacy naming rule", () => {
+  it("should read METRICS_API_KEY_<NAME> variables with the legacy naming rule, and the admin key", () => {
     const config = loadConfig({
       METRICS_API_KEY_CURRENTTIME_SERVER: "k1",
       METRICS_API_KEY_AUTH: " k2 ",
       METRICS_API_KEY: "ignored: what clients read",
       METRICS_API_KEY_EMPTY: "",
+      METRICS_ADMIN_API_KEY: " k3 ",
     });
     expect(config.envApiKeys).toEqual([
-      { variable: "METRICS_API_KEY_AUTH", service: "auth", key: "k2" },
-      { variable: "METRICS_API_KEY_CURRENTTIME_SERVER", service: "currenttime-server", key: "k1" },
+      { variable: "METRICS_ADMIN_API_KEY", service: "admin", key: "k3", scope: "admin" },
+      { variable: "METRICS_API_KEY_AUTH", service: "auth", key: "k2", scope: "ingest" },
+      {
+        variable: "METRICS_API_KEY_CURRENTTIME_SERVER",
+        service: "currenttime-server",
+        key: "k1",
+        scope: "ingest",
+      },
     ]);
   });
 

@@ -65,7 +65,12 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       next.set(row.keyHash, {
         row,
         digest: Buffer.from(row.keyHash, "hex"),
-        principal: { keyId: row.id, service: row.serviceName, rateLimitPerMinute: row.rateLimit },
+        principal: {
+          keyId: row.id,
+          service: row.serviceName,
+          rateLimitPerMinute: row.rateLimit,
+          scope: row.scope,
+        },
       });
     }
     byHash = next;
@@ -97,15 +102,16 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
             keyHash,
             serviceName: env.service,
             rateLimit: options.defaultRateLimit,
+            scope: env.scope,
             source,
             description: `from ${env.variable}`,
           });
           log.info({ keyId: id, service: env.service, variable: env.variable }, "api key added");
-        } else if (
-          existing.row.source === source &&
-          existing.row.rateLimit !== options.defaultRateLimit
-        ) {
-          store.setRateLimit(existing.row.id, options.defaultRateLimit);
+        } else if (existing.row.source === source) {
+          if (existing.row.rateLimit !== options.defaultRateLimit) {
+            store.setRateLimit(existing.row.id, options.defaultRateLimit);
+          }
+          if (existing.row.scope !== env.scope) store.setScope(existing.row.id, env.scope);
         }
         for (const { row } of byHash.values()) {
           if (row.source === source && row.keyHash !== keyHash && row.isActive) {
@@ -125,6 +131,7 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
         keyHash: hashApiKey(key),
         serviceName: service,
         rateLimit: options.defaultRateLimit,
+        scope: "ingest",
         source: "generated",
         description: "created on first start",
       });

@@ -8,7 +8,12 @@ export interface Principal {
   readonly service: string;
   /** The key's rate limit in requests per minute. */
   readonly rateLimitPerMinute: number;
+  /** What the key may do: `ingest` (send events) or `admin` (also the admin operations). */
+  readonly scope: KeyScope;
 }
+
+/** The scopes a key can have. */
+export type KeyScope = "ingest" | "admin";
 
 /** Context value through which the auth interceptor hands the principal to handlers. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, {

@@ -1,4 +1,5 @@
 import { ConnectError } from "@connectrpc/connect";
+import { requireAdmin } from "../admin/admin-errors.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, httpStatusOf } from "../errors.js";
@@ -7,7 +8,9 @@ import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
+import type { Retention } from "../storage/retention.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
+import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
 import { BodyError, readBody } from "./read-body.js";
@@ -28,9 +31,11 @@ export interface HttpRoutesOptions {
   readonly log: Logger;
   /** The service's own metrics; none are recorded when absent. */
   readonly metrics?: ServiceMetrics;
+  /** Retention and database operations, served under `/admin`. */
+  readonly retention: Retention;
 }
 
-type Handler = (req: AnyRequest, res: AnyResponse) => void | Promise<void>;
+type Handler = RouteHandler;
 
 /** The legacy service's `GET /` answer (contract §1). */
 const ROOT = {
@@ -95,10 +100,14 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const { registry, limiter, ingestor, log } = options;
 
-  /** Key check and token for a request; answers the error itself and returns undefined on failure. */
+  /**
+   * Key check (and scope, for admin routes) and token for a request; answers
+   * the error itself and returns undefined on failure.
+   */
   const admit = (
     req: AnyRequest,
     res: AnyResponse,
+    scope: "ingest" | "admin" = "ingest",
   ): { principal: Principal; decision: BucketDecision } | undefined => {
     if (options.draining()) {
       sendError(res, errors.shuttingDown());
@@ -110,10 +119,15 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       return undefined;
     }
     try {
+      // An ingest key is refused before it spends a token (W10).
+      if (scope === "admin") requireAdmin(auth.principal);
       return { principal: auth.principal, decision: enforceRateLimit(limiter, auth.principal) };
     } catch (error) {
-      options.metrics?.rateLimited(auth.principal.service);
-      sendError(res, asConnectError(error));
+      const refused = asConnectError(error);
+      if (refused.metadata.has("x-ratelimit-limit")) {
+        options.metrics?.rateLimited(auth.principal.service);
+      }
+      sendError(res, refused);
       return undefined;
     }
   };
@@ -224,8 +238,16 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     });
   };
 
+  const admin = createAdminRoutes({
+    retention: options.retention,
+    admitAdmin: (req, res) => admit(req, res, "admin") !== undefined,
+    sendError,
+    log,
+  });
+
   // Maps, not object literals: an HTTP/2 :method such as "__proto__" must find nothing.
-  const routes = new Map<string, Map<string, Handler>>([
+  const routes = new Map<string, ReadonlyMap<string, Handler>>([
+    ...admin.exact,
     ["/", new Map([["GET", (_req, res) => sendJson(res, 200, ROOT)]])],
     [
       "/health",
@@ -252,7 +274,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
 
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const methods = routes.get(path);
+    const methods = routes.get(path) ?? admin.match(path);
     if (methods === undefined) return sendJson(res, 404, { detail: "Not Found" });
     const handler = methods.get(req.method ?? "GET");
     if (handler === undefined) {

@@ -1,4 +1,3 @@
-import type { ConnectError } from "@connectrpc/connect";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { EventStore } from "../storage/event-store.js";
@@ -51,17 +50,6 @@ export interface IngestorOptions {
   readonly now?: () => number;
 }
 
-function storageToConnect(error: StorageError): ConnectError {
-  switch (error.failure) {
-    case "unavailable":
-      return errors.storageUnavailable(error);
-    case "closed":
-      return errors.shuttingDown();
-    case "internal":
-      return errors.internal(error);
-  }
-}
-
 /** Creates the ingestor over an event store. */
 export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
@@ -91,7 +79,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         const error = StorageError.from(cause);
         log.error({ requestId, err: error.cause ?? error }, "batch not stored");
         options.observer?.rejected(batch.events.length, "storage");
-        throw storageToConnect(error);
+        throw errors.storage(error);
       }
       // The batch is committed and must be acknowledged as such: a failure to
       // record it must not turn into an error reply (the client would resend it).

@@ -9,6 +9,8 @@ export interface ApiKeyRow {
   readonly isActive: boolean;
   /** Requests per minute. */
   readonly rateLimit: number;
+  /** `ingest` or `admin`. */
+  readonly scope: "ingest" | "admin";
   /** Where the key came from: `env:<VARIABLE>`, `generated`, or null for keys made elsewhere. */
   readonly source: string | null;
   readonly createdAt: string;
@@ -20,6 +22,7 @@ export interface NewApiKey {
   readonly keyHash: string;
   readonly serviceName: string;
   readonly rateLimit: number;
+  readonly scope: "ingest" | "admin";
   readonly source: string | null;
   readonly description: string | null;
 }
@@ -30,6 +33,7 @@ export interface KeyStore {
   insert(key: NewApiKey): number;
   setActive(id: number, active: boolean): void;
   setRateLimit(id: number, rateLimit: number): void;
+  setScope(id: number, scope: "ingest" | "admin"): void;
   /** Persists last-use times tracked in memory, in one transaction. */
   recordLastUsed(uses: ReadonlyMap<number, Date>): void;
 }
@@ -40,6 +44,7 @@ interface RawKeyRow {
   service_name: string;
   is_active: number;
   rate_limit: number;
+  scope: string;
   source: string | null;
   created_at: string;
   last_used_at: string | null;
@@ -53,15 +58,16 @@ export function sqliteDateTime(date: Date): string {
 /** Creates the key store over an open database. */
 export function createKeyStore(db: Database): KeyStore {
   const selectAll = db.prepare<[], RawKeyRow>(
-    `SELECT id, key_hash, service_name, is_active, rate_limit, source, created_at, last_used_at
+    `SELECT id, key_hash, service_name, is_active, rate_limit, scope, source, created_at, last_used_at
      FROM api_keys ORDER BY id`,
   );
   const insert = db.prepare(
-    `INSERT INTO api_keys (key_hash, service_name, rate_limit, source, description)
-     VALUES (?, ?, ?, ?, ?)`,
+    `INSERT INTO api_keys (key_hash, service_name, rate_limit, scope, source, description)
+     VALUES (?, ?, ?, ?, ?, ?)`,
   );
   const setActive = db.prepare("UPDATE api_keys SET is_active = ? WHERE id = ?");
   const setRateLimit = db.prepare("UPDATE api_keys SET rate_limit = ? WHERE id = ?");
+  const setScope = db.prepare("UPDATE api_keys SET scope = ? WHERE id = ?");
   const touch = db.prepare(
     `UPDATE api_keys SET last_used_at = ?
      WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
@@ -81,19 +87,24 @@ export function createKeyStore(db: Database): KeyStore {
         serviceName: r.service_name,
         isActive: r.is_active !== 0,
         rateLimit: r.rate_limit,
+        scope: r.scope === "admin" ? "admin" : "ingest",
         source: r.source,
         createdAt: r.created_at,
         lastUsedAt: r.last_used_at,
       })),
     insert: (k) =>
       Number(
-        insert.run(k.keyHash, k.serviceName, k.rateLimit, k.source, k.description).lastInsertRowid,
+        insert.run(k.keyHash, k.serviceName, k.rateLimit, k.scope, k.source, k.description)
+          .lastInsertRowid,
       ),
     setActive: (id, active) => {
       setActive.run(active ? 1 : 0, id);
     },
     setRateLimit: (id, rateLimit) => {
       setRateLimit.run(rateLimit, id);
+    },
+    setScope: (id, scope) => {
+      setScope.run(scope, id);
     },
     recordLastUsed: (uses) => {
       if (uses.size > 0) recordLastUsed.immediate(uses);

@@ -124,6 +124,15 @@ CREATE TABLE retention_policies (
 );
 `,
   },
+  {
+    version: 2,
+    name: "api_key_scopes",
+    // What a key may do (issue 7): "ingest" keys send events; "admin" keys also
+    // run the retention and database operations (W10).
+    sql: `
+ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'ingest' CHECK (scope IN ('ingest', 'admin'));
+`,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -22,6 +22,7 @@ const env = (variable: string, key: string) => ({
   variable,
   key,
   service: variable.slice(16).toLowerCase(),
+  scope: "ingest" as const,
 });
 
 describe("createKeyRegistry", () => {
@@ -44,7 +45,7 @@ describe("createKeyRegistry", () => {
     registry.syncEnvKeys([env("METRICS_API_KEY_AUTH", "k1")]);
     expect(registry.authenticate("k1")).toMatchObject({
       ok: true,
-      principal: { service: "auth", rateLimitPerMinute: 1000 },
+      principal: { service: "auth", rateLimitPerMinute: 1000, scope: "ingest" },
     });
     expect(registry.authenticate(null)).toMatchObject({
       ok: false,

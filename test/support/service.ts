@@ -42,13 +42,14 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     ...env,
   });
   const running = await startService(config, createLogger(config.logLevel));
-  const db = new BetterSqlite3(dbPath, { readonly: true });
+  // The database the service opened: SQLITE_DB_PATH may point at another test's.
+  const db = new BetterSqlite3(config.sqlitePath, { readonly: true });
   const port = running.address.port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     dir,
-    dbPath,
+    dbPath: config.sqlitePath,
     key,
     running,
     db,

@@ -1,0 +1,174 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type AdminService,
+  CleanupStatus,
+  type TableCleanupResultSchema,
+} from "../../gen/mcp/metrics/v1/admin_pb.js";
+import { principalKey } from "../auth/principal.js";
+import type { CleanupResult, Retention, RetentionPolicy } from "../storage/retention.js";
+import { adminErrorOf, requireAdmin } from "./admin-errors.js";
+
+const STORED_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z?$/;
+
+/** A stored timestamp (event format, or SQLite's `datetime('now')`) as a protobuf Timestamp. */
+export function timestampOf(text: string | null): Timestamp | undefined {
+  const match = text === null ? null : STORED_TIME.exec(text);
+  if (!match) return undefined;
+  const seconds = Date.parse(`${match[1]}T${match[2]}Z`) / 1000;
+  const nanos = Number((match[3] ?? "").padEnd(9, "0"));
+  return { seconds: BigInt(seconds), nanos } as Timestamp;
+}
+
+function policyMessage(policy: RetentionPolicy) {
+  return {
+    tableName: policy.tableName,
+    retentionDays: policy.retentionDays,
+    isActive: policy.isActive,
+    timestampColumn: policy.timestampColumn,
+  };
+}
+
+function resultMessage(result: CleanupResult): MessageInitShape<typeof TableCleanupResultSchema> {
+  const base = {
+    tableName: result.table,
+    reason: "",
+    recordsDeleted: 0n,
+    recordsWouldDelete: 0n,
+    durationSeconds: 0,
+    retentionDays: 0,
+  };
+  switch (result.status) {
+    case "skipped":
+      return { ...base, status: CleanupStatus.SKIPPED, reason: result.reason };
+    case "dry_run":
+      return {
+        ...base,
+        status: CleanupStatus.DRY_RUN,
+        recordsWouldDelete: BigInt(result.recordsWouldDelete),
+      };
+    case "completed":
+      return "reason" in result
+        ? { ...base, status: CleanupStatus.COMPLETED, reason: result.reason }
+        : {
+            ...base,
+            status: CleanupStatus.COMPLETED,
+            recordsDeleted: BigInt(result.recordsDeleted),
+            durationSeconds: result.durationSeconds,
+            retentionDays: result.retentionDays,
+          };
+  }
+}
+
+/**
+ * The admin RPCs: the same operations as the HTTP admin API, behind the same
+ * interceptors (auth, rate limit), plus the admin scope check.
+ */
+export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof AdminService> {
+  /** Checks the scope, runs the operation, and turns its failure into the catalog's error. */
+  const admin = async <T>(ctx: HandlerContext, operation: () => T | Promise<T>): Promise<T> => {
+    requireAdmin(ctx.values.get(principalKey));
+    try {
+      return await operation();
+    } catch (error) {
+      throw adminErrorOf(error);
+    }
+  };
+
+  return {
+    listRetentionPolicies: (_req, ctx) =>
+      admin(ctx, () => ({ policies: retention.policies().map(policyMessage) })),
+
+    updateRetentionPolicy: (req, ctx) =>
+      admin(ctx, () => ({
+        policy: policyMessage(
+          retention.updatePolicy(req.tableName, req.retentionDays, req.isActive ?? true),
+        ),
+      })),
+
+    previewRetention: (req, ctx) =>
+      admin(ctx, async () => {
+        const previews = await retention.preview(req.tableName);
+        return {
+          tables: Object.entries(previews).map(([tableName, p]) => ({
+            tableName,
+            retentionDays: p.retentionDays,
+            recordsToDelete: BigInt(p.recordsToDelete),
+            totalRecords: BigInt(p.totalRecords),
+            oldestRecordToDelete: timestampOf(p.oldestRecordToDelete),
+            newestRecordToDelete: timestampOf(p.newestRecordToDelete),
+            cutoff: timestampOf(p.cutoffDate),
+            percentageToDelete: p.percentageToDelete,
+          })),
+        };
+      }),
+
+    runRetentionCleanup: (req, ctx) =>
+      admin(ctx, async () => {
+        const dryRun = req.dryRun ?? true;
+        if (req.tableName !== undefined) {
+          const started = new Date();
+          const result = await retention.cleanupTable(req.tableName, dryRun);
+          const processed =
+            result.status === "dry_run"
+              ? result.recordsWouldDelete
+              : result.status === "completed"
+                ? result.recordsDeleted
+                : 0;
+          return {
+            operation: dryRun ? "dry_run" : "cleanup",
+            totalRecordsProcessed: BigInt(processed),
+            tablesProcessed: result.status === "skipped" ? 0 : 1,
+            durationSeconds: (Date.now() - started.getTime()) / 1000,
+            startedAt: timestampOf(started.toISOString()),
+            completedAt: timestampOf(new Date().toISOString()),
+            results: [resultMessage(result)],
+          };
+        }
+        const summary = await retention.cleanupAll(dryRun);
+        return {
+          operation: summary.operation,
+          totalRecordsProcessed: BigInt(summary.totalRecordsProcessed),
+          tablesProcessed: summary.tablesProcessed,
+          durationSeconds: summary.durationSeconds,
+          startedAt: timestampOf(summary.startedAt),
+          completedAt: timestampOf(summary.completedAt),
+          results: Object.values(summary.tableResults).map(resultMessage),
+        };
+      }),
+
+    getDatabaseStats: (_req, ctx) =>
+      admin(ctx, async () => {
+        const stats = await retention.tableStats();
+        return {
+          tables: Object.entries(stats).map(([tableName, s]) => ({
+            tableName,
+            recordCount: BigInt(s.recordCount),
+            oldestRecord: timestampOf(s.oldestRecord),
+            newestRecord: timestampOf(s.newestRecord),
+            hasRetentionPolicy: s.hasRetentionPolicy,
+            ...(s.retentionDays === null ? {} : { retentionDays: s.retentionDays }),
+            ...(s.policyActive === null ? {} : { policyActive: s.policyActive }),
+          })),
+        };
+      }),
+
+    getDatabaseSize: (_req, ctx) =>
+      admin(ctx, () => {
+        const size = retention.databaseSize();
+        const used = size.pageCount - size.freePages;
+        return {
+          mainDbBytes: BigInt(size.mainDbBytes),
+          walBytes: BigInt(size.walBytes),
+          shmBytes: BigInt(size.shmBytes),
+          totalBytes: BigInt(size.mainDbBytes + size.walBytes + size.shmBytes),
+          pageCount: BigInt(size.pageCount),
+          pageSize: size.pageSize,
+          freePages: BigInt(size.freePages),
+          usedPages: BigInt(used),
+          databaseEfficiency: size.pageCount > 0 ? (used / size.pageCount) * 100 : 0,
+        };
+      }),
+  };
+}

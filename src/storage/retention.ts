@@ -1,0 +1,417 @@
+import { statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Database, Statement } from "better-sqlite3";
+import type { Logger } from "../log.js";
+import { RETAINED_TABLES } from "./database.js";
+import { StorageError } from "./storage-error.js";
+
+/** A table's retention policy (contract §3), persisted in `retention_policies`. */
+export interface RetentionPolicy {
+  readonly tableName: string;
+  readonly retentionDays: number;
+  readonly isActive: boolean;
+  /** The column ages are measured on: the event's own (indexed) timestamp, not the ingest time. */
+  readonly timestampColumn: "timestamp";
+}
+
+/** What a cleanup would remove from one table. */
+export interface TablePreview {
+  readonly retentionDays: number;
+  readonly recordsToDelete: number;
+  readonly totalRecords: number;
+  readonly oldestRecordToDelete: string | null;
+  readonly newestRecordToDelete: string | null;
+  /** Rows with a timestamp before this (UTC, the stored format) are expired. */
+  readonly cutoffDate: string;
+  readonly percentageToDelete: number;
+}
+
+/** The outcome for one table, in the contract's shapes (§3 `cleanup_table`). */
+export type CleanupResult =
+  | { readonly table: string; readonly status: "skipped"; readonly reason: "policy_inactive" }
+  | {
+      readonly table: string;
+      readonly status: "completed";
+      readonly recordsDeleted: 0;
+      readonly reason: "no_records_to_delete";
+    }
+  | { readonly table: string; readonly status: "dry_run"; readonly recordsWouldDelete: number }
+  | {
+      readonly table: string;
+      readonly status: "completed";
+      readonly recordsDeleted: number;
+      readonly durationSeconds: number;
+      readonly retentionDays: number;
+    };
+
+/** A cleanup of every active policy (contract §3 `cleanup_all_tables`). */
+export interface CleanupSummary {
+  readonly operation: "cleanup" | "dry_run";
+  /** Rows deleted, or for a dry run the rows that would be. */
+  readonly totalRecordsProcessed: number;
+  readonly tablesProcessed: number;
+  readonly durationSeconds: number;
+  readonly startedAt: string;
+  readonly completedAt: string;
+  readonly tableResults: Readonly<Record<string, CleanupResult>>;
+}
+
+/** Rows and age range of one table. */
+export interface TableStats {
+  readonly recordCount: number;
+  readonly oldestRecord: string | null;
+  readonly newestRecord: string | null;
+  readonly hasRetentionPolicy: boolean;
+  readonly retentionDays: number | null;
+  readonly policyActive: boolean | null;
+}
+
+/** The database files and pages (contract §1 `/admin/database/size`). */
+export interface DatabaseSize {
+  readonly mainDbBytes: number;
+  readonly walBytes: number;
+  readonly shmBytes: number;
+  readonly pageCount: number;
+  readonly pageSize: number;
+  readonly freePages: number;
+}
+
+/** A table name outside the retention allow-list; nothing was run. */
+export class UnknownTableError extends Error {
+  constructor(readonly table: string) {
+    super(`No retention policy for table '${table}'; tables: ${RETAINED_TABLES.join(", ")}`);
+    this.name = "UnknownTableError";
+  }
+}
+
+/** A `retention_days` below the configured floor; nothing was changed. */
+export class RetentionTooShortError extends Error {
+  constructor(
+    readonly retentionDays: number,
+    readonly minDays: number,
+  ) {
+    super(`retention_days must be at least ${minDays}, got ${retentionDays}`);
+    this.name = "RetentionTooShortError";
+  }
+}
+
+/** Options of {@link createRetention}. */
+export interface RetentionOptions {
+  readonly db: Database;
+  /** The database file, for its size (`:memory:` has none). */
+  readonly dbPath: string;
+  readonly log: Logger;
+  /** The shortest retention a policy may be given, in days (one call cannot wipe a table). */
+  readonly minDays: number;
+  /** Rows deleted per transaction. */
+  readonly batchRows: number;
+  /** Epoch milliseconds; injectable for tests. */
+  readonly now?: () => number;
+}
+
+/**
+ * Retention of the event tables: policies persisted in SQLite (inactive ones
+ * stay inactive across restarts, W12), ages from each event's own indexed
+ * timestamp, and cleanup in bounded transactions that yield to ingestion
+ * between batches, with space handed back by incremental vacuum, never a
+ * full VACUUM (W18). Operations run one at a time.
+ */
+export interface Retention {
+  policies(): RetentionPolicy[];
+  /** Persists the policy, then applies it. Throws for a table off the allow-list or days below the floor. */
+  updatePolicy(table: string, retentionDays: number, isActive: boolean): RetentionPolicy;
+  /** Previews the active policies, or one table's (an inactive one previews nothing). */
+  preview(table?: string): Promise<Record<string, TablePreview>>;
+  cleanupTable(table: string, dryRun: boolean): Promise<CleanupResult>;
+  cleanupAll(dryRun: boolean): Promise<CleanupSummary>;
+  tableStats(): Promise<Record<string, TableStats>>;
+  databaseSize(): DatabaseSize;
+  /** Stops between two batches; a running sweep ends early with what it deleted. */
+  stop(): void;
+}
+
+interface TableStatements {
+  readonly count: Statement<[string], { n: number }>;
+  readonly range: Statement<[string], { oldest: string | null; newest: string | null }>;
+  readonly total: Statement<[], { n: number }>;
+  readonly deleteBatch: Statement<[string, number]>;
+}
+
+const DAY_MILLIS = 86_400_000;
+/** Pages handed back per incremental-vacuum transaction (2 MiB of 4 KiB pages). */
+const VACUUM_PAGES = 512;
+/** Tables reported by the database stats besides the retained ones, with their age column. */
+const OTHER_TABLES: readonly [string, string][] = [
+  ["api_keys", "created_at"],
+  ["retention_policies", "updated_at"],
+];
+
+/** The stored timestamp format (`2026-11-25T10:00:00.123000Z`), so cutoffs compare as text. */
+function storedTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace("Z", "000Z");
+}
+
+/** Creates the retention manager and loads the persisted policies. */
+export function createRetention(options: RetentionOptions): Retention {
+  const { db, log } = options;
+  const now = options.now ?? Date.now;
+  // Table names come only from this allow-list, never from a request: the
+  // statements are prepared once per known table (W11).
+  const statements = new Map<string, TableStatements>(
+    RETAINED_TABLES.map((table) => [
+      table,
+      {
+        count: db.prepare(`SELECT count(*) AS n FROM ${table} WHERE timestamp < ?`),
+        range: db.prepare(
+          `SELECT min(timestamp) AS oldest, max(timestamp) AS newest FROM ${table} WHERE timestamp < ?`,
+        ),
+        total: db.prepare(`SELECT count(*) AS n FROM ${table}`),
+        // Oldest first through the timestamp index, by primary key: each batch
+        // touches a contiguous run of pages.
+        deleteBatch: db.prepare(
+          `DELETE FROM ${table} WHERE id IN
+             (SELECT id FROM ${table} WHERE timestamp < ? ORDER BY timestamp LIMIT ?)`,
+        ),
+      },
+    ]),
+  );
+  const upsert = db.prepare(
+    `INSERT INTO retention_policies (table_name, retention_days, is_active, timestamp_column, updated_at)
+     VALUES (?, ?, ?, 'timestamp', datetime('now'))
+     ON CONFLICT (table_name) DO UPDATE SET
+       retention_days = excluded.retention_days, is_active = excluded.is_active,
+       updated_at = excluded.updated_at`,
+  );
+  const policies = new Map<string, RetentionPolicy>();
+  const load = () => {
+    const rows = db
+      .prepare("SELECT table_name, retention_days, is_active FROM retention_policies")
+      .all() as { table_name: string; retention_days: number; is_active: number }[];
+    for (const row of rows) {
+      if (!statements.has(row.table_name)) continue;
+      policies.set(row.table_name, {
+        tableName: row.table_name,
+        retentionDays: row.retention_days,
+        isActive: row.is_active !== 0,
+        timestampColumn: "timestamp",
+      });
+    }
+  };
+  load();
+
+  let queue: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  /** Runs operations one at a time: a sweep and an API call never interleave their batches. */
+  const exclusive = <T>(operation: () => Promise<T>): Promise<T> => {
+    const run = queue.then(operation, operation);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  const policyOf = (table: string): RetentionPolicy => {
+    const policy = policies.get(table);
+    if (policy === undefined) throw new UnknownTableError(table);
+    return policy;
+  };
+  const statementsOf = (table: string) => statements.get(table) as TableStatements;
+  const cutoffOf = (policy: RetentionPolicy) =>
+    storedTimestamp(now() - policy.retentionDays * DAY_MILLIS);
+
+  /** Runs one write transaction, retrying while another process holds the lock. */
+  const write = async <T>(work: () => T): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return db.transaction(work).immediate();
+      } catch (error) {
+        const failure = StorageError.from(error);
+        // The lock is another process's: wait for it on a timer, not in SQLite's busy loop.
+        if (!failure.busy || attempt >= 100) throw failure;
+        await sleep(50);
+      }
+    }
+  };
+
+  const deleteExpired = async (table: string, cutoff: string): Promise<number> => {
+    const { deleteBatch } = statementsOf(table);
+    let deleted = 0;
+    while (!stopped) {
+      const started = performance.now();
+      const changes = await write(() => deleteBatch.run(cutoff, options.batchRows).changes);
+      deleted += changes;
+      if (changes < options.batchRows) break;
+      // Give ingestion three times the batch's time: its commits wait at most
+      // one batch, and a quarter of the time at most is spent deleting.
+      await sleep(Math.max(1, 3 * (performance.now() - started)));
+    }
+    return deleted;
+  };
+
+  /** Hands free pages back to the file system, a bounded chunk per transaction. */
+  const reclaim = async (): Promise<void> => {
+    while (!stopped && (db.pragma("freelist_count", { simple: true }) as number) > 0) {
+      const started = performance.now();
+      await write(() => db.pragma(`incremental_vacuum(${VACUUM_PAGES})`));
+      await sleep(Math.max(1, 3 * (performance.now() - started)));
+    }
+  };
+
+  const cleanupOne = async (table: string, dryRun: boolean): Promise<CleanupResult> => {
+    const policy = policyOf(table);
+    if (!policy.isActive) return { table, status: "skipped", reason: "policy_inactive" };
+    const cutoff = cutoffOf(policy);
+    const expired = statementsOf(table).count.get(cutoff)?.n ?? 0;
+    if (expired === 0) {
+      return { table, status: "completed", recordsDeleted: 0, reason: "no_records_to_delete" };
+    }
+    if (dryRun) return { table, status: "dry_run", recordsWouldDelete: expired };
+    const started = performance.now();
+    const recordsDeleted = await deleteExpired(table, cutoff);
+    const durationSeconds = (performance.now() - started) / 1000;
+    log.info({ table, recordsDeleted, durationSeconds, cutoff }, "retention cleanup");
+    return {
+      table,
+      status: "completed",
+      recordsDeleted,
+      durationSeconds,
+      retentionDays: policy.retentionDays,
+    };
+  };
+
+  return {
+    policies: () => [...policies.values()],
+
+    updatePolicy(table, retentionDays, isActive) {
+      policyOf(table);
+      if (retentionDays < options.minDays) {
+        throw new RetentionTooShortError(retentionDays, options.minDays);
+      }
+      // The database first, then memory: a failed write changes nothing (W12).
+      try {
+        upsert.run(table, retentionDays, isActive ? 1 : 0);
+      } catch (error) {
+        throw StorageError.from(error);
+      }
+      const policy: RetentionPolicy = {
+        tableName: table,
+        retentionDays,
+        isActive,
+        timestampColumn: "timestamp",
+      };
+      policies.set(table, policy);
+      log.info({ table, retentionDays, isActive }, "retention policy updated");
+      return policy;
+    },
+
+    preview(table) {
+      if (table !== undefined) policyOf(table);
+      return exclusive(async () => {
+        const previews: Record<string, TablePreview> = {};
+        for (const policy of policies.values()) {
+          if (!policy.isActive || (table !== undefined && policy.tableName !== table)) continue;
+          const s = statementsOf(policy.tableName);
+          const cutoff = cutoffOf(policy);
+          const recordsToDelete = s.count.get(cutoff)?.n ?? 0;
+          const range = s.range.get(cutoff);
+          const totalRecords = s.total.get()?.n ?? 0;
+          previews[policy.tableName] = {
+            retentionDays: policy.retentionDays,
+            recordsToDelete,
+            totalRecords,
+            oldestRecordToDelete: range?.oldest ?? null,
+            newestRecordToDelete: range?.newest ?? null,
+            cutoffDate: cutoff,
+            percentageToDelete: totalRecords > 0 ? (recordsToDelete / totalRecords) * 100 : 0,
+          };
+        }
+        return previews;
+      });
+    },
+
+    cleanupTable(table, dryRun) {
+      policyOf(table);
+      return exclusive(async () => {
+        const result = await cleanupOne(table, dryRun);
+        if (result.status === "completed" && result.recordsDeleted > 0) await reclaim();
+        return result;
+      });
+    },
+
+    cleanupAll(dryRun) {
+      return exclusive(async () => {
+        const startedAt = now();
+        const started = performance.now();
+        const tableResults: Record<string, CleanupResult> = {};
+        let total = 0;
+        let tablesProcessed = 0;
+        for (const policy of [...policies.values()]) {
+          if (!policy.isActive) continue;
+          const result = await cleanupOne(policy.tableName, dryRun);
+          tableResults[policy.tableName] = result;
+          if (result.status === "dry_run") total += result.recordsWouldDelete;
+          if (result.status === "completed") total += result.recordsDeleted;
+          if (result.status === "completed" || result.status === "dry_run") tablesProcessed++;
+        }
+        if (!dryRun && total > 0) await reclaim();
+        return {
+          operation: dryRun ? "dry_run" : "cleanup",
+          totalRecordsProcessed: total,
+          tablesProcessed,
+          durationSeconds: (performance.now() - started) / 1000,
+          startedAt: storedTimestamp(startedAt),
+          completedAt: storedTimestamp(now()),
+          tableResults,
+        };
+      });
+    },
+
+    tableStats() {
+      return exclusive(async () => {
+        const stats: Record<string, TableStats> = {};
+        const columns: [string, string][] = [
+          ...RETAINED_TABLES.map((t): [string, string] => [t, "timestamp"]),
+          ...OTHER_TABLES,
+        ];
+        for (const [table, column] of columns) {
+          const row = db
+            .prepare(
+              `SELECT count(*) AS n, min(${column}) AS oldest, max(${column}) AS newest FROM ${table}`,
+            )
+            .get() as { n: number; oldest: string | null; newest: string | null };
+          const policy = policies.get(table);
+          stats[table] = {
+            recordCount: row.n,
+            oldestRecord: row.oldest,
+            newestRecord: row.newest,
+            hasRetentionPolicy: policy !== undefined,
+            retentionDays: policy?.retentionDays ?? null,
+            policyActive: policy?.isActive ?? null,
+          };
+        }
+        return stats;
+      });
+    },
+
+    databaseSize() {
+      const size = (path: string) => {
+        try {
+          return statSync(path).size;
+        } catch {
+          return 0; // no WAL or shared-memory file right now
+        }
+      };
+      const file = options.dbPath === ":memory:" ? undefined : options.dbPath;
+      return {
+        mainDbBytes: file ? size(file) : 0,
+        walBytes: file ? size(`${file}-wal`) : 0,
+        shmBytes: file ? size(`${file}-shm`) : 0,
+        pageCount: db.pragma("page_count", { simple: true }) as number,
+        pageSize: db.pragma("page_size", { simple: true }) as number,
+        freePages: db.pragma("freelist_count", { simple: true }) as number,
+      };
+    },
+
+    stop() {
+      stopped = true;
+    },
+  };
+}

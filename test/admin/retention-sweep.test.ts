@@ -1,0 +1,148 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import BetterSqlite3 from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../../src/storage/database.js";
+import { GRPC, ingestClient } from "../support/clients.js";
+import { spawnService } from "../support/process.js";
+import { tempDir } from "../support/service.js";
+
+const DAY = 86_400_000;
+const EXPIRED = 1_000_000;
+const ADMIN_KEY = "sweep-admin-key";
+const INGEST_KEY = "sweep-ingest-key";
+/** The open-loop load: one 50-event batch every 10 ms (5,000 events/s). */
+const PERIOD_MILLIS = 10;
+const BATCH = 50;
+
+/** Seeds `count` rows older than 90 days straight into the service's schema, before it starts. */
+function seedExpired(path: string, count: number): void {
+  const db = openDatabase(path, { synchronous: "OFF" as "NORMAL", busyTimeoutMillis: 5000 });
+  const insert = db.prepare(
+    `INSERT INTO metrics (request_id, service, metric_type, timestamp, value, dimensions)
+     VALUES ('req_00000000000000aa', 'test-service', 'auth_request', ?, 1, '{"success":true}')`,
+  );
+  const start = Date.now() - 190 * DAY;
+  const step = (95 * DAY) / count; // spread over 95 days, all before the 90-day cutoff
+  for (let chunk = 0; chunk < count; chunk += 100_000) {
+    db.transaction(() => {
+      for (let i = chunk; i < Math.min(count, chunk + 100_000); i++) {
+        insert.run(new Date(start + i * step).toISOString().replace("Z", "000Z"));
+      }
+    })();
+  }
+  db.close();
+}
+
+/**
+ * Sends a batch every PERIOD_MILLIS until `until` resolves. Latency runs from
+ * when each request was due, not when it was sent, so a stalled event loop
+ * on either side is counted (no coordinated omission).
+ */
+async function ingestUntil(url: string, until: Promise<unknown>) {
+  const client = ingestClient(GRPC, url, INGEST_KEY);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  let errors = 0;
+  let done = false;
+  void until.finally(() => {
+    done = true;
+  });
+  const started = performance.now();
+  for (let i = 0; !done; i++) {
+    const due = started + i * PERIOD_MILLIS;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const events = Array.from({ length: BATCH }, () => ({
+      durationMs: 5,
+      kind: { case: "authRequest" as const, value: { success: true, method: "jwt" } },
+    }));
+    pending.push(
+      client.ingest({ service: "sweep", events }).then(
+        () => {
+          latencies.push(performance.now() - due);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { latencies, errors, sent: pending.length };
+}
+
+const percentile = (values: number[], q: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
+};
+
+describe("a retention sweep of 1,000,000 expired rows under continuous ingestion", () => {
+  const dir = tempDir();
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("should finish, delete every expired row, and never fail an ingest", async () => {
+    const dbPath = join(dir, "metrics.db");
+    seedExpired(dbPath, EXPIRED);
+    const service = await spawnService({
+      SQLITE_DB_PATH: dbPath,
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+      METRICS_API_KEY_SWEEP: INGEST_KEY,
+      METRICS_RATE_LIMIT: "1000000",
+      METRICS_RETENTION_ENABLED: "false",
+      LOG_LEVEL: "warn",
+    }).catch(async () =>
+      // LOG_LEVEL=warn hides the "listening" line the helper waits for.
+      spawnService({
+        SQLITE_DB_PATH: dbPath,
+        METRICS_ADMIN_API_KEY: ADMIN_KEY,
+        METRICS_API_KEY_SWEEP: INGEST_KEY,
+        METRICS_RATE_LIMIT: "1000000",
+        METRICS_RETENTION_ENABLED: "false",
+      }),
+    );
+    try {
+      const warm = await ingestUntil(service.url, sleep(1_000)); // warm-up: connections, JIT, caches
+      const quiet = await ingestUntil(service.url, sleep(4_000));
+      let sweepAnswer: { status: number; json: Record<string, unknown> } | undefined;
+      const sweep = fetch(`${service.url}/admin/retention/cleanup?dry_run=false`, {
+        method: "POST",
+        headers: { "x-api-key": ADMIN_KEY },
+      }).then(async (res) => {
+        sweepAnswer = { status: res.status, json: (await res.json()) as Record<string, unknown> };
+      });
+      const sweepStarted = performance.now();
+      const during = await ingestUntil(service.url, sweep);
+      const sweepSeconds = (performance.now() - sweepStarted) / 1000;
+
+      const p = (run: { latencies: number[] }, q: number) =>
+        percentile(run.latencies, q).toFixed(1);
+      console.log(
+        `retention sweep of ${EXPIRED} rows took ${sweepSeconds.toFixed(1)} s; ingest at ` +
+          `${(1000 / PERIOD_MILLIS) * BATCH} events/s: p50/p99 ${p(quiet, 0.5)}/${p(quiet, 0.99)} ms ` +
+          `without the sweep (${quiet.sent} requests), ${p(during, 0.5)}/${p(during, 0.99)} ms ` +
+          `during it (${during.sent} requests); p99 ratio ` +
+          `${(percentile(during.latencies, 0.99) / percentile(quiet.latencies, 0.99)).toFixed(2)}`,
+      );
+      expect(sweepAnswer?.status).toBe(200);
+      expect(sweepAnswer?.json).toMatchObject({
+        operation: "cleanup",
+        total_records_processed: EXPIRED,
+      });
+      expect(quiet.errors + during.errors).toBe(0);
+      expect(during.sent).toBeGreaterThan(50);
+
+      const db = new BetterSqlite3(dbPath, { readonly: true });
+      const rows = db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number };
+      const free = db.pragma("freelist_count", { simple: true }) as number;
+      db.close();
+      // Only what was ingested is left, and the freed pages went back to the file system.
+      expect(rows.n).toBe((warm.sent + quiet.sent + during.sent) * BATCH);
+      expect(free).toBe(0);
+    } finally {
+      service.child.kill("SIGTERM");
+      await service.exited;
+    }
+  }, 240_000);
+});
