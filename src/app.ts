@@ -115,10 +115,14 @@ export async function startService(config: Config, log: Logger): Promise<Running
       close() {
         closing ??= (async () => {
           clearInterval(usageTimer);
-          // A sweep stops after its current batch: deletions never hold a shutdown up.
-          retention.stop();
+          const sweepEnded = schedule?.stop();
+          // A sweep or an admin cleanup stops after its current batch (answering
+          // "shutting down"): deletions never hold a shutdown up, and nothing
+          // touches the database once it is closed.
+          const retentionClosed = retention.close();
           await server.close();
-          await schedule?.stop();
+          await retentionClosed;
+          await sweepEnded;
           store.close();
           registry.flushUsage();
           db.close();

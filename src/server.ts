@@ -4,6 +4,7 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
+import { requireAdmin } from "./admin/admin-errors.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
 import { createAuthInterceptor } from "./auth/auth-interceptor.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
@@ -105,9 +106,17 @@ function drainGuard(isDraining: () => boolean): Interceptor {
   };
 }
 
+/** Refuses AdminService calls from keys without the admin scope, before they spend a token (W10). */
+const adminScope: Interceptor = (next) => async (req) => {
+  if (req.service.typeName === AdminService.typeName) {
+    requireAdmin(req.contextValues.get(principalKey));
+  }
+  return await next(req);
+};
+
 /**
  * Builds the server without listening (tests listen on port 0). Interceptors
- * run outermost first: error boundary, drain guard, auth, rate limit.
+ * run outermost first: error boundary, drain guard, auth, admin scope, rate limit.
  */
 export function createMetricsServer(options: MetricsServerOptions): MetricsServer {
   const { config, log } = options;
@@ -130,6 +139,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       errorBoundary(log),
       drainGuard(isDraining),
       createAuthInterceptor(options.registry),
+      adminScope,
       createRateLimitInterceptor(options.limiter),
     ],
     readMaxBytes: config.maxRequestBytes,

@@ -89,7 +89,7 @@ export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof
 
     previewRetention: (req, ctx) =>
       admin(ctx, async () => {
-        const previews = await retention.preview(req.tableName);
+        const previews = await retention.preview(req.tableName || undefined);
         return {
           tables: Object.entries(previews).map(([tableName, p]) => ({
             tableName,
@@ -107,7 +107,7 @@ export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof
     runRetentionCleanup: (req, ctx) =>
       admin(ctx, async () => {
         const dryRun = req.dryRun ?? true;
-        if (req.tableName !== undefined) {
+        if (req.tableName) {
           const started = new Date();
           const result = await retention.cleanupTable(req.tableName, dryRun);
           const processed =

@@ -4,7 +4,7 @@ import { errors } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
 import { digestApiKey, generateApiKey, hashApiKey } from "./api-key.js";
-import type { EnvApiKey } from "./env-keys.js";
+import { ENV_ADMIN_KEY, type EnvApiKey } from "./env-keys.js";
 import type { Principal } from "./principal.js";
 
 /** Options of {@link createKeyRegistry}. */
@@ -117,6 +117,21 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
           if (row.source === source && row.keyHash !== keyHash && row.isActive) {
             store.setActive(row.id, false);
             log.info({ keyId: row.id, variable: env.variable }, "previous api key retired");
+          }
+        }
+        reload();
+      }
+      // The admin key is retired when its variable is unset: an admin scope
+      // must not outlive the operator's intent.
+      const adminSource = `env:${ENV_ADMIN_KEY}`;
+      if (!keys.some((k) => k.variable === ENV_ADMIN_KEY)) {
+        for (const { row } of byHash.values()) {
+          if (row.source === adminSource && row.isActive) {
+            store.setActive(row.id, false);
+            log.info(
+              { keyId: row.id, variable: ENV_ADMIN_KEY },
+              "admin api key retired: variable unset",
+            );
           }
         }
         reload();

@@ -42,7 +42,8 @@ function queryReader(req: AnyRequest) {
   const problems: QueryError[] = [];
   return {
     problems,
-    text: (name: string) => query.get(name) ?? undefined,
+    /** A text parameter; empty counts as absent. */
+    text: (name: string) => query.get(name) || undefined,
     bool(name: string, fallback: boolean): boolean {
       const raw = query.get(name);
       if (raw === null) return fallback;
@@ -111,8 +112,8 @@ const round = (value: number, digits: number) => Number(value.toFixed(digits));
 /**
  * The Python service's admin API (contract §1, §3), same paths and shapes,
  * with its defects fixed: an admin-scoped key is required (W10); a table off
- * the allow-list answers 404 without running SQL (W11); a retention below the
- * floor answers 422; failures answer 5xx with a generic message, never a 200
+ * the allow-list answers 404 without running SQL (W11); a retention outside
+ * its bounds answers 400; failures answer 5xx with a generic message, never a 200
  * carrying an error (W17).
  */
 export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
@@ -159,7 +160,12 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
 
   const putPolicy = route((query, req) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const table = decodeURIComponent(path.slice(POLICY_PATH.length));
+    let table: string;
+    try {
+      table = decodeURIComponent(path.slice(POLICY_PATH.length));
+    } catch {
+      table = path.slice(POLICY_PATH.length); // malformed escapes name no table: 404 below
+    }
     const retentionDays = query.requiredInt("retention_days");
     const isActive = query.bool("is_active", true);
     if (query.problems.length > 0) return undefined;
@@ -195,7 +201,7 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
     const table = query.text("table_name");
     const dryRun = query.bool("dry_run", true);
     if (query.problems.length > 0) return undefined;
-    if (table !== undefined && table !== "") {
+    if (table !== undefined) {
       return cleanupJson(await retention.cleanupTable(table, dryRun));
     }
     const summary = await retention.cleanupAll(dryRun);

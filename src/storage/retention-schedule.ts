@@ -1,5 +1,6 @@
 import type { Logger } from "../log.js";
 import type { Retention } from "./retention.js";
+import { StorageError } from "./storage-error.js";
 
 /** Options of {@link scheduleRetention}. */
 export interface RetentionScheduleOptions {
@@ -12,7 +13,10 @@ export interface RetentionScheduleOptions {
 
 /** A running schedule of retention sweeps. */
 export interface RetentionSchedule {
-  /** Stops the schedule; a sweep in progress ends after its current batch. */
+  /**
+   * Starts no more sweeps; resolves when the one in progress, if any, has
+   * ended (closing the retention ends it after its current batch).
+   */
   stop(): Promise<void>;
 }
 
@@ -39,7 +43,11 @@ export function scheduleRetention(
         "retention sweep done",
       );
     } catch (error) {
-      log.error({ err: error }, "retention sweep failed; next try at the next interval");
+      if (error instanceof StorageError && error.failure === "closed") {
+        log.info("retention sweep stopped for shutdown");
+      } else {
+        log.error({ err: error }, "retention sweep failed; next try at the next interval");
+      }
     }
   };
   const arm = (delay: number) => {
@@ -58,7 +66,6 @@ export function scheduleRetention(
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      retention.stop();
       await running;
     },
   };

@@ -84,13 +84,14 @@ export class UnknownTableError extends Error {
   }
 }
 
-/** A `retention_days` below the configured floor; nothing was changed. */
+/** A `retention_days` outside the allowed range; nothing was changed. */
 export class RetentionTooShortError extends Error {
-  constructor(
-    readonly retentionDays: number,
-    readonly minDays: number,
-  ) {
-    super(`retention_days must be at least ${minDays}, got ${retentionDays}`);
+  constructor(retentionDays: number, minDays: number, maxDays: number) {
+    super(
+      retentionDays < minDays
+        ? `retention_days must be at least ${minDays}, got ${retentionDays}`
+        : `retention_days must be at most ${maxDays}, got ${retentionDays}`,
+    );
     this.name = "RetentionTooShortError";
   }
 }
@@ -103,6 +104,8 @@ export interface RetentionOptions {
   readonly log: Logger;
   /** The shortest retention a policy may be given, in days (one call cannot wipe a table). */
   readonly minDays: number;
+  /** The longest retention a policy may be given, in days. */
+  readonly maxDays?: number;
   /** Rows deleted per transaction. */
   readonly batchRows: number;
   /** Epoch milliseconds; injectable for tests. */
@@ -126,8 +129,12 @@ export interface Retention {
   cleanupAll(dryRun: boolean): Promise<CleanupSummary>;
   tableStats(): Promise<Record<string, TableStats>>;
   databaseSize(): DatabaseSize;
-  /** Stops between two batches; a running sweep ends early with what it deleted. */
-  stop(): void;
+  /**
+   * Refuses new operations and waits for the running one, which stops after
+   * its current batch and fails as `closed` (the caller answers "shutting
+   * down", never a short count as if complete).
+   */
+  close(): Promise<void>;
 }
 
 interface TableStatements {
@@ -200,9 +207,14 @@ export function createRetention(options: RetentionOptions): Retention {
   load();
 
   let queue: Promise<unknown> = Promise.resolve();
-  let stopped = false;
-  /** Runs operations one at a time: a sweep and an API call never interleave their batches. */
+  let closed = false;
+  const closedError = () =>
+    new StorageError("closed", "retention stopped: the service is shutting down", {
+      cause: undefined,
+    });
+  /** Runs write operations one at a time: two sweeps never interleave their batches. */
   const exclusive = <T>(operation: () => Promise<T>): Promise<T> => {
+    if (closed) return Promise.reject(closedError());
     const run = queue.then(operation, operation);
     queue = run.catch(() => undefined);
     return run;
@@ -227,14 +239,26 @@ export function createRetention(options: RetentionOptions): Retention {
         // The lock is another process's: wait for it on a timer, not in SQLite's busy loop.
         if (!failure.busy || attempt >= 100) throw failure;
         await sleep(50);
+        if (closed) throw closedError();
       }
     }
   };
 
-  const deleteExpired = async (table: string, cutoff: string): Promise<number> => {
+  /**
+   * Deletes the table's expired rows, a batch per transaction, oldest first.
+   * The policy is read again before each batch: a retention lengthened or a
+   * policy deactivated during a sweep takes effect at once.
+   */
+  const deleteExpired = async (table: string, firstCutoff: string): Promise<number> => {
     const { deleteBatch } = statementsOf(table);
+    let cutoff = firstCutoff;
     let deleted = 0;
-    while (!stopped) {
+    for (;;) {
+      if (closed) throw closedError();
+      const policy = policyOf(table);
+      if (!policy.isActive) break;
+      const current = cutoffOf(policy);
+      if (current < cutoff) cutoff = current;
       const started = performance.now();
       const changes = await write(() => deleteBatch.run(cutoff, options.batchRows).changes);
       deleted += changes;
@@ -246,11 +270,20 @@ export function createRetention(options: RetentionOptions): Retention {
     return deleted;
   };
 
-  /** Hands free pages back to the file system, a bounded chunk per transaction. */
+  /**
+   * Hands free pages back to the file system, a bounded chunk per transaction.
+   * Only a database created with auto_vacuum=INCREMENTAL can; and it stops as
+   * soon as a step frees nothing.
+   */
   const reclaim = async (): Promise<void> => {
-    while (!stopped && (db.pragma("freelist_count", { simple: true }) as number) > 0) {
+    if ((db.pragma("auto_vacuum", { simple: true }) as number) !== 2) return;
+    let free = db.pragma("freelist_count", { simple: true }) as number;
+    while (!closed && free > 0) {
       const started = performance.now();
       await write(() => db.pragma(`incremental_vacuum(${VACUUM_PAGES})`));
+      const left = db.pragma("freelist_count", { simple: true }) as number;
+      if (left >= free) break;
+      free = left;
       await sleep(Math.max(1, 3 * (performance.now() - started)));
     }
   };
@@ -259,13 +292,19 @@ export function createRetention(options: RetentionOptions): Retention {
     const policy = policyOf(table);
     if (!policy.isActive) return { table, status: "skipped", reason: "policy_inactive" };
     const cutoff = cutoffOf(policy);
-    const expired = statementsOf(table).count.get(cutoff)?.n ?? 0;
-    if (expired === 0) {
-      return { table, status: "completed", recordsDeleted: 0, reason: "no_records_to_delete" };
+    if (dryRun) {
+      const expired = statementsOf(table).count.get(cutoff)?.n ?? 0;
+      return expired === 0
+        ? { table, status: "completed", recordsDeleted: 0, reason: "no_records_to_delete" }
+        : { table, status: "dry_run", recordsWouldDelete: expired };
     }
-    if (dryRun) return { table, status: "dry_run", recordsWouldDelete: expired };
+    // No count first: counting a million index entries would stall ingestion
+    // for as long as a whole batch schedule is meant to avoid.
     const started = performance.now();
     const recordsDeleted = await deleteExpired(table, cutoff);
+    if (recordsDeleted === 0) {
+      return { table, status: "completed", recordsDeleted: 0, reason: "no_records_to_delete" };
+    }
     const durationSeconds = (performance.now() - started) / 1000;
     log.info({ table, recordsDeleted, durationSeconds, cutoff }, "retention cleanup");
     return {
@@ -282,8 +321,9 @@ export function createRetention(options: RetentionOptions): Retention {
 
     updatePolicy(table, retentionDays, isActive) {
       policyOf(table);
-      if (retentionDays < options.minDays) {
-        throw new RetentionTooShortError(retentionDays, options.minDays);
+      const maxDays = options.maxDays ?? 36_500;
+      if (retentionDays < options.minDays || retentionDays > maxDays) {
+        throw new RetentionTooShortError(retentionDays, options.minDays, maxDays);
       }
       // The database first, then memory: a failed write changes nothing (W12).
       try {
@@ -304,7 +344,9 @@ export function createRetention(options: RetentionOptions): Retention {
 
     preview(table) {
       if (table !== undefined) policyOf(table);
-      return exclusive(async () => {
+      // Reads only, and synchronous: they never interleave with a batch, so
+      // they need not wait for a sweep to end.
+      return (async () => {
         const previews: Record<string, TablePreview> = {};
         for (const policy of policies.values()) {
           if (!policy.isActive || (table !== undefined && policy.tableName !== table)) continue;
@@ -324,7 +366,7 @@ export function createRetention(options: RetentionOptions): Retention {
           };
         }
         return previews;
-      });
+      })();
     },
 
     cleanupTable(table, dryRun) {
@@ -365,7 +407,7 @@ export function createRetention(options: RetentionOptions): Retention {
     },
 
     tableStats() {
-      return exclusive(async () => {
+      return (async () => {
         const stats: Record<string, TableStats> = {};
         const columns: [string, string][] = [
           ...RETAINED_TABLES.map((t): [string, string] => [t, "timestamp"]),
@@ -388,7 +430,7 @@ export function createRetention(options: RetentionOptions): Retention {
           };
         }
         return stats;
-      });
+      })();
     },
 
     databaseSize() {
@@ -410,8 +452,9 @@ export function createRetention(options: RetentionOptions): Retention {
       };
     },
 
-    stop() {
-      stopped = true;
+    async close() {
+      closed = true;
+      await queue;
     },
   };
 }

@@ -1,4 +1,5 @@
 import { Code, createClient } from "@connectrpc/connect";
+import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService, CleanupStatus } from "../../gen/mcp/metrics/v1/admin_pb.js";
 import { apiKey, failure, GRPC } from "../support/clients.js";
@@ -154,6 +155,21 @@ describe("the HTTP admin API", () => {
       status: 400,
       json: { detail: "retention_days must be at least 7, got 0" },
     });
+    const huge = await admin(
+      svc,
+      "PUT",
+      "/admin/retention/policies/metrics?retention_days=200000000",
+    );
+    expect(huge).toEqual({
+      status: 400,
+      json: { detail: "retention_days must be at most 36500, got 200000000" },
+    });
+    const malformed = await admin(
+      svc,
+      "PUT",
+      "/admin/retention/policies/%E0%A4%A?retention_days=30",
+    );
+    expect(malformed.status).toBe(404);
     const missing = await admin(svc, "PUT", "/admin/retention/policies/metrics");
     expect(missing.status).toBe(422);
     expect(missing.json.detail[0]).toMatchObject({
@@ -346,10 +362,41 @@ describe("the retention schedule", () => {
       METRICS_RETENTION_START_DELAY_MS: "1000",
       METRICS_RETENTION_INTERVAL_MS: "1000",
     });
-    await seedAuth(svc, 25, 5);
-    expect(countRows(svc.db, "auth_metrics")).toBe(30);
-    await expect.poll(() => countRows(svc.db, "auth_metrics"), { timeout: 10_000 }).toBe(5);
-    expect(countRows(svc.db, "metrics")).toBe(5);
+    try {
+      await seedAuth(svc, 25, 5);
+      expect(countRows(svc.db, "auth_metrics")).toBe(30);
+      await expect.poll(() => countRows(svc.db, "auth_metrics"), { timeout: 10_000 }).toBe(5);
+      expect(countRows(svc.db, "metrics")).toBe(5);
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe("a shutdown during a cleanup", () => {
+  it("should stop the sweep after its batch and answer 503, not a short count", async () => {
+    const svc = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
+    const writer = new BetterSqlite3(svc.dbPath);
+    const insert = writer.prepare(
+      `INSERT INTO metrics (request_id, service, metric_type, timestamp, value)
+       VALUES ('req_00000000000000bb', 'test-service', 'custom', ?, 1)`,
+    );
+    const old = new Date(Date.now() - 200 * DAY).toISOString().replace("Z", "000Z");
+    writer.transaction(() => {
+      for (let i = 0; i < 200_000; i++) insert.run(old);
+    })();
+    writer.close();
+    const cleanup = admin(svc, "POST", "/admin/retention/cleanup?table_name=metrics&dry_run=false");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await svc.running.close();
+    const answer = await cleanup;
+    expect(answer).toEqual({
+      status: 503,
+      json: { detail: "the service is shutting down; retry later" },
+    });
+    const left = countRows(svc.db, "metrics");
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(200_000);
     await svc.close();
   });
 });

@@ -67,6 +67,29 @@ describe("createKeyRegistry", () => {
     });
   });
 
+  it("should give METRICS_ADMIN_API_KEY the admin scope, and retire it once the variable is unset", () => {
+    const { registry } = setup();
+    const adminKey = {
+      variable: "METRICS_ADMIN_API_KEY",
+      key: "root",
+      service: "admin",
+      scope: "admin" as const,
+    };
+    registry.syncEnvKeys([adminKey, env("METRICS_API_KEY_AUTH", "k1")]);
+    expect(registry.authenticate("root")).toMatchObject({
+      ok: true,
+      principal: { scope: "admin" },
+    });
+    expect(registry.authenticate("k1")).toMatchObject({ ok: true, principal: { scope: "ingest" } });
+    registry.syncEnvKeys([env("METRICS_API_KEY_AUTH", "k1")]);
+    expect(registry.authenticate("root")).toMatchObject({
+      ok: false,
+      error: { rawMessage: "API key is inactive" },
+    });
+    registry.syncEnvKeys([adminKey]);
+    expect(registry.authenticate("root").ok).toBe(true);
+  });
+
   it("should retire a variable's previous key when its value changes (W24)", () => {
     const { db, registry } = setup();
     registry.syncEnvKeys([env("METRICS_API_KEY_AUTH", "old")]);
