@@ -52,12 +52,21 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
   }
 }
 
-/** Seeds a retention policy for every retained table that has none yet. */
+/**
+ * Seeds a retention policy for every retained table that has none yet, and
+ * brings the policies nobody changed through the admin API to the configured
+ * default (`METRICS_RETENTION_DAYS` applies when it changes, not only once).
+ */
 export function seedRetentionPolicies(db: Database, retentionDays: number): void {
   const insert = db.prepare(
     "INSERT OR IGNORE INTO retention_policies (table_name, retention_days) VALUES (?, ?)",
   );
+  const follow = db.prepare(
+    `UPDATE retention_policies SET retention_days = ?, updated_at = datetime('now')
+     WHERE origin = 'default' AND retention_days <> ?`,
+  );
   db.transaction(() => {
     for (const table of RETAINED_TABLES) insert.run(table, retentionDays);
+    follow.run(retentionDays, retentionDays);
   })();
 }

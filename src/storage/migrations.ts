@@ -133,6 +133,15 @@ CREATE TABLE retention_policies (
 ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'ingest' CHECK (scope IN ('ingest', 'admin'));
 `,
   },
+  {
+    version: 3,
+    name: "retention_policy_origin",
+    // Whether a policy still follows METRICS_RETENTION_DAYS ('default') or was
+    // set through the admin API ('admin'), which then wins across restarts.
+    sql: `
+ALTER TABLE retention_policies ADD COLUMN origin TEXT NOT NULL DEFAULT 'default' CHECK (origin IN ('default', 'admin'));
+`,
+  },
 ];
 
 /** The schema version this build expects. */

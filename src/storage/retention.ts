@@ -183,11 +183,12 @@ export function createRetention(options: RetentionOptions): Retention {
     ]),
   );
   const upsert = db.prepare(
-    `INSERT INTO retention_policies (table_name, retention_days, is_active, timestamp_column, updated_at)
-     VALUES (?, ?, ?, 'timestamp', datetime('now'))
+    `INSERT INTO retention_policies
+       (table_name, retention_days, is_active, timestamp_column, origin, updated_at)
+     VALUES (?, ?, ?, 'timestamp', 'admin', datetime('now'))
      ON CONFLICT (table_name) DO UPDATE SET
        retention_days = excluded.retention_days, is_active = excluded.is_active,
-       updated_at = excluded.updated_at`,
+       origin = 'admin', updated_at = excluded.updated_at`,
   );
   const policies = new Map<string, RetentionPolicy>();
   const load = () => {

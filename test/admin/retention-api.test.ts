@@ -273,7 +273,7 @@ describe("the HTTP admin API", () => {
 });
 
 describe("retention policies across a restart", () => {
-  it("should keep an inactive policy inactive and a changed retention changed", async () => {
+  it("should keep an inactive policy inactive and a changed retention changed, and follow a new default elsewhere", async () => {
     const first = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
     await admin(
       first,
@@ -290,6 +290,19 @@ describe("retention policies across a restart", () => {
     expect(json.tool_metrics).toMatchObject({ retention_days: 30, is_active: false });
     expect(json.auth_metrics).toMatchObject({ retention_days: 14, is_active: true });
     expect(json.metrics).toMatchObject({ retention_days: 90, is_active: true });
+    await second.running.close();
+    // A new METRICS_RETENTION_DAYS moves the policies nobody changed, and only those.
+    const third = await startTestService({
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+      SQLITE_DB_PATH: first.dbPath,
+      METRICS_RETENTION_DAYS: "45",
+    });
+    const after = (await admin(third, "GET", "/admin/retention/policies")).json;
+    expect(after.metrics).toMatchObject({ retention_days: 45, is_active: true });
+    expect(after.discovery_metrics).toMatchObject({ retention_days: 45 });
+    expect(after.auth_metrics).toMatchObject({ retention_days: 14 });
+    expect(after.tool_metrics).toMatchObject({ retention_days: 30, is_active: false });
+    await third.close();
     await second.close();
     await first.close();
   });

@@ -111,12 +111,14 @@ describe("openDatabase", () => {
     db.close();
   });
 
-  it("should reopen an existing database without changing it, and seed retention policies once", () => {
+  it("should reopen an existing database without changing it, and keep a policy set by an admin", () => {
     const path = join(tempDir(), "m.db");
     const first = openDatabase(path, options);
     seedRetentionPolicies(first, 90);
     first
-      .prepare("UPDATE retention_policies SET retention_days = 30 WHERE table_name = 'metrics'")
+      .prepare(
+        "UPDATE retention_policies SET retention_days = 30, origin = 'admin' WHERE table_name = 'metrics'",
+      )
       .run();
     first.close();
     const again = openDatabase(path, options);
