@@ -127,10 +127,10 @@ export const errors = {
   unknownTable: (message: string) =>
     new ConnectError(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),
 
-  /** A retention below the floor; nothing was changed. */
-  retentionTooShort: (message: string) =>
+  /** A retention outside its bounds; nothing was changed. */
+  retentionOutOfRange: (message: string) =>
     new ConnectError(message, Code.InvalidArgument, undefined, [
-      errorInfo("RETENTION_TOO_SHORT"),
+      errorInfo("RETENTION_OUT_OF_RANGE"),
       {
         desc: BadRequestSchema,
         value: create(BadRequestSchema, {
@@ -139,10 +139,15 @@ export const errors = {
       },
     ]),
 
-  /** Storage could not commit right now (busy, full, read-only, I/O); the client may retry. */
-  storageUnavailable: (cause: unknown) =>
+  /**
+   * Storage could not commit right now (busy, full, read-only, I/O); the client
+   * may retry. `partial`: an admin operation whose earlier batches committed.
+   */
+  storageUnavailable: (cause: unknown, partial = false) =>
     new ConnectError(
-      "storage is temporarily unavailable; nothing of this request was stored, retry later",
+      partial
+        ? "storage is temporarily unavailable; the operation may have completed in part, retry later"
+        : "storage is temporarily unavailable; nothing of this request was stored, retry later",
       Code.Unavailable,
       { "retry-after": "1" },
       [errorInfo("STORAGE_UNAVAILABLE"), retryInfo(1)],

@@ -1,7 +1,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import type { Principal } from "../auth/principal.js";
 import { errors } from "../errors.js";
-import { RetentionTooShortError, UnknownTableError } from "../storage/retention.js";
+import { RetentionOutOfRangeError, UnknownTableError } from "../storage/retention.js";
 import { StorageError } from "../storage/storage-error.js";
 
 /** Refuses a principal without the admin scope (W10: the Python service let any key in). */
@@ -18,7 +18,12 @@ export function requireAdmin(principal: Principal | undefined): void {
 export function adminErrorOf(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof UnknownTableError) return errors.unknownTable(error.message);
-  if (error instanceof RetentionTooShortError) return errors.retentionTooShort(error.message);
-  if (error instanceof StorageError) return errors.storage(error);
+  if (error instanceof RetentionOutOfRangeError) return errors.retentionOutOfRange(error.message);
+  if (error instanceof StorageError) {
+    // A sweep may have committed batches before storage failed: never say "nothing stored".
+    return error.failure === "unavailable"
+      ? errors.storageUnavailable(error, true)
+      : errors.storage(error);
+  }
   return errors.internal(error);
 }

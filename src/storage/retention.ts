@@ -85,14 +85,14 @@ export class UnknownTableError extends Error {
 }
 
 /** A `retention_days` outside the allowed range; nothing was changed. */
-export class RetentionTooShortError extends Error {
+export class RetentionOutOfRangeError extends Error {
   constructor(retentionDays: number, minDays: number, maxDays: number) {
     super(
       retentionDays < minDays
         ? `retention_days must be at least ${minDays}, got ${retentionDays}`
         : `retention_days must be at most ${maxDays}, got ${retentionDays}`,
     );
-    this.name = "RetentionTooShortError";
+    this.name = "RetentionOutOfRangeError";
   }
 }
 
@@ -324,7 +324,7 @@ export function createRetention(options: RetentionOptions): Retention {
       policyOf(table);
       const maxDays = options.maxDays ?? 36_500;
       if (retentionDays < options.minDays || retentionDays > maxDays) {
-        throw new RetentionTooShortError(retentionDays, options.minDays, maxDays);
+        throw new RetentionOutOfRangeError(retentionDays, options.minDays, maxDays);
       }
       // The database first, then memory: a failed write changes nothing (W12).
       try {
