@@ -95,6 +95,15 @@ export async function startService(config: Config, log: Logger): Promise<Running
       : undefined;
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
+    // Keys created, revoked or rotated with the CLI apply within this interval.
+    const reloadTimer = setInterval(() => {
+      try {
+        registry.reload();
+      } catch (error) {
+        log.warn({ err: error }, "could not reload api keys; keeping the ones loaded");
+      }
+    }, config.keyReloadMillis);
+    reloadTimer.unref();
     log.info(
       {
         host: address.address,
@@ -115,6 +124,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       close() {
         closing ??= (async () => {
           clearInterval(usageTimer);
+          clearInterval(reloadTimer);
           const sweepEnded = schedule?.stop();
           // A sweep or an admin cleanup stops after its current batch (answering
           // "shutting down"): deletions never hold a shutdown up, and nothing

@@ -34,6 +34,8 @@ export interface Config {
   readonly shutdownTimeoutMillis: number;
   /** How often in-memory `last_used_at` times are written to `api_keys` (`METRICS_KEY_USAGE_FLUSH_MS`, default 60000). */
   readonly keyUsageFlushMillis: number;
+  /** How often the keys are re-read, so that `keys create/revoke/rotate` apply (`METRICS_KEY_RELOAD_MS`, default 5000). */
+  readonly keyReloadMillis: number;
   /** Log level: fatal, error, warn, info, debug, trace or silent (`LOG_LEVEL`, default `info`). */
   readonly logLevel: string;
   /** Keys from `METRICS_API_KEY_<NAME>` variables. */
@@ -202,6 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
     commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
     shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
+    keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),
     logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
     telemetry: Object.freeze(telemetry),

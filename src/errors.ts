@@ -78,6 +78,12 @@ export const errors = {
       errorInfo("API_KEY_INACTIVE"),
     ]),
 
+  /** The key's expiry (from `keys create --expires` or a rotation's grace) has passed. */
+  expiredApiKey: () =>
+    new ConnectError("API key has expired", Code.Unauthenticated, undefined, [
+      errorInfo("API_KEY_EXPIRED"),
+    ]),
+
   /**
    * The key's token bucket is empty (contract §1, step 4). Carries the legacy
    * headers and a `google.rpc.RetryInfo` with the real time to the next token

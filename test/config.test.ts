@@ -23,6 +23,7 @@ describe("loadConfig", () => {
       commitMaxDelayMillis: 0,
       shutdownTimeoutMillis: 10000,
       keyUsageFlushMillis: 60000,
+      keyReloadMillis: 5000,
       logLevel: "info",
       envApiKeys: [],
       telemetry: {

@@ -3,7 +3,7 @@ import type { ConnectError } from "@connectrpc/connect";
 import { errors } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
-import { digestApiKey, generateApiKey, hashApiKey } from "./api-key.js";
+import { checksumPlausible, digestApiKey, generateApiKey, hashApiKey } from "./api-key.js";
 import { ENV_ADMIN_KEY, type EnvApiKey } from "./env-keys.js";
 import type { Principal } from "./principal.js";
 
@@ -50,6 +50,15 @@ interface CachedKey {
   readonly row: ApiKeyRow;
   readonly digest: Buffer;
   readonly principal: Principal;
+  /** `expires_at` parsed once (Infinity when the key never expires). */
+  readonly expiresAtMillis: number;
+}
+
+/** When a key stops working; a malformed expiry fails closed (already expired). */
+function expiryMillis(expiresAt: string | null): number {
+  if (expiresAt === null) return Number.POSITIVE_INFINITY;
+  const millis = Date.parse(`${expiresAt.replace(" ", "T")}Z`);
+  return Number.isNaN(millis) ? Number.NEGATIVE_INFINITY : millis;
 }
 
 /** Creates the key registry and loads the stored keys. */
@@ -65,6 +74,7 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       next.set(row.keyHash, {
         row,
         digest: Buffer.from(row.keyHash, "hex"),
+        expiresAtMillis: expiryMillis(row.expiresAt),
         principal: {
           keyId: row.id,
           service: row.serviceName,
@@ -159,9 +169,13 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       if (key === null || key === undefined || key.trim() === "") {
         return { ok: false, error: errors.apiKeyRequired() };
       }
-      const cached = lookup(key);
+      // A mistyped generated key fails its checksum: no lookup needed.
+      const cached = checksumPlausible(key) ? lookup(key) : undefined;
       if (cached === undefined) return { ok: false, error: errors.invalidApiKey() };
       if (!cached.row.isActive) return { ok: false, error: errors.inactiveApiKey() };
+      if (cached.expiresAtMillis <= now().getTime()) {
+        return { ok: false, error: errors.expiredApiKey() };
+      }
       if (recordUse) lastUsed.set(cached.row.id, now());
       return { ok: true, principal: cached.principal };
     },

@@ -142,6 +142,18 @@ ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'ingest' CHECK (scop
 ALTER TABLE retention_policies ADD COLUMN origin TEXT NOT NULL DEFAULT 'default' CHECK (origin IN ('default', 'admin'));
 `,
   },
+  {
+    version: 4,
+    name: "api_key_ids_and_expiry",
+    // A non-secret id to name a key in logs and the CLI, and an expiry
+    // (rotation keeps the old key valid until then).
+    sql: `
+ALTER TABLE api_keys ADD COLUMN key_id TEXT;
+ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
+UPDATE api_keys SET key_id = 'key_' || lower(hex(randomblob(6)));
+CREATE UNIQUE INDEX idx_api_keys_key_id ON api_keys (key_id);
+`,
+  },
 ];
 
 /** The schema version this build expects. */

@@ -152,7 +152,7 @@ describe("createKeyRegistry", () => {
   it("should create one key on a first start with none, and none later", () => {
     const { registry } = setup();
     const created = registry.ensureBootstrapKey();
-    expect(created?.key).toMatch(/^mcpm_[A-Za-z0-9_-]{43}$/);
+    expect(created?.key).toMatch(/^mcpm_[A-Za-z0-9_-]{43}[0-9a-f]{8}$/);
     expect(registry.authenticate(created?.key).ok).toBe(true);
     expect(registry.ensureBootstrapKey()).toBeUndefined();
   });

@@ -11,7 +11,7 @@ describe("the service process", () => {
   it("should create and print one key on a first start with none configured, and not again", async () => {
     const dbPath = join(tempDir(), "metrics.db");
     const first = await spawnService({ SQLITE_DB_PATH: dbPath });
-    const key = /(mcpm_[A-Za-z0-9_-]{43})/.exec(first.output().stderr)?.[1];
+    const key = /(mcpm_[A-Za-z0-9_-]{51})/.exec(first.output().stderr)?.[1];
     expect(key).toBeDefined();
     expect(first.output().stderr).toContain("METRICS_API_KEY_");
     // The key works at once, and is never written to the log.

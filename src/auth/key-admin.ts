@@ -1,0 +1,139 @@
+import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
+import { sqliteDateTime } from "../storage/key-store.js";
+import { generateApiKey, hashApiKey } from "./api-key.js";
+import type { KeyScope } from "./principal.js";
+
+/** What `keys list` shows of a key: never the key, never its hash. */
+export interface KeyListing {
+  readonly id: string;
+  readonly service: string;
+  readonly scope: KeyScope;
+  readonly active: boolean;
+  readonly rateLimit: number;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+  readonly expiresAt: string | null;
+  readonly source: string | null;
+}
+
+/** A key just made: the only time the key itself is shown. */
+export interface CreatedKey {
+  readonly id: string;
+  readonly key: string;
+  readonly service: string;
+  readonly scope: KeyScope;
+  readonly expiresAt: string | null;
+}
+
+/** Options of `keys create`. */
+export interface CreateKeyOptions {
+  readonly service: string;
+  readonly scope: KeyScope;
+  readonly rateLimit: number;
+  /** Lifetime in ms; none when undefined. */
+  readonly expiresInMillis?: number | undefined;
+  readonly description?: string | undefined;
+}
+
+/** A refused key operation (unknown id, bad service name): the CLI prints it and exits 1. */
+export class KeyAdminError extends Error {
+  override name = "KeyAdminError";
+}
+
+const SERVICE_NAME = /^[a-zA-Z0-9_-]{1,50}$/;
+
+/** Parses `90d`, `24h`, `30m`, `45s` into milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd])$/.exec(text.trim());
+  if (!match)
+    throw new KeyAdminError(`not a duration: ${JSON.stringify(text)} (use 90d, 24h, 30m, 45s)`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    match[2] as "s" | "m" | "h" | "d"
+  ];
+  return Number(match[1]) * unit;
+}
+
+/**
+ * The key lifecycle behind the `keys` CLI: create, list, revoke, rotate. It
+ * writes the `api_keys` table; a running service picks the change up at its
+ * next reload (`METRICS_KEY_RELOAD_MS`).
+ */
+export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date()) {
+  const find = (id: string): ApiKeyRow => {
+    const row = store.all().find((r) => r.keyId === id);
+    if (row === undefined) throw new KeyAdminError(`no key with id ${id}`);
+    return row;
+  };
+  const expiry = (millis: number | undefined) =>
+    millis === undefined ? null : sqliteDateTime(new Date(now().getTime() + millis));
+
+  const create = (options: CreateKeyOptions): CreatedKey => {
+    if (!SERVICE_NAME.test(options.service)) {
+      throw new KeyAdminError(
+        `service must be 1 to 50 characters of [a-zA-Z0-9_-], got ${JSON.stringify(options.service)}`,
+      );
+    }
+    const key = generateApiKey();
+    const expiresAt = expiry(options.expiresInMillis);
+    const id = store.insert({
+      keyHash: hashApiKey(key),
+      serviceName: options.service,
+      rateLimit: options.rateLimit,
+      scope: options.scope,
+      source: "cli",
+      description: options.description ?? null,
+      expiresAt,
+    });
+    const row = store.all().find((r) => r.id === id) as ApiKeyRow;
+    return { id: row.keyId, key, service: row.serviceName, scope: row.scope, expiresAt };
+  };
+
+  return {
+    create,
+
+    list(): KeyListing[] {
+      return store.all().map((r) => ({
+        id: r.keyId,
+        service: r.serviceName,
+        scope: r.scope,
+        active: r.isActive,
+        rateLimit: r.rateLimit,
+        createdAt: r.createdAt,
+        lastUsedAt: r.lastUsedAt,
+        expiresAt: r.expiresAt,
+        source: r.source,
+      }));
+    },
+
+    /** Deactivates a key at once. */
+    revoke(id: string): void {
+      store.setActive(find(id).id, false);
+    },
+
+    /**
+     * Issues a new key for the same service, scope and rate limit; the old one
+     * keeps working for `graceMillis` (0: it stops at once).
+     */
+    rotate(id: string, graceMillis: number): CreatedKey {
+      const old = find(id);
+      if (!old.isActive) throw new KeyAdminError(`key ${id} is revoked; create a new one instead`);
+      const created = create({
+        service: old.serviceName,
+        scope: old.scope,
+        rateLimit: old.rateLimit,
+        description: `rotated from ${old.keyId}`,
+      });
+      if (graceMillis > 0) {
+        // A grace never extends a key that was due to expire sooner.
+        const until = expiry(graceMillis) as string;
+        store.setExpiresAt(
+          old.id,
+          old.expiresAt !== null && old.expiresAt < until ? old.expiresAt : until,
+        );
+      } else {
+        store.setActive(old.id, false);
+      }
+      return created;
+    },
+  };
+}

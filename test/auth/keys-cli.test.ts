@@ -1,0 +1,115 @@
+import { execFile } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postMetrics } from "../support/legacy.js";
+import { startTestService, type TestService, tempDir } from "../support/service.js";
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
+
+describe("the keys CLI against a running service", () => {
+  const dir = tempDir();
+  const dbPath = join(dir, "metrics.db");
+  let svc: TestService;
+  /** Runs `mcp-metrics keys ...` on the service's database; returns its parsed --json output. */
+  const keys = async (...args: string[]) => {
+    const { stdout } = await run(process.execPath, [CLI, "keys", ...args, "--json"], {
+      env: { ...process.env, SQLITE_DB_PATH: dbPath },
+    });
+    return JSON.parse(stdout) as Record<string, unknown> & Record<string, unknown>[];
+  };
+  /** The status of a legacy POST as `service` with `key`. */
+  const post = async (key: string, service = "cli-svc") =>
+    (await postMetrics(svc.url, { service, metrics: [{ type: "custom", value: 1 }] }, { key }))
+      .status;
+  const admin = async (key: string) =>
+    (await fetch(`${svc.url}/admin/database/size`, { headers: { "x-api-key": key } })).status;
+
+  beforeAll(async () => {
+    svc = await startTestService({ SQLITE_DB_PATH: dbPath, METRICS_KEY_RELOAD_MS: "100" });
+  });
+  afterAll(async () => {
+    await svc.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should create a key, print it once, and have the running service honour it", async () => {
+    const created = await keys("create", "--service", "cli-svc", "--rate-limit", "50");
+    expect(created.key).toMatch(/^mcpm_[A-Za-z0-9_-]{43}[0-9a-f]{8}$/);
+    expect(created.id).toMatch(/^key_[0-9a-f]{12}$/);
+    await expect.poll(() => post(created.key as string), { timeout: 5_000 }).toBe(200);
+    const listed = (await keys("list")) as unknown as Record<string, unknown>[];
+    const row = listed.find((k) => k.id === created.id);
+    expect(row).toMatchObject({ service: "cli-svc", scope: "ingest", active: true, rateLimit: 50 });
+    const text = JSON.stringify(listed);
+    expect(text).not.toContain(created.key as string);
+    expect(text).not.toMatch(/[0-9a-f]{64}/); // nor any hash
+    // A mistyped key (checksum off by one character) is refused like any unknown key.
+    const typo = `${(created.key as string).slice(0, -1)}${(created.key as string).endsWith("0") ? "1" : "0"}`;
+    expect(await post(typo)).toBe(401);
+  });
+
+  it("should refuse a revoked key with 401", async () => {
+    const created = await keys("create", "--service", "cli-svc");
+    await expect.poll(() => post(created.key as string), { timeout: 5_000 }).toBe(200);
+    await keys("revoke", created.id as string);
+    await expect.poll(() => post(created.key as string), { timeout: 5_000 }).toBe(401);
+  });
+
+  it("should refuse an expired key with 401", async () => {
+    // Expiry is stored to the second: "3s" ends between 2 and 3 s from now.
+    const created = await keys("create", "--service", "cli-svc", "--expires", "3s");
+    await expect.poll(() => post(created.key as string), { timeout: 1_900 }).toBe(200);
+    await expect.poll(() => post(created.key as string), { timeout: 6_000 }).toBe(401);
+    const res = await postMetrics(
+      svc.url,
+      { service: "cli-svc", metrics: [] },
+      { key: created.key as string },
+    );
+    expect(res.json).toEqual({ detail: "API key has expired" });
+  });
+
+  it("should keep the old key working for the rotation's grace, then only the new one", async () => {
+    const old = await keys("create", "--service", "cli-svc");
+    const rotated = await keys("rotate", old.id as string, "--grace", "3s");
+    await expect.poll(() => post(rotated.key as string), { timeout: 5_000 }).toBe(200);
+    expect(await post(old.key as string)).toBe(200);
+    await expect.poll(() => post(old.key as string), { timeout: 8_000 }).toBe(401);
+    expect(await post(rotated.key as string)).toBe(200);
+    const now = await keys("rotate", rotated.id as string, "--grace", "0s");
+    await expect.poll(() => post(rotated.key as string), { timeout: 5_000 }).toBe(401);
+    await expect.poll(() => post(now.key as string), { timeout: 5_000 }).toBe(200);
+  });
+
+  it("should create admin-scoped keys that the admin API accepts, and ingest keys it refuses", async () => {
+    const adminKey = await keys("create", "--service", "ops", "--scope", "admin");
+    const ingestKey = await keys("create", "--service", "cli-svc");
+    await expect.poll(() => admin(adminKey.key as string), { timeout: 5_000 }).toBe(200);
+    await expect.poll(() => admin(ingestKey.key as string), { timeout: 5_000 }).toBe(403);
+  });
+
+  it("should refuse bad arguments with a message and a non-zero exit", async () => {
+    const failure = (args: string[]) =>
+      run(process.execPath, [CLI, "keys", ...args], {
+        env: { ...process.env, SQLITE_DB_PATH: dbPath },
+      }).then(
+        () => ({ code: 0, stderr: "" }),
+        (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+      );
+    expect(await failure(["create"])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/--service is required/),
+    });
+    expect(await failure(["create", "--service", "bad name"])).toMatchObject({ code: 1 });
+    expect(await failure(["create", "--service", "x", "--expires", "soon"])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/not a duration/),
+    });
+    expect(await failure(["revoke", "key_000000000000"])).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/no key with id/),
+    });
+  });
+});
