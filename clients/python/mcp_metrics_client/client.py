@@ -265,6 +265,55 @@ class MetricsClient:
                               top_n_tools=top_n_tools, embedding_time_ms=embedding_time_ms,
                               faiss_search_time_ms=faiss_search_time_ms, duration_ms=duration_ms)
 
+    async def emit_registry_metric(self, operation: str, resource_type: str, success: bool,
+                                   duration_ms: float, resource_id: Optional[str] = None,
+                                   user_id: Optional[str] = None,
+                                   error_code: Optional[str] = None) -> bool:
+        """Same as :meth:`registry_operation`; the Python service client's name and arguments."""
+        return self.registry_operation(operation, resource_type, success, resource_id=resource_id,
+                                       user_id=user_id, error_code=error_code,
+                                       duration_ms=duration_ms)
+
+    async def emit_health_metric(self, endpoint: str, status_code: int, duration_ms: float,
+                                 healthy: bool = True) -> bool:
+        """Same as :meth:`health_check`; the Python service client's name and arguments."""
+        return self.health_check(endpoint, status_code, healthy, duration_ms=duration_ms)
+
+    async def emit_custom_metric(self, metric_name: str, value: float,
+                                 duration_ms: Optional[float] = None,
+                                 dimensions: Optional[Dict[str, Any]] = None,
+                                 metadata: Optional[Dict[str, Any]] = None) -> bool:
+        """Same as :meth:`custom`; the Python service client's name and arguments."""
+        return self.custom(metric_name, value, duration_ms=duration_ms, dimensions=dimensions,
+                           metadata=metadata)
+
+    # The old client's *_sync wrappers raised outside an event loop (W25): these
+    # are plain calls that work anywhere.
+
+    def emit_auth_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_auth_metric` without an event loop."""
+        return _run_now(self.emit_auth_metric(*args, **kwargs))
+
+    def emit_tool_execution_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_tool_execution_metric` without an event loop."""
+        return _run_now(self.emit_tool_execution_metric(*args, **kwargs))
+
+    def emit_discovery_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_discovery_metric` without an event loop."""
+        return _run_now(self.emit_discovery_metric(*args, **kwargs))
+
+    def emit_registry_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_registry_metric` without an event loop."""
+        return _run_now(self.emit_registry_metric(*args, **kwargs))
+
+    def emit_health_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_health_metric` without an event loop."""
+        return _run_now(self.emit_health_metric(*args, **kwargs))
+
+    def emit_custom_metric_sync(self, *args: Any, **kwargs: Any) -> bool:
+        """:meth:`emit_custom_metric` without an event loop."""
+        return _run_now(self.emit_custom_metric(*args, **kwargs))
+
     # ----------------------------------------------------------------- control
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -492,6 +541,16 @@ class MetricsClient:
             return
         self._warned.add(key)
         logger.warning(message)
+
+
+def _run_now(coroutine) -> bool:
+    """Runs one of the enqueue-only coroutines above to completion: they never await."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("an emit coroutine awaited")  # cannot happen: they only enqueue
 
 
 def _open_channel(url: str, credentials: Optional[grpc.ChannelCredentials]) -> grpc.Channel:

@@ -146,12 +146,23 @@ class EmittersTest(unittest.TestCase):
         async def emit():
             return [await client.emit_auth_metric(True, "jwt", 5.0, server_name="legacy-srv"),
                     await client.emit_tool_execution_metric("t", "/p", "legacy-srv", True, 7.0),
-                    await client.emit_discovery_metric("x" * 150, 3, 8.0)]
+                    await client.emit_discovery_metric("x" * 150, 3, 8.0),
+                    await client.emit_registry_metric("read", "server", True, 2.0),
+                    await client.emit_health_metric("/health", 200, 1.0),
+                    await client.emit_custom_metric("legacy-custom", 7.0, dimensions={"a": 1})]
 
-        self.assertEqual(asyncio.run(emit()), [True, True, True])
+        self.assertEqual(asyncio.run(emit()), [True] * 6)
+        # The *_sync wrappers work outside any event loop (the old ones raised, W25).
+        self.assertTrue(client.emit_auth_metric_sync(False, "oauth", 3.0, server_name="legacy-sync"))
+        self.assertTrue(client.emit_custom_metric_sync("legacy-sync-custom", 1.0))
         self.assertTrue(client.flush())
         [row] = self.service.query("SELECT query FROM discovery_metrics WHERE query LIKE 'xxx%'")
         self.assertEqual(len(row["query"]), 100)
+        types = [r["metric_type"] for r in self.service.query(
+            "SELECT metric_type FROM metrics WHERE instance_id = 'py-legacy' ORDER BY id")]
+        self.assertEqual(types, ["auth_request", "tool_execution", "tool_discovery",
+                                 "registry_operation", "health_check", "custom", "auth_request",
+                                 "custom"])
 
     def test_default_instance_id_fits_a_long_service_name(self):
         client = MetricsClient(self.service.url, "py-long-name-key", service_name="l" * 50)
