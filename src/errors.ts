@@ -5,6 +5,7 @@ import {
   ErrorInfoSchema,
   RetryInfoSchema,
 } from "../gen/google/rpc/error_details_pb.js";
+import { rateLimitFields } from "./ratelimit/rate-limit-headers.js";
 import type { StorageError } from "./storage/storage-error.js";
 
 /** The domain of every `google.rpc.ErrorInfo` this service sends. */
@@ -97,6 +98,7 @@ export const errors = {
         "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))),
         "x-ratelimit-limit": String(limitPerMinute),
         "x-ratelimit-remaining": "0",
+        ...rateLimitFields(limitPerMinute, 0, retryAfterSeconds),
       },
       [errorInfo("RATE_LIMITED"), retryInfo(retryAfterSeconds)],
     ),

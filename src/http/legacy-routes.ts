@@ -6,6 +6,7 @@ import { errors, httpStatusOf } from "../errors.js";
 import type { Ingestor } from "../ingest/ingestor.js";
 import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
+import { rateLimitFields, secondsToFull } from "../ratelimit/rate-limit-headers.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
@@ -76,15 +77,27 @@ function sendError(res: AnyResponse, error: ConnectError): void {
   if (limit !== null) {
     headers["X-RateLimit-Limit"] = limit;
     headers["X-RateLimit-Remaining"] = error.metadata.get("x-ratelimit-remaining") ?? "0";
+    headers.RateLimit = error.metadata.get("ratelimit") ?? "";
+    headers["RateLimit-Policy"] = error.metadata.get("ratelimit-policy") ?? "";
   }
   sendJson(res, httpStatusOf(error.code), { detail: error.rawMessage }, headers);
 }
 
-/** The headers every successful `/metrics` and `/flush` answer carries (contract §1). */
+/**
+ * The headers every successful `/metrics` and `/flush` answer carries: the
+ * legacy `X-RateLimit-*` (contract §1) and the IETF draft's `RateLimit` fields.
+ */
 function rateHeaders(decision: BucketDecision): Record<string, string> {
+  const fields = rateLimitFields(
+    decision.limit,
+    decision.remaining,
+    secondsToFull(decision.limit, decision.remaining),
+  );
   return {
     "X-RateLimit-Limit": String(decision.limit),
     "X-RateLimit-Remaining": String(decision.remaining),
+    RateLimit: fields.ratelimit,
+    "RateLimit-Policy": fields["ratelimit-policy"],
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { type Principal, principalKey } from "../auth/principal.js";
 import { errors } from "../errors.js";
+import { rateLimitFields, secondsToFull } from "./rate-limit-headers.js";
 import type { BucketDecision, TokenBucketLimiter } from "./token-bucket.js";
 
 /**
@@ -33,7 +34,8 @@ async function* spendPerMessage<T>(
  * Rate-limits every RPC after authentication: one token per unary call and one
  * per message of a client stream, so a long-lived stream is limited like the
  * equivalent unary calls. Successful unary answers carry the legacy
- * `x-ratelimit-limit` and `x-ratelimit-remaining` headers.
+ * `x-ratelimit-limit` and `x-ratelimit-remaining` headers and the IETF draft's
+ * `ratelimit` and `ratelimit-policy`.
  */
 export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interceptor {
   return (next) => async (req) => {
@@ -48,6 +50,13 @@ export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interce
     const res = await next(req);
     res.header.set("x-ratelimit-limit", String(decision.limit));
     res.header.set("x-ratelimit-remaining", String(decision.remaining));
+    const fields = rateLimitFields(
+      decision.limit,
+      decision.remaining,
+      secondsToFull(decision.limit, decision.remaining),
+    );
+    res.header.set("ratelimit", fields.ratelimit);
+    res.header.set("ratelimit-policy", fields["ratelimit-policy"]);
     return res;
   };
 }

@@ -65,6 +65,8 @@ describe("legacy JSON API (contract §1)", () => {
     });
     expect(res.headers.get("x-ratelimit-limit")).toBe("1000");
     expect(Number(res.headers.get("x-ratelimit-remaining"))).toBeLessThan(1000);
+    expect(res.headers.get("ratelimit-policy")).toBe('"default";q=1000;w=60');
+    expect(res.headers.get("ratelimit")).toMatch(/^"default";r=\d+;t=\d+$/);
     expect(
       countRows(
         svc.db,
@@ -141,6 +143,8 @@ describe("legacy JSON API (contract §1)", () => {
     expect(last?.json).toEqual({ detail: "Rate limit exceeded. Limit: 3 requests/minute" });
     expect(last?.headers.get("x-ratelimit-limit")).toBe("3");
     expect(last?.headers.get("x-ratelimit-remaining")).toBe("0");
+    expect(last?.headers.get("ratelimit-policy")).toBe('"default";q=3;w=60');
+    expect(last?.headers.get("ratelimit")).toMatch(/^"default";r=0;t=([1-9]|1\d|20)$/);
     // 3 per minute: the next token is at most 20 s away.
     expect(Number(last?.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(Number(last?.headers.get("retry-after"))).toBeLessThanOrEqual(20);

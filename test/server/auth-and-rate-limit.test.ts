@@ -75,6 +75,11 @@ describe("authentication and rate limiting on every protocol", () => {
       expect(Number(error.metadata.get("retry-after"))).toBeGreaterThan(25);
       expect(error.metadata.get("x-ratelimit-limit")).toBe("2");
       expect(error.metadata.get("x-ratelimit-remaining")).toBe("0");
+      // The IETF draft's fields, in the trailers: none left, the next in at most 30 s.
+      expect(error.metadata.get("ratelimit-policy")).toBe('"default";q=2;w=60');
+      const reset = /^"default";r=0;t=(\d+)$/.exec(error.metadata.get("ratelimit") ?? "");
+      expect(Number(reset?.[1])).toBeGreaterThan(25);
+      expect(Number(reset?.[1])).toBeLessThanOrEqual(30);
       expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(2);
       expect(countRows(svc.db, "metrics", "service = ?", `${service}-limited`)).toBe(0);
     });
@@ -108,6 +113,9 @@ describe("authentication and rate limiting on every protocol", () => {
       await client.ingest(authBatch(1, "headers"), { onHeader: (h) => headers.push(h) });
       expect(headers[0]?.get("x-ratelimit-limit")).toBe("10");
       expect(headers[0]?.get("x-ratelimit-remaining")).toBe("9");
+      // One of 10 per minute spent: whole again in 6 s.
+      expect(headers[0]?.get("ratelimit")).toBe('"default";r=9;t=6');
+      expect(headers[0]?.get("ratelimit-policy")).toBe('"default";q=10;w=60');
     } finally {
       await one.close();
     }
