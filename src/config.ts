@@ -20,6 +20,8 @@ export interface Config {
   readonly sqliteBusyTimeoutMillis: number;
   /** Requests per minute per API key unless the key has its own limit (`METRICS_RATE_LIMIT`, default 1000). */
   readonly rateLimitPerMinute: number;
+  /** Failed authentications allowed per client address per minute (`METRICS_AUTH_FAILURES_PER_MINUTE`, default 30; 0 disables). */
+  readonly authFailuresPerMinute: number;
   /** Default retention of the raw and specialized tables, in days (`METRICS_RETENTION_DAYS`, default 90). */
   readonly retentionDays: number;
   /** Retention cleanup settings. */
@@ -191,6 +193,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
     rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
+    authFailuresPerMinute: integer("METRICS_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
     retention: Object.freeze({
       scheduled: flag("METRICS_RETENTION_ENABLED", true),

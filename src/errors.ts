@@ -79,6 +79,18 @@ export const errors = {
       errorInfo("API_KEY_INACTIVE"),
     ]),
 
+  /**
+   * Too many failed authentications from the caller's address (W14): every
+   * request from it is refused until its bucket refills.
+   */
+  authThrottled: (retryAfterSeconds: number) =>
+    new ConnectError(
+      "Too many failed authentication attempts from this address; retry later",
+      Code.ResourceExhausted,
+      { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+      [errorInfo("AUTH_THROTTLED"), retryInfo(retryAfterSeconds)],
+    ),
+
   /** The key's expiry (from `keys create --expires` or a rotation's grace) has passed. */
   expiredApiKey: () =>
     new ConnectError("API key has expired", Code.Unauthenticated, undefined, [

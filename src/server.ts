@@ -1,5 +1,11 @@
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
@@ -7,8 +13,9 @@ import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
 import { requireAdmin } from "./admin/admin-errors.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
 import { createAuthInterceptor } from "./auth/auth-interceptor.js";
+import { createAuthThrottle } from "./auth/auth-throttle.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
-import { principalKey } from "./auth/principal.js";
+import { clientAddressKey, principalKey } from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { createHttpRoutes } from "./http/legacy-routes.js";
@@ -125,6 +132,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   const isDraining = () => drain.signal.aborted;
   // Aborted only when the shutdown timeout has passed, to cut handlers still running.
   const hardStop = new AbortController();
+  const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
 
   const handler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
@@ -138,15 +146,18 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       ...(options.metrics ? [requestMetrics(options.metrics)] : []),
       errorBoundary(log),
       drainGuard(isDraining),
-      createAuthInterceptor(options.registry),
+      createAuthInterceptor(options.registry, throttle),
       adminScope,
       createRateLimitInterceptor(options.limiter),
     ],
+    contextValues: (req) =>
+      createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
     shutdownSignal: hardStop.signal,
     fallback: createHttpRoutes({
       registry: options.registry,
+      throttle,
       limiter: options.limiter,
       ingestor: options.ingestor,
       draining: isDraining,

@@ -10,6 +10,7 @@ describe("loadConfig", () => {
       sqliteSynchronous: "FULL",
       sqliteBusyTimeoutMillis: 5000,
       rateLimitPerMinute: 1000,
+      authFailuresPerMinute: 30,
       retentionDays: 90,
       retention: {
         scheduled: true,

@@ -1,16 +1,42 @@
 import type { Interceptor } from "@connectrpc/connect";
-import type { KeyRegistry } from "./key-registry.js";
-import { principalKey } from "./principal.js";
+import { errors } from "../errors.js";
+import type { AuthThrottle } from "./auth-throttle.js";
+import type { AuthResult, KeyRegistry } from "./key-registry.js";
+import { clientAddressKey, principalKey } from "./principal.js";
+
+/**
+ * Checks a key for a request from `address`. An address that failed too often
+ * is refused before its key is looked at (RESOURCE_EXHAUSTED, W14); an unknown
+ * key spends one of the address's failures. Shared by the RPCs and the JSON routes.
+ */
+export function authenticateFrom(
+  registry: KeyRegistry,
+  throttle: AuthThrottle,
+  address: string,
+  key: string | null | undefined,
+  options?: { recordUse?: boolean },
+): AuthResult {
+  const blocked = throttle.blockedFor(address);
+  if (blocked > 0) return { ok: false, error: errors.authThrottled(blocked) };
+  const result = registry.authenticate(key, options);
+  // Only a wrong key is a guess; a missing, revoked or expired one is not.
+  if (!result.ok && result.error.rawMessage === errors.invalidApiKey().rawMessage) {
+    throttle.recordFailure(address);
+  }
+  return result;
+}
 
 /**
  * Authenticates every RPC by its `x-api-key` header and hands the principal to
  * the handler through {@link principalKey}. Missing, unknown and inactive keys
- * fail with UNAUTHENTICATED before the handler runs. (For unary calls
- * connect-es has already read the body, up to `readMaxBytes`, by then.)
+ * fail with UNAUTHENTICATED before the handler runs, and an address with too
+ * many failures with RESOURCE_EXHAUSTED. (For unary calls connect-es has
+ * already read the body, up to `readMaxBytes`, by then.)
  */
-export function createAuthInterceptor(registry: KeyRegistry): Interceptor {
+export function createAuthInterceptor(registry: KeyRegistry, throttle: AuthThrottle): Interceptor {
   return (next) => async (req) => {
-    const result = registry.authenticate(req.header.get("x-api-key"));
+    const address = req.contextValues.get(clientAddressKey);
+    const result = authenticateFrom(registry, throttle, address, req.header.get("x-api-key"));
     if (!result.ok) throw result.error;
     req.contextValues.set(principalKey, result.principal);
     return await next(req);

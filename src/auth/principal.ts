@@ -19,3 +19,8 @@ export type KeyScope = "ingest" | "admin";
 export const principalKey = createContextKey<Principal | undefined>(undefined, {
   description: "the authenticated API key",
 });
+
+/** Context value: the client's network address, for throttling failed authentications. */
+export const clientAddressKey = createContextKey<string>("unknown", {
+  description: "the client's remote address",
+});

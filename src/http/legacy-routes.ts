@@ -1,5 +1,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../admin/admin-errors.js";
+import { authenticateFrom } from "../auth/auth-interceptor.js";
+import type { AuthThrottle } from "../auth/auth-throttle.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, httpStatusOf } from "../errors.js";
@@ -23,6 +25,8 @@ export type HttpRoutes = (req: AnyRequest, res: AnyResponse) => void;
 /** What the legacy routes share with the RPCs: the same keys, buckets, ingest path and store. */
 export interface HttpRoutesOptions {
   readonly registry: KeyRegistry;
+  /** Failed authentications per client address, shared with the RPCs. */
+  readonly throttle: AuthThrottle;
   readonly limiter: TokenBucketLimiter;
   readonly ingestor: Ingestor;
   /** Whether the service is shutting down. */
@@ -61,6 +65,11 @@ function apiKeyOf(req: AnyRequest): string | undefined {
     if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
   }
   return undefined;
+}
+
+/** The client's network address. */
+function addressOf(req: AnyRequest): string {
+  return req.socket?.remoteAddress ?? "unknown";
 }
 
 /** A catalog error as is; anything else becomes INTERNAL (its detail is logged by the caller). */
@@ -126,7 +135,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       sendError(res, errors.shuttingDown());
       return undefined;
     }
-    const auth = registry.authenticate(apiKeyOf(req));
+    const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) {
       sendError(res, auth.error);
       return undefined;
@@ -239,7 +248,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const getRateLimit: Handler = (req, res) => {
     // Reports the caller's bucket without spending from it or counting a use;
     // an unknown key is 401 (the Python service answered 500, W13).
-    const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
+    const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
+      recordUse: false,
+    });
     if (!auth.ok) return sendError(res, auth.error);
     const { keyId, service, rateLimitPerMinute: limit } = auth.principal;
     const state = limiter.peek(keyId, limit);
