@@ -8,6 +8,9 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** How often idle and slow HTTP/1.1 connections are looked for. */
+const CONNECTIONS_CHECK_MILLIS = 1000;
+
 /** Timeouts and limits of the one port; all in milliseconds or counts. */
 export interface OnePortOptions {
   /** Time to receive a whole HTTP/1.1 request (Node's `requestTimeout`). */
@@ -116,9 +119,17 @@ export function createOnePortServer(
       requestTimeout: options.requestTimeoutMillis,
       headersTimeout: options.headersTimeoutMillis,
       keepAliveTimeout: options.keepAliveTimeoutMillis,
+      // How often Node looks for connections past those two timeouts; its
+      // default (30 s) would let a slow client hold on that much longer.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MILLIS,
     },
     tracked,
   );
+  // Node starts enforcing headersTimeout and requestTimeout when a server
+  // emits "listening", and this one never listens (the sniffer hands it its
+  // connections): without this, a client sending its headers one byte at a
+  // time kept its connection forever (slowloris).
+  h1.emit("listening");
   const h2 = http2.createServer(
     { settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams } },
     tracked,
