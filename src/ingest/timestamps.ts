@@ -1,4 +1,8 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { storedTime } from "../storage/stored-time.js";
+
+/** The stored form of a millisecond time (the format is storage's). */
+export { storedTimeOfMillis as formatMillis } from "../storage/stored-time.js";
 
 /** `YYYY-MM-DDTHH:MM:SS` of a Timestamp, in UTC. */
 function utcSeconds(ts: Timestamp): string {
@@ -9,20 +13,9 @@ function micros(ts: Timestamp): string {
   return String(Math.floor(ts.nanos / 1000)).padStart(6, "0");
 }
 
-/**
- * Fixed-width ISO 8601 in UTC with microseconds (`2026-11-25T14:16:00.123456Z`),
- * the stored form: text order is time order in the timestamp indexes (fixes
- * W20's mixed formats).
- */
+/** The stored form of a Timestamp (see `storedTime`). */
 export function formatTimestamp(ts: Timestamp): string {
-  return `${utcSeconds(ts)}.${micros(ts)}Z`;
-}
-
-/** {@link formatTimestamp} of a millisecond time. */
-export function formatMillis(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return formatTimestamp({ seconds: BigInt(seconds), nanos } as Timestamp);
+  return storedTime(Number(ts.seconds), Math.floor(ts.nanos / 1000));
 }
 
 /** Python's `datetime.isoformat()` of an aware UTC time, as the legacy messages print it. */

@@ -4,6 +4,7 @@ import type { Database, Statement } from "better-sqlite3";
 import type { Logger } from "../log.js";
 import { RETAINED_TABLES } from "./database.js";
 import { StorageError } from "./storage-error.js";
+import { storedTimeOfMillis } from "./stored-time.js";
 
 /** A table's retention policy (contract §3), persisted in `retention_policies`. */
 export interface RetentionPolicy {
@@ -153,11 +154,6 @@ const OTHER_TABLES: readonly [string, string][] = [
   ["retention_policies", "updated_at"],
 ];
 
-/** The stored timestamp format (`2026-11-25T10:00:00.123000Z`), so cutoffs compare as text. */
-function storedTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace("Z", "000Z");
-}
-
 /** Creates the retention manager and loads the persisted policies. */
 export function createRetention(options: RetentionOptions): Retention {
   const { db, log } = options;
@@ -228,7 +224,7 @@ export function createRetention(options: RetentionOptions): Retention {
   };
   const statementsOf = (table: string) => statements.get(table) as TableStatements;
   const cutoffOf = (policy: RetentionPolicy) =>
-    storedTimestamp(now() - policy.retentionDays * DAY_MILLIS);
+    storedTimeOfMillis(now() - policy.retentionDays * DAY_MILLIS);
 
   /** Runs one write transaction, retrying while another process holds the lock. */
   const write = async <T>(work: () => T): Promise<T> => {
@@ -400,8 +396,8 @@ export function createRetention(options: RetentionOptions): Retention {
           totalRecordsProcessed: total,
           tablesProcessed,
           durationSeconds: (performance.now() - started) / 1000,
-          startedAt: storedTimestamp(startedAt),
-          completedAt: storedTimestamp(now()),
+          startedAt: storedTimeOfMillis(startedAt),
+          completedAt: storedTimeOfMillis(now()),
           tableResults,
         };
       });
