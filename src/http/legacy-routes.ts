@@ -8,7 +8,7 @@ import { errors, httpStatusOf } from "../errors.js";
 import type { Ingestor } from "../ingest/ingestor.js";
 import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
-import { rateLimitFields, secondsToFull } from "../ratelimit/rate-limit-headers.js";
+import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
@@ -97,11 +97,7 @@ function sendError(res: AnyResponse, error: ConnectError): void {
  * legacy `X-RateLimit-*` (contract §1) and the IETF draft's `RateLimit` fields.
  */
 function rateHeaders(decision: BucketDecision): Record<string, string> {
-  const fields = rateLimitFields(
-    decision.limit,
-    decision.remaining,
-    secondsToFull(decision.limit, decision.remaining),
-  );
+  const fields = rateLimitFields(decision.limit, decision.remaining, decision.secondsToFull);
   return {
     "X-RateLimit-Limit": String(decision.limit),
     "X-RateLimit-Remaining": String(decision.remaining),

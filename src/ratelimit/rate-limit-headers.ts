@@ -16,8 +16,3 @@ export function rateLimitFields(
     "ratelimit-policy": `"default";q=${limitPerMinute};w=60`,
   };
 }
-
-/** Seconds until a bucket of `limit` with `remaining` whole tokens is full again. */
-export function secondsToFull(limitPerMinute: number, remaining: number): number {
-  return limitPerMinute > 0 ? ((limitPerMinute - remaining) / limitPerMinute) * 60 : 0;
-}

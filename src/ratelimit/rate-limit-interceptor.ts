@@ -1,7 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { type Principal, principalKey } from "../auth/principal.js";
 import { errors } from "../errors.js";
-import { rateLimitFields, secondsToFull } from "./rate-limit-headers.js";
+import { rateLimitFields } from "./rate-limit-headers.js";
 import type { BucketDecision, TokenBucketLimiter } from "./token-bucket.js";
 
 /**
@@ -50,11 +50,7 @@ export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interce
     const res = await next(req);
     res.header.set("x-ratelimit-limit", String(decision.limit));
     res.header.set("x-ratelimit-remaining", String(decision.remaining));
-    const fields = rateLimitFields(
-      decision.limit,
-      decision.remaining,
-      secondsToFull(decision.limit, decision.remaining),
-    );
+    const fields = rateLimitFields(decision.limit, decision.remaining, decision.secondsToFull);
     res.header.set("ratelimit", fields.ratelimit);
     res.header.set("ratelimit-policy", fields["ratelimit-policy"]);
     return res;

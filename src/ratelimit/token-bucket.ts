@@ -7,6 +7,8 @@ export interface BucketDecision {
   readonly remaining: number;
   /** Seconds until the next token, when refused (0 when allowed). */
   readonly retryAfterSeconds: number;
+  /** Seconds until the bucket is full again, after this request. */
+  readonly secondsToFull: number;
 }
 
 /** A bucket's state without spending from it. */
@@ -42,6 +44,11 @@ interface Bucket {
   updatedAt: number;
 }
 
+/** Seconds until `bucket` holds `limitPerMinute` tokens again (0 for a limit of 0). */
+function secondsToFull(bucket: Bucket, limitPerMinute: number): number {
+  return limitPerMinute > 0 ? ((limitPerMinute - bucket.tokens) / limitPerMinute) * 60 : 0;
+}
+
 /** Creates an empty set of token buckets. Memory grows with the number of keys, not requests. */
 export function createTokenBucketLimiter(options: TokenBucketOptions = {}): TokenBucketLimiter {
   const now = options.now ?? (() => performance.now());
@@ -72,6 +79,7 @@ export function createTokenBucketLimiter(options: TokenBucketOptions = {}): Toke
           limit: limitPerMinute,
           remaining: Math.floor(bucket.tokens),
           retryAfterSeconds: 0,
+          secondsToFull: secondsToFull(bucket, limitPerMinute),
         };
       }
       const perSecond = limitPerMinute / 60;
@@ -80,16 +88,16 @@ export function createTokenBucketLimiter(options: TokenBucketOptions = {}): Toke
         limit: limitPerMinute,
         remaining: 0,
         retryAfterSeconds: perSecond > 0 ? (cost - bucket.tokens) / perSecond : 60,
+        secondsToFull: secondsToFull(bucket, limitPerMinute),
       };
     },
 
     peek(id, limitPerMinute) {
       const bucket = refilled(id, limitPerMinute);
-      const perSecond = limitPerMinute / 60;
       return {
         limit: limitPerMinute,
         available: Math.floor(bucket.tokens),
-        secondsToFull: perSecond > 0 ? (limitPerMinute - bucket.tokens) / perSecond : 0,
+        secondsToFull: secondsToFull(bucket, limitPerMinute),
       };
     },
   };
