@@ -17,12 +17,10 @@ export function authenticateFrom(
   options?: { recordUse?: boolean },
 ): AuthResult {
   const blocked = throttle.blockedFor(address);
-  if (blocked > 0) return { ok: false, error: errors.authThrottled(blocked) };
+  if (blocked > 0) return { ok: false, reason: "throttled", error: errors.authThrottled(blocked) };
   const result = registry.authenticate(key, options);
   // Only a wrong key is a guess; a missing, revoked or expired one is not.
-  if (!result.ok && result.error.rawMessage === errors.invalidApiKey().rawMessage) {
-    throttle.recordFailure(address);
-  }
+  if (!result.ok && result.reason === "invalid") throttle.recordFailure(address);
   return result;
 }
 

@@ -19,7 +19,13 @@ export interface KeyRegistryOptions {
 /** The outcome of looking a key up: the principal, or the error to answer with. */
 export type AuthResult =
   | { readonly ok: true; readonly principal: Principal }
-  | { readonly ok: false; readonly error: ConnectError };
+  | { readonly ok: false; readonly reason: AuthFailure; readonly error: ConnectError };
+
+/**
+ * Why a key was refused; only `invalid` (no such key) is a guess worth
+ * throttling. `throttled`: the caller's address failed too often to be checked.
+ */
+export type AuthFailure = "missing" | "invalid" | "inactive" | "expired" | "throttled";
 
 /**
  * The API keys, cached in memory: authenticating a request reads no database
@@ -167,14 +173,18 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
 
     authenticate(key, { recordUse = true } = {}) {
       if (key === null || key === undefined || key.trim() === "") {
-        return { ok: false, error: errors.apiKeyRequired() };
+        return { ok: false, reason: "missing", error: errors.apiKeyRequired() };
       }
       // A mistyped generated key fails its checksum: no lookup needed.
       const cached = checksumPlausible(key) ? lookup(key) : undefined;
-      if (cached === undefined) return { ok: false, error: errors.invalidApiKey() };
-      if (!cached.row.isActive) return { ok: false, error: errors.inactiveApiKey() };
+      if (cached === undefined) {
+        return { ok: false, reason: "invalid", error: errors.invalidApiKey() };
+      }
+      if (!cached.row.isActive) {
+        return { ok: false, reason: "inactive", error: errors.inactiveApiKey() };
+      }
       if (cached.expiresAtMillis <= now().getTime()) {
-        return { ok: false, error: errors.expiredApiKey() };
+        return { ok: false, reason: "expired", error: errors.expiredApiKey() };
       }
       if (recordUse) lastUsed.set(cached.row.id, now());
       return { ok: true, principal: cached.principal };
