@@ -131,17 +131,18 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
       if (!admitAdmin(req, res)) return;
       const query = queryReader(req);
       let body: unknown;
+      let failure: unknown;
       try {
         body = await run(query, req);
-        if (query.problems.length > 0) return sendJson(res, 422, { detail: query.problems });
       } catch (cause) {
-        const error = adminErrorOf(cause);
-        if (query.problems.length > 0) return sendJson(res, 422, { detail: query.problems });
-        if (error.cause !== undefined)
-          log.error({ err: error.cause, path: req.url }, "admin failed");
-        return sendError(res, error);
+        failure = cause ?? new Error("admin operation failed");
       }
-      sendJson(res, 200, body);
+      // Bad parameters win, as FastAPI validated them before the handler ran.
+      if (query.problems.length > 0) return sendJson(res, 422, { detail: query.problems });
+      if (failure === undefined) return sendJson(res, 200, body);
+      const error = adminErrorOf(failure);
+      if (error.cause !== undefined) log.error({ err: error.cause, path: req.url }, "admin failed");
+      sendError(res, error);
     };
 
   const getPolicies = route(() =>
