@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type AdminService,
@@ -7,7 +7,12 @@ import {
   type TableCleanupResultSchema,
 } from "../../gen/mcp/metrics/v1/admin_pb.js";
 import { principalKey } from "../auth/principal.js";
-import type { CleanupResult, Retention, RetentionPolicy } from "../storage/retention.js";
+import {
+  type CleanupResult,
+  type Retention,
+  type RetentionPolicy,
+  recordsProcessed,
+} from "../storage/retention.js";
 import { adminErrorOf, requireAdmin } from "./admin-errors.js";
 
 const STORED_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z?$/;
@@ -108,21 +113,16 @@ export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof
       admin(ctx, async () => {
         const dryRun = req.dryRun ?? true;
         if (req.tableName) {
-          const started = new Date();
+          const started = Date.now();
           const result = await retention.cleanupTable(req.tableName, dryRun);
-          const processed =
-            result.status === "dry_run"
-              ? result.recordsWouldDelete
-              : result.status === "completed"
-                ? result.recordsDeleted
-                : 0;
+          const completed = Date.now();
           return {
             operation: dryRun ? "dry_run" : "cleanup",
-            totalRecordsProcessed: BigInt(processed),
+            totalRecordsProcessed: BigInt(recordsProcessed(result)),
             tablesProcessed: result.status === "skipped" ? 0 : 1,
-            durationSeconds: (Date.now() - started.getTime()) / 1000,
-            startedAt: timestampOf(started.toISOString()),
-            completedAt: timestampOf(new Date().toISOString()),
+            durationSeconds: (completed - started) / 1000,
+            startedAt: timestampFromMs(started),
+            completedAt: timestampFromMs(completed),
             results: [resultMessage(result)],
           };
         }

@@ -45,6 +45,12 @@ export type CleanupResult =
       readonly retentionDays: number;
     };
 
+/** Rows a result counts: deleted, or for a dry run the rows that would be. */
+export function recordsProcessed(result: CleanupResult): number {
+  if (result.status === "dry_run") return result.recordsWouldDelete;
+  return result.status === "completed" ? result.recordsDeleted : 0;
+}
+
 /** A cleanup of every active policy (contract §3 `cleanup_all_tables`). */
 export interface CleanupSummary {
   readonly operation: "cleanup" | "dry_run";
@@ -386,8 +392,7 @@ export function createRetention(options: RetentionOptions): Retention {
           if (!policy.isActive) continue;
           const result = await cleanupOne(policy.tableName, dryRun);
           tableResults[policy.tableName] = result;
-          if (result.status === "dry_run") total += result.recordsWouldDelete;
-          if (result.status === "completed") total += result.recordsDeleted;
+          total += recordsProcessed(result);
           if (result.status === "completed" || result.status === "dry_run") tablesProcessed++;
         }
         if (!dryRun && total > 0) await reclaim();
