@@ -1,5 +1,5 @@
 import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
-import { sqliteDateTime } from "../storage/key-store.js";
+import { newKeyId, sqliteDateTime } from "../storage/key-store.js";
 import { generateApiKey, hashApiKey } from "./api-key.js";
 import type { KeyScope } from "./principal.js";
 
@@ -75,7 +75,9 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     }
     const key = generateApiKey();
     const expiresAt = expiry(options.expiresInMillis);
-    const id = store.insert({
+    const keyId = newKeyId();
+    store.insert({
+      keyId,
       keyHash: hashApiKey(key),
       serviceName: options.service,
       rateLimit: options.rateLimit,
@@ -84,8 +86,7 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
       description: options.description ?? null,
       expiresAt,
     });
-    const row = store.all().find((r) => r.id === id) as ApiKeyRow;
-    return { id: row.keyId, key, service: row.serviceName, scope: row.scope, expiresAt };
+    return { id: keyId, key, service: options.service, scope: options.scope, expiresAt };
   };
 
   return {
