@@ -78,6 +78,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       ingestor: createIngestor({
         store,
         log,
+        bindKeysToService: config.keyServiceBinding,
         observer: {
           committed: (events) => {
             metrics.events("accepted", events.length);

@@ -38,6 +38,8 @@ export interface Config {
   readonly keyUsageFlushMillis: number;
   /** How often the keys are re-read, so that `keys create/revoke/rotate` apply (`METRICS_KEY_RELOAD_MS`, default 5000). */
   readonly keyReloadMillis: number;
+  /** Whether an ingest key may only report as its own service (`METRICS_KEY_SERVICE_BINDING`, default true). */
+  readonly keyServiceBinding: boolean;
   /** Log level: fatal, error, warn, info, debug, trace or silent (`LOG_LEVEL`, default `info`). */
   readonly logLevel: string;
   /** Keys from `METRICS_API_KEY_<NAME>` variables. */
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),
+    keyServiceBinding: flag("METRICS_KEY_SERVICE_BINDING", true),
     logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
     telemetry: Object.freeze(telemetry),

@@ -143,6 +143,21 @@ export const errors = {
       [errorInfo("ADMIN_SCOPE_REQUIRED")],
     ),
 
+  /**
+   * An ingest key reported events as a service other than its own (W15).
+   * Nothing of the batch was stored.
+   */
+  serviceMismatch: (reported: string, bound: string) => {
+    const description = `this API key belongs to service "${bound}" and cannot report as "${reported}"`;
+    return new ConnectError(`service: ${description}`, Code.PermissionDenied, undefined, [
+      errorInfo("SERVICE_MISMATCH"),
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, { fieldViolations: [{ field: "service", description }] }),
+      },
+    ]);
+  },
+
   /** A table outside the retention allow-list; nothing was run for it (W11). */
   unknownTable: (message: string) =>
     new ConnectError(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),

@@ -25,6 +25,7 @@ describe("loadConfig", () => {
       shutdownTimeoutMillis: 10000,
       keyUsageFlushMillis: 60000,
       keyReloadMillis: 5000,
+      keyServiceBinding: true,
       logLevel: "info",
       envApiKeys: [],
       telemetry: {

@@ -194,7 +194,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const { batch, timestampDisplays } = decoded.value;
     let outcome: Awaited<ReturnType<Ingestor["ingest"]>>;
     try {
-      outcome = await ingestor.ingest(batch, { paths: LEGACY_PATHS, timestampDisplays });
+      outcome = await ingestor.ingest(batch, {
+        paths: LEGACY_PATHS,
+        timestampDisplays,
+        principal: admitted.principal,
+      });
     } catch (error) {
       return sendError(res, asConnectError(error));
     }

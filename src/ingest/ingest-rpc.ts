@@ -3,6 +3,7 @@ import {
   type IngestService,
   IngestStreamResponseSchema,
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
+import { principalKey } from "../auth/principal.js";
 import { DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
 import type { Ingestor } from "./ingestor.js";
 import { newRequestId } from "./request-id.js";
@@ -49,13 +50,15 @@ export function createIngestServiceImpl(
 ): ServiceImpl<typeof IngestService> {
   const { ingestor, draining } = options;
   return {
-    async ingest(req) {
-      const outcome = await ingestor.ingest(req, { paths: RPC_PATHS });
+    async ingest(req, context) {
+      const principal = context.values.get(principalKey);
+      const outcome = await ingestor.ingest(req, { paths: RPC_PATHS, principal });
       if (!outcome.ok) throw errors.invalidBatch(outcome.violations);
       return { accepted: outcome.accepted, rejected: 0, requestId: outcome.requestId };
     },
 
-    async ingestStream(requests) {
+    async ingestStream(requests, context) {
+      const principal = context.values.get(principalKey);
       const requestId = newRequestId();
       const totals = { accepted: 0, rejected: 0, requestId, messages: 0 };
       // Only the first violations are kept; a long stream must not grow memory.
@@ -88,7 +91,7 @@ export function createIngestServiceImpl(
           }
           const outcome = await ingestor.ingest(
             { ...envelope, events: message.events },
-            { paths: RPC_PATHS, requestId },
+            { paths: RPC_PATHS, requestId, principal },
           );
           if (outcome.ok) {
             totals.accepted += outcome.accepted;

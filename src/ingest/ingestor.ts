@@ -1,3 +1,4 @@
+import type { Principal } from "../auth/principal.js";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { EventStore } from "../storage/event-store.js";
@@ -20,6 +21,11 @@ export interface IngestOptions {
   readonly requestId?: string;
   /** How each event's timestamp was written, for messages (see {@link validateBatch}). */
   readonly timestampDisplays?: readonly (string | undefined)[];
+  /**
+   * The key that sent the batch. An ingest-scoped key may only report as its
+   * own service (W15); admin keys may report as any.
+   */
+  readonly principal?: Principal | undefined;
 }
 
 /**
@@ -48,14 +54,20 @@ export interface IngestorOptions {
   readonly observer?: IngestObserver;
   /** Wall-clock milliseconds; injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Whether ingest keys are bound to their service (`METRICS_KEY_SERVICE_BINDING`,
+   * default true). Off only to migrate emitters that shared one key.
+   */
+  readonly bindKeysToService?: boolean;
 }
 
 /** Creates the ingestor over an event store. */
 export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
   const now = options.now ?? Date.now;
+  const bindKeys = options.bindKeysToService ?? true;
   return {
-    async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays }) {
+    async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays, principal }) {
       const receivedAt = now();
       for (const event of batch.events) liftLegacyKeys(event);
       const { violations, warnings } = validateBatch(batch, {
@@ -68,6 +80,13 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         log.debug({ requestId, violations: violations.length }, "batch rejected");
         options.observer?.rejected(batch.events.length, "invalid");
         return { ok: false, violations, requestId };
+      }
+      // Checked after validation, so that a malformed service name is reported
+      // as such; either way nothing of the batch is stored.
+      if (bindKeys && principal?.scope === "ingest" && batch.service !== principal.service) {
+        log.debug({ requestId, keyId: principal.keyId }, "batch refused: service mismatch");
+        options.observer?.rejected(batch.events.length, "forbidden");
+        throw errors.serviceMismatch(batch.service, principal.service);
       }
       const rendered = batch.events.map((event) => renderEvent(event, batch, receivedAt));
       try {

@@ -53,7 +53,7 @@ describe("legacy JSON API (contract §1)", () => {
         instance_id: "ok-1",
         metrics: [legacyMetric(), legacyMetric()],
       },
-      { key: svc.key },
+      { key: svc.keyFor("ok-svc") },
     );
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
@@ -246,7 +246,10 @@ describe("legacy JSON API (contract §1)", () => {
       });
 
     it("should answer 413 before parsing a body over METRICS_MAX_REQUEST_BYTES, storing nothing", async () => {
-      const res = await postMetrics(svc.url, undefined, { key: svc.key, raw: bigBody(70_000) });
+      const res = await postMetrics(svc.url, undefined, {
+        key: svc.keyFor("big"),
+        raw: bigBody(70_000),
+      });
       expect(res.status).toBe(413);
       expect(res.json).toEqual({ detail: "Request body too large: the limit is 65536 bytes" });
       expect(countRows(svc.db, "metrics", "service = 'big'")).toBe(0);
@@ -257,7 +260,7 @@ describe("legacy JSON API (contract §1)", () => {
         JSON.stringify({ service: "gzipped", metrics: [legacyMetric(), legacyMetric()] }),
       );
       const res = await postMetrics(svc.url, undefined, {
-        key: svc.key,
+        key: svc.keyFor("gzipped"),
         raw,
         headers: { "content-encoding": "gzip" },
       });
@@ -269,7 +272,7 @@ describe("legacy JSON API (contract §1)", () => {
       const raw = gzipSync(bigBody(500_000));
       expect(raw.length).toBeLessThan(65536);
       const res = await postMetrics(svc.url, undefined, {
-        key: svc.key,
+        key: svc.keyFor("big"),
         raw,
         headers: { "content-encoding": "gzip" },
       });

@@ -29,7 +29,9 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
   });
 
   async function replay(raw: string) {
-    const res = await postMetrics(svc.url, undefined, { key: svc.key, raw });
+    // Keys are bound to their service: send with the key of the body's service.
+    const service = (JSON.parse(raw) as { service: string }).service;
+    const res = await postMetrics(svc.url, undefined, { key: svc.keyFor(service), raw });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({
       status: "success",
@@ -367,9 +369,9 @@ describe("one event through JSON and through gRPC", () => {
     const json = await postMetrics(
       svc.url,
       { service: "twins", version: "2.0.0", metrics: [legacy] },
-      { key: svc.key },
+      { key: svc.keyFor("twins") },
     );
-    const grpc = await ingestClient(GRPC, svc.url, svc.key).ingest({
+    const grpc = await ingestClient(GRPC, svc.url, svc.keyFor("twins")).ingest({
       service: "twins",
       version: "2.0.0",
       events: [typed],

@@ -64,7 +64,9 @@ describe("regression: legacy bodies that once hung, crashed or passed", () => {
 
   it("should accept a UTF-8 byte order mark before the JSON", async () => {
     const raw = `\uFEFF${JSON.stringify({ service: "bom", metrics: [legacyMetric()] })}`;
-    expect((await postMetrics(svc.url, undefined, { key: svc.key, raw })).status).toBe(200);
+    expect((await postMetrics(svc.url, undefined, { key: svc.keyFor("bom"), raw })).status).toBe(
+      200,
+    );
   });
 
   it("should read the first of repeated X-API-Key headers, as Starlette does", async () => {
@@ -73,7 +75,7 @@ describe("regression: legacy bodies that once hung, crashed or passed", () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(`${svc.url}/metrics`, {
         method: "POST",
-        headers: { "content-type": "application/json", "X-API-Key": [svc.key, "second"] },
+        headers: { "content-type": "application/json", "X-API-Key": [svc.keyFor("dup"), "second"] },
       });
       req.on("response", (res) => {
         res.resume();

@@ -40,7 +40,7 @@ describe("regression: strings that name Object properties as numbers", () => {
           service: "neighbours",
           metrics: [legacyMetric(i % 2 ? { duration_ms: "constructor" } : {})],
         },
-        { key: svc.key },
+        { key: svc.keyFor("neighbours") },
       ),
     );
     const statuses = (await Promise.all(sends)).map((r) => r.status);

@@ -32,7 +32,8 @@ describe("authentication and rate limiting on every protocol", () => {
   });
 
   describe.each(PROTOCOLS.map((p, i) => ({ ...p, index: i })))("$name", (protocol) => {
-    const service = `auth-${protocol.index}`;
+    // The service of this protocol's key (METRICS_API_KEY_RATE_<i>): keys report only as their own.
+    const service = `rate-${protocol.index}`;
 
     it("should answer UNAUTHENTICATED without a key and store nothing", async () => {
       const error = await failure(

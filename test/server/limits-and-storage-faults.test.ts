@@ -29,10 +29,11 @@ describe("request size limits and storage faults", () => {
   );
 
   it("should answer UNAVAILABLE with a retry hint while another process holds the write lock, then recover", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.key);
+    const lockedOut = ingestClient(GRPC, svc.url, svc.keyFor("locked-out"));
+    const afterLock = ingestClient(GRPC, svc.url, svc.keyFor("after-lock"));
     const other = new BetterSqlite3(svc.dbPath);
     other.exec("BEGIN IMMEDIATE");
-    const error = await failure(client.ingest(authBatch(3, "locked-out")));
+    const error = await failure(lockedOut.ingest(authBatch(3, "locked-out")));
     expect(error.code).toBe(Code.Unavailable);
     expect(error.metadata.get("retry-after")).toBe("1");
     expect(error.rawMessage).not.toContain("SQLITE");
@@ -40,7 +41,7 @@ describe("request size limits and storage faults", () => {
     other.close();
     expect(countRows(svc.db, "metrics", "service = 'locked-out'")).toBe(0);
 
-    const res = await client.ingest(authBatch(3, "after-lock"));
+    const res = await afterLock.ingest(authBatch(3, "after-lock"));
     expect(res.accepted).toBe(3);
     expect(countRows(svc.db, "metrics", "service = 'after-lock'")).toBe(3);
   });

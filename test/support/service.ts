@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
 import { type RunningService, startService } from "../../src/app.js";
+import { createKeyAdmin } from "../../src/auth/key-admin.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
+import { createKeyStore } from "../../src/storage/key-store.js";
 
 /** A real service on 127.0.0.1 and a free port, with its own temporary SQLite file. */
 export interface TestService {
@@ -15,6 +17,12 @@ export interface TestService {
   readonly dbPath: string;
   /** The API key configured for service `test-service`. */
   readonly key: string;
+  /**
+   * An ingest key bound to `service` (keys may only report as their own
+   * service), made once per service through the key CLI's code path and
+   * loaded into the running service at once.
+   */
+  keyFor(service: string): string;
   readonly running: RunningService;
   /** A read-only connection to the service's database file, for checking rows. */
   readonly db: Database;
@@ -45,12 +53,31 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   // The database the service opened: SQLITE_DB_PATH may point at another test's.
   const db = new BetterSqlite3(config.sqlitePath, { readonly: true });
   const port = running.address.port;
+  const serviceKeys = new Map<string, string>([["test-service", key]]);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     dir,
     dbPath: config.sqlitePath,
     key,
+    keyFor(service) {
+      let made = serviceKeys.get(service);
+      if (made === undefined) {
+        const writer = new BetterSqlite3(config.sqlitePath);
+        try {
+          made = createKeyAdmin(createKeyStore(writer)).create({
+            service,
+            scope: "ingest",
+            rateLimit: config.rateLimitPerMinute,
+          }).key;
+        } finally {
+          writer.close();
+        }
+        running.registry.reload();
+        serviceKeys.set(service, made);
+      }
+      return made;
+    },
     running,
     db,
     async close() {

@@ -89,9 +89,9 @@ describe("OTLP/gRPC export", () => {
     await postMetrics(
       svc.url,
       { service: "otlp", metrics: [legacyMetric(), legacyMetric()] },
-      { key: svc.key },
+      { key: svc.keyFor("otlp") },
     );
-    await ingestClient(GRPC, svc.url, svc.key).ingest({
+    await ingestClient(GRPC, svc.url, svc.keyFor("otlp")).ingest({
       service: "otlp",
       events: [
         {
@@ -156,7 +156,7 @@ describe("OTLP/gRPC export", () => {
         const res = await postMetrics(
           lonely.url,
           { service: "alone", metrics: [legacyMetric()] },
-          { key: lonely.key },
+          { key: lonely.keyFor("alone") },
         );
         expect(res.json.accepted).toBe(1);
         await new Promise((r) => setTimeout(r, 20));

@@ -177,12 +177,16 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
     const json = legacyMix();
     for (let i = 0; i < json.length; i += 50) {
       const metrics = json.slice(i, i + 50);
-      const res = await postMetrics(svc.url, { service: "gateway", metrics }, { key: svc.key });
+      const res = await postMetrics(
+        svc.url,
+        { service: "gateway", metrics },
+        { key: svc.keyFor("gateway") },
+      );
       expect(res.json.accepted).toBe(metrics.length);
     }
     await until("sum(mcp_tool_executions_total)", 60);
     await new Promise((r) => setTimeout(r, 1500));
-    const grpc = ingestClient(GRPC, svc.url, svc.key);
+    const grpc = ingestClient(GRPC, svc.url, svc.keyFor("gateway"));
     const mix = legacyMix();
     for (let i = 0; i < mix.length; i += 50) {
       // The same events through the typed API: type and dimensions carry over via the legacy keys.

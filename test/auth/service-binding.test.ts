@@ -1,0 +1,106 @@
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
+import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
+import { authBatch } from "../support/events.js";
+import { legacyMetric, postMetrics } from "../support/legacy.js";
+import { countRows, startTestService, type TestService } from "../support/service.js";
+
+const ADMIN_KEY = "admin-key-for-binding-0123456789";
+const MISMATCH =
+  'service: this API key belongs to service "test-service" and cannot report as "someone-else"';
+
+describe("API keys are bound to their service (W15)", () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
+  it("should refuse a legacy POST as another service with 403 naming the service, storing nothing", async () => {
+    const res = await postMetrics(
+      svc.url,
+      { service: "someone-else", metrics: [legacyMetric(), legacyMetric()] },
+      { key: svc.key },
+    );
+    expect(res.status).toBe(403);
+    expect(res.json).toEqual({ detail: MISMATCH });
+    expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+    expect(countRows(svc.db, "auth_metrics", "service = 'someone-else'")).toBe(0);
+  });
+
+  it("should still report a malformed service name as a validation error, not as a mismatch", async () => {
+    const res = await postMetrics(
+      svc.url,
+      { service: "bad name", metrics: [legacyMetric()] },
+      { key: svc.key },
+    );
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ accepted: 0, rejected: 1 });
+    expect(String((res.json.errors as string[])[0])).toMatch(/^service: /);
+  });
+
+  it.each(PROTOCOLS)(
+    "should refuse $name as another service with PERMISSION_DENIED",
+    async (protocol) => {
+      const error = await failure(
+        ingestClient(protocol, svc.url, svc.key).ingest(authBatch(2, "someone-else")),
+      );
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.rawMessage).toBe(MISMATCH);
+      expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("SERVICE_MISMATCH");
+      expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("service");
+      expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+    },
+  );
+
+  it("should end a stream that switches to another service, keeping what its own service sent", async () => {
+    const client = ingestClient(GRPC, svc.url, svc.keyFor("streamer"));
+    async function* messages() {
+      yield authBatch(3, "streamer");
+      yield authBatch(2, "someone-else");
+      yield authBatch(4, "streamer");
+    }
+    const error = await failure(client.ingestStream(messages()));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.findDetails(IngestStreamResponseSchema)[0]).toMatchObject({
+      accepted: 3,
+      messages: 2,
+    });
+    expect(countRows(svc.db, "metrics", "service = 'streamer'")).toBe(3);
+    expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+  });
+
+  it("should let an admin key report as any service", async () => {
+    const res = await postMetrics(
+      svc.url,
+      { service: "relayed", metrics: [legacyMetric()] },
+      { key: ADMIN_KEY },
+    );
+    expect(res.status).toBe(200);
+    expect(res.json.accepted).toBe(1);
+    const rpc = await ingestClient(GRPC, svc.url, ADMIN_KEY).ingest(authBatch(2, "relayed"));
+    expect(rpc.accepted).toBe(2);
+    expect(countRows(svc.db, "metrics", "service = 'relayed'")).toBe(3);
+  });
+});
+
+describe("METRICS_KEY_SERVICE_BINDING=false", () => {
+  it("should let one key report as several services, for emitters migrating off a shared key", async () => {
+    const svc = await startTestService({ METRICS_KEY_SERVICE_BINDING: "false" });
+    try {
+      const res = await postMetrics(
+        svc.url,
+        { service: "shared-a", metrics: [legacyMetric()] },
+        { key: svc.key },
+      );
+      expect(res.json.accepted).toBe(1);
+      expect(countRows(svc.db, "metrics", "service = 'shared-a'")).toBe(1);
+    } finally {
+      await svc.close();
+    }
+  });
+});
