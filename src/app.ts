@@ -79,6 +79,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         store,
         log,
         bindKeysToService: config.keyServiceBinding,
+        maxQueuedRows: config.maxQueuedRows,
         observer: {
           committed: (events) => {
             metrics.events("accepted", events.length);

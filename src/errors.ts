@@ -189,6 +189,18 @@ export const errors = {
       cause,
     ),
 
+  /**
+   * Too much work is queued (requests in flight, or rows waiting for a
+   * commit): refused before anything is buffered or stored; retry shortly.
+   */
+  overloaded: () =>
+    new ConnectError(
+      "the service is overloaded; nothing of this request was stored, retry later",
+      Code.Unavailable,
+      { "retry-after": "1" },
+      [errorInfo("OVERLOADED"), retryInfo(1)],
+    ),
+
   /** The service is draining for shutdown; the client should retry elsewhere or later. */
   shuttingDown: () =>
     new ConnectError(

@@ -20,6 +20,7 @@ import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { createHttpRoutes } from "./http/legacy-routes.js";
 import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
+import { answerUnread, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
@@ -75,20 +76,13 @@ function errorBoundary(log: Logger): Interceptor {
   };
 }
 
-/** The RPC protocol of a request, from its content type. */
-function ingressOf(contentType: string | null): string {
-  if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
-  if (contentType?.startsWith("application/grpc")) return "grpc";
-  return "connect";
-}
-
 /**
  * Counts every RPC by ingress and outcome, and rate-limit refusals by service.
  * Outermost, so that calls refused by auth or the rate limit are counted too.
  */
 function requestMetrics(metrics: ServiceMetrics): Interceptor {
   return (next) => async (req) => {
-    const ingress = ingressOf(req.header.get("content-type"));
+    const ingress = rpcIngress(req.header.get("content-type"));
     try {
       const res = await next(req);
       metrics.request(ingress, "ok");
@@ -169,6 +163,12 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   });
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,
+    maxConcurrentRequests: config.maxConcurrentRequests,
+    onOverload: (req, res) => {
+      const ingress = answerUnread(req, res, errors.overloaded());
+      options.metrics?.request(ingress, ingress === "json" ? "503" : "unavailable");
+      log.debug({ ingress, path: req.url }, "request refused: too many in flight");
+    },
     onError: (error) => log.error({ err: error }, "listening socket error"),
   });
 

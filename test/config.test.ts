@@ -20,6 +20,8 @@ describe("loadConfig", () => {
         minDays: 7,
       },
       maxRequestBytes: 1048576,
+      maxConcurrentRequests: 128,
+      maxQueuedRows: 50000,
       commitMaxRows: 5000,
       commitMaxDelayMillis: 0,
       shutdownTimeoutMillis: 10000,

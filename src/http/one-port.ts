@@ -23,6 +23,23 @@ export interface OnePortOptions {
   readonly http2IdleTimeoutMillis: number;
   /** Concurrent streams per HTTP/2 connection. */
   readonly http2MaxConcurrentStreams: number;
+  /**
+   * Streams a client may reset before answering, per connection: a burst, then
+   * so many per second. Beyond it the connection gets GOAWAY ENHANCE_YOUR_CALM
+   * and is closed (rapid reset, CVE-2023-44487).
+   */
+  readonly http2ResetBurst: number;
+  readonly http2ResetsPerSecond: number;
+  /**
+   * Requests that may be handled at once, streams included; GET, HEAD and
+   * OPTIONS requests (health checks) are neither counted nor refused.
+   */
+  readonly maxConcurrentRequests: number;
+  /**
+   * Answers a request over {@link maxConcurrentRequests} without reading its
+   * body, so that a flood is refused instead of buffered.
+   */
+  readonly onOverload?: RequestHandler;
   /** Told about errors of the listening socket after start-up (they do not stop the server). */
   readonly onError?: (error: Error) => void;
 }
@@ -35,13 +52,21 @@ export const DEFAULT_ONE_PORT_OPTIONS: OnePortOptions = {
   keepAliveTimeoutMillis: 65_000,
   http2IdleTimeoutMillis: 120_000,
   http2MaxConcurrentStreams: 256,
+  http2ResetBurst: 200,
+  http2ResetsPerSecond: 20,
+  maxConcurrentRequests: 128,
 };
+
+/** Methods that carry no body to buffer; health checks use them and are never refused. */
+const UNGATED_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** One TCP port serving HTTP/1.1 and cleartext HTTP/2 (h2c with prior knowledge). */
 export interface OnePortServer {
   listen(port: number, host: string): Promise<net.AddressInfo>;
   /** Requests being handled right now. */
   readonly inFlight: number;
+  /** Requests counted against {@link OnePortOptions.maxConcurrentRequests} right now. */
+  readonly busy: number;
   /**
    * Stops accepting connections, lets in-flight requests finish (HTTP/2
    * sessions get GOAWAY, HTTP/1.1 connections close after their response),
@@ -55,6 +80,41 @@ const IDLE_GRACE_MILLIS = 250;
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** Largest request header block over HTTP/2, as Node's HTTP/1.1 default. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** Malformed frames an HTTP/2 connection may send before it is closed (Node's default, made explicit). */
+const MAX_INVALID_FRAMES = 1000;
+/** Streams refused over the concurrency limit before the connection is closed (Node's default, made explicit). */
+const MAX_REJECTED_STREAMS = 100;
+
+/**
+ * Closes an HTTP/2 connection whose streams are reset faster than a token
+ * bucket allows: each stream that ends in RST_STREAM with an error costs a
+ * token (rapid reset, CVE-2023-44487, once the server has started on the
+ * calls; nghttp2 itself ends sessions that reset streams before the server
+ * sees them). Clients that cancel a call now and then (a deadline, a user
+ * giving up) never come near it.
+ */
+function limitResets(session: http2.ServerHttp2Session, burst: number, perSecond: number): void {
+  let tokens = burst;
+  let last = performance.now();
+  session.on("stream", (stream) => {
+    stream.once("close", () => {
+      // Only streams reset with an error count (a client's CANCEL, mostly):
+      // calls that end normally close with NO_ERROR.
+      const code = stream.rstCode ?? http2.constants.NGHTTP2_NO_ERROR;
+      if (code === http2.constants.NGHTTP2_NO_ERROR) return;
+      const now = performance.now();
+      tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
+      last = now;
+      if (--tokens >= 0 || session.destroyed) return;
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // On the next turn, once the GOAWAY frame is written.
+      setImmediate(() => session.destroy());
+    });
+  });
+}
+
 /**
  * Builds the one-port server. Node's `http2.createServer({ allowHTTP1 })`
  * does not serve HTTP/1.1 without TLS (nodejs/node#26795, STACK.md trap 1), so
@@ -67,6 +127,7 @@ export function createOnePortServer(
   options: OnePortOptions,
 ): OnePortServer {
   let inFlight = 0;
+  let busy = 0;
   let draining = false;
   let onIdle: (() => void) | undefined;
   const sockets = new Set<net.Socket>();
@@ -91,7 +152,10 @@ export function createOnePortServer(
   };
 
   const tracked: RequestHandler = (req, res) => {
+    const gated = !UNGATED_METHODS.has(req.method ?? "GET");
+    const refused = gated && busy >= options.maxConcurrentRequests && options.onOverload;
     inFlight++;
+    if (gated && !refused) busy++;
     const h1Response = res instanceof http.ServerResponse ? res : undefined;
     if (h1Response) {
       openResponses.add(h1Response);
@@ -102,6 +166,7 @@ export function createOnePortServer(
       if (done) return;
       done = true;
       inFlight--;
+      if (gated && !refused) busy--;
       if (h1Response) openResponses.delete(h1Response);
       if (inFlight === 0) onIdle?.();
     };
@@ -111,7 +176,8 @@ export function createOnePortServer(
     // a client stream the server answered early (e.g. at shutdown) would count as
     // in flight until its client stops sending.
     if (res instanceof http2.Http2ServerResponse) res.stream.once("finish", finished);
-    handler(req, res);
+    if (refused) refused(req, res);
+    else handler(req, res);
   };
 
   const h1 = http.createServer(
@@ -131,7 +197,15 @@ export function createOnePortServer(
   // time kept its connection forever (slowloris).
   h1.emit("listening");
   const h2 = http2.createServer(
-    { settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams } },
+    {
+      settings: {
+        maxConcurrentStreams: options.http2MaxConcurrentStreams,
+        // Request headers are small (an API key, a content type); HTTP/1.1 allows 16 KiB too.
+        maxHeaderListSize: MAX_HEADER_BYTES,
+      },
+      maxSessionInvalidFrames: MAX_INVALID_FRAMES,
+      maxSessionRejectedStreams: MAX_REJECTED_STREAMS,
+    },
     tracked,
   );
   h2.setTimeout(options.http2IdleTimeoutMillis);
@@ -139,6 +213,7 @@ export function createOnePortServer(
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (draining) session.close();
+    limitResets(session, options.http2ResetBurst, options.http2ResetsPerSecond);
   });
 
   const route = (socket: net.Socket): void => {
@@ -192,6 +267,9 @@ export function createOnePortServer(
     },
     get inFlight() {
       return inFlight;
+    },
+    get busy() {
+      return busy;
     },
     async close(timeoutMillis) {
       draining = true;

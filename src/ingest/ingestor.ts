@@ -59,6 +59,11 @@ export interface IngestorOptions {
    * default true). Off only to migrate emitters that shared one key.
    */
   readonly bindKeysToService?: boolean;
+  /**
+   * Rows the store may hold waiting for a commit (`METRICS_MAX_QUEUED_ROWS`);
+   * a batch beyond it is refused as overloaded instead of growing memory.
+   */
+  readonly maxQueuedRows?: number;
 }
 
 /** Creates the ingestor over an event store. */
@@ -66,6 +71,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
   const now = options.now ?? Date.now;
   const bindKeys = options.bindKeysToService ?? true;
+  const maxQueuedRows = options.maxQueuedRows ?? Number.POSITIVE_INFINITY;
   return {
     async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays, principal }) {
       const receivedAt = now();
@@ -87,6 +93,10 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         log.debug({ requestId, keyId: principal.keyId }, "batch refused: service mismatch");
         options.observer?.rejected(batch.events.length, "forbidden");
         throw errors.serviceMismatch(batch.service, principal.service);
+      }
+      if (store.queuedRows + batch.events.length > maxQueuedRows) {
+        options.observer?.rejected(batch.events.length, "overloaded");
+        throw errors.overloaded();
       }
       const rendered = batch.events.map((event) => renderEvent(event, batch, receivedAt));
       try {

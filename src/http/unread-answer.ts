@@ -1,0 +1,103 @@
+import * as http2 from "node:http2";
+import type { ConnectError } from "@connectrpc/connect";
+import {
+  endStreamFlag,
+  endStreamToJson,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { httpStatusOf } from "../errors.js";
+import type { AnyRequest, AnyResponse } from "./respond.js";
+
+/** The ingress a request came in on, from its content type and path. */
+export type Ingress = "grpc" | "grpc-web" | "connect" | "json";
+
+/** Path prefix of every RPC this service serves. */
+const RPC_PATH_PREFIX = "/mcp.metrics.v1.";
+
+/** The RPC protocol of a request, from its content type. */
+export function rpcIngress(contentType: string | null): Exclude<Ingress, "json"> {
+  const type = contentType?.toLowerCase() ?? "";
+  if (type.startsWith("application/grpc-web")) return "grpc-web";
+  if (type.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+/** The ingress of any request on the port, as the instruments label it. */
+function ingressOfRequest(req: AnyRequest): Ingress {
+  const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
+  const rpc =
+    (req.url ?? "").startsWith(RPC_PATH_PREFIX) ||
+    contentType.startsWith("application/grpc") ||
+    contentType.startsWith("application/connect+");
+  return rpc ? rpcIngress(contentType) : "json";
+}
+
+/** The error's metadata (e.g. `retry-after`) as response headers. */
+function metadataHeaders(error: ConnectError): Record<string, string> {
+  return Object.fromEntries(error.metadata.entries());
+}
+
+/**
+ * Answers a request with `error` without reading its body, in the protocol it
+ * was sent in, so that every client sees the real code, message, details and
+ * `retry-after`: a gRPC or gRPC-Web trailers-only response, a Connect
+ * end-of-stream message, a Connect unary error, or the legacy `{"detail"}`.
+ * Returns the ingress, for the instruments.
+ */
+export function answerUnread(req: AnyRequest, res: AnyResponse, error: ConnectError): Ingress {
+  const ingress = ingressOfRequest(req);
+  const contentType = String(req.headers["content-type"] ?? "");
+  switch (ingress) {
+    case "grpc":
+    case "grpc-web": {
+      // setTrailerStatus copies the error's metadata (retry-after) too.
+      const headers = setTrailerStatus(new Headers(), error);
+      headers.set("content-type", contentType);
+      const fields = Object.fromEntries(headers.entries());
+      // Trailers-only: one HEADERS frame that ends the stream (gRPC over HTTP/2).
+      if (res instanceof http2.Http2ServerResponse && !res.stream.headersSent) {
+        res.stream.respond({ ":status": 200, ...fields }, { endStream: true });
+        // The body is not wanted: RST_STREAM(NO_ERROR) asks the client to stop
+        // sending it (RFC 9113 §8.1).
+        res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      } else {
+        res.writeHead(200, fields);
+        res.end();
+      }
+      break;
+    }
+    case "connect": {
+      if (contentType.toLowerCase().startsWith("application/connect+")) {
+        // A streaming call: HTTP 200 and a single end-of-stream message.
+        const json = Buffer.from(JSON.stringify(endStreamToJson(error.metadata, error, undefined)));
+        const envelope = Buffer.alloc(5 + json.length);
+        envelope.writeUInt8(endStreamFlag, 0);
+        envelope.writeUInt32BE(json.length, 1);
+        json.copy(envelope, 5);
+        res.writeHead(200, { "content-type": contentType, ...metadataHeaders(error) });
+        res.end(envelope);
+      } else {
+        const body = errorToJsonBytes(error, undefined);
+        res.writeHead(httpStatusOf(error.code), {
+          "content-type": "application/json",
+          "content-length": body.length,
+          ...metadataHeaders(error),
+        });
+        res.end(body);
+      }
+      break;
+    }
+    case "json": {
+      const body = JSON.stringify({ detail: error.rawMessage });
+      res.writeHead(httpStatusOf(error.code), {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        ...metadataHeaders(error),
+      });
+      res.end(body);
+      break;
+    }
+  }
+  return ingress;
+}
