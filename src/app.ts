@@ -110,6 +110,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       {
         host: address.address,
         port: address.port,
+        tls: config.tls !== undefined,
         database: config.sqlitePath,
         prometheus: telemetry.prometheusUrl,
         otlp: config.telemetry.otlp?.url,

@@ -12,6 +12,11 @@ export interface Config {
   readonly host: string;
   /** The one API port for gRPC, Connect, gRPC-Web and JSON (`METRICS_SERVICE_PORT`, default 8890; 0 picks a free port). */
   readonly port: number;
+  /**
+   * TLS on the one port (`METRICS_TLS_CERT_FILE` and `METRICS_TLS_KEY_FILE`, PEM
+   * files, both or neither); cleartext when absent.
+   */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** SQLite database file (`SQLITE_DB_PATH`, default `./data/metrics.db`); its directory is created. */
   readonly sqlitePath: string;
   /** SQLite `synchronous` pragma (`SQLITE_SYNCHRONOUS`, default `FULL`: an acknowledged batch survives power loss). */
@@ -198,9 +203,20 @@ export function loadConfig(env: Env = process.env): Config {
     semconv: flag("METRICS_OTEL_SEMCONV", false),
   };
 
+  const certFile = read("METRICS_TLS_CERT_FILE");
+  const keyFile = read("METRICS_TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    problems.push(
+      "METRICS_TLS_CERT_FILE and METRICS_TLS_KEY_FILE: set both (TLS) or neither (cleartext)",
+    );
+  }
   const config: Config = {
     host: read("METRICS_SERVICE_HOST") ?? "0.0.0.0",
     port: integer("METRICS_SERVICE_PORT", 8890, 0, 65535),
+    tls:
+      certFile !== undefined && keyFile !== undefined
+        ? Object.freeze({ certFile, keyFile })
+        : undefined,
     sqlitePath: read("SQLITE_DB_PATH") ?? "./data/metrics.db",
     sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   service = await startService(config, log);
   if (service.bootstrapKey) {
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-    const url = `http://${host}:${service.address.port}`;
+    const url = `${config.tls ? "https" : "http"}://${host}:${service.address.port}`;
     process.stderr.write(banner(service.bootstrapKey.key, service.bootstrapKey.service, url));
   }
   if (stopping) shutdown(service);

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import {
   Code,
@@ -115,6 +116,16 @@ const adminScope: Interceptor = (next) => async (req) => {
   return await next(req);
 };
 
+/** Reads a PEM file named by a setting; a failure names the setting and the path. */
+function readPem(setting: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new Error(`${setting}: cannot read ${path} (${reason})`);
+  }
+}
+
 /**
  * Builds the server without listening (tests listen on port 0). Interceptors
  * run outermost first: error boundary, drain guard, auth, admin scope, rate limit.
@@ -163,6 +174,10 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   });
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,
+    tls: config.tls && {
+      cert: readPem("METRICS_TLS_CERT_FILE", config.tls.certFile),
+      key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
+    },
     maxConcurrentRequests: config.maxConcurrentRequests,
     onOverload: (req, res) => {
       const ingress = answerUnread(req, res, errors.overloaded());

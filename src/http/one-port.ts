@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 
 /** A request handler both the HTTP/1.1 and the HTTP/2 server call. */
 export type RequestHandler = (
@@ -40,6 +41,11 @@ export interface OnePortOptions {
    * body, so that a flood is refused instead of buffered.
    */
   readonly onOverload?: RequestHandler;
+  /**
+   * A certificate and its private key (PEM): the port then speaks TLS only,
+   * and ALPN picks HTTP/2 (`h2`) or HTTP/1.1 for each connection.
+   */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   /** Told about errors of the listening socket after start-up (they do not stop the server). */
   readonly onError?: (error: Error) => void;
 }
@@ -60,7 +66,10 @@ export const DEFAULT_ONE_PORT_OPTIONS: OnePortOptions = {
 /** Methods that carry no body to buffer; health checks use them and are never refused. */
 const UNGATED_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-/** One TCP port serving HTTP/1.1 and cleartext HTTP/2 (h2c with prior knowledge). */
+/**
+ * One TCP port serving HTTP/1.1 and HTTP/2: cleartext (h2c with prior
+ * knowledge), or TLS with ALPN when a certificate is configured.
+ */
 export interface OnePortServer {
   listen(port: number, host: string): Promise<net.AddressInfo>;
   /** Requests being handled right now. */
@@ -80,8 +89,6 @@ const IDLE_GRACE_MILLIS = 250;
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** Largest request header block over HTTP/2, as Node's HTTP/1.1 default. */
-const MAX_HEADER_BYTES = 16 * 1024;
 /** Malformed frames an HTTP/2 connection may send before it is closed (Node's default, made explicit). */
 const MAX_INVALID_FRAMES = 1000;
 /** Streams refused over the concurrency limit before the connection is closed (Node's default, made explicit). */
@@ -198,11 +205,9 @@ export function createOnePortServer(
   h1.emit("listening");
   const h2 = http2.createServer(
     {
-      settings: {
-        maxConcurrentStreams: options.http2MaxConcurrentStreams,
-        // Request headers are small (an API key, a content type); HTTP/1.1 allows 16 KiB too.
-        maxHeaderListSize: MAX_HEADER_BYTES,
-      },
+      // Header blocks over 64 KiB are refused by nghttp2 itself (REFUSED_STREAM);
+      // Node does not enforce a smaller maxHeaderListSize on what it receives.
+      settings: { maxConcurrentStreams: options.http2MaxConcurrentStreams },
       maxSessionInvalidFrames: MAX_INVALID_FRAMES,
       maxSessionRejectedStreams: MAX_REJECTED_STREAMS,
     },
@@ -249,7 +254,28 @@ export function createOnePortServer(
     socket.on("data", onData);
     socket.on("error", onError);
   };
-  const server = net.createServer({ noDelay: true }, route);
+  /** TLS: the handshake already chose the protocol (ALPN); no sniffing needed. */
+  const routeTls = (socket: tls.TLSSocket): void => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+    else h1.emit("connection", socket);
+  };
+  const server: net.Server = options.tls
+    ? tls
+        .createServer({
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ALPNProtocols: ["h2", "http/1.1"],
+          minVersion: "TLSv1.2",
+          // A client that never finishes its handshake is cut off like a slow one.
+          handshakeTimeout: options.headersTimeoutMillis,
+          noDelay: true,
+        })
+        .on("secureConnection", routeTls)
+        // A failed handshake (a plaintext client, a bad certificate) only ends that connection.
+        .on("tlsClientError", (_error, socket) => socket.destroy())
+    : net.createServer({ noDelay: true }, route);
   // After listen, errors come from accept() (e.g. EMFILE under a connection
   // flood): report them and keep serving instead of crashing.
   const onServerError = (error: Error): void => options.onError?.(error);

@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { hashApiKey } from "../../src/auth/api-key.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { postMetrics } from "../support/legacy.js";
@@ -44,6 +45,12 @@ describe("the service's logs", () => {
         { service: "test-service", metrics: [old] },
         { key: ingestKey },
       );
+      // Refused as another service: the refusal is logged, the key is not.
+      await postMetrics(
+        service.url,
+        { service: "someone-else", metrics: [metric] },
+        { key: ingestKey },
+      );
       const client = ingestClient(GRPC, service.url, ingestKey);
       const batch = authBatch(1);
       batch.events[0] = { ...batch.events[0], metadata: { note: marker } };
@@ -64,7 +71,8 @@ describe("the service's logs", () => {
     const { stdout, stderr } = service.output();
     const logs = stdout + stderr;
     expect(logs.split("\n").length).toBeGreaterThan(5); // it did log, at trace level
-    for (const secret of [ingestKey, adminKey, "SECRET", marker]) {
+    const hashes = [hashApiKey(ingestKey), hashApiKey(adminKey)];
+    for (const secret of [ingestKey, adminKey, ...hashes, "SECRET", marker]) {
       expect(logs).not.toContain(secret);
     }
   }, 30_000);

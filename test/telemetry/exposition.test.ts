@@ -212,4 +212,20 @@ describe("the Prometheus exposition", () => {
       /OTEL_PROMETHEUS_PORT.*EADDRINUSE/,
     );
   });
+
+  it("should serve the exposition only on the interface OTEL_PROMETHEUS_HOST names", async () => {
+    const promPort = await freePort();
+    const bound = await startTestService({
+      OTEL_PROMETHEUS_ENABLED: "true",
+      OTEL_PROMETHEUS_HOST: "127.0.0.2",
+      OTEL_PROMETHEUS_PORT: String(promPort),
+    });
+    try {
+      const res = await fetch(`http://127.0.0.2:${promPort}/metrics`);
+      expect(res.status).toBe(200);
+      await expect(fetch(`http://127.0.0.1:${promPort}/metrics`)).rejects.toThrow();
+    } finally {
+      await bound.close();
+    }
+  });
 });
