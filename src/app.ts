@@ -22,6 +22,8 @@ export interface RunningService {
   /** The key created on a first start with no key configured, to show the operator once. */
   readonly bootstrapKey: { readonly key: string; readonly service: string } | undefined;
   readonly registry: KeyRegistry;
+  /** Rows waiting for a commit right now. */
+  readonly queuedRows: number;
   /**
    * Graceful stop: refuses new requests, finishes in-flight ones and their
    * commits, persists key usage, closes the database.
@@ -80,6 +82,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         log,
         bindKeysToService: config.keyServiceBinding,
         maxQueuedRows: config.maxQueuedRows,
+        maxQueuedBytes: config.maxQueuedBytes,
         observer: {
           committed: (events) => {
             metrics.events("accepted", events.length);
@@ -124,6 +127,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
       address,
       bootstrapKey,
       registry,
+      get queuedRows() {
+        return store.queuedRows;
+      },
       close() {
         closing ??= (async () => {
           clearInterval(usageTimer);

@@ -35,14 +35,24 @@ export interface Config {
   readonly maxRequestBytes: number;
   /**
    * Requests handled at once, streams included (`METRICS_MAX_CONCURRENT_REQUESTS`,
-   * default 128); more are answered UNAVAILABLE / 503 without reading their body.
+   * default 64); more are answered UNAVAILABLE / 503 without reading their body.
    */
   readonly maxConcurrentRequests: number;
+  /**
+   * Requests without a valid API key handled at once (`METRICS_MAX_ANONYMOUS_REQUESTS`,
+   * default 16): a pool of their own, so they never crowd out keyed requests.
+   */
+  readonly maxAnonymousRequests: number;
   /**
    * Rows waiting for a commit before new batches are refused with UNAVAILABLE / 503
    * (`METRICS_MAX_QUEUED_ROWS`, default 50000).
    */
   readonly maxQueuedRows: number;
+  /**
+   * About how many bytes of rows may wait for a commit before new batches are
+   * refused with UNAVAILABLE / 503 (`METRICS_MAX_QUEUED_BYTES`, default 64 MiB).
+   */
+  readonly maxQueuedBytes: number;
   /** Most rows one group-commit transaction takes (`METRICS_COMMIT_MAX_ROWS`, default 5000). */
   readonly commitMaxRows: number;
   /** Longest a batch waits for others to share its commit, in ms (`METRICS_COMMIT_MAX_DELAY_MS`, default 0: the next event-loop turn). */
@@ -231,7 +241,9 @@ export function loadConfig(env: Env = process.env): Config {
       minDays: integer("METRICS_RETENTION_MIN_DAYS", 7, 1, 36_500),
     }),
     maxRequestBytes: integer("METRICS_MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
-    maxConcurrentRequests: integer("METRICS_MAX_CONCURRENT_REQUESTS", 128, 1, 1_000_000),
+    maxConcurrentRequests: integer("METRICS_MAX_CONCURRENT_REQUESTS", 64, 1, 1_000_000),
+    maxAnonymousRequests: integer("METRICS_MAX_ANONYMOUS_REQUESTS", 16, 1, 1_000_000),
+    maxQueuedBytes: integer("METRICS_MAX_QUEUED_BYTES", 64 * 1024 * 1024, 1024 * 1024, 2 ** 40),
     maxQueuedRows: integer("METRICS_MAX_QUEUED_ROWS", 50_000, 100, 100_000_000),
     commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
     commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),

@@ -19,8 +19,8 @@ import type { KeyRegistry } from "./auth/key-registry.js";
 import { clientAddressKey, principalKey } from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
-import { createHttpRoutes } from "./http/legacy-routes.js";
-import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
+import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
+import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { answerUnread, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
@@ -116,6 +116,27 @@ const adminScope: Interceptor = (next) => async (req) => {
   return await next(req);
 };
 
+/** Paths of the health checks, which are never counted against the request bounds. */
+const HEALTH_PATHS = new Set(["/", "/health"]);
+
+/**
+ * Sorts a request for the port's bounds from its headers: health checks are
+ * exempt; a request with a valid key is `known`; anything else `anonymous`.
+ * The key check is the registry's in-memory one, without counting a use.
+ */
+function admissionBy(registry: KeyRegistry) {
+  return (req: Parameters<typeof apiKeyOf>[0]): Admission => {
+    const method = req.method ?? "GET";
+    if (
+      (method === "GET" || method === "HEAD") &&
+      HEALTH_PATHS.has((req.url ?? "/").split("?")[0] ?? "/")
+    ) {
+      return "exempt";
+    }
+    return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
+  };
+}
+
 /** Reads a PEM file named by a setting; a failure names the setting and the path. */
 function readPem(setting: string, path: string): Buffer {
   try {
@@ -179,6 +200,8 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
     },
     maxConcurrentRequests: config.maxConcurrentRequests,
+    maxAnonymousRequests: config.maxAnonymousRequests,
+    admission: admissionBy(options.registry),
     onOverload: (req, res) => {
       const ingress = answerUnread(req, res, errors.overloaded());
       options.metrics?.request(ingress, ingress === "json" ? "503" : "unavailable");

@@ -59,7 +59,7 @@ const ROOT = {
  * The first `X-API-Key` value, as Starlette reads it (Node joins repeated
  * headers with ", ", which would turn a duplicated key into a wrong one).
  */
-function apiKeyOf(req: AnyRequest): string | undefined {
+export function apiKeyOf(req: AnyRequest): string | undefined {
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];

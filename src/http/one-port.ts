@@ -9,6 +9,14 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/**
+ * How a request counts against the bounds, judged from its headers alone:
+ * `exempt` (health checks: never counted nor refused), `known` (a valid API
+ * key) or `anonymous` (no key, or a wrong one), whose pool is kept small so
+ * that requests without a valid key can never crowd out those with one.
+ */
+export type Admission = "exempt" | "known" | "anonymous";
+
 /** How often idle and slow HTTP/1.1 connections are looked for. */
 const CONNECTIONS_CHECK_MILLIS = 1000;
 
@@ -31,14 +39,15 @@ export interface OnePortOptions {
    */
   readonly http2ResetBurst: number;
   readonly http2ResetsPerSecond: number;
-  /**
-   * Requests that may be handled at once, streams included; GET, HEAD and
-   * OPTIONS requests (health checks) are neither counted nor refused.
-   */
+  /** Requests with a valid key that may be handled at once, streams included. */
   readonly maxConcurrentRequests: number;
+  /** Requests without a valid key that may be handled at once (they are answered 401 or 422 soon). */
+  readonly maxAnonymousRequests: number;
+  /** Sorts a request by its headers; every request counts as `known` when absent. */
+  readonly admission?: (req: http.IncomingMessage | http2.Http2ServerRequest) => Admission;
   /**
-   * Answers a request over {@link maxConcurrentRequests} without reading its
-   * body, so that a flood is refused instead of buffered.
+   * Answers a request over its bound without reading its body, so that a
+   * flood is refused instead of buffered.
    */
   readonly onOverload?: RequestHandler;
   /**
@@ -60,11 +69,9 @@ export const DEFAULT_ONE_PORT_OPTIONS: OnePortOptions = {
   http2MaxConcurrentStreams: 256,
   http2ResetBurst: 200,
   http2ResetsPerSecond: 20,
-  maxConcurrentRequests: 128,
+  maxConcurrentRequests: 64,
+  maxAnonymousRequests: 16,
 };
-
-/** Methods that carry no body to buffer; health checks use them and are never refused. */
-const UNGATED_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
  * One TCP port serving HTTP/1.1 and HTTP/2: cleartext (h2c with prior
@@ -76,6 +83,8 @@ export interface OnePortServer {
   readonly inFlight: number;
   /** Requests counted against {@link OnePortOptions.maxConcurrentRequests} right now. */
   readonly busy: number;
+  /** Requests counted against {@link OnePortOptions.maxAnonymousRequests} right now. */
+  readonly anonymousBusy: number;
   /**
    * Stops accepting connections, lets in-flight requests finish (HTTP/2
    * sessions get GOAWAY, HTTP/1.1 connections close after their response),
@@ -105,7 +114,9 @@ const MAX_REJECTED_STREAMS = 100;
 function limitResets(session: http2.ServerHttp2Session, burst: number, perSecond: number): void {
   let tokens = burst;
   let last = performance.now();
+  let lastStreamId = 0;
   session.on("stream", (stream) => {
+    lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
     stream.once("close", () => {
       // Only streams reset with an error count (a client's CANCEL, mostly):
       // calls that end normally close with NO_ERROR.
@@ -115,7 +126,9 @@ function limitResets(session: http2.ServerHttp2Session, burst: number, perSecond
       tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
       last = now;
       if (--tokens >= 0 || session.destroyed) return;
-      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // The last stream id tells the client which calls may have been processed
+      // (the default, 0, would say none were, inviting retries of stored ones).
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, lastStreamId);
       // On the next turn, once the GOAWAY frame is written.
       setImmediate(() => session.destroy());
     });
@@ -134,7 +147,9 @@ export function createOnePortServer(
   options: OnePortOptions,
 ): OnePortServer {
   let inFlight = 0;
-  let busy = 0;
+  /** Requests counted against each bound. */
+  const counts: Record<Exclude<Admission, "exempt">, number> = { known: 0, anonymous: 0 };
+  const bounds = { known: options.maxConcurrentRequests, anonymous: options.maxAnonymousRequests };
   let draining = false;
   let onIdle: (() => void) | undefined;
   const sockets = new Set<net.Socket>();
@@ -159,21 +174,25 @@ export function createOnePortServer(
   };
 
   const tracked: RequestHandler = (req, res) => {
-    const gated = !UNGATED_METHODS.has(req.method ?? "GET");
-    const refused = gated && busy >= options.maxConcurrentRequests && options.onOverload;
+    const admission = options.admission?.(req) ?? "known";
+    const pool = admission === "exempt" ? undefined : admission;
+    const refused = pool !== undefined && counts[pool] >= bounds[pool] && options.onOverload;
+    const counted = pool !== undefined && !refused ? pool : undefined;
     inFlight++;
-    if (gated && !refused) busy++;
+    if (counted) counts[counted]++;
     const h1Response = res instanceof http.ServerResponse ? res : undefined;
     if (h1Response) {
       openResponses.add(h1Response);
-      if (draining) endKeepAlive(h1Response);
+      // A refused body is never read: close the connection after the answer
+      // instead of letting Node read and discard it to reuse the connection.
+      if (draining || refused) endKeepAlive(h1Response);
     }
     let done = false;
     const finished = (): void => {
       if (done) return;
       done = true;
       inFlight--;
-      if (gated && !refused) busy--;
+      if (counted) counts[counted]--;
       if (h1Response) openResponses.delete(h1Response);
       if (inFlight === 0) onIdle?.();
     };
@@ -183,8 +202,11 @@ export function createOnePortServer(
     // a client stream the server answered early (e.g. at shutdown) would count as
     // in flight until its client stops sending.
     if (res instanceof http2.Http2ServerResponse) res.stream.once("finish", finished);
-    if (refused) refused(req, res);
-    else handler(req, res);
+    if (refused) return refused(req, res);
+    // `Expect: 100-continue` is answered only for admitted requests, so that a
+    // refused client is not invited to upload its body.
+    if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();
+    handler(req, res);
   };
 
   const h1 = http.createServer(
@@ -203,6 +225,7 @@ export function createOnePortServer(
   // connections): without this, a client sending its headers one byte at a
   // time kept its connection forever (slowloris).
   h1.emit("listening");
+  h1.on("checkContinue", tracked);
   const h2 = http2.createServer(
     {
       // Header blocks over 64 KiB are refused by nghttp2 itself (REFUSED_STREAM);
@@ -213,11 +236,24 @@ export function createOnePortServer(
     },
     tracked,
   );
+  h2.on("checkContinue", tracked);
   h2.setTimeout(options.http2IdleTimeoutMillis);
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (draining) session.close();
+    // A client that connects (cleartext or TLS) but never sends its SETTINGS
+    // is cut off like one that never sends its headers.
+    const silent = setTimeout(() => session.destroy(), options.headersTimeoutMillis);
+    session.once("remoteSettings", () => clearTimeout(silent));
+    session.once("close", () => clearTimeout(silent));
+    // A request stream that sends and receives nothing for the HTTP/1.1
+    // request timeout is reset: slow bodies cannot hold a slot for ever.
+    session.on("stream", (stream) => {
+      stream.setTimeout(options.requestTimeoutMillis, () =>
+        stream.close(http2.constants.NGHTTP2_CANCEL),
+      );
+    });
     limitResets(session, options.http2ResetBurst, options.http2ResetsPerSecond);
   });
 
@@ -256,8 +292,6 @@ export function createOnePortServer(
   };
   /** TLS: the handshake already chose the protocol (ALPN); no sniffing needed. */
   const routeTls = (socket: tls.TLSSocket): void => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
     if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
     else h1.emit("connection", socket);
   };
@@ -273,6 +307,11 @@ export function createOnePortServer(
           noDelay: true,
         })
         .on("secureConnection", routeTls)
+        // Tracked from the TCP connection, so a shutdown also ends handshakes in progress.
+        .on("connection", (socket: net.Socket) => {
+          sockets.add(socket);
+          socket.once("close", () => sockets.delete(socket));
+        })
         // A failed handshake (a plaintext client, a bad certificate) only ends that connection.
         .on("tlsClientError", (_error, socket) => socket.destroy())
     : net.createServer({ noDelay: true }, route);
@@ -295,7 +334,10 @@ export function createOnePortServer(
       return inFlight;
     },
     get busy() {
-      return busy;
+      return counts.known;
+    },
+    get anonymousBusy() {
+      return counts.anonymous;
     },
     async close(timeoutMillis) {
       draining = true;

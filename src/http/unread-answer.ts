@@ -47,6 +47,10 @@ function metadataHeaders(error: ConnectError): Record<string, string> {
  */
 export function answerUnread(req: AnyRequest, res: AnyResponse, error: ConnectError): Ingress {
   const ingress = ingressOfRequest(req);
+  // A stream the client already reset has no one to answer (and would throw).
+  if (res instanceof http2.Http2ServerResponse && (res.stream.destroyed || res.stream.closed)) {
+    return ingress;
+  }
   const contentType = String(req.headers["content-type"] ?? "");
   switch (ingress) {
     case "grpc":

@@ -1,3 +1,4 @@
+import { serviceNameFromSuffix } from "../auth/env-keys.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -23,9 +24,10 @@ export interface IngestOptions {
   readonly timestampDisplays?: readonly (string | undefined)[];
   /**
    * The key that sent the batch. An ingest-scoped key may only report as its
-   * own service (W15); admin keys may report as any.
+   * own service (W15); admin keys may report as any. Required, so that no
+   * ingress can skip the check by leaving it out.
    */
-  readonly principal?: Principal | undefined;
+  readonly principal: Principal | undefined;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface Ingestor {
 export interface IngestObserver {
   /** A batch was committed: record it. */
   committed(events: readonly CommittedEvent[]): void;
-  /** A batch was rejected whole, for `reason` (`invalid`, `storage`). */
+  /** A batch was rejected whole, for `reason` (`invalid`, `forbidden`, `overloaded`, `storage`). */
   rejected(count: number, reason: string): void;
 }
 
@@ -60,10 +62,25 @@ export interface IngestorOptions {
    */
   readonly bindKeysToService?: boolean;
   /**
-   * Rows the store may hold waiting for a commit (`METRICS_MAX_QUEUED_ROWS`);
-   * a batch beyond it is refused as overloaded instead of growing memory.
+   * Rows (`METRICS_MAX_QUEUED_ROWS`) and about how many bytes of them
+   * (`METRICS_MAX_QUEUED_BYTES`) may wait for a commit: while the queue is at
+   * either bound, batches are refused as overloaded instead of growing memory.
    */
   readonly maxQueuedRows?: number;
+  readonly maxQueuedBytes?: number;
+}
+
+/**
+ * Whether a batch's service is the key's. Names are compared as the legacy
+ * service derived them from `METRICS_API_KEY_<NAME>` (lowercase, `_` as `-`),
+ * so that an emitter reporting as `auth_server` or `Auth-Server` keeps working
+ * with the key of `auth-server`.
+ */
+function sameService(reported: string, principal: Principal | undefined): boolean {
+  return (
+    principal !== undefined &&
+    serviceNameFromSuffix(reported) === serviceNameFromSuffix(principal.service)
+  );
 }
 
 /** Creates the ingestor over an event store. */
@@ -72,6 +89,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const now = options.now ?? Date.now;
   const bindKeys = options.bindKeysToService ?? true;
   const maxQueuedRows = options.maxQueuedRows ?? Number.POSITIVE_INFINITY;
+  const maxQueuedBytes = options.maxQueuedBytes ?? Number.POSITIVE_INFINITY;
   return {
     async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays, principal }) {
       const receivedAt = now();
@@ -88,13 +106,14 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         return { ok: false, violations, requestId };
       }
       // Checked after validation, so that a malformed service name is reported
-      // as such; either way nothing of the batch is stored.
-      if (bindKeys && principal?.scope === "ingest" && batch.service !== principal.service) {
-        log.debug({ requestId, keyId: principal.keyId }, "batch refused: service mismatch");
+      // as such; either way nothing of the batch is stored. Fails closed: only
+      // an admin key may report as another service.
+      if (bindKeys && principal?.scope !== "admin" && !sameService(batch.service, principal)) {
+        log.debug({ requestId, keyId: principal?.keyId }, "batch refused: service mismatch");
         options.observer?.rejected(batch.events.length, "forbidden");
-        throw errors.serviceMismatch(batch.service, principal.service);
+        throw errors.serviceMismatch(batch.service, principal?.service ?? "(none)");
       }
-      if (store.queuedRows + batch.events.length > maxQueuedRows) {
+      if (store.queuedRows >= maxQueuedRows || store.queuedBytes >= maxQueuedBytes) {
         options.observer?.rejected(batch.events.length, "overloaded");
         throw errors.overloaded();
       }

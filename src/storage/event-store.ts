@@ -1,5 +1,5 @@
 import type { Database } from "better-sqlite3";
-import type { EventRow } from "./rows.js";
+import { approximateRowBytes, type EventRow } from "./rows.js";
 import { StorageError } from "./storage-error.js";
 
 /** Options of {@link createEventStore}. */
@@ -37,6 +37,8 @@ export interface EventStore {
   append(requestId: string, rows: readonly EventRow[]): Promise<void>;
   /** Commits everything queued so far, now. */
   flush(): void;
+  /** About how many bytes the queued rows take (see {@link approximateRowBytes}). */
+  readonly queuedBytes: number;
   /** Rows queued and not yet committed. */
   readonly queuedRows: number;
   /** Commits what is queued and refuses further appends. */
@@ -46,6 +48,7 @@ export interface EventStore {
 interface Pending {
   readonly requestId: string;
   readonly rows: readonly EventRow[];
+  readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (error: StorageError) => void;
   /** When a commit of these rows was first tried, for the busy-retry budget. */
@@ -135,6 +138,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
 
   let queue: Pending[] = [];
   let queuedRows = 0;
+  let queuedBytes = 0;
   let timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -167,16 +171,19 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     timer = undefined;
     if (queue.length === 0) return;
     let rows = 0;
+    let bytes = 0;
     let count = 0;
     while (count < queue.length) {
       const next = queue[count]?.rows.length ?? 0;
       if (count > 0 && rows + next > options.maxBatchRows) break;
       rows += next;
+      bytes += queue[count]?.bytes ?? 0;
       count++;
     }
     const group = queue.slice(0, count);
     queue = queue.slice(count);
     queuedRows -= rows;
+    queuedBytes -= bytes;
     const started = performance.now();
     let error: StorageError | undefined;
     try {
@@ -191,6 +198,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
       // Another process holds the lock: put the group back and try again shortly.
       queue = [...group, ...queue];
       queuedRows += rows;
+      queuedBytes += bytes;
       cancelTimer();
       timer = setTimeout(commitNext, BUSY_RETRY_MILLIS);
       return;
@@ -230,8 +238,11 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
         return Promise.reject(new StorageError("closed", "the event store is closed"));
       }
       return new Promise<void>((resolve, reject) => {
-        queue.push({ requestId, rows, resolve, reject });
+        let bytes = 0;
+        for (const row of rows) bytes += approximateRowBytes(row);
+        queue.push({ requestId, rows, bytes, resolve, reject });
         queuedRows += rows.length;
+        queuedBytes += bytes;
         schedule();
       });
     },
@@ -242,6 +253,9 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     },
     get queuedRows() {
       return queuedRows;
+    },
+    get queuedBytes() {
+      return queuedBytes;
     },
     close() {
       closed = true;

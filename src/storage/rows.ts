@@ -56,3 +56,15 @@ export interface EventRow {
   readonly tool?: ToolColumns;
   readonly discovery?: DiscoveryColumns;
 }
+
+/** Fixed cost of a queued row in memory besides its JSON texts: the object, its short strings, the specialized columns. */
+const ROW_OVERHEAD_BYTES = 512;
+
+/**
+ * About how much memory a row takes while it waits for a commit: dominated by
+ * its dimension and metadata texts, which a batch may fill to the contract's
+ * limits (up to ~30 KB of metadata per event).
+ */
+export function approximateRowBytes(row: EventRow): number {
+  return ROW_OVERHEAD_BYTES + 2 * (row.dimensions.length + row.metadata.length);
+}

@@ -57,21 +57,60 @@ describe("API keys are bound to their service (W15)", () => {
     },
   );
 
-  it("should end a stream that switches to another service, keeping what its own service sent", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("streamer"));
+  it.each([PROTOCOLS[0], PROTOCOLS[1]])(
+    "should end a $name stream that switches to another service, keeping what its own service sent",
+    async (protocol) => {
+      const before = countRows(svc.db, "metrics", "service = 'streamer'");
+      const client = ingestClient(protocol ?? GRPC, svc.url, svc.keyFor("streamer"));
+      async function* messages() {
+        yield authBatch(3, "streamer");
+        yield authBatch(2, "someone-else");
+        yield authBatch(4, "streamer");
+      }
+      const error = await failure(client.ingestStream(messages()));
+      expect(error.code).toBe(Code.PermissionDenied);
+      expect(error.findDetails(IngestStreamResponseSchema)[0]).toMatchObject({
+        accepted: 3,
+        messages: 2,
+      });
+      expect(countRows(svc.db, "metrics", "service = 'streamer'")).toBe(before + 3);
+      expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+    },
+  );
+
+  it("should refuse a stream whose first message names no service, storing nothing", async () => {
     async function* messages() {
-      yield authBatch(3, "streamer");
-      yield authBatch(2, "someone-else");
-      yield authBatch(4, "streamer");
+      yield { events: authBatch(2).events };
     }
-    const error = await failure(client.ingestStream(messages()));
-    expect(error.code).toBe(Code.PermissionDenied);
-    expect(error.findDetails(IngestStreamResponseSchema)[0]).toMatchObject({
-      accepted: 3,
-      messages: 2,
-    });
-    expect(countRows(svc.db, "metrics", "service = 'streamer'")).toBe(3);
-    expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+    const error = await failure(
+      ingestClient(GRPC, svc.url, svc.keyFor("nameless")).ingestStream(messages()),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toContain("messages[0].service: Service name is required");
+    expect(countRows(svc.db, "metrics", "service = ''")).toBe(0);
+  });
+
+  it("should match names as the legacy key variables derive them: auth_server and Auth-Server are auth-server", async () => {
+    const key = "env-key-auth-server-0123456789";
+    const withEnvKey = await startTestService({ METRICS_API_KEY_AUTH_SERVER: key });
+    try {
+      for (const service of ["auth-server", "auth_server", "Auth-Server"]) {
+        const res = await postMetrics(
+          withEnvKey.url,
+          { service, metrics: [legacyMetric()] },
+          { key },
+        );
+        expect(res.json.accepted).toBe(1);
+      }
+      const other = await postMetrics(
+        withEnvKey.url,
+        { service: "auth-server2", metrics: [legacyMetric()] },
+        { key },
+      );
+      expect(other.status).toBe(403);
+    } finally {
+      await withEnvKey.close();
+    }
   });
 
   it("should let an admin key report as any service", async () => {
@@ -98,7 +137,10 @@ describe("METRICS_KEY_SERVICE_BINDING=false", () => {
         { key: svc.key },
       );
       expect(res.json.accepted).toBe(1);
+      const rpc = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(2, "shared-b"));
+      expect(rpc.accepted).toBe(2);
       expect(countRows(svc.db, "metrics", "service = 'shared-a'")).toBe(1);
+      expect(countRows(svc.db, "metrics", "service = 'shared-b'")).toBe(2);
     } finally {
       await svc.close();
     }

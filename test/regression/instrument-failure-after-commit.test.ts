@@ -23,7 +23,10 @@ describe("regression: an instrument failing after the commit", () => {
     const event = create(EventSchema, { kind: { case: "authRequest", value: { success: true } } });
     const outcome = await ingestor.ingest(
       { service: "svc", events: [event] },
-      { paths: RPC_PATHS },
+      {
+        paths: RPC_PATHS,
+        principal: { keyId: 1, service: "svc", scope: "ingest", rateLimitPerMinute: 10 },
+      },
     );
     expect(outcome).toMatchObject({ ok: true, accepted: 1 });
     expect(db.prepare("SELECT count(*) AS n FROM metrics").get()).toEqual({ n: 1 });

@@ -1,3 +1,4 @@
+import { type ClientHttp2Session, connect } from "node:http2";
 import { Code } from "@connectrpc/connect";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,27 @@ async function until(check: () => boolean, timeoutMillis = 10_000): Promise<void
   }
 }
 
+/**
+ * Opens client streams that each send one batch and then wait, holding a slot
+ * of the bound until `release` is called; resolves once all have committed.
+ */
+async function holdSlots(svc: TestService, count: number) {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const before = countRows(svc.db, "metrics");
+  const held = Array.from({ length: count }, (_, i) => {
+    async function* messages() {
+      yield authBatch(1);
+      await gate;
+    }
+    return ingestClient(PROTOCOLS[i % 2] ?? GRPC, svc.url, svc.key).ingestStream(messages());
+  });
+  await until(() => countRows(svc.db, "metrics") === before + count);
+  return { held, release };
+}
+
 describe("a server-wide bound on requests in flight (METRICS_MAX_CONCURRENT_REQUESTS)", () => {
   let svc: TestService;
   let release: () => void = () => {};
@@ -25,18 +47,8 @@ describe("a server-wide bound on requests in flight (METRICS_MAX_CONCURRENT_REQU
 
   beforeAll(async () => {
     svc = await startTestService({ METRICS_MAX_CONCURRENT_REQUESTS: "2" });
-    // Two open client streams fill the bound: each has sent one message and waits.
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    held = [0, 1].map((i) => {
-      async function* messages() {
-        yield authBatch(1);
-        await gate;
-      }
-      return ingestClient(PROTOCOLS[i] ?? GRPC, svc.url, svc.key).ingestStream(messages());
-    });
-    await until(() => countRows(svc.db, "metrics", "service = 'test-service'") === 2);
+    // Two open client streams fill the bound.
+    ({ held, release } = await holdSlots(svc, 2));
   });
   afterAll(async () => {
     release();
@@ -70,38 +82,122 @@ describe("a server-wide bound on requests in flight (METRICS_MAX_CONCURRENT_REQU
     expect(countRows(svc.db, "metrics")).toBe(2);
   });
 
-  it("should accept requests again once the work in flight is done", async () => {
+  it("should refuse a Connect client stream beyond the bound with an end-of-stream error", async () => {
+    async function* messages() {
+      yield authBatch(1);
+    }
+    const error = await failure(
+      ingestClient(PROTOCOLS[1] ?? GRPC, svc.url, svc.key).ingestStream(messages()),
+    );
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toBe(OVERLOADED);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("OVERLOADED");
+  });
+
+  it("should close an HTTP/1.1 connection after refusing it, without reading the body", async () => {
+    const res = await fetch(`${svc.url}/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": svc.key },
+      body: JSON.stringify({ service: "test-service", metrics: [legacyMetric()] }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("connection")).toBe("close");
+  });
+
+  it("should free every slot once the work in flight is done, and none of the refusals took one", async () => {
     release();
     const totals = await Promise.all(held);
     expect(totals.map((t) => (t as { accepted: number }).accepted)).toEqual([1, 1]);
     const res = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(3));
     expect(res.accepted).toBe(3);
+    // Exactly two slots again: two streams fit, a third call does not.
+    const again = await holdSlots(svc, 2);
+    const error = await failure(ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1)));
+    expect(error.rawMessage).toBe(OVERLOADED);
+    again.release();
+    await Promise.all(again.held);
   });
 });
 
-describe("a bound on rows waiting for a commit (METRICS_MAX_QUEUED_ROWS)", () => {
-  it("should refuse new batches with UNAVAILABLE while the queue is full, and commit the queued ones", async () => {
+describe("requests without a valid key (METRICS_MAX_ANONYMOUS_REQUESTS)", () => {
+  it("should keep them in a pool of their own, so that they cannot crowd out keyed requests", async () => {
     const svc = await startTestService({
-      METRICS_MAX_QUEUED_ROWS: "100",
-      SQLITE_BUSY_TIMEOUT_MS: "20000",
+      METRICS_MAX_CONCURRENT_REQUESTS: "4",
+      METRICS_MAX_ANONYMOUS_REQUESTS: "2",
     });
-    const client = ingestClient(GRPC, svc.url, svc.key);
-    const other = new BetterSqlite3(svc.dbPath);
+    const sessions: ClientHttp2Session[] = [];
     try {
-      // Another process holds the write lock, so the first batch waits in the queue.
-      other.exec("BEGIN IMMEDIATE");
-      const queued = client.ingest(authBatch(100));
-      await new Promise((r) => setTimeout(r, 200));
-      const error = await failure(client.ingest(authBatch(1)));
-      expect(error.code).toBe(Code.Unavailable);
-      expect(error.rawMessage).toBe(OVERLOADED);
-      expect(error.metadata.get("retry-after")).toBe("1");
-      other.exec("ROLLBACK");
-      expect((await queued).accepted).toBe(100);
-      expect(countRows(svc.db, "metrics")).toBe(100);
+      // Six keyless HTTP/2 requests that never finish their bodies.
+      const session = connect(svc.url);
+      sessions.push(session);
+      session.on("error", () => {});
+      const statuses = await Promise.all(
+        Array.from({ length: 6 }, () => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/mcp.metrics.v1.IngestService/Ingest",
+            "content-type": "application/grpc",
+            "x-api-key": "not-a-key",
+          });
+          stream.on("error", () => {});
+          stream.write(Buffer.from([0, 0, 0, 0, 50]));
+          return new Promise<string>((resolve) => {
+            stream.once("response", (headers) => resolve(String(headers["grpc-status"])));
+            setTimeout(() => resolve("pending"), 1000);
+          });
+        }),
+      );
+      // Two are held (waiting for their bodies), four refused at once.
+      expect(statuses.filter((s) => s === "pending")).toHaveLength(2);
+      expect(statuses.filter((s) => s === String(Code.Unavailable))).toHaveLength(4);
+      // A keyed request still gets through.
+      const res = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1));
+      expect(res.accepted).toBe(1);
     } finally {
-      other.close();
+      for (const session of sessions) session.destroy();
       await svc.close();
     }
   });
+});
+
+/** 100 events with about 6 KB of metadata each: some 1.2 MB while queued. */
+function heavyBatch() {
+  const batch = authBatch(100);
+  const metadata = Object.fromEntries(
+    Array.from({ length: 6 }, (_, i) => [`field_${i}`, "m".repeat(1000)]),
+  );
+  for (const event of batch.events) event.metadata = metadata;
+  return batch;
+}
+
+describe("a bound on what waits for a commit (METRICS_MAX_QUEUED_ROWS, METRICS_MAX_QUEUED_BYTES)", () => {
+  it.each([
+    ["rows", { METRICS_MAX_QUEUED_ROWS: "100" }, () => authBatch(100)],
+    ["bytes", { METRICS_MAX_QUEUED_BYTES: String(1024 * 1024) }, heavyBatch],
+  ] as const)(
+    "should refuse new batches with UNAVAILABLE while the queue is full of %s, and commit the queued ones",
+    async (_bound, env, firstBatch) => {
+      const svc = await startTestService({ ...env, SQLITE_BUSY_TIMEOUT_MS: "20000" });
+      const client = ingestClient(GRPC, svc.url, svc.key);
+      const other = new BetterSqlite3(svc.dbPath);
+      try {
+        // Another process holds the write lock, so the first batch waits in the queue.
+        other.exec("BEGIN IMMEDIATE");
+        const queued = client.ingest(firstBatch());
+        await until(() => svc.running.queuedRows === 100);
+        const error = await failure(client.ingest(authBatch(1)));
+        expect(error.code).toBe(Code.Unavailable);
+        expect(error.rawMessage).toBe(OVERLOADED);
+        expect(error.metadata.get("retry-after")).toBe("1");
+        other.exec("ROLLBACK");
+        expect((await queued).accepted).toBe(100);
+        expect(countRows(svc.db, "metrics")).toBe(100);
+        // The queue drained: batches are taken again.
+        expect((await client.ingest(authBatch(1))).accepted).toBe(1);
+      } finally {
+        other.close();
+        await svc.close();
+      }
+    },
+  );
 });
