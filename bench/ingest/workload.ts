@@ -1,0 +1,148 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { IngestRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
+import { decodeLegacyBatch } from "../../src/http/legacy-batch.js";
+
+/** Events per request, as the generated clients batch them (the contract's maximum). */
+export const EVENTS_PER_BATCH = 100;
+
+/** The service every benchmark batch reports as (its key is bound to it). */
+export const BENCH_SERVICE = "bench-gateway";
+
+const TOOLS = Array.from({ length: 20 }, (_, i) => `tool_${i}`);
+const SERVERS = ["currenttime", "github", "slack", "jira", "search"];
+const CLIENTS = ["claude-desktop", "cursor", "vscode"];
+const METHODS = ["initialize", "tools/list", "tools/call"];
+
+/** A small deterministic generator, so every run sends the same events. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+/**
+ * One event in the legacy JSON shape, the mix a gateway emits: 40% tool calls,
+ * 25% authentications, 15% tool searches, 10% protocol latencies, 10% custom.
+ * No timestamp: the server stamps each event as received.
+ */
+function legacyEvent(next: () => number): Record<string, unknown> {
+  const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)] as T;
+  const user = `u${Math.floor(next() * 1000)
+    .toString(16)
+    .padStart(11, "0")}`;
+  const roll = next();
+  if (roll < 0.4) {
+    return {
+      type: "tool_execution",
+      value: 1,
+      duration_ms: Math.round(next() * 2000) / 10,
+      dimensions: {
+        tool_name: pick(TOOLS),
+        server_name: pick(SERVERS),
+        server_path: `/${pick(SERVERS)}`,
+        success: next() > 0.05,
+        client_name: pick(CLIENTS),
+        client_version: "1.4.2",
+        method: pick(METHODS),
+        user_hash: user,
+      },
+      metadata: {
+        input_size_bytes: Math.floor(next() * 4000),
+        output_size_bytes: Math.floor(next() * 20000),
+      },
+    };
+  }
+  if (roll < 0.65) {
+    const success = next() > 0.1;
+    return {
+      type: "auth_request",
+      value: 1,
+      duration_ms: Math.round(next() * 500) / 10,
+      dimensions: {
+        success,
+        method: pick(["jwt", "oauth", "noauth"]),
+        server: pick(SERVERS),
+        user_hash: user,
+      },
+      ...(success ? {} : { metadata: { error_code: "invalid_token" } }),
+    };
+  }
+  if (roll < 0.8) {
+    return {
+      type: "tool_discovery",
+      value: 1,
+      duration_ms: Math.round(next() * 1500) / 10,
+      dimensions: {
+        query: `find a tool for task ${Math.floor(next() * 500)}`,
+        results_count: Math.floor(next() * 6),
+        top_k_services: 5,
+        top_n_tools: 10,
+      },
+      metadata: {
+        embedding_time_ms: Math.round(next() * 300) / 10,
+        faiss_search_time_ms: Math.round(next() * 50) / 10,
+      },
+    };
+  }
+  if (roll < 0.9) {
+    return {
+      type: "protocol_latency",
+      value: Math.round(next() * 1000) / 1000,
+      dimensions: {
+        flow_step: pick([
+          "initialize_to_tools_list",
+          "tools_list_to_tools_call",
+          "initialize_to_tools_call",
+        ]),
+        server_name: pick(SERVERS),
+      },
+    };
+  }
+  return {
+    type: "custom",
+    value: next() * 100,
+    dimensions: { metric_name: "queue_depth", server_name: pick(SERVERS) },
+  };
+}
+
+/** The same batches in every wire format the arms send. */
+export interface Workload {
+  /** Legacy `POST /metrics` bodies. */
+  readonly json: readonly Buffer[];
+  /** Binary `IngestRequest` messages (Connect, gRPC, the stream). */
+  readonly proto: readonly Uint8Array[];
+  /** The events of each batch, in the legacy JSON shape (arm A and arm B map them to rows). */
+  readonly events: readonly (readonly Record<string, unknown>[])[];
+}
+
+/** Builds `count` distinct batches of {@link EVENTS_PER_BATCH} events. */
+export function buildWorkload(count: number, seed = 42): Workload {
+  const next = random(seed);
+  const json: Buffer[] = [];
+  const proto: Uint8Array[] = [];
+  const events: Record<string, unknown>[][] = [];
+  for (let i = 0; i < count; i++) {
+    const metrics = Array.from({ length: EVENTS_PER_BATCH }, () => legacyEvent(next));
+    const body = { service: BENCH_SERVICE, version: "1.0.0", instance_id: "bench-1", metrics };
+    const decoded = decodeLegacyBatch(body);
+    if (!decoded.ok)
+      throw new Error(`benchmark batch does not decode: ${JSON.stringify(decoded.errors)}`);
+    const { batch } = decoded.value;
+    json.push(Buffer.from(JSON.stringify(body)));
+    proto.push(
+      toBinary(
+        IngestRequestSchema,
+        create(IngestRequestSchema, {
+          service: batch.service,
+          version: batch.version ?? "",
+          instanceId: batch.instanceId ?? "",
+          events: [...batch.events],
+        }),
+      ),
+    );
+    events.push(metrics);
+  }
+  return { json, proto, events };
+}
