@@ -21,6 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { LIMIT_MS, runAnalytics } from "./ingest/analytics.js";
 import type { LoadResult, LoadSpec } from "./ingest/load.js";
 import { EVENTS_PER_BATCH } from "./ingest/workload.js";
 
@@ -327,6 +328,13 @@ async function main(): Promise<void> {
     const stored = storedOf(server.dbPath);
     result.bytesPerEvent = stored.bytes / Math.max(1, stored.rows);
   }
+
+  // The operators' questions on a history of 10 million events (1 million in quick mode).
+  const analytics = await runAnalytics({
+    events: QUICK ? 1_000_000 : 10_000_000,
+    dir,
+    log: (line) => console.log(`analytics: ${line}`),
+  });
   rmSync(dir, { recursive: true, force: true });
 
   const arms = [...results.values()];
@@ -351,6 +359,7 @@ async function main(): Promise<void> {
     },
     ceiling,
     arms,
+    analytics,
   };
   mkdirSync(OUT, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, "-");
@@ -365,8 +374,18 @@ async function main(): Promise<void> {
         `| ${a.arm} | ${a.sustainedEventsPerSecond} | ${a.p50Ms.toFixed(1)} | ${a.p99Ms.toFixed(1)} | ${a.cpuSecondsPerMillion.toFixed(1)} | ${a.loopDelayP99Ms.toFixed(1)} | ${Math.round(a.bytesPerEvent)} | ${Math.round(a.peakRssMiB)} |`,
     ),
   ].join("\n");
-  writeFileSync(join(OUT, `ingest-${stamp}.md`), `${table}\n`);
-  console.log(`\n${table}\n`);
+  const questions = [
+    `Analytics on ${analytics.events.toLocaleString("en-US")} events over 90 days (limit ${LIMIT_MS} ms):`,
+    "",
+    "| Question | Median ms | Rows | Through an index |",
+    "|---|---:|---:|---|",
+    ...analytics.queries.map(
+      (q) =>
+        `| ${q.name} | ${q.medianMs.toFixed(2)}${q.underLimit ? "" : " (over)"} | ${q.value ?? q.rows} | ${q.usesIndex ? "yes" : "**no**"} |`,
+    ),
+  ].join("\n");
+  writeFileSync(join(OUT, `ingest-${stamp}.md`), `${table}\n\n${questions}\n`);
+  console.log(`\n${table}\n\n${questions}\n`);
   console.log(`results: ${join(OUT, `ingest-${stamp}.json`)}`);
   console.log("\nratios (sustained events/s):");
   for (const a of arms.filter((x) => x.ingress !== "bare")) {
