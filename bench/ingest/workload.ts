@@ -131,10 +131,11 @@ export function buildWorkload(count: number, seed = 42): Workload {
     if (!decoded.ok)
       throw new Error(`benchmark batch does not decode: ${JSON.stringify(decoded.errors)}`);
     const { batch } = decoded.value;
+    // Serialized first: lifting below edits dimension objects the body shares.
+    json.push(Buffer.from(JSON.stringify(body)));
     // The binary batches carry typed fields, as the generated clients send them;
     // only keys no typed field models stay in the dimensions and metadata.
     for (const event of batch.events) liftLegacyKeys(event);
-    json.push(Buffer.from(JSON.stringify(body)));
     proto.push(
       toBinary(
         IngestRequestSchema,

@@ -267,7 +267,7 @@ describe("the HTTP admin API", () => {
         "database_efficiency",
       ].sort(),
     );
-    expect(size.json.page_size).toBe(4096);
+    expect(size.json.page_size).toBe(16_384);
     expect(size.json.used_pages).toBe(size.json.page_count - size.json.free_pages);
   });
 });
@@ -350,7 +350,7 @@ describe("the admin RPCs", () => {
     const stats = await rpc.getDatabaseStats({});
     expect(stats.tables.find((t) => t.tableName === "auth_metrics")?.recordCount).toBe(5n);
     const size = await rpc.getDatabaseSize({});
-    expect(size.pageSize).toBe(4096);
+    expect(size.pageSize).toBe(16_384);
     expect(size.usedPages).toBe(size.pageCount - size.freePages);
   });
 
