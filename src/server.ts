@@ -21,6 +21,7 @@ import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
+import { type AnyRequest, addressOf, pathOf } from "./http/respond.js";
 import { answerUnread, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
@@ -125,12 +126,9 @@ const HEALTH_PATHS = new Set(["/", "/health"]);
  * The key check is the registry's in-memory one, without counting a use.
  */
 function admissionBy(registry: KeyRegistry) {
-  return (req: Parameters<typeof apiKeyOf>[0]): Admission => {
+  return (req: AnyRequest): Admission => {
     const method = req.method ?? "GET";
-    if (
-      (method === "GET" || method === "HEAD") &&
-      HEALTH_PATHS.has((req.url ?? "/").split("?")[0] ?? "/")
-    ) {
+    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(pathOf(req))) {
       return "exempt";
     }
     return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
@@ -176,8 +174,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       adminScope,
       createRateLimitInterceptor(options.limiter),
     ],
-    contextValues: (req) =>
-      createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
+    contextValues: (req) => createContextValues().set(clientAddressKey, addressOf(req)),
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
     shutdownSignal: hardStop.signal,

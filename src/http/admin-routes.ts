@@ -1,8 +1,7 @@
-import type { ConnectError } from "@connectrpc/connect";
 import { adminErrorOf } from "../admin/admin-errors.js";
 import type { Logger } from "../log.js";
 import type { CleanupResult, Retention } from "../storage/retention.js";
-import { type AnyRequest, type AnyResponse, sendJson } from "./respond.js";
+import { type AnyRequest, type AnyResponse, sendJson, sendLegacyError } from "./respond.js";
 
 /** A route handler of the JSON API. */
 export type RouteHandler = (req: AnyRequest, res: AnyResponse) => void | Promise<void>;
@@ -12,8 +11,6 @@ export interface AdminRoutesOptions {
   readonly retention: Retention;
   /** Authenticates, checks the admin scope and spends a token; answers the error itself when refused. */
   readonly admitAdmin: (req: AnyRequest, res: AnyResponse) => boolean;
-  /** Answers a catalog error in the legacy `{"detail": ...}` shape. */
-  readonly sendError: (res: AnyResponse, error: ConnectError) => void;
   readonly log: Logger;
 }
 
@@ -117,7 +114,7 @@ const round = (value: number, digits: number) => Number(value.toFixed(digits));
  * carrying an error (W17).
  */
 export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
-  const { retention, admitAdmin, sendError, log } = options;
+  const { retention, admitAdmin, log } = options;
 
   /** Admits, reads the query, runs, answers: the steps every admin route shares. */
   const route =
@@ -142,7 +139,7 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
       if (failure === undefined) return sendJson(res, 200, body);
       const error = adminErrorOf(failure);
       if (error.cause !== undefined) log.error({ err: error.cause, path: req.url }, "admin failed");
-      sendError(res, error);
+      sendLegacyError(res, error);
     };
 
   const getPolicies = route(() =>

@@ -4,7 +4,7 @@ import { authenticateFrom } from "../auth/auth-interceptor.js";
 import type { AuthThrottle } from "../auth/auth-throttle.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
-import { errors, httpStatusOf } from "../errors.js";
+import { errors } from "../errors.js";
 import type { Ingestor } from "../ingest/ingestor.js";
 import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
@@ -17,7 +17,14 @@ import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
 import { BodyError, readBody } from "./read-body.js";
-import { type AnyRequest, type AnyResponse, sendJson } from "./respond.js";
+import {
+  type AnyRequest,
+  type AnyResponse,
+  addressOf,
+  pathOf,
+  sendJson,
+  sendLegacyError,
+} from "./respond.js";
 
 /** The plain HTTP routes served beside the RPCs, through the Connect adapter's fallback. */
 export type HttpRoutes = (req: AnyRequest, res: AnyResponse) => void;
@@ -67,29 +74,9 @@ export function apiKeyOf(req: AnyRequest): string | undefined {
   return undefined;
 }
 
-/** The client's network address. */
-function addressOf(req: AnyRequest): string {
-  return req.socket?.remoteAddress ?? "unknown";
-}
-
 /** A catalog error as is; anything else becomes INTERNAL (its detail is logged by the caller). */
 function asConnectError(error: unknown): ConnectError {
   return error instanceof ConnectError ? error : errors.internal(error);
-}
-
-/** Legacy `{"detail": ...}` error answer for a catalog error, with its retry headers. */
-function sendError(res: AnyResponse, error: ConnectError): void {
-  const headers: Record<string, string> = {};
-  const retryAfter = error.metadata.get("retry-after");
-  if (retryAfter !== null) headers["Retry-After"] = retryAfter;
-  const limit = error.metadata.get("x-ratelimit-limit");
-  if (limit !== null) {
-    headers["X-RateLimit-Limit"] = limit;
-    headers["X-RateLimit-Remaining"] = error.metadata.get("x-ratelimit-remaining") ?? "0";
-    headers.RateLimit = error.metadata.get("ratelimit") ?? "";
-    headers["RateLimit-Policy"] = error.metadata.get("ratelimit-policy") ?? "";
-  }
-  sendJson(res, httpStatusOf(error.code), { detail: error.rawMessage }, headers);
 }
 
 /**
@@ -128,12 +115,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     scope: "ingest" | "admin" = "ingest",
   ): { principal: Principal; decision: BucketDecision } | undefined => {
     if (options.draining()) {
-      sendError(res, errors.shuttingDown());
+      sendLegacyError(res, errors.shuttingDown());
       return undefined;
     }
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) {
-      sendError(res, auth.error);
+      sendLegacyError(res, auth.error);
       return undefined;
     }
     try {
@@ -145,7 +132,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       if (refused.metadata.has("x-ratelimit-limit")) {
         options.metrics?.rateLimited(auth.principal.service);
       }
-      sendError(res, refused);
+      sendLegacyError(res, refused);
       return undefined;
     }
   };
@@ -200,7 +187,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         principal: admitted.principal,
       });
     } catch (error) {
-      return sendError(res, asConnectError(error));
+      return sendLegacyError(res, asConnectError(error));
     }
     const headers = rateHeaders(admitted.decision);
     if (outcome.ok) {
@@ -251,7 +238,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
       recordUse: false,
     });
-    if (!auth.ok) return sendError(res, auth.error);
+    if (!auth.ok) return sendLegacyError(res, auth.error);
     const { keyId, service, rateLimitPerMinute: limit } = auth.principal;
     const state = limiter.peek(keyId, limit);
     sendJson(res, 200, {
@@ -265,7 +252,6 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const admin = createAdminRoutes({
     retention: options.retention,
     admitAdmin: (req, res) => admit(req, res, "admin") !== undefined,
-    sendError,
     log,
   });
 
@@ -297,7 +283,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   };
 
   return (req, res) => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const path = pathOf(req);
     const methods = routes.get(path) ?? admin.match(path);
     if (methods === undefined) return sendJson(res, 404, { detail: "Not Found" });
     const handler = methods.get(req.method ?? "GET");

@@ -81,10 +81,6 @@ export interface OnePortServer {
   listen(port: number, host: string): Promise<net.AddressInfo>;
   /** Requests being handled right now. */
   readonly inFlight: number;
-  /** Requests counted against {@link OnePortOptions.maxConcurrentRequests} right now. */
-  readonly busy: number;
-  /** Requests counted against {@link OnePortOptions.maxAnonymousRequests} right now. */
-  readonly anonymousBusy: number;
   /**
    * Stops accepting connections, lets in-flight requests finish (HTTP/2
    * sessions get GOAWAY, HTTP/1.1 connections close after their response),
@@ -332,12 +328,6 @@ export function createOnePortServer(
     },
     get inFlight() {
       return inFlight;
-    },
-    get busy() {
-      return counts.known;
-    },
-    get anonymousBusy() {
-      return counts.anonymous;
     },
     async close(timeoutMillis) {
       draining = true;

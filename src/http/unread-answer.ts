@@ -1,13 +1,9 @@
 import * as http2 from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
-import {
-  endStreamFlag,
-  endStreamToJson,
-  errorToJsonBytes,
-} from "@connectrpc/connect/protocol-connect";
+import { endStreamFlag, endStreamToJson, errorToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { httpStatusOf } from "../errors.js";
-import type { AnyRequest, AnyResponse } from "./respond.js";
+import { type AnyRequest, type AnyResponse, sendJson, sendLegacyError } from "./respond.js";
 
 /** The ingress a request came in on, from its content type and path. */
 export type Ingress = "grpc" | "grpc-web" | "connect" | "json";
@@ -82,26 +78,18 @@ export function answerUnread(req: AnyRequest, res: AnyResponse, error: ConnectEr
         res.writeHead(200, { "content-type": contentType, ...metadataHeaders(error) });
         res.end(envelope);
       } else {
-        const body = errorToJsonBytes(error, undefined);
-        res.writeHead(httpStatusOf(error.code), {
-          "content-type": "application/json",
-          "content-length": body.length,
-          ...metadataHeaders(error),
-        });
-        res.end(body);
+        sendJson(
+          res,
+          httpStatusOf(error.code),
+          errorToJson(error, undefined),
+          metadataHeaders(error),
+        );
       }
       break;
     }
-    case "json": {
-      const body = JSON.stringify({ detail: error.rawMessage });
-      res.writeHead(httpStatusOf(error.code), {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(body),
-        ...metadataHeaders(error),
-      });
-      res.end(body);
+    case "json":
+      sendLegacyError(res, error);
       break;
-    }
   }
   return ingress;
 }
