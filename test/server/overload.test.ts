@@ -1,7 +1,7 @@
 import { type ClientHttp2Session, connect } from "node:http2";
 import { Code } from "@connectrpc/connect";
 import BetterSqlite3 from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
@@ -9,15 +9,6 @@ import { legacyMetric, postMetrics } from "../support/legacy.js";
 import { countRows, startTestService, type TestService } from "../support/service.js";
 
 const OVERLOADED = "the service is overloaded; nothing of this request was stored, retry later";
-
-/** Resolves once `check` is true, polling. */
-async function until(check: () => boolean, timeoutMillis = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMillis;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * Opens client streams that each send one batch and then wait, holding a slot
@@ -36,7 +27,10 @@ async function holdSlots(svc: TestService, count: number) {
     }
     return ingestClient(PROTOCOLS[i % 2] ?? GRPC, svc.url, svc.key).ingestStream(messages());
   });
-  await until(() => countRows(svc.db, "metrics") === before + count);
+  await vi.waitUntil(() => countRows(svc.db, "metrics") === before + count, {
+    timeout: 10_000,
+    interval: 10,
+  });
   return { held, release };
 }
 
@@ -184,7 +178,7 @@ describe("a bound on what waits for a commit (METRICS_MAX_QUEUED_ROWS, METRICS_M
         // Another process holds the write lock, so the first batch waits in the queue.
         other.exec("BEGIN IMMEDIATE");
         const queued = client.ingest(firstBatch());
-        await until(() => svc.running.queuedRows === 100);
+        await vi.waitUntil(() => svc.running.queuedRows === 100, { timeout: 10_000, interval: 10 });
         const error = await failure(client.ingest(authBatch(1)));
         expect(error.code).toBe(Code.Unavailable);
         expect(error.rawMessage).toBe(OVERLOADED);

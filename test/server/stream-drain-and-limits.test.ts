@@ -1,15 +1,10 @@
 import { Code } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { failure, GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { countRows, startTestService } from "../support/service.js";
-
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).toBe(true);
-}
 
 describe("streams and large rejections", () => {
   it("should end an idle stream at shutdown with UNAVAILABLE and the totals of what it stored", async () => {
@@ -25,7 +20,10 @@ describe("streams and large rejections", () => {
       await held; // an emitter with nothing more to say for now
     }
     const call = failure(client.ingestStream(messages()));
-    await until(() => countRows(svc.db, "metrics", "service = 'long-lived'") === 4);
+    await vi.waitUntil(() => countRows(svc.db, "metrics", "service = 'long-lived'") === 4, {
+      timeout: 5_000,
+      interval: 10,
+    });
     await svc.close();
     release();
     const error = await call;
