@@ -21,6 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import BetterSqlite3 from "better-sqlite3";
 import { LIMIT_MS, runAnalytics } from "./ingest/analytics.js";
 import type { LoadResult, LoadSpec } from "./ingest/load.js";
 import { EVENTS_PER_BATCH } from "./ingest/workload.js";
@@ -190,13 +191,10 @@ function storedOf(dbPath: string): { rows: number; bytes: number } {
       return 0;
     }
   };
-  const rows = Number(
-    execFileSync(process.execPath, [
-      "-e",
-      `const D=require("better-sqlite3");const d=new D(${JSON.stringify(dbPath)},{readonly:true});process.stdout.write(String(d.prepare("SELECT count(*) n FROM metrics").get().n))`,
-    ]).toString(),
-  );
-  return { rows, bytes: size(dbPath) + size(`${dbPath}-wal`) };
+  const db = new BetterSqlite3(dbPath, { readonly: true });
+  const { n } = db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number };
+  db.close();
+  return { rows: n, bytes: size(dbPath) + size(`${dbPath}-wal`) };
 }
 
 interface Step {
