@@ -16,14 +16,30 @@
  *
  * Usage: npm run bench [-- --quick] [-- --out DIR]
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import BetterSqlite3 from "better-sqlite3";
 import { LIMIT_MS, runAnalytics } from "./ingest/analytics.js";
+import { latencyChart } from "./ingest/chart.js";
 import type { LoadResult, LoadSpec } from "./ingest/load.js";
+import {
+  cpuSecondsOf,
+  DIST,
+  firstJsonLine,
+  KEY,
+  LOAD_CORE,
+  nodeOn,
+  peakRssMiB,
+  pinnable,
+  runLoad,
+  SERVER_CORE,
+  type Server,
+  startServer,
+} from "./ingest/processes.js";
+import { measureRejections } from "./ingest/rejections.js";
+import { measureScrapes } from "./ingest/scrape.js";
 import { EVENTS_PER_BATCH } from "./ingest/workload.js";
 
 const { values: args } = parseArgs({
@@ -42,146 +58,6 @@ const RATES = QUICK
       100_000, 115_000, 130_000, 150_000,
     ];
 const P99_LIMIT_MS = 50;
-const KEY = "bench-key-0123456789abcdef0123";
-const DIST = resolve(import.meta.dirname);
-const SERVER_CORE = "0";
-const LOAD_CORE = "1";
-const pinnable = cpus().length >= 2 && canRun("taskset", ["-c", "0", "true"]);
-
-function canRun(command: string, argv: string[]): boolean {
-  try {
-    execFileSync(command, argv, { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `node args` pinned to a core when the machine allows it. */
-function nodeOn(core: string, argv: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const command = pinnable ? "taskset" : process.execPath;
-  const full = pinnable ? ["-c", core, process.execPath, ...argv] : argv;
-  return spawn(command, full, {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-
-/** The first stdout line of a child that matches, parsed as JSON. */
-function firstJsonLine<T>(child: ChildProcess, match: (line: string) => boolean): Promise<T> {
-  return new Promise((resolvePromise, reject) => {
-    let buffered = "";
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const onData = (d: Buffer) => {
-      buffered += d.toString();
-      for (const line of buffered.split("\n")) {
-        if (line.trim() !== "" && match(line)) {
-          child.stdout?.off("data", onData);
-          resolvePromise(JSON.parse(line) as T);
-          return;
-        }
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`exited with ${code}: ${stderr.slice(-2000)}`)));
-  });
-}
-
-/** CPU seconds a process has used (user + system), from /proc. */
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
-}
-
-/** Peak resident set (VmHWM) of a process, in MiB. */
-function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
-}
-
-interface Server {
-  readonly arm: string;
-  readonly url: string;
-  readonly dbPath: string;
-  readonly child: ChildProcess;
-  readonly probeFile: string;
-  /** Event-loop delay since the previous call. */
-  window(): Promise<{ loopDelayP99Ms: number }>;
-  stop(): Promise<void>;
-}
-
-async function startServer(
-  arm: string,
-  ingress: LoadSpec["ingress"],
-  dir: string,
-): Promise<Server> {
-  const dbPath = join(dir, `${arm.replace(/[^a-z0-9]+/gi, "-")}.db`);
-  const probeFile = `${dbPath}.probe.json`;
-  const probe = ["--import", join(DIST, "ingest", "loop-probe.js")];
-  let child: ChildProcess;
-  let url: string;
-  if (ingress === "bare") {
-    child = nodeOn(SERVER_CORE, [...probe, join(DIST, "ingest", "bare-server.js"), dbPath], {
-      BENCH_PROBE_FILE: probeFile,
-    });
-    const { port } = await firstJsonLine<{ port: number }>(child, (l) => l.includes('"port"'));
-    url = `http://127.0.0.1:${port}`;
-  } else {
-    child = nodeOn(SERVER_CORE, [...probe, join(DIST, "..", "src", "main.js")], {
-      BENCH_PROBE_FILE: probeFile,
-      METRICS_SERVICE_HOST: "127.0.0.1",
-      METRICS_SERVICE_PORT: "0",
-      SQLITE_DB_PATH: dbPath,
-      OTEL_PROMETHEUS_ENABLED: "false",
-      METRICS_RETENTION_ENABLED: "false",
-      METRICS_RATE_LIMIT: "100000000",
-      METRICS_API_KEY_BENCH_GATEWAY: KEY,
-      LOG_LEVEL: "info",
-    });
-    const { port } = await firstJsonLine<{ port: number }>(child, (l) => l.includes('"listening"'));
-    url = `http://127.0.0.1:${port}`;
-  }
-  let window = 0;
-  return {
-    arm,
-    url,
-    dbPath,
-    child,
-    probeFile,
-    async window() {
-      window++;
-      child.kill("SIGUSR2");
-      for (let i = 0; i < 200; i++) {
-        try {
-          const read = JSON.parse(readFileSync(probeFile, "utf8")) as {
-            window: number;
-            loopDelayP99Ms: number;
-          };
-          if (read.window === window) return read;
-        } catch {
-          // not written yet
-        }
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      return { loopDelayP99Ms: Number.NaN };
-    },
-    async stop() {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const child = nodeOn(LOAD_CORE, [join(DIST, "ingest", "load.js"), JSON.stringify(spec)]);
-  return await firstJsonLine<LoadResult>(child, (l) => l.startsWith("{"));
-}
-
 /** Rows stored in `metrics` and bytes of the database file with its WAL. */
 function storedOf(dbPath: string): { rows: number; bytes: number } {
   const size = (p: string) => {
@@ -243,7 +119,7 @@ async function main(): Promise<void> {
       String(perCommit),
       String(QUICK ? 3 : 10),
     ]);
-    ceiling[perCommit] = await firstJsonLine(child, (l) => l.startsWith("{"));
+    ceiling[perCommit] = await firstJsonLine(child, (l: string) => l.startsWith("{"));
     console.log(
       `A ceiling, ${perCommit} events per commit: ${Math.round(ceiling[perCommit]?.eventsPerSecond ?? 0)} events/s`,
     );
@@ -269,7 +145,13 @@ async function main(): Promise<void> {
   // Warm-up: JIT, page cache, connections.
   for (const { arm, ingress } of ARMS) {
     const server = servers.get(arm) as Server;
-    await runLoad({ ingress, url: server.url, key: KEY, eventsPerSecond: 5000, seconds: 2 });
+    await runLoad({
+      ingress,
+      url: server.url,
+      key: KEY,
+      eventsPerSecond: 5000,
+      seconds: QUICK ? 1 : 3,
+    });
   }
 
   const alive = new Set(ARMS.map((a) => a.arm));
@@ -318,6 +200,22 @@ async function main(): Promise<void> {
     }
   }
 
+  // Refusals against acceptances, on the JSON and gRPC arms' servers.
+  const serverOf = (ingress: LoadSpec["ingress"]) =>
+    servers.get(ARMS.find((a) => a.ingress === ingress)?.arm ?? "") as Server;
+  const rejections = await measureRejections(
+    { json: serverOf("json"), grpc: serverOf("grpc") },
+    dir,
+    QUICK ? 1.5 : 10,
+    QUICK ? 0.5 : 2,
+  );
+  for (const r of rejections) {
+    console.log(
+      `${r.ingress.padEnd(5)} ${r.outcome.padEnd(13)} ${String(r.requestsPerSecond).padStart(5)}/s ${r.cpuMicrosPerRequest.toFixed(0).padStart(6)} µs CPU per request ` +
+        `(${r.asExpected}/${r.requests} as expected, p50 ${r.p50Ms.toFixed(1)} ms)`,
+    );
+  }
+
   for (const { arm } of ARMS) {
     const server = servers.get(arm) as Server;
     const result = results.get(arm) as ArmResult;
@@ -327,9 +225,16 @@ async function main(): Promise<void> {
     result.bytesPerEvent = stored.bytes / Math.max(1, stored.rows);
   }
 
-  // The operators' questions on a history of 10 million events (1 million in quick mode).
+  const scrapes = await measureScrapes(dir, QUICK ? 2 : 20);
+  for (const s of scrapes) {
+    console.log(
+      `scrape of ${s.series} series while ingesting: median ${s.medianMs.toFixed(1)} ms, p99 ${s.p99Ms.toFixed(1)} ms (${s.scrapes} scrapes)`,
+    );
+  }
+
+  // The operators' questions on a history of 10 million events (half a million in quick mode).
   const analytics = await runAnalytics({
-    events: QUICK ? 1_000_000 : 10_000_000,
+    events: QUICK ? 500_000 : 10_000_000,
     dir,
     log: (line) => console.log(`analytics: ${line}`),
   });
@@ -357,6 +262,8 @@ async function main(): Promise<void> {
     },
     ceiling,
     arms,
+    rejections,
+    scrapes,
     analytics,
   };
   mkdirSync(OUT, { recursive: true });
@@ -382,15 +289,60 @@ async function main(): Promise<void> {
         `| ${q.name} | ${q.medianMs.toFixed(2)}${q.underLimit ? "" : " (over)"} | ${q.value ?? q.rows} | ${q.usesIndex ? "yes" : "**no**"} |`,
     ),
   ].join("\n");
-  writeFileSync(join(OUT, `ingest-${stamp}.md`), `${table}\n\n${questions}\n`);
-  console.log(`\n${table}\n\n${questions}\n`);
+  const accepted = (ingress: string) =>
+    rejections.find((r) => r.ingress === ingress && r.outcome === "accepted");
+  const refusals = [
+    "Refused requests against accepted ones (the same 100-event bodies; server CPU per request):",
+    "",
+    "| Ingress | Outcome | Requests/s | CPU µs per request | Cheaper than accepted | Answered as expected |",
+    "|---|---|---:|---:|---:|---:|",
+    ...rejections.map(
+      (r) =>
+        `| ${r.ingress} | ${r.outcome} | ${r.requestsPerSecond} | ${r.cpuMicrosPerRequest.toFixed(0)} | ${((accepted(r.ingress)?.cpuMicrosPerRequest ?? 0) / r.cpuMicrosPerRequest).toFixed(1)}x | ${r.asExpected}/${r.requests} |`,
+    ),
+  ].join("\n");
+  const scrapeTable = [
+    "Prometheus scrape while ingesting:",
+    "",
+    "| Series | Median ms | p99 ms | Max ms | Bytes | Scrapes | Ingesting events/s |",
+    "|---:|---:|---:|---:|---:|---:|---:|",
+    ...scrapes.map(
+      (t) =>
+        `| ${t.series} | ${t.medianMs.toFixed(1)} | ${t.p99Ms.toFixed(1)} | ${t.maxMs.toFixed(1)} | ${t.bytes} | ${t.scrapes} | ${Math.round(t.ingestingEventsPerSecond)} |`,
+    ),
+  ].join("\n");
+  const markdown = [table, refusals, scrapeTable, questions].join("\n\n");
+  writeFileSync(join(OUT, `ingest-${stamp}.md`), `${markdown}\n`);
+  const chart = await latencyChart(
+    arms.flatMap((a) =>
+      a.steps.map((step) => ({
+        arm: a.arm,
+        eventsPerSecond: step.load.eventsPerSecond,
+        p99Ms: step.load.p99Ms,
+      })),
+    ),
+    P99_LIMIT_MS,
+    `Ingest: p99 latency against throughput (${QUICK ? "quick" : "full"} run, ${stamp.slice(0, 10)})`,
+  );
+  writeFileSync(join(OUT, `ingest-${stamp}.svg`), chart);
+  console.log(`\n${markdown}\n`);
   console.log(`results: ${join(OUT, `ingest-${stamp}.json`)}`);
-  console.log("\nratios (sustained events/s):");
+  console.log(
+    "\nratios (sustained events/s; CPU per event against B at the highest rate both sustained):",
+  );
   for (const a of arms.filter((x) => x.ingress !== "bare")) {
     console.log(
-      `  ${a.arm.padEnd(36)} service/A ${(a.sustainedEventsPerSecond / ceilingBest).toFixed(2)}  service/B ${(a.sustainedEventsPerSecond / Math.max(1, bare.sustainedEventsPerSecond)).toFixed(2)}`,
+      `  ${a.arm.padEnd(36)} service/A ${(a.sustainedEventsPerSecond / ceilingBest).toFixed(2)}  service/B ${(a.sustainedEventsPerSecond / Math.max(1, bare.sustainedEventsPerSecond)).toFixed(2)}  CPU service/B ${cpuRatio(a, bare).toFixed(2)}`,
     );
   }
+}
+
+/** CPU per event of an arm over B's, at the highest rate both passed. */
+function cpuRatio(arm: ArmResult, bare: ArmResult): number {
+  const rate = Math.min(arm.sustainedEventsPerSecond, bare.sustainedEventsPerSecond);
+  const at = (r: ArmResult) =>
+    r.steps.find((s) => s.offeredEventsPerSecond === rate)?.cpuSecondsPerMillion ?? Number.NaN;
+  return at(arm) / at(bare);
 }
 
 main().catch((error: unknown) => {

@@ -13,21 +13,29 @@ import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
 import { requireAdmin } from "./admin/admin-errors.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
-import { createAuthInterceptor } from "./auth/auth-interceptor.js";
-import { createAuthThrottle } from "./auth/auth-throttle.js";
+import { authenticateFrom, createAuthInterceptor } from "./auth/auth-interceptor.js";
+import { type AuthThrottle, createAuthThrottle } from "./auth/auth-throttle.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
-import { clientAddressKey, principalKey } from "./auth/principal.js";
+import {
+  clientAddressKey,
+  type EarlyCheck,
+  earlyCheckKey,
+  principalKey,
+} from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, addressOf, pathOf } from "./http/respond.js";
-import { answerUnread, rpcIngress } from "./http/unread-answer.js";
+import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
-import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
-import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import {
+  createRateLimitInterceptor,
+  enforceRateLimit,
+} from "./ratelimit/rate-limit-interceptor.js";
+import type { BucketDecision, TokenBucketLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
@@ -120,18 +128,59 @@ const adminScope: Interceptor = (next) => async (req) => {
 /** Paths of the health checks, which are never counted against the request bounds. */
 const HEALTH_PATHS = new Set(["/", "/health"]);
 
+/** The unary ingest RPC, whose token the early check spends (a stream spends one per message). */
+const UNARY_INGEST_PATH = `/${IngestService.typeName}/${IngestService.method.ingest.name}`;
+
+interface AdmissionOptions {
+  readonly registry: KeyRegistry;
+  readonly throttle: AuthThrottle;
+  readonly limiter: TokenBucketLimiter;
+  readonly log: Logger;
+  readonly metrics: ServiceMetrics | undefined;
+  /** Where the early check leaves what it established, for the interceptors. */
+  readonly checked: WeakMap<AnyRequest, EarlyCheck>;
+}
+
 /**
  * Sorts a request for the port's bounds from its headers: health checks are
  * exempt; a request with a valid key is `known`; anything else `anonymous`.
- * The key check is the registry's in-memory one, without counting a use.
+ *
+ * An RPC is checked in full here, before its body is read or parsed: a
+ * missing, wrong or throttled key, or (for the unary ingest call) an empty
+ * token bucket, is answered at once in the call's protocol, so that refusing
+ * a call costs a fraction of accepting one. The JSON routes keep the legacy
+ * order (a body that is not JSON is 422 even without a key, contract §1), so
+ * their key check stays in the route and this one does not count a use.
  */
-function admissionBy(registry: KeyRegistry) {
+function admissionBy(options: AdmissionOptions) {
+  const { registry, throttle, limiter, metrics, log, checked } = options;
+  const refuse = (error: ConnectError): Admission => ({
+    refuse: (req, res) => {
+      const ingress = answerUnread(req, res, error);
+      metrics?.request(ingress, codeToString(error.code));
+      log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "rpc refused");
+    },
+  });
   return (req: AnyRequest): Admission => {
     const method = req.method ?? "GET";
-    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(pathOf(req))) {
-      return "exempt";
+    const path = pathOf(req);
+    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(path)) return "exempt";
+    if (ingressOf(req) === "json") {
+      return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
     }
-    return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
+    const auth = authenticateFrom(registry, throttle, addressOf(req), apiKeyOf(req));
+    if (!auth.ok) return refuse(auth.error);
+    let decision: BucketDecision | undefined;
+    if (path === UNARY_INGEST_PATH) {
+      try {
+        decision = enforceRateLimit(limiter, auth.principal);
+      } catch (error) {
+        metrics?.rateLimited(auth.principal.service);
+        return refuse(error instanceof ConnectError ? error : errors.internal(error));
+      }
+    }
+    checked.set(req, { principal: auth.principal, ...(decision ? { decision } : {}) });
+    return "known";
   };
 }
 
@@ -157,6 +206,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   // Aborted only when the shutdown timeout has passed, to cut handlers still running.
   const hardStop = new AbortController();
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
+  const checked = new WeakMap<AnyRequest, EarlyCheck>();
 
   const handler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
@@ -174,7 +224,11 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       adminScope,
       createRateLimitInterceptor(options.limiter),
     ],
-    contextValues: (req) => createContextValues().set(clientAddressKey, addressOf(req)),
+    contextValues: (req) => {
+      const values = createContextValues().set(clientAddressKey, addressOf(req));
+      const early = checked.get(req);
+      return early === undefined ? values : values.set(earlyCheckKey, early);
+    },
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
     shutdownSignal: hardStop.signal,
@@ -198,7 +252,14 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     },
     maxConcurrentRequests: config.maxConcurrentRequests,
     maxAnonymousRequests: config.maxAnonymousRequests,
-    admission: admissionBy(options.registry),
+    admission: admissionBy({
+      registry: options.registry,
+      throttle,
+      limiter: options.limiter,
+      log,
+      metrics: options.metrics,
+      checked,
+    }),
     onOverload: (req, res) => {
       const ingress = answerUnread(req, res, errors.overloaded());
       options.metrics?.request(ingress, ingress === "json" ? "503" : "unavailable");

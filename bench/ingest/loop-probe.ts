@@ -7,9 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 
+/** Sampling interval, ms. Node records each interval whole, so the delay is what exceeds it. */
+const RESOLUTION_MS = 10;
+
 const file = process.env.BENCH_PROBE_FILE;
 if (file !== undefined) {
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   histogram.enable();
   let window = 0;
   process.on("SIGUSR2", () => {
@@ -18,8 +21,8 @@ if (file !== undefined) {
       file,
       JSON.stringify({
         window,
-        loopDelayP99Ms: histogram.percentile(99) / 1e6,
-        loopDelayMaxMs: histogram.max / 1e6,
+        loopDelayP99Ms: Math.max(0, histogram.percentile(99) / 1e6 - RESOLUTION_MS),
+        loopDelayMaxMs: Math.max(0, histogram.max / 1e6 - RESOLUTION_MS),
         cpu: process.cpuUsage(),
       }),
     );

@@ -2,7 +2,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { errors } from "../errors.js";
 import type { AuthThrottle } from "./auth-throttle.js";
 import type { AuthResult, KeyRegistry } from "./key-registry.js";
-import { clientAddressKey, principalKey } from "./principal.js";
+import { clientAddressKey, earlyCheckKey, principalKey } from "./principal.js";
 
 /**
  * Checks a key for a request from `address`. An address that failed too often
@@ -33,6 +33,11 @@ export function authenticateFrom(
  */
 export function createAuthInterceptor(registry: KeyRegistry, throttle: AuthThrottle): Interceptor {
   return (next) => async (req) => {
+    const early = req.contextValues.get(earlyCheckKey);
+    if (early !== undefined) {
+      req.contextValues.set(principalKey, early.principal);
+      return await next(req);
+    }
     const address = req.contextValues.get(clientAddressKey);
     const result = authenticateFrom(registry, throttle, address, req.header.get("x-api-key"));
     if (!result.ok) throw result.error;

@@ -1,4 +1,5 @@
 import { createContextKey } from "@connectrpc/connect";
+import type { BucketDecision } from "../ratelimit/token-bucket.js";
 
 /** Who is calling: the API key that authenticated the request. */
 export interface Principal {
@@ -23,4 +24,18 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 /** Context value: the client's network address, for throttling failed authentications. */
 export const clientAddressKey = createContextKey<string>("unknown", {
   description: "the client's remote address",
+});
+
+/**
+ * Context value: what the port's early check of an RPC established from its
+ * headers (the key, and for a unary call the token it spent), so that the
+ * interceptors neither check the key again nor spend a second token.
+ */
+export interface EarlyCheck {
+  readonly principal: Principal;
+  readonly decision?: BucketDecision;
+}
+
+export const earlyCheckKey = createContextKey<EarlyCheck | undefined>(undefined, {
+  description: "the port's early key and rate-limit check",
 });

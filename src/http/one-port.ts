@@ -14,8 +14,13 @@ export type RequestHandler = (
  * `exempt` (health checks: never counted nor refused), `known` (a valid API
  * key) or `anonymous` (no key, or a wrong one), whose pool is kept small so
  * that requests without a valid key can never crowd out those with one.
+ * `{ refuse }` answers the request at once with that handler, body unread
+ * (a call whose headers already show it cannot be served).
  */
-export type Admission = "exempt" | "known" | "anonymous";
+export type Admission = "exempt" | Pool | { readonly refuse: RequestHandler };
+
+/** The bounded pools of requests in flight. */
+type Pool = "known" | "anonymous";
 
 /** How often idle and slow HTTP/1.1 connections are looked for. */
 const CONNECTIONS_CHECK_MILLIS = 1000;
@@ -144,7 +149,7 @@ export function createOnePortServer(
 ): OnePortServer {
   let inFlight = 0;
   /** Requests counted against each bound. */
-  const counts: Record<Exclude<Admission, "exempt">, number> = { known: 0, anonymous: 0 };
+  const counts: Record<Pool, number> = { known: 0, anonymous: 0 };
   const bounds = { known: options.maxConcurrentRequests, anonymous: options.maxAnonymousRequests };
   let draining = false;
   let onIdle: (() => void) | undefined;
@@ -171,8 +176,11 @@ export function createOnePortServer(
 
   const tracked: RequestHandler = (req, res) => {
     const admission = options.admission?.(req) ?? "known";
-    const pool = admission === "exempt" ? undefined : admission;
-    const refused = pool !== undefined && counts[pool] >= bounds[pool] && options.onOverload;
+    const pool = admission === "exempt" || typeof admission === "object" ? undefined : admission;
+    const refused =
+      typeof admission === "object"
+        ? admission.refuse
+        : pool !== undefined && counts[pool] >= bounds[pool] && options.onOverload;
     const counted = pool !== undefined && !refused ? pool : undefined;
     inFlight++;
     if (counted) counts[counted]++;

@@ -20,7 +20,7 @@ export function rpcIngress(contentType: string | null): Exclude<Ingress, "json">
 }
 
 /** The ingress of any request on the port, as the instruments label it. */
-function ingressOfRequest(req: AnyRequest): Ingress {
+export function ingressOf(req: AnyRequest): Ingress {
   const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
   const rpc =
     (req.url ?? "").startsWith(RPC_PATH_PREFIX) ||
@@ -42,7 +42,7 @@ function metadataHeaders(error: ConnectError): Record<string, string> {
  * Returns the ingress, for the instruments.
  */
 export function answerUnread(req: AnyRequest, res: AnyResponse, error: ConnectError): Ingress {
-  const ingress = ingressOfRequest(req);
+  const ingress = ingressOf(req);
   // A stream the client already reset has no one to answer (and would throw).
   if (res instanceof http2.Http2ServerResponse && (res.stream.destroyed || res.stream.closed)) {
     return ingress;

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { type Principal, principalKey } from "../auth/principal.js";
+import { earlyCheckKey, type Principal, principalKey } from "../auth/principal.js";
 import { errors } from "../errors.js";
 import { rateLimitFields } from "./rate-limit-headers.js";
 import type { BucketDecision, TokenBucketLimiter } from "./token-bucket.js";
@@ -46,7 +46,8 @@ export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interce
     if (req.stream) {
       return await next({ ...req, message: spendPerMessage(req.message, limiter, principal) });
     }
-    const decision = enforceRateLimit(limiter, principal);
+    const decision =
+      req.contextValues.get(earlyCheckKey)?.decision ?? enforceRateLimit(limiter, principal);
     const res = await next(req);
     res.header.set("x-ratelimit-limit", String(decision.limit));
     res.header.set("x-ratelimit-remaining", String(decision.remaining));

@@ -121,7 +121,8 @@ describe("requests without a valid key (METRICS_MAX_ANONYMOUS_REQUESTS)", () => 
     });
     const sessions: ClientHttp2Session[] = [];
     try {
-      // Six keyless HTTP/2 requests that never finish their bodies.
+      // Six legacy JSON posts with a wrong key that never finish their bodies
+      // (the JSON route must read a body before its key check, contract §1).
       const session = connect(svc.url);
       sessions.push(session);
       session.on("error", () => {});
@@ -129,26 +130,73 @@ describe("requests without a valid key (METRICS_MAX_ANONYMOUS_REQUESTS)", () => 
         Array.from({ length: 6 }, () => {
           const stream = session.request({
             ":method": "POST",
-            ":path": "/mcp.metrics.v1.IngestService/Ingest",
-            "content-type": "application/grpc",
+            ":path": "/metrics",
+            "content-type": "application/json",
             "x-api-key": "not-a-key",
           });
           stream.on("error", () => {});
-          stream.write(Buffer.from([0, 0, 0, 0, 50]));
+          stream.write('{"service": "a", ');
           return new Promise<string>((resolve) => {
-            stream.once("response", (headers) => resolve(String(headers["grpc-status"])));
+            stream.once("response", (headers) => resolve(String(headers[":status"])));
             setTimeout(() => resolve("pending"), 1000);
           });
         }),
       );
       // Two are held (waiting for their bodies), four refused at once.
       expect(statuses.filter((s) => s === "pending")).toHaveLength(2);
-      expect(statuses.filter((s) => s === String(Code.Unavailable))).toHaveLength(4);
+      expect(statuses.filter((s) => s === "503")).toHaveLength(4);
       // A keyed request still gets through.
       const res = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1));
       expect(res.accepted).toBe(1);
     } finally {
       for (const session of sessions) session.destroy();
+      await svc.close();
+    }
+  });
+});
+
+describe("RPCs refused from their headers", () => {
+  it("should answer a wrong key or an empty bucket before the body arrives, holding no slot", async () => {
+    const svc = await startTestService({
+      METRICS_MAX_ANONYMOUS_REQUESTS: "1",
+      METRICS_AUTH_FAILURES_PER_MINUTE: "0",
+      METRICS_RATE_LIMIT: "1",
+    });
+    const session = connect(svc.url);
+    session.on("error", () => {});
+    // A call whose body never comes: only its headers can be judged.
+    const answerOf = (key: string) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/mcp.metrics.v1.IngestService/Ingest",
+        "content-type": "application/grpc",
+        "x-api-key": key,
+      });
+      stream.on("error", () => {});
+      stream.write(Buffer.from([0, 0, 0, 0, 50]));
+      return new Promise<Record<string, unknown>>((resolve) => {
+        stream.once("response", (headers) => resolve({ ...headers }));
+        setTimeout(() => resolve({ "grpc-status": "pending" }), 2000);
+      });
+    };
+    try {
+      // More wrong keys than the anonymous pool holds: each is answered, none waits.
+      const wrong = await Promise.all(Array.from({ length: 5 }, () => answerOf("not-a-key")));
+      for (const headers of wrong) {
+        expect(headers["grpc-status"]).toBe(String(Code.Unauthenticated));
+        expect(decodeURIComponent(String(headers["grpc-message"]))).toBe("Invalid API key");
+      }
+      // The key's one token goes to the first call, held open; the second is refused at once.
+      const first = answerOf(svc.key);
+      const second = await answerOf(svc.key);
+      expect(second["grpc-status"]).toBe(String(Code.ResourceExhausted));
+      expect(decodeURIComponent(String(second["grpc-message"]))).toBe(
+        "Rate limit exceeded. Limit: 1 requests/minute",
+      );
+      expect(Number(second["retry-after"])).toBeGreaterThan(0);
+      expect((await first)["grpc-status"]).toBe("pending");
+    } finally {
+      session.destroy();
       await svc.close();
     }
   });
