@@ -38,7 +38,7 @@ export async function latencyChart(
             title: "p99 request latency (ms, log scale)",
             scale: { type: "log" },
           },
-          color: { field: "arm", type: "nominal", title: "arm" },
+          color: { field: "arm", type: "nominal", title: "arm", legend: { labelLimit: 360 } },
         },
       },
       {
