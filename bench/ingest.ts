@@ -11,8 +11,9 @@
  * rates are stepped up, open loop, and every arm still passing is measured at
  * each rate before the next rate, so machine noise falls on all arms alike.
  * An arm's sustained rate is the highest step with p99 under 50 ms and no
- * error. Results go to a JSON file and a Markdown table; the ratios of the
- * service to A and to B are printed last.
+ * error; a failed step is measured once more before the arm is dropped.
+ * Results go to a JSON file, a Markdown table and an SVG chart; the ratios of
+ * the service to A and to B are printed last.
  *
  * Usage: npm run bench [-- --quick] [-- --out DIR]
  */
@@ -75,6 +76,8 @@ function storedOf(dbPath: string): { rows: number; bytes: number } {
 
 interface Step {
   readonly offeredEventsPerSecond: number;
+  /** 2 when the step was measured again after failing once. */
+  readonly attempt: number;
   readonly load: LoadResult;
   readonly cpuSecondsPerMillion: number;
   readonly loopDelayP99Ms: number;
@@ -162,32 +165,41 @@ async function main(): Promise<void> {
       const server = servers.get(arm) as Server;
       const result = results.get(arm) as ArmResult;
       const pid = server.child.pid ?? 0;
-      await server.window();
-      const cpuBefore = cpuSecondsOf(pid);
-      const load = await runLoad({
-        ingress,
-        url: server.url,
-        key: KEY,
-        eventsPerSecond: rate,
-        seconds: STEP_SECONDS,
-      });
-      const cpu = cpuSecondsOf(pid) - cpuBefore;
-      const { loopDelayP99Ms } = await server.window();
-      const passed = load.errors === 0 && load.p99Ms < P99_LIMIT_MS;
-      const step: Step = {
-        offeredEventsPerSecond: rate,
-        load,
-        cpuSecondsPerMillion: (cpu / Math.max(1, load.ok * EVENTS_PER_BATCH)) * 1e6,
-        loopDelayP99Ms,
-        passed,
-      };
-      result.steps.push(step);
-      console.log(
-        `${arm.padEnd(36)} ${String(rate).padStart(7)}/s offered: ${Math.round(load.eventsPerSecond)}/s acked, ` +
-          `p50 ${load.p50Ms.toFixed(1)} ms, p99 ${load.p99Ms.toFixed(1)} ms, errors ${load.errors}, ` +
-          `CPU ${step.cpuSecondsPerMillion.toFixed(1)} s/M, loop p99 ${loopDelayP99Ms.toFixed(1)} ms` +
-          (load.errorSamples.length > 0 ? ` [${load.errorSamples[0]}]` : ""),
-      );
+      // A failed step is measured once more before the arm is dropped: on a
+      // shared machine one stall elsewhere can spoil a single step's p99.
+      let passed = false;
+      let step: Step | undefined;
+      for (let attempt = 1; attempt <= 2 && !passed; attempt++) {
+        await server.window();
+        const cpuBefore = cpuSecondsOf(pid);
+        const load = await runLoad({
+          ingress,
+          url: server.url,
+          key: KEY,
+          eventsPerSecond: rate,
+          seconds: STEP_SECONDS,
+        });
+        const cpu = cpuSecondsOf(pid) - cpuBefore;
+        const { loopDelayP99Ms } = await server.window();
+        passed = load.errors === 0 && load.p99Ms < P99_LIMIT_MS;
+        step = {
+          offeredEventsPerSecond: rate,
+          attempt,
+          load,
+          cpuSecondsPerMillion: (cpu / Math.max(1, load.ok * EVENTS_PER_BATCH)) * 1e6,
+          loopDelayP99Ms,
+          passed,
+        };
+        result.steps.push(step);
+        console.log(
+          `${arm.padEnd(36)} ${String(rate).padStart(7)}/s offered${attempt > 1 ? " (again)" : ""}: ${Math.round(load.eventsPerSecond)}/s acked, ` +
+            `p50 ${load.p50Ms.toFixed(1)} ms, p99 ${load.p99Ms.toFixed(1)} ms, errors ${load.errors}, ` +
+            `CPU ${step.cpuSecondsPerMillion.toFixed(1)} s/M, loop p99 ${loopDelayP99Ms.toFixed(1)} ms` +
+            (load.errorSamples.length > 0 ? ` [${load.errorSamples[0]}]` : ""),
+        );
+      }
+      if (step === undefined) continue;
+      const { load, loopDelayP99Ms } = step;
       if (passed) {
         result.sustainedEventsPerSecond = rate;
         result.p50Ms = load.p50Ms;
@@ -341,7 +353,8 @@ async function main(): Promise<void> {
 function cpuRatio(arm: ArmResult, bare: ArmResult): number {
   const rate = Math.min(arm.sustainedEventsPerSecond, bare.sustainedEventsPerSecond);
   const at = (r: ArmResult) =>
-    r.steps.find((s) => s.offeredEventsPerSecond === rate)?.cpuSecondsPerMillion ?? Number.NaN;
+    r.steps.find((s) => s.offeredEventsPerSecond === rate && s.passed)?.cpuSecondsPerMillion ??
+    Number.NaN;
   return at(arm) / at(bare);
 }
 
