@@ -51,7 +51,7 @@ const { values: args } = parseArgs({
 });
 const QUICK = args.quick === true;
 const OUT = resolve(args.out ?? (QUICK ? "bench/results/quick" : "bench/results"));
-const STEP_SECONDS = QUICK ? 3 : 10;
+const STEP_SECONDS = QUICK ? 2 : 10;
 const RATES = QUICK
   ? [5_000, 10_000, 20_000, 30_000, 45_000, 60_000, 80_000, 100_000, 130_000]
   : [
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       join(DIST, "ingest", "ceiling.js"),
       join(dir, `ceiling-${perCommit}.db`),
       String(perCommit),
-      String(QUICK ? 3 : 10),
+      String(QUICK ? 2 : 10),
     ]);
     ceiling[perCommit] = await firstJsonLine(child, (l: string) => l.startsWith("{"));
     console.log(

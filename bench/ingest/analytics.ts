@@ -141,12 +141,15 @@ async function fill(
 }
 
 /** The questions, with their parameters relative to `nowMs`. */
-function questions(nowMs: number): { name: string; sql: string; params: (string | number)[] }[] {
+function questions(
+  nowMs: number,
+): { name: string; sql: string; params: (string | number)[]; mustFind?: boolean }[] {
   const ago = (ms: number) => storedTimeOfMillis(nowMs - ms);
   const now = storedTimeOfMillis(nowMs);
   return [
     {
       name: "auth failures per user, last hour",
+      mustFind: true,
       sql: `SELECT user_hash, count(*) AS failures FROM auth_metrics
             WHERE success = 0 AND timestamp >= ?
             GROUP BY user_hash ORDER BY failures DESC`,
@@ -154,6 +157,7 @@ function questions(nowMs: number): { name: string; sql: string; params: (string 
     },
     {
       name: "calls and mean duration per tool, last day",
+      mustFind: true,
       sql: `SELECT tool_name, count(*) AS calls, avg(duration_ms) AS mean_duration_ms
             FROM tool_metrics WHERE timestamp >= ?
             GROUP BY tool_name`,
@@ -161,18 +165,21 @@ function questions(nowMs: number): { name: string; sql: string; params: (string 
     },
     {
       name: "calls of one tool, 7 days",
+      mustFind: true,
       sql: `SELECT count(*) AS calls FROM tool_metrics
             WHERE tool_name = ? AND timestamp >= ? AND timestamp < ?`,
       params: ["tool_3", ago(7 * DAY_MS), now],
     },
     {
       name: "events of one service and type, 7 days",
+      mustFind: true,
       sql: `SELECT count(*) AS events FROM metrics
             WHERE service = ? AND metric_type = ? AND timestamp >= ? AND timestamp < ?`,
       params: [SERVICES[3] as string, "tool_execution", ago(7 * DAY_MS), now],
     },
     {
       name: "discovery searches with zero results, last day",
+      mustFind: true,
       sql: `SELECT query, count(*) AS searches FROM discovery_metrics
             WHERE results_count = 0 AND timestamp >= ?
             GROUP BY query ORDER BY searches DESC`,
@@ -243,13 +250,19 @@ export async function runAnalytics(options: AnalyticsOptions): Promise<Analytics
       const plan = planOf(db, q.sql, q.params);
       const medianMs = median(times);
       log(`${q.name}: ${medianMs.toFixed(2)} ms, ${result.length} rows`);
+      const value = only.length === 1 && typeof only[0] === "number" ? only[0] : null;
+      // A question that finds nothing times nothing (the workload once stored
+      // its typed columns as null, and these ran in microseconds).
+      if (q.mustFind && (result.length === 0 || value === 0)) {
+        throw new Error(`analytics: "${q.name}" found nothing; the data does not answer it`);
+      }
       return {
         name: q.name,
         sql: q.sql.replace(/\s+/g, " "),
         params: q.params,
         medianMs,
         rows: result.length,
-        value: only.length === 1 && typeof only[0] === "number" ? only[0] : null,
+        value,
         plan,
         planWithoutStats: plansWithoutStats[i] ?? [],
         usesIndex: !plan.some((line) => FULL_SCAN.test(line) && line !== "SCAN CONSTANT ROW"),

@@ -131,8 +131,12 @@ export function buildWorkload(count: number, seed = 42): Workload {
     if (!decoded.ok)
       throw new Error(`benchmark batch does not decode: ${JSON.stringify(decoded.errors)}`);
     const { batch } = decoded.value;
-    // Serialized first: lifting below edits dimension objects the body shares.
-    json.push(Buffer.from(JSON.stringify(body)));
+    // Serialized and copied first: lifting below moves typed keys out of the
+    // dimension objects the body shares (arms A and B, and the analytics, read
+    // the copies: they stored typed columns as null before).
+    const text = JSON.stringify(body);
+    json.push(Buffer.from(text));
+    events.push((JSON.parse(text) as { metrics: Record<string, unknown>[] }).metrics);
     // The binary batches carry typed fields, as the generated clients send them;
     // only keys no typed field models stay in the dimensions and metadata.
     for (const event of batch.events) liftLegacyKeys(event);
@@ -147,7 +151,6 @@ export function buildWorkload(count: number, seed = 42): Workload {
         }),
       ),
     );
-    events.push(metrics);
   }
   return { json, proto, events };
 }
