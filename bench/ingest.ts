@@ -218,7 +218,7 @@ async function main(): Promise<void> {
   const rejections = await measureRejections(
     { json: serverOf("json"), grpc: serverOf("grpc") },
     dir,
-    QUICK ? 1.5 : 10,
+    QUICK ? 1 : 10,
     QUICK ? 0.5 : 2,
   );
   for (const r of rejections) {
