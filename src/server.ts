@@ -26,7 +26,7 @@ import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
-import { type AnyRequest, addressOf, pathOf } from "./http/respond.js";
+import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
 import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
@@ -35,7 +35,7 @@ import {
   createRateLimitInterceptor,
   enforceRateLimit,
 } from "./ratelimit/rate-limit-interceptor.js";
-import type { BucketDecision, TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
@@ -139,49 +139,73 @@ interface AdmissionOptions {
   readonly metrics: ServiceMetrics | undefined;
   /** Where the early check leaves what it established, for the interceptors. */
   readonly checked: WeakMap<AnyRequest, EarlyCheck>;
+  readonly draining: () => boolean;
 }
 
 /**
  * Sorts a request for the port's bounds from its headers: health checks are
  * exempt; a request with a valid key is `known`; anything else `anonymous`.
  *
- * An RPC is checked in full here, before its body is read or parsed: a
- * missing, wrong or throttled key, or (for the unary ingest call) an empty
- * token bucket, is answered at once in the call's protocol, so that refusing
- * a call costs a fraction of accepting one. The JSON routes keep the legacy
- * order (a body that is not JSON is 422 even without a key, contract §1), so
- * their key check stays in the route and this one does not count a use.
+ * An RPC's key is checked in full here, before its body is read or parsed: a
+ * missing, wrong or throttled key is answered at once in the call's protocol,
+ * so that refusing a call costs a fraction of accepting one. The JSON routes
+ * keep the legacy order (a body that is not JSON is 422 even without a key,
+ * contract §1), so their key check stays in the route and this one does not
+ * count a use.
  */
 function admissionBy(options: AdmissionOptions) {
-  const { registry, throttle, limiter, metrics, log, checked } = options;
-  const refuse = (error: ConnectError): Admission => ({
-    refuse: (req, res) => {
-      const ingress = answerUnread(req, res, error);
-      metrics?.request(ingress, codeToString(error.code));
-      log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "rpc refused");
-    },
-  });
+  const { registry, throttle, checked } = options;
   return (req: AnyRequest): Admission => {
     const method = req.method ?? "GET";
-    const path = pathOf(req);
-    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(path)) return "exempt";
+    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(pathOf(req))) return "exempt";
     if (ingressOf(req) === "json") {
       return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
     }
     const auth = authenticateFrom(registry, throttle, addressOf(req), apiKeyOf(req));
-    if (!auth.ok) return refuse(auth.error);
-    let decision: BucketDecision | undefined;
-    if (path === UNARY_INGEST_PATH) {
-      try {
-        decision = enforceRateLimit(limiter, auth.principal);
-      } catch (error) {
-        metrics?.rateLimited(auth.principal.service);
-        return refuse(error instanceof ConnectError ? error : errors.internal(error));
-      }
-    }
-    checked.set(req, { principal: auth.principal, ...(decision ? { decision } : {}) });
+    if (!auth.ok) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, auth.error) };
+    checked.set(req, { principal: auth.principal });
     return "known";
   };
+}
+
+/**
+ * Spends the token of an admitted unary ingest call, still before its body
+ * is read: an empty bucket is answered at once, and a call refused for
+ * overload or shutdown spends none.
+ */
+function spendTokenBy(options: AdmissionOptions) {
+  const { limiter, metrics, checked } = options;
+  return (req: AnyRequest, res: AnyResponse): boolean => {
+    const early = checked.get(req);
+    if (early === undefined || options.draining() || pathOf(req) !== UNARY_INGEST_PATH) {
+      return true;
+    }
+    try {
+      checked.set(req, { ...early, decision: enforceRateLimit(limiter, early.principal) });
+      return true;
+    } catch (error) {
+      metrics?.rateLimited(early.principal.service);
+      refuseUnread(
+        options,
+        req,
+        res,
+        error instanceof ConnectError ? error : errors.internal(error),
+      );
+      return false;
+    }
+  };
+}
+
+/** Answers an RPC refused from its headers, in its protocol, and counts it. */
+function refuseUnread(
+  options: AdmissionOptions,
+  req: AnyRequest,
+  res: AnyResponse,
+  error: ConnectError,
+): void {
+  const ingress = answerUnread(req, res, error);
+  options.metrics?.request(ingress, codeToString(error.code));
+  options.log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "rpc refused");
 }
 
 /** Reads a PEM file named by a setting; a failure names the setting and the path. */
@@ -207,6 +231,15 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   const hardStop = new AbortController();
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
   const checked = new WeakMap<AnyRequest, EarlyCheck>();
+  const admissionOptions: AdmissionOptions = {
+    registry: options.registry,
+    throttle,
+    limiter: options.limiter,
+    log,
+    metrics: options.metrics,
+    checked,
+    draining: isDraining,
+  };
 
   const handler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
@@ -252,14 +285,8 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     },
     maxConcurrentRequests: config.maxConcurrentRequests,
     maxAnonymousRequests: config.maxAnonymousRequests,
-    admission: admissionBy({
-      registry: options.registry,
-      throttle,
-      limiter: options.limiter,
-      log,
-      metrics: options.metrics,
-      checked,
-    }),
+    admission: admissionBy(admissionOptions),
+    onAdmitted: spendTokenBy(admissionOptions),
     onOverload: (req, res) => {
       const ingress = answerUnread(req, res, errors.overloaded());
       options.metrics?.request(ingress, ingress === "json" ? "503" : "unavailable");

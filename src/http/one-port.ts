@@ -56,6 +56,12 @@ export interface OnePortOptions {
    */
   readonly onOverload?: RequestHandler;
   /**
+   * Called once a request is admitted within its bound, before its body is
+   * read; returns false when it answered the request itself (e.g. an empty
+   * token bucket, spent only by requests that are served).
+   */
+  readonly onAdmitted?: (...args: Parameters<RequestHandler>) => boolean;
+  /**
    * A certificate and its private key (PEM): the port then speaks TLS only,
    * and ALPN picks HTTP/2 (`h2`) or HTTP/1.1 for each connection.
    */
@@ -207,6 +213,7 @@ export function createOnePortServer(
     // in flight until its client stops sending.
     if (res instanceof http2.Http2ServerResponse) res.stream.once("finish", finished);
     if (refused) return refused(req, res);
+    if (options.onAdmitted && !options.onAdmitted(req, res)) return;
     // `Expect: 100-continue` is answered only for admitted requests, so that a
     // refused client is not invited to upload its body.
     if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();

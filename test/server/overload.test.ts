@@ -202,6 +202,40 @@ describe("RPCs refused from their headers", () => {
   });
 });
 
+describe("tokens and refusals", () => {
+  it("should spend no token on a call refused for overload", async () => {
+    const svc = await startTestService({
+      METRICS_MAX_CONCURRENT_REQUESTS: "1",
+      METRICS_RATE_LIMIT: "2",
+    });
+    const session = connect(svc.url);
+    session.on("error", () => {});
+    try {
+      // Holds the only slot (and spends one of the two tokens): its body never comes.
+      const held = session.request({
+        ":method": "POST",
+        ":path": "/mcp.metrics.v1.IngestService/Ingest",
+        "content-type": "application/grpc",
+        "x-api-key": svc.key,
+      });
+      held.on("error", () => {});
+      held.write(Buffer.from([0, 0, 0, 0, 50]));
+      // Its headers reach the server and take the slot.
+      await new Promise((r) => setTimeout(r, 300));
+      const refused = await failure(ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1)));
+      expect(refused.code).toBe(Code.Unavailable);
+      held.close();
+      await new Promise((r) => setTimeout(r, 300));
+      // The second token is still there.
+      const res = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1));
+      expect(res.accepted).toBe(1);
+    } finally {
+      session.destroy();
+      await svc.close();
+    }
+  });
+});
+
 /** 100 events with about 6 KB of metadata each: some 1.2 MB while queued. */
 function heavyBatch() {
   const batch = authBatch(100);
