@@ -17,6 +17,7 @@
  *
  * Usage: npm run bench [-- --quick] [-- --out DIR]
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -257,6 +258,7 @@ async function main(): Promise<void> {
   const ceilingBest = Math.max(...Object.values(ceiling).map((c) => c.eventsPerSecond));
   const report = {
     benchmark: "ingest",
+    commit: commitOf(),
     mode: QUICK ? "quick" : "full",
     started: started.toISOString(),
     machine: {
@@ -346,6 +348,15 @@ async function main(): Promise<void> {
     console.log(
       `  ${a.arm.padEnd(36)} service/A ${(a.sustainedEventsPerSecond / ceilingBest).toFixed(2)}  service/B ${(a.sustainedEventsPerSecond / Math.max(1, bare.sustainedEventsPerSecond)).toFixed(2)}  CPU service/B ${cpuRatio(a, bare).toFixed(2)}`,
     );
+  }
+}
+
+/** The checkout's commit, so that a committed result says what it measured. */
+function commitOf(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
   }
 }
 
