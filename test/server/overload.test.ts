@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
+import { unfinishedIngestCall } from "../support/http2.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import { countRows, startTestService, type TestService } from "../support/service.js";
 
@@ -166,14 +167,7 @@ describe("RPCs refused from their headers", () => {
     session.on("error", () => {});
     // A call whose body never comes: only its headers can be judged.
     const answerOf = (key: string) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/mcp.metrics.v1.IngestService/Ingest",
-        "content-type": "application/grpc",
-        "x-api-key": key,
-      });
-      stream.on("error", () => {});
-      stream.write(Buffer.from([0, 0, 0, 0, 50]));
+      const stream = unfinishedIngestCall(session, key);
       return new Promise<Record<string, unknown>>((resolve) => {
         stream.once("response", (headers) => resolve({ ...headers }));
         setTimeout(() => resolve({ "grpc-status": "pending" }), 2000);
@@ -212,14 +206,7 @@ describe("tokens and refusals", () => {
     session.on("error", () => {});
     try {
       // Holds the only slot (and spends one of the two tokens): its body never comes.
-      const held = session.request({
-        ":method": "POST",
-        ":path": "/mcp.metrics.v1.IngestService/Ingest",
-        "content-type": "application/grpc",
-        "x-api-key": svc.key,
-      });
-      held.on("error", () => {});
-      held.write(Buffer.from([0, 0, 0, 0, 50]));
+      const held = unfinishedIngestCall(session, svc.key);
       // Its headers reach the server and take the slot.
       await new Promise((r) => setTimeout(r, 300));
       const refused = await failure(ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(1)));

@@ -27,3 +27,23 @@ export function h2Request(
     req.end();
   });
 }
+
+/**
+ * Starts a unary gRPC `Ingest` call whose body never completes: its headers
+ * and a message prefix announcing 50 bytes, then nothing. The server can
+ * judge it by its headers only.
+ */
+export function unfinishedIngestCall(
+  session: http2.ClientHttp2Session,
+  key: string,
+): http2.ClientHttp2Stream {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/mcp.metrics.v1.IngestService/Ingest",
+    "content-type": "application/grpc",
+    "x-api-key": key,
+  });
+  stream.on("error", () => {});
+  stream.write(Buffer.from([0, 0, 0, 0, 50]));
+  return stream;
+}
