@@ -27,6 +27,11 @@ const HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.Unavailable]: 503,
 };
 
+/** A catalog error as is; anything else becomes INTERNAL (its detail is logged by the caller). */
+export function asConnectError(error: unknown): ConnectError {
+  return error instanceof ConnectError ? error : errors.internal(error);
+}
+
 /** The HTTP status that stands for a Connect code (500 for any other). */
 export function httpStatusOf(code: Code): number {
   return HTTP_STATUS[code] ?? 500;

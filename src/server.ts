@@ -23,7 +23,7 @@ import {
   principalKey,
 } from "./auth/principal.js";
 import type { Config } from "./config.js";
-import { errors } from "./errors.js";
+import { asConnectError, errors, httpStatusOf } from "./errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
@@ -74,7 +74,7 @@ function errorBoundary(log: Logger): Interceptor {
     try {
       return await next(req);
     } catch (cause) {
-      const error = cause instanceof ConnectError ? cause : errors.internal(cause);
+      const error = asConnectError(cause);
       const entry = { procedure: req.method.name, code: Code[error.code] };
       if (error.code === Code.Internal || error.code === Code.Unknown) {
         log.error({ ...entry, err: error.cause ?? error }, "rpc failed");
@@ -185,27 +185,27 @@ function spendTokenBy(options: AdmissionOptions) {
       return true;
     } catch (error) {
       metrics?.rateLimited(early.principal.service);
-      refuseUnread(
-        options,
-        req,
-        res,
-        error instanceof ConnectError ? error : errors.internal(error),
-      );
+      refuseUnread(options, req, res, asConnectError(error));
       return false;
     }
   };
 }
 
-/** Answers an RPC refused from its headers, in its protocol, and counts it. */
+/**
+ * Answers a request refused before its body is read, in its protocol, and
+ * counts it as the instruments label outcomes: the HTTP status for JSON, the
+ * code for RPCs.
+ */
 function refuseUnread(
-  options: AdmissionOptions,
+  options: Pick<AdmissionOptions, "metrics" | "log">,
   req: AnyRequest,
   res: AnyResponse,
   error: ConnectError,
 ): void {
   const ingress = answerUnread(req, res, error);
-  options.metrics?.request(ingress, codeToString(error.code));
-  options.log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "rpc refused");
+  const outcome = ingress === "json" ? String(httpStatusOf(error.code)) : codeToString(error.code);
+  options.metrics?.request(ingress, outcome);
+  options.log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "request refused");
 }
 
 /** Reads a PEM file named by a setting; a failure names the setting and the path. */
@@ -287,11 +287,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     maxAnonymousRequests: config.maxAnonymousRequests,
     admission: admissionBy(admissionOptions),
     onAdmitted: spendTokenBy(admissionOptions),
-    onOverload: (req, res) => {
-      const ingress = answerUnread(req, res, errors.overloaded());
-      options.metrics?.request(ingress, ingress === "json" ? "503" : "unavailable");
-      log.debug({ ingress, path: req.url }, "request refused: too many in flight");
-    },
+    onOverload: (req, res) => refuseUnread(admissionOptions, req, res, errors.overloaded()),
     onError: (error) => log.error({ err: error }, "listening socket error"),
   });
 

@@ -1,10 +1,9 @@
-import { ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../admin/admin-errors.js";
 import { authenticateFrom } from "../auth/auth-interceptor.js";
 import type { AuthThrottle } from "../auth/auth-throttle.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
-import { errors } from "../errors.js";
+import { asConnectError, errors } from "../errors.js";
 import type { Ingestor } from "../ingest/ingestor.js";
 import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
@@ -72,11 +71,6 @@ export function apiKeyOf(req: AnyRequest): string | undefined {
     if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
   }
   return undefined;
-}
-
-/** A catalog error as is; anything else becomes INTERNAL (its detail is logged by the caller). */
-function asConnectError(error: unknown): ConnectError {
-  return error instanceof ConnectError ? error : errors.internal(error);
 }
 
 /**

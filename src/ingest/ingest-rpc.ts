@@ -1,10 +1,10 @@
-import { ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ConnectError, ServiceImpl } from "@connectrpc/connect";
 import {
   type IngestService,
   IngestStreamResponseSchema,
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { principalKey } from "../auth/principal.js";
-import { DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
+import { asConnectError, DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
 import type { Ingestor } from "./ingestor.js";
 import { newRequestId } from "./request-id.js";
 import { RPC_PATHS } from "./validate.js";
@@ -104,7 +104,7 @@ export function createIngestServiceImpl(
           }
         }
       } catch (cause) {
-        throw withTotals(cause instanceof ConnectError ? cause : errors.internal(cause));
+        throw withTotals(asConnectError(cause));
       }
       if (violationCount > 0) throw withTotals(errors.invalidBatch(violations, violationCount));
       return totals;
