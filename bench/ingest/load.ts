@@ -12,6 +12,7 @@
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import { quantile } from "./quantile.js";
 import { buildWorkload, EVENTS_PER_BATCH } from "./workload.js";
 
 /** What to send. */
@@ -218,15 +219,13 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   const elapsed = (performance.now() - start) / 1000;
   close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return {
     requests: total,
     ok,
     errors,
     errorSamples,
-    p50Ms: at(0.5),
-    p99Ms: at(0.99),
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
     maxMs: latencies.at(-1) ?? 0,
     eventsPerSecond: (ok * EVENTS_PER_BATCH) / elapsed,
   };

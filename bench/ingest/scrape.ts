@@ -9,6 +9,7 @@
  */
 import { createServer } from "node:net";
 import { KEY, startServer } from "./processes.js";
+import { quantile } from "./quantile.js";
 import { BENCH_SERVICE } from "./workload.js";
 
 export interface ScrapeTiming {
@@ -111,13 +112,11 @@ export async function measureScrapes(dir: string, seconds: number): Promise<Scra
       clearInterval(ingest);
       const elapsed = (performance.now() - started) / 1000;
       timings.sort((a, b) => a - b);
-      const at = (q: number) =>
-        timings[Math.min(timings.length - 1, Math.floor(q * timings.length))] ?? 0;
       results.push({
         series,
         scrapes: timings.length,
-        medianMs: at(0.5),
-        p99Ms: at(0.99),
+        medianMs: quantile(timings, 0.5),
+        p99Ms: quantile(timings, 0.99),
         maxMs: timings.at(-1) ?? 0,
         bytes,
         ingestingEventsPerSecond: ingested / elapsed,
