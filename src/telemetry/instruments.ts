@@ -1,5 +1,13 @@
-import type { Counter, Histogram, Meter } from "@opentelemetry/api";
-import { createLabelBounds, type Labels } from "./label-bounds.js";
+import type { Resource } from "@opentelemetry/resources";
+import type { MetricProducer } from "@opentelemetry/sdk-metrics";
+import { createLabelBounds, LABEL_KEYS, type Labels, labelText } from "./label-bounds.js";
+import {
+  createSeriesAggregation,
+  type HistogramCell,
+  recordValue,
+  type SeriesTable,
+  type SumCell,
+} from "./series-aggregation.js";
 
 /** One committed event, as the instruments need it. */
 export interface CommittedEvent {
@@ -21,6 +29,12 @@ export interface EventInstrumentsOptions {
   readonly semconv: boolean;
   /** Told each time a label value collapses into `_other`. */
   readonly onOverflow?: (label: string) => void;
+  /** Series one instrument holds before new ones fold into `otel.metric.overflow`. */
+  readonly seriesLimit: number;
+  /** The resource the readers report (required by the producer interface; the readers use their own). */
+  readonly resource: Resource;
+  /** The instrumentation scope the instruments are reported under. */
+  readonly scopeName: string;
 }
 
 /** Bucket boundaries in seconds, from sub-millisecond to two minutes. */
@@ -28,20 +42,12 @@ export const SECONDS_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ];
 
-/** The histograms that take {@link SECONDS_BUCKETS}. */
-export const SECONDS_HISTOGRAMS = [
-  "mcp_auth_request_duration_seconds",
-  "mcp_tool_execution_duration_seconds",
-  "mcp_tool_discovery_duration_seconds",
-  "mcp_health_check_duration_seconds",
-  "mcp_protocol_latency_seconds",
-  "mcp.server.operation.duration",
-];
-
 /** The events' instruments: what the dashboard and Prometheus read. */
 export interface EventInstruments {
   /** Records a committed batch; never called for rejected or failed ones. */
   record(events: readonly CommittedEvent[]): void;
+  /** Give to every metric reader (`metricProducers`): the instruments' series. */
+  readonly producer: MetricProducer;
 }
 
 /** MCP method names of the semantic conventions, from the legacy method dimension. */
@@ -56,27 +62,54 @@ const SEMCONV_METHODS = new Set([
   "prompts/get",
 ]);
 
+/** The series of one event's bounded label set in each of its type's instruments, found once. */
+interface Series {
+  readonly key: string;
+  readonly labels: Labels;
+  /** Labels whose value collapsed into `_other`: reported again at every event, as on a first look-up. */
+  readonly overflowed: readonly string[];
+  count?: SumCell;
+  duration?: HistogramCell;
+}
+
 /**
- * Creates the instruments of contract §4 on a meter. Counters count events
- * (one each, W9: the Python service added the client's `value`); durations go
- * to the histograms in seconds, zero included (W9: zero was skipped);
- * protocol latencies record `value`, which is in seconds.
+ * Distinct raw label sets remembered; past it the memory starts over (the
+ * series themselves stay). Raw values are unbounded where the labels are not:
+ * 10,000 tool names all collapse into `_other` but are 10,000 raw sets.
  */
-export function createEventInstruments(
-  meter: Meter,
-  options: EventInstrumentsOptions,
-): EventInstruments {
+const SERIES_MEMO_LIMIT = 50_000;
+
+/**
+ * Creates the instruments of contract §4. Counters count events (one each,
+ * W9: the Python service added the client's `value`); durations go to the
+ * histograms in seconds, zero included (W9: zero was skipped); protocol
+ * latencies record `value`, which is in seconds. An event finds its series
+ * through a memo keyed by its raw label values, so the label bounds
+ * (normalizing, capping) and the series look-up run once per distinct label
+ * set, not once per event.
+ */
+export function createEventInstruments(options: EventInstrumentsOptions): EventInstruments {
   const labels = createLabelBounds({
     maxValuesPerLabel: options.maxValuesPerLabel,
     maxLength: options.maxLabelLength,
-    ...(options.onOverflow ? { onOverflow: options.onOverflow } : {}),
+    onOverflow: (label) => overflowed.push(label),
+  });
+  // Collects the overflows of one label-set computation (see labelsOf).
+  let overflowed: string[] = [];
+  const aggregation = createSeriesAggregation({
+    seriesLimit: options.seriesLimit,
+    resource: options.resource,
+    scopeName: options.scopeName,
   });
   const counter = (name: string, description: string) =>
-    meter.createCounter(name, { description, unit: "1" });
+    aggregation.counter({ name, description, unit: "1" });
   const seconds = (name: string, description: string) =>
-    meter.createHistogram(name, { description, unit: "s" });
+    aggregation.histogram({ name, description, unit: "s" }, SECONDS_BUCKETS);
 
-  const byType: Record<string, { count?: Counter; duration?: Histogram }> = {
+  const byType: Record<
+    string,
+    { count?: SeriesTable<SumCell>; duration: SeriesTable<HistogramCell> }
+  > = {
     auth_request: {
       count: counter("mcp_auth_requests_total", "Authentication events"),
       duration: seconds("mcp_auth_request_duration_seconds", "Authentication duration"),
@@ -93,17 +126,38 @@ export function createEventInstruments(
       count: counter("mcp_health_checks_total", "Health probes"),
       duration: seconds("mcp_health_check_duration_seconds", "Health probe duration"),
     },
+    protocol_latency: {
+      duration: seconds("mcp_protocol_latency_seconds", "Time between MCP protocol steps"),
+    },
   };
-  const protocolLatency = seconds(
-    "mcp_protocol_latency_seconds",
-    "Time between MCP protocol steps",
-  );
   const operation = options.semconv
     ? seconds(
         "mcp.server.operation.duration",
         "MCP server operation duration (OpenTelemetry MCP semantic conventions)",
       )
     : undefined;
+
+  const memo = new Map<string, Series>();
+  const seriesOf = (event: CommittedEvent): Series => {
+    // Length-prefixed values: no value can shift into its neighbour's place.
+    let key = `${event.metricType} ${event.service.length}:${event.service}`;
+    for (const name of LABEL_KEYS[event.metricType] ?? []) {
+      if (Object.hasOwn(event.dimensions, name)) {
+        const text = labelText(event.dimensions[name]);
+        key += ` ${text.length}:${text}`;
+      } else key += " -";
+    }
+    let series = memo.get(key);
+    if (series === undefined) {
+      overflowed = [];
+      const bound = labels.labelsFor(event.metricType, event.service, event.dimensions);
+      series = { key: JSON.stringify(Object.entries(bound)), labels: bound, overflowed };
+      if (memo.size >= SERIES_MEMO_LIMIT) memo.clear();
+      memo.set(key, series);
+    }
+    for (const label of series.overflowed) options.onOverflow?.(label);
+    return series;
+  };
 
   const semconvAttributes = (event: CommittedEvent, bound: Labels) => {
     const method = typeof event.dimensions.method === "string" ? event.dimensions.method : "";
@@ -126,23 +180,40 @@ export function createEventInstruments(
     return attributes;
   };
 
+  const recordOperation = (event: CommittedEvent, series: Series, seconds: number): void => {
+    if (operation === undefined) return;
+    overflowed = [];
+    const attributes = semconvAttributes(event, series.labels);
+    for (const label of overflowed) options.onOverflow?.(label);
+    const cell = operation.cell(JSON.stringify(Object.entries(attributes)), attributes);
+    recordValue(cell, SECONDS_BUCKETS, seconds);
+  };
+
   return {
+    producer: aggregation.producer,
     record(events) {
       for (const event of events) {
-        const bound = labels.labelsFor(event.metricType, event.service, event.dimensions);
-        if (event.metricType === "protocol_latency") {
-          if (Number.isFinite(event.value) && event.value >= 0)
-            protocolLatency.record(event.value, bound);
-          continue;
-        }
+        // Labelled first even where nothing is recorded: a service that sends
+        // only custom events still takes its place under the service label cap.
+        const series = seriesOf(event);
         const instruments = byType[event.metricType];
         if (instruments === undefined) continue; // registry_operation and custom: storage only
-        instruments.count?.add(1, bound);
-        if (event.durationMs !== null) {
-          instruments.duration?.record(event.durationMs / 1000, bound);
-          if (operation && event.metricType === "tool_execution") {
-            operation.record(event.durationMs / 1000, semconvAttributes(event, bound));
+        if (event.metricType === "protocol_latency") {
+          if (Number.isFinite(event.value) && event.value >= 0) {
+            series.duration ??= instruments.duration.cell(series.key, series.labels);
+            recordValue(series.duration, SECONDS_BUCKETS, event.value);
           }
+          continue;
+        }
+        if (instruments.count) {
+          series.count ??= instruments.count.cell(series.key, series.labels);
+          series.count.value += 1;
+        }
+        if (event.durationMs !== null) {
+          const seconds = event.durationMs / 1000;
+          series.duration ??= instruments.duration.cell(series.key, series.labels);
+          recordValue(series.duration, SECONDS_BUCKETS, seconds);
+          if (event.metricType === "tool_execution") recordOperation(event, series, seconds);
         }
       }
     },

@@ -67,7 +67,7 @@ function pathOnly(value: string): string {
 const UNSAFE = /[^A-Za-z0-9\-_.:/ ]/g;
 
 /** Python's `str()` of a dimension value, the label text the dashboard expects (`True`, `200`). */
-function labelText(value: unknown): string {
+export function labelText(value: unknown): string {
   if (value === true) return "True";
   if (value === false) return "False";
   if (value === null || value === undefined) return "None";
