@@ -1,6 +1,6 @@
-import { create, type JsonObject } from "@bufbuild/protobuf";
-import { type Event, EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
-import { KIND_BY_TYPE } from "../ingest/event-kinds.js";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
+import { KIND_BY_TYPE, newEvent } from "../ingest/event-kinds.js";
 import type { BatchInput } from "../ingest/validate.js";
 import { parseLegacyTimestamp } from "./legacy-timestamp.js";
 
@@ -57,10 +57,15 @@ const SPECIAL_FLOATS = new Map([
 /** A decimal number as pydantic reads one from a string (no hex, binary or blanks). */
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/;
 
+/** Where metric `i`'s `key` is, as pydantic locates it; built only for an error. */
+const metricLoc = (i: number, key?: string): (string | number)[] =>
+  key === undefined ? ["body", "metrics", i] : ["body", "metrics", i, key];
+
 /** pydantic's lax `float`: numbers, booleans and numeric strings. */
 function toFloat(
   input: unknown,
-  loc: (string | number)[],
+  i: number,
+  key: string,
   errors: SchemaError[],
 ): number | undefined {
   if (typeof input === "number") return input;
@@ -72,20 +77,25 @@ function toFloat(
     if (DECIMAL.test(text)) return Number(text);
     errors.push({
       type: "float_parsing",
-      loc,
+      loc: metricLoc(i, key),
       msg: "Input should be a valid number, unable to parse string as a number",
       input,
     });
     return undefined;
   }
-  errors.push({ type: "float_type", loc, msg: "Input should be a valid number", input });
+  errors.push({
+    type: "float_type",
+    loc: metricLoc(i, key),
+    msg: "Input should be a valid number",
+    input,
+  });
   return undefined;
 }
 
 function toDict(
   metric: Record<string, unknown>,
   key: string,
-  loc: (string | number)[],
+  i: number,
   errors: SchemaError[],
 ): JsonObject {
   if (!(key in metric)) return {};
@@ -93,7 +103,7 @@ function toDict(
   if (isObject(input)) return input as JsonObject;
   errors.push({
     type: "dict_type",
-    loc: [...loc, key],
+    loc: metricLoc(i, key),
     msg: "Input should be a valid dictionary",
     input,
   });
@@ -105,11 +115,10 @@ function decodeMetric(
   i: number,
   errors: SchemaError[],
 ): { event: Event; display: string | undefined } | undefined {
-  const loc = ["body", "metrics", i];
   if (!isObject(input)) {
     errors.push({
       type: "model_attributes_type",
-      loc,
+      loc: metricLoc(i),
       msg: "Input should be a valid dictionary or object to extract fields from",
       input,
     });
@@ -118,11 +127,11 @@ function decodeMetric(
   const before = errors.length;
   const kind = typeof input.type === "string" ? KIND_BY_TYPE.get(input.type) : undefined;
   if (!("type" in input)) {
-    errors.push({ type: "missing", loc: [...loc, "type"], msg: "Field required", input });
+    errors.push({ type: "missing", loc: metricLoc(i, "type"), msg: "Field required", input });
   } else if (kind === undefined) {
     errors.push({
       type: "enum",
-      loc: [...loc, "type"],
+      loc: metricLoc(i, "type"),
       msg: `Input should be ${EXPECTED_TYPES}`,
       input: input.type,
       ctx: { expected: EXPECTED_TYPES },
@@ -130,8 +139,8 @@ function decodeMetric(
   }
   let value: number | undefined;
   if (!("value" in input))
-    errors.push({ type: "missing", loc: [...loc, "value"], msg: "Field required", input });
-  else value = toFloat(input.value, [...loc, "value"], errors);
+    errors.push({ type: "missing", loc: metricLoc(i, "value"), msg: "Field required", input });
+  else value = toFloat(input.value, i, "value", errors);
 
   // An explicit null timestamp means "now", like a missing one (W20: Python rejected the batch).
   let timestamp: Event["timestamp"];
@@ -144,7 +153,7 @@ function decodeMetric(
     } else {
       errors.push({
         type: parsed.type,
-        loc: [...loc, "timestamp"],
+        loc: metricLoc(i, "timestamp"),
         msg: parsed.msg,
         input: input.timestamp,
       });
@@ -153,19 +162,15 @@ function decodeMetric(
   const durationMs =
     input.duration_ms === undefined || input.duration_ms === null
       ? undefined
-      : toFloat(input.duration_ms, [...loc, "duration_ms"], errors);
-  const dimensions = toDict(input, "dimensions", loc, errors);
-  const metadata = toDict(input, "metadata", loc, errors);
+      : toFloat(input.duration_ms, i, "duration_ms", errors);
+  const dimensions = toDict(input, "dimensions", i, errors);
+  const metadata = toDict(input, "metadata", i, errors);
   if (errors.length > before || kind === undefined) return undefined;
 
-  const event = create(EventSchema, {
-    ...(value === undefined ? {} : { value }),
-    ...(durationMs === undefined ? {} : { durationMs }),
-    ...(timestamp === undefined ? {} : { timestamp }),
-    dimensions,
-    metadata,
-  });
-  event.kind = { case: kind.localName, value: create(kind.message) } as Event["kind"];
+  const event = newEvent(kind, dimensions, metadata);
+  if (value !== undefined) event.value = value;
+  if (durationMs !== undefined) event.durationMs = durationMs;
+  if (timestamp !== undefined) event.timestamp = timestamp;
   return { event, display };
 }
 

@@ -1,5 +1,11 @@
-import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
-import { EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  type JsonObject,
+  ScalarType,
+} from "@bufbuild/protobuf";
+import { type Event, EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
 
 /** Where a typed field lives in the legacy JSON shape. */
 export type LegacyOrigin = "dimensions" | "metadata";
@@ -16,6 +22,8 @@ export interface TypedField {
   readonly origin: LegacyOrigin;
   /** Other legacy keys read into this field, e.g. `vector_search_time_ms`. */
   readonly aliases: readonly string[];
+  /** `name`, then the aliases: every legacy key read into this field. */
+  readonly legacyKeys: readonly string[];
   readonly type: TypedFieldType;
   /** Smallest and largest whole value an `int` field takes. */
   readonly range?: readonly [number, number];
@@ -71,6 +79,7 @@ function typedField(field: DescField): TypedField {
     localName: field.localName,
     origin: LEGACY_METADATA_FIELDS.has(field.name) ? "metadata" : "dimensions",
     aliases: LEGACY_ALIASES[field.name] ?? [],
+    legacyKeys: [field.name, ...(LEGACY_ALIASES[field.name] ?? [])],
   } as const;
   if (field.fieldKind === "enum") {
     const prefix = field.enum.sharedPrefix ?? "";
@@ -115,6 +124,20 @@ export const EVENT_KINDS: readonly EventKind[] = kindOneof.fields.map((f) => {
     valueRequired: VALUE_REQUIRED.has(f.name),
   };
 });
+
+/**
+ * A new event of `kind`, its typed fields unset, with these dimensions and
+ * metadata. Made empty by `create` and then assigned: `create` with an
+ * initializer walks every field through reflection (bench/ingest/breakdown.ts:
+ * a tenth of the legacy decode).
+ */
+export function newEvent(kind: EventKind, dimensions: JsonObject, metadata: JsonObject): Event {
+  const event = create(EventSchema);
+  event.dimensions = dimensions;
+  event.metadata = metadata;
+  event.kind = { case: kind.localName, value: create(kind.message) } as Event["kind"];
+  return event;
+}
 
 /** Kinds by their oneof case (`authRequest`). */
 export const KIND_BY_CASE: ReadonlyMap<string, EventKind> = new Map(

@@ -4,6 +4,7 @@ import type { EventRow, SqlBool } from "../storage/rows.js";
 import {
   type EventKind,
   KIND_BY_CASE,
+  type LegacyOrigin,
   legacyValue,
   readTypedField,
   type TypedField,
@@ -43,34 +44,113 @@ function fromLegacy(field: TypedField, value: JsonValue): boolean | string | num
   }
 }
 
+/** `map` without `keys`, its other keys in their order (see {@link renderTarget} for `__proto__`). */
+function without(map: JsonObject, keys: readonly string[]): JsonObject {
+  const rest = renderTarget(map);
+  for (const key of Object.keys(map)) {
+    if (!keys.includes(key)) rest[key] = map[key] as JsonValue;
+  }
+  return rest;
+}
+
 /**
  * Moves legacy keys that a typed field models (e.g. `dimensions.success` of an
  * auth event, `metadata.error_code`) into that field, so both ingress paths
  * store and count the same event the same way. A key whose value does not fit
  * the field's type stays free-form; a null is dropped (the field stays unset).
  * Keys of typed fields that are already set are left for validation to report.
+ * The event gets new dimension and metadata objects without the moved keys
+ * (deleting keys would turn V8's objects slow for the rest of the request).
  */
 export function liftLegacyKeys(event: Event): void {
   const kind = kindOf(event);
   if (kind === undefined) return;
   const message = event.kind.value as unknown as Record<string, unknown>;
+  const moved: Record<LegacyOrigin, string[]> = { dimensions: [], metadata: [] };
   for (const field of kind.fields) {
     const map = event[field.origin];
     if (map === undefined) continue;
-    for (const key of [field.name, ...field.aliases]) {
+    for (const key of field.legacyKeys) {
       if (!Object.hasOwn(map, key) || readTypedField(message, field) !== undefined) continue;
       const raw = map[key] as JsonValue;
       const value = raw === null ? undefined : fromLegacy(field, raw);
       if (raw !== null && value === undefined) continue;
-      delete map[key];
+      moved[field.origin].push(key);
       if (value !== undefined) writeTypedField(message, field, value);
     }
   }
+  if (event.dimensions !== undefined && moved.dimensions.length > 0)
+    event.dimensions = without(event.dimensions, moved.dimensions);
+  if (event.metadata !== undefined && moved.metadata.length > 0)
+    event.metadata = without(event.metadata, moved.metadata);
 }
 
-const sqlBool = (v: unknown): SqlBool => (v === undefined ? null : v ? 1 : 0);
-const text = (v: unknown): string | null => (v === undefined ? null : String(v));
-const num = (v: unknown): number | null => (v === undefined ? null : Number(v));
+const sqlBool = (v: boolean | undefined): SqlBool => (v === undefined ? null : v ? 1 : 0);
+const text = (v: string | undefined): string | null => (v === undefined ? null : v);
+const num = (v: number | bigint | undefined): number | null => (v === undefined ? null : Number(v));
+
+/**
+ * A JSON object for rendering: an ordinary object (V8 keeps it fast), unless
+ * a source map holds a key named `__proto__`, which an ordinary object would
+ * take as its prototype instead of a key.
+ */
+function renderTarget(...sources: (JsonObject | undefined)[]): JsonObject {
+  for (const source of sources) {
+    if (source !== undefined && Object.hasOwn(source, "__proto__")) return Object.create(null);
+  }
+  return {};
+}
+
+/** The specialized table's columns of an event (contract §3), read from its typed fields. */
+function specializedColumns(event: Event): Pick<EventRow, "auth" | "tool" | "discovery"> {
+  switch (event.kind.case) {
+    case "authRequest": {
+      const a = event.kind.value;
+      return {
+        auth: {
+          success: sqlBool(a.success),
+          method: text(a.method),
+          server: text(a.server),
+          userHash: text(a.userHash),
+          errorCode: text(a.errorCode),
+        },
+      };
+    }
+    case "toolExecution": {
+      const t = event.kind.value;
+      return {
+        tool: {
+          toolName: text(t.toolName),
+          serverPath: text(t.serverPath),
+          serverName: text(t.serverName),
+          success: sqlBool(t.success),
+          clientName: text(t.clientName),
+          clientVersion: text(t.clientVersion),
+          method: text(t.method),
+          userHash: text(t.userHash),
+          errorCode: text(t.errorCode),
+          inputSizeBytes: num(t.inputSizeBytes),
+          outputSizeBytes: num(t.outputSizeBytes),
+        },
+      };
+    }
+    case "toolDiscovery": {
+      const d = event.kind.value;
+      return {
+        discovery: {
+          query: text(d.query),
+          resultsCount: num(d.resultsCount),
+          topKServices: num(d.topKServices),
+          topNTools: num(d.topNTools),
+          embeddingTimeMs: num(d.embeddingTimeMs),
+          faissSearchTimeMs: num(d.faissSearchTimeMs),
+        },
+      };
+    }
+    default:
+      return {};
+  }
+}
 
 /**
  * Turns one valid event into the rows that store it. Typed fields are written
@@ -93,65 +173,27 @@ export function renderEvent(event: Event, envelope: Envelope, receivedAtMs: numb
   const kind = kindOf(event);
   if (kind === undefined) throw new Error("toEventRow needs a validated event with a kind");
   const message = event.kind.value as unknown as Record<string, unknown>;
-  // Null-prototype objects: a key named "__proto__" stays an ordinary key.
-  const dimensions: JsonObject = Object.create(null);
-  const metadata: JsonObject = Object.create(null);
-  const typed: Record<string, unknown> = {};
+  const dimensions = renderTarget(event.dimensions);
+  const metadata = renderTarget(event.metadata);
   for (const field of kind.fields) {
     const value = readTypedField(message, field);
     if (value === undefined) continue;
-    typed[field.name] = value;
     (field.origin === "dimensions" ? dimensions : metadata)[field.name] = legacyValue(field, value);
   }
-  Object.assign(dimensions, event.dimensions);
-  Object.assign(metadata, event.metadata);
+  if (event.dimensions !== undefined) Object.assign(dimensions, event.dimensions);
+  if (event.metadata !== undefined) Object.assign(metadata, event.metadata);
 
-  const timestamp = event.timestamp ? formatTimestamp(event.timestamp) : formatMillis(receivedAtMs);
-  const t = typed;
   const row: EventRow = {
     service: envelope.service,
     serviceVersion: envelope.version || null,
     instanceId: envelope.instanceId || null,
     metricType: kind.name,
-    timestamp,
+    timestamp: event.timestamp ? formatTimestamp(event.timestamp) : formatMillis(receivedAtMs),
     value: event.value ?? 1,
     durationMs: event.durationMs ?? null,
     dimensions: JSON.stringify(dimensions),
     metadata: JSON.stringify(metadata),
-    ...(kind.name === "auth_request" && {
-      auth: {
-        success: sqlBool(t.success),
-        method: text(t.method),
-        server: text(t.server),
-        userHash: text(t.user_hash),
-        errorCode: text(t.error_code),
-      },
-    }),
-    ...(kind.name === "tool_execution" && {
-      tool: {
-        toolName: text(t.tool_name),
-        serverPath: text(t.server_path),
-        serverName: text(t.server_name),
-        success: sqlBool(t.success),
-        clientName: text(t.client_name),
-        clientVersion: text(t.client_version),
-        method: text(t.method),
-        userHash: text(t.user_hash),
-        errorCode: text(t.error_code),
-        inputSizeBytes: num(t.input_size_bytes),
-        outputSizeBytes: num(t.output_size_bytes),
-      },
-    }),
-    ...(kind.name === "tool_discovery" && {
-      discovery: {
-        query: text(t.query),
-        resultsCount: num(t.results_count),
-        topKServices: num(t.top_k_services),
-        topNTools: num(t.top_n_tools),
-        embeddingTimeMs: num(t.embedding_time_ms),
-        faissSearchTimeMs: num(t.faiss_search_time_ms),
-      },
-    }),
+    ...specializedColumns(event),
   };
   return { row, dimensions, metadata };
 }

@@ -201,9 +201,9 @@ function validateEvent(
     }
   }
 
-  const typed = kind ? typedValues(event, kind) : [];
-  validateMap(event.dimensions, "dimensions", typed, path, kind, options.paths, fail, warnings);
-  validateMap(event.metadata, "metadata", typed, path, kind, options.paths, fail, warnings);
+  const message = event.kind.value as unknown as Record<string, unknown> | undefined;
+  validateMap(event.dimensions, "dimensions", message, path, kind, options.paths, fail, warnings);
+  validateMap(event.metadata, "metadata", message, path, kind, options.paths, fail, warnings);
 }
 
 function validateTimestamp(
@@ -249,21 +249,6 @@ function validateValue(
   else if (!Number.isFinite(value)) fail(path, "Metric value cannot be infinite");
 }
 
-interface TypedValue {
-  readonly field: TypedField;
-  readonly value: boolean | string | number;
-}
-
-function typedValues(event: Event, kind: EventKind): TypedValue[] {
-  const message = event.kind.value as unknown as Record<string, unknown>;
-  const values: TypedValue[] = [];
-  for (const field of kind.fields) {
-    const value = readTypedField(message, field);
-    if (value !== undefined) values.push({ field, value });
-  }
-  return values;
-}
-
 /** The text whose length the legacy service limited: `str(v)`, or `json.dumps(v)` for metadata containers. */
 function legacyText(value: JsonValue, origin: "dimensions" | "metadata"): string {
   if (origin === "metadata" && value !== null && typeof value === "object")
@@ -271,10 +256,37 @@ function legacyText(value: JsonValue, origin: "dimensions" | "metadata"): string
   return pyStr(value);
 }
 
+/**
+ * Longest text Python's `str()` or `repr()` gives a number or a boolean
+ * (`-1.2345678901234567e-308` is 24): values of these types cannot exceed a
+ * length limit of at least this much, so their text is never built.
+ */
+const LONGEST_SCALAR_TEXT = 32;
+
+/**
+ * Whether a scalar's legacy text is surely within `max` code points without
+ * building it: a string whose UTF-16 length is within it, any other scalar
+ * when `max` is at least {@link LONGEST_SCALAR_TEXT}.
+ */
+function shortEnough(value: string | number | boolean, max: number): boolean {
+  return typeof value === "string" ? value.length <= max : max >= LONGEST_SCALAR_TEXT;
+}
+
+/** Whether `field`, a typed field of the event's kind, is set on `message` and carried in `origin`. */
+function setIn(
+  message: Record<string, unknown> | undefined,
+  field: TypedField,
+  origin: "dimensions" | "metadata",
+): boolean {
+  return (
+    message !== undefined && field.origin === origin && readTypedField(message, field) !== undefined
+  );
+}
+
 function validateMap(
   map: JsonObject | undefined,
   origin: "dimensions" | "metadata",
-  typed: readonly TypedValue[],
+  message: Record<string, unknown> | undefined,
   eventPath: string,
   kind: EventKind | undefined,
   paths: PathStyle,
@@ -282,9 +294,10 @@ function validateMap(
   warnings: string[],
 ): void {
   const isDims = origin === "dimensions";
-  const ownTyped = typed.filter((t) => t.field.origin === origin);
-  const entries = Object.entries(map ?? {});
-  const count = entries.length + ownTyped.length;
+  const keys = map === undefined ? [] : Object.keys(map);
+  let typedCount = 0;
+  for (const field of kind?.fields ?? []) if (setIn(message, field, origin)) typedCount++;
+  const count = keys.length + typedCount;
   const max = isDims ? LIMITS.maxDimensions : LIMITS.maxMetadata;
   const mapPath = `${eventPath}.${origin}`;
   if (count > max) {
@@ -298,51 +311,67 @@ function validateMap(
   const valueMax = isDims ? LIMITS.dimensionValueMaxLength : LIMITS.metadataValueMaxLength;
   const label = isDims ? "Dimension" : "Metadata";
 
-  for (const { field, value } of ownTyped) {
-    if (kind === undefined) break;
-    const path = `${eventPath}.${paths.typedField(kind, field)}`;
-    if (field.type === "enum" && !field.labels?.has(value as number)) {
-      fail(
-        path,
-        `Unknown value ${value}: expected one of ${[...(field.labels?.values() ?? [])].join(", ")}`,
-      );
-      continue;
+  if (kind !== undefined && message !== undefined && typedCount > 0) {
+    for (const field of kind.fields) {
+      if (!setIn(message, field, origin)) continue;
+      const value = readTypedField(message, field) as boolean | string | number;
+      const path = () => `${eventPath}.${paths.typedField(kind, field)}`;
+      if (field.type === "enum" && !field.labels?.has(value as number)) {
+        fail(
+          path(),
+          `Unknown value ${value}: expected one of ${[...(field.labels?.values() ?? [])].join(", ")}`,
+        );
+        continue;
+      }
+      if (field.type === "double" && !Number.isFinite(value)) {
+        fail(path(), `${label} value must be a finite number, got ${pyFloat(value as number)}`);
+        continue;
+      }
+      if (shortEnough(value, valueMax)) continue;
+      const length = pyLen(field.type === "double" ? pyFloat(value as number) : pyStr(value));
+      if (length > valueMax)
+        fail(path(), `${label} value too long: ${length} chars, max ${valueMax}`);
     }
-    if (field.type === "double" && !Number.isFinite(value)) {
-      fail(path, `${label} value must be a finite number, got ${pyFloat(value as number)}`);
-      continue;
-    }
-    const text = field.type === "double" ? pyFloat(value as number) : pyStr(value);
-    const length = pyLen(text);
-    if (length > valueMax) fail(path, `${label} value too long: ${length} chars, max ${valueMax}`);
   }
+  if (keys.length === 0 || map === undefined) return;
 
-  const typedNames = new Set(ownTyped.map((t) => t.field.name));
-  for (const [key, value] of entries) {
-    const path = `${mapPath}.${key}`;
-    const keyLength = pyLen(key);
-    const keyMax = isDims ? LIMITS.dimensionKeyMaxLength : LIMITS.metadataKeyMaxLength;
-    if (keyLength > keyMax) {
-      fail(path, `${label} key too long: ${keyLength} chars, max ${keyMax}`);
+  const keyMax = isDims ? LIMITS.dimensionKeyMaxLength : LIMITS.metadataKeyMaxLength;
+  for (const key of keys) {
+    const value = map[key] as JsonValue;
+    if (key.length > keyMax && pyLen(key) > keyMax) {
+      fail(`${mapPath}.${key}`, `${label} key too long: ${pyLen(key)} chars, max ${keyMax}`);
     } else if (isDims && !DIMENSION_KEY_PATTERN.test(key)) {
       fail(
-        path,
+        `${mapPath}.${key}`,
         "Dimension key must start with letter/underscore and contain only alphanumeric/underscore characters",
       );
     }
-    if (typedNames.has(key) && kind) {
-      fail(path, `${label} key repeats the typed field ${kind.name}.${key}; set only one of them`);
+    if (
+      kind &&
+      typedCount > 0 &&
+      kind.fields.some((f) => f.name === key && setIn(message, f, origin))
+    ) {
+      fail(
+        `${mapPath}.${key}`,
+        `${label} key repeats the typed field ${kind.name}.${key}; set only one of them`,
+      );
     }
     if (value === null) continue;
-    if (nestedDeeperThan(value, LIMITS.maxNesting)) {
-      fail(path, `${label} value nested too deeply: max ${LIMITS.maxNesting} levels`);
+    if (typeof value !== "object") {
+      if (shortEnough(value, valueMax)) continue;
+    } else if (nestedDeeperThan(value, LIMITS.maxNesting)) {
+      fail(
+        `${mapPath}.${key}`,
+        `${label} value nested too deeply: max ${LIMITS.maxNesting} levels`,
+      );
       continue;
     }
     const length = pyLen(legacyText(value, origin));
-    if (length > valueMax) fail(path, `${label} value too long: ${length} chars, max ${valueMax}`);
+    if (length > valueMax)
+      fail(`${mapPath}.${key}`, `${label} value too long: ${length} chars, max ${valueMax}`);
     if (isDims && typeof value === "object") {
       warnings.push(
-        `Dimension value at ${path} will be converted to string: ${Array.isArray(value) ? "list" : "dict"}`,
+        `Dimension value at ${mapPath}.${key} will be converted to string: ${Array.isArray(value) ? "list" : "dict"}`,
       );
     }
   }

@@ -27,6 +27,15 @@ describe("liftLegacyKeys", () => {
     expect(event.metadata).toEqual({ trace: "kept" });
   });
 
+  it("should leave the maps it was given as they were, keeping a key named __proto__", () => {
+    const dimensions = JSON.parse('{"tool_name": "t", "__proto__": "p", "extra": 1}');
+    const event = create(EventSchema, { kind: { case: "toolExecution", value: {} }, dimensions });
+    liftLegacyKeys(event);
+    expect(Object.keys(dimensions)).toEqual(["tool_name", "__proto__", "extra"]);
+    expect(Object.keys(event.dimensions ?? {})).toEqual(["__proto__", "extra"]);
+    expect(Object.getOwnPropertyDescriptor(event.dimensions, "__proto__")?.value).toBe("p");
+  });
+
   it("should leave a value that does not fit the typed field in the free-form map", () => {
     const event = create(EventSchema, {
       kind: { case: "authRequest", value: {} },
