@@ -63,6 +63,24 @@ describe("createEventStore", () => {
     reader.close();
   });
 
+  it("should commit a batch reaching an idle store at once, and pace the commits that follow", async () => {
+    const commits: { requests: number; at: number }[] = [];
+    const store = createEventStore(db, {
+      maxBatchRows: 1000,
+      maxDelayMillis: 300,
+      onCommit: (stats) => commits.push({ requests: stats.requests, at: performance.now() }),
+    });
+    const started = performance.now();
+    await store.append("idle", [row("paced")]);
+    // Far sooner than the pacing: nothing was committed before it.
+    expect(performance.now() - started).toBeLessThan(200);
+    await Promise.all([store.append("b", [row("paced")]), store.append("c", [row("paced")])]);
+    expect(commits.map((c) => c.requests)).toEqual([1, 2]);
+    const [first, second] = commits;
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(290);
+    expect(count(db, "service = 'paced'")).toBe(3);
+  });
+
   it("should bound a transaction by rows while keeping each request whole", async () => {
     const commits: CommitStats[] = [];
     const store = createEventStore(db, {
