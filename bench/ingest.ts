@@ -306,7 +306,7 @@ async function main(): Promise<void> {
   const accepted = (ingress: string) =>
     rejections.find((r) => r.ingress === ingress && r.outcome === "accepted");
   const refusals = [
-    "Refused requests against accepted ones (the same 100-event bodies; server CPU per request):",
+    "Refused requests against accepted ones (the same 100-event bodies; server CPU per request, net of the server's idle background):",
     "",
     "| Ingress | Outcome | Requests/s | CPU µs per request | Cheaper than accepted | Answered as expected |",
     "|---|---|---:|---:|---:|---:|",

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import type { LoadResult, LoadSpec } from "./load.js";
@@ -73,6 +74,18 @@ export function peakRssMiB(pid: number): number {
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
 }
 
+/** A port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
 export interface Server {
   readonly arm: string;
   readonly url: string;
@@ -108,7 +121,9 @@ export async function startServer(
       METRICS_SERVICE_HOST: "127.0.0.1",
       METRICS_SERVICE_PORT: "0",
       SQLITE_DB_PATH: dbPath,
-      OTEL_PROMETHEUS_ENABLED: "false",
+      // As deployed: the exposition on, so the instruments do their work.
+      OTEL_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_PROMETHEUS_PORT: String(await freePort()),
       METRICS_RETENTION_ENABLED: "false",
       METRICS_RATE_LIMIT: "100000000",
       METRICS_API_KEY_BENCH_GATEWAY: KEY,

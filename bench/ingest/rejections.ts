@@ -3,7 +3,10 @@
  * 100-event batches at the same request rate, with a valid key (accepted),
  * a wrong key (401 / UNAUTHENTICATED) and a key past its rate limit (429 /
  * RESOURCE_EXHAUSTED), over JSON and over gRPC. The cost is the server's
- * CPU seconds (from /proc) per request, after a warm-up of each case.
+ * CPU seconds (from /proc) per request, after a warm-up of each case, less
+ * what the same server spends idle over as long (timers, the loop probe, GC),
+ * measured just before: at 150 requests a second that background was most of
+ * a refusal's apparent cost.
  */
 import type { LoadSpec } from "./load.js";
 import { cpuSecondsOf, KEY, runLoad, type Server, startServer } from "./processes.js";
@@ -15,7 +18,10 @@ export interface RejectionCost {
   readonly requests: number;
   /** Requests answered as this outcome expects. */
   readonly asExpected: number;
+  /** Server CPU per request, net of its idle background. */
   readonly cpuMicrosPerRequest: number;
+  /** The idle background subtracted, in CPU µs per second. */
+  readonly idleMicrosPerSecond: number;
   readonly p50Ms: number;
   readonly sample: string | undefined;
 }
@@ -45,6 +51,19 @@ export async function measureRejections(
     METRICS_AUTH_FAILURES_PER_MINUTE: "0",
   });
   const results: RejectionCost[] = [];
+  const idle = new Map<Server, number>();
+  /** CPU µs per second the server spends with no request at all. */
+  const idleRateOf = async (server: Server): Promise<number> => {
+    const known = idle.get(server);
+    if (known !== undefined) return known;
+    const pid = server.child.pid ?? 0;
+    const before = cpuSecondsOf(pid);
+    const started = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const rate = ((cpuSecondsOf(pid) - before) * 1e6) / ((performance.now() - started) / 1000);
+    idle.set(server, rate);
+    return rate;
+  };
   try {
     for (const ingress of ["json", "grpc"] as const) {
       const wrongKey = "not-a-key-0123456789abcdef";
@@ -59,17 +78,21 @@ export async function measureRejections(
         const spec = { ingress, url: server.url, key, eventsPerSecond: rate * 100 } as const;
         // Warm-up: the JIT and the connections, not counted.
         await runLoad({ ...spec, seconds: warmUpSeconds });
+        const idleMicrosPerSecond = await idleRateOf(server);
         const pid = server.child.pid ?? 0;
         const before = cpuSecondsOf(pid);
+        const started = performance.now();
         const load = await runLoad({ ...spec, seconds });
-        const cpu = cpuSecondsOf(pid) - before;
+        const elapsedSeconds = (performance.now() - started) / 1000;
+        const cpuMicros = (cpuSecondsOf(pid) - before) * 1e6 - idleMicrosPerSecond * elapsedSeconds;
         results.push({
           ingress,
           outcome,
           requestsPerSecond: rate,
           requests: load.requests,
           asExpected: outcome === "accepted" ? load.ok : load.errors,
-          cpuMicrosPerRequest: (cpu / load.requests) * 1e6,
+          cpuMicrosPerRequest: Math.max(0, cpuMicros / load.requests),
+          idleMicrosPerSecond,
           p50Ms: load.p50Ms,
           sample: load.errorSamples[0],
         });

@@ -7,8 +7,7 @@
  * already seeded (the benchmark's mixed workload alone makes ~40,000 series),
  * from this process at a light rate.
  */
-import { createServer } from "node:net";
-import { KEY, startServer } from "./processes.js";
+import { freePort, KEY, startServer } from "./processes.js";
 import { quantile } from "./quantile.js";
 import { BENCH_SERVICE } from "./workload.js";
 
@@ -26,17 +25,6 @@ export interface ScrapeTiming {
 const TARGETS = [1000, 4000];
 const INGEST_REQUESTS_PER_SECOND = 50;
 const SCRAPE_EVERY_MS = 200;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 const sampleLines = (text: string) =>
   text.split("\n").filter((line) => line !== "" && !line.startsWith("#")).length;
@@ -64,8 +52,6 @@ function seedBody(from: number, count: number): string {
 export async function measureScrapes(dir: string, seconds: number): Promise<ScrapeTiming[]> {
   const prometheusPort = await freePort();
   const server = await startServer("scrape", "json", dir, {
-    OTEL_PROMETHEUS_ENABLED: "true",
-    OTEL_PROMETHEUS_HOST: "127.0.0.1",
     OTEL_PROMETHEUS_PORT: String(prometheusPort),
   });
   const scrapeUrl = `http://127.0.0.1:${prometheusPort}/metrics`;
