@@ -60,6 +60,22 @@ const MESSAGE_VIOLATIONS = 10;
 export const DETAIL_VIOLATIONS = 100;
 
 /**
+ * A catalog error: a client's mistake or a refusal. It carries no stack trace:
+ * these errors are answered, never logged with their stack (only INTERNAL
+ * keeps one), and capturing it was about a tenth of a refused request's CPU
+ * (V8 walks the stack for every `new Error`, bench/ingest/rejections.ts).
+ */
+function refusal(...args: ConstructorParameters<typeof ConnectError>): ConnectError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new ConnectError(...args);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
  * The error catalog: every error this service sends to a client is made here,
  * with a stable reason (`google.rpc.ErrorInfo`), a Connect code (hence an HTTP
  * status) and a message that is safe to show. Internal causes are kept on
@@ -68,19 +84,17 @@ export const DETAIL_VIOLATIONS = 100;
 export const errors = {
   /** No `x-api-key` header, or an empty one (contract §1, step 1). */
   apiKeyRequired: () =>
-    new ConnectError("API key required in X-API-Key header", Code.Unauthenticated, undefined, [
+    refusal("API key required in X-API-Key header", Code.Unauthenticated, undefined, [
       errorInfo("API_KEY_REQUIRED"),
     ]),
 
   /** The key matches no stored key (contract §1, step 2). */
   invalidApiKey: () =>
-    new ConnectError("Invalid API key", Code.Unauthenticated, undefined, [
-      errorInfo("API_KEY_INVALID"),
-    ]),
+    refusal("Invalid API key", Code.Unauthenticated, undefined, [errorInfo("API_KEY_INVALID")]),
 
   /** The key exists but is deactivated (contract §1, step 3). */
   inactiveApiKey: () =>
-    new ConnectError("API key is inactive", Code.Unauthenticated, undefined, [
+    refusal("API key is inactive", Code.Unauthenticated, undefined, [
       errorInfo("API_KEY_INACTIVE"),
     ]),
 
@@ -89,7 +103,7 @@ export const errors = {
    * request from it is refused until its bucket refills.
    */
   authThrottled: (retryAfterSeconds: number) =>
-    new ConnectError(
+    refusal(
       "Too many failed authentication attempts from this address; retry later",
       Code.ResourceExhausted,
       { "retry-after": String(Math.max(1, Math.ceil(retryAfterSeconds))) },
@@ -98,9 +112,7 @@ export const errors = {
 
   /** The key's expiry (from `keys create --expires` or a rotation's grace) has passed. */
   expiredApiKey: () =>
-    new ConnectError("API key has expired", Code.Unauthenticated, undefined, [
-      errorInfo("API_KEY_EXPIRED"),
-    ]),
+    refusal("API key has expired", Code.Unauthenticated, undefined, [errorInfo("API_KEY_EXPIRED")]),
 
   /**
    * The key's token bucket is empty (contract §1, step 4). Carries the legacy
@@ -108,7 +120,7 @@ export const errors = {
    * (the Python service always said 60 s, W23).
    */
   rateLimited: (limitPerMinute: number, retryAfterSeconds: number) =>
-    new ConnectError(
+    refusal(
       `Rate limit exceeded. Limit: ${limitPerMinute} requests/minute`,
       Code.ResourceExhausted,
       {
@@ -133,7 +145,7 @@ export const errors = {
     const fieldViolations = violations
       .slice(0, DETAIL_VIOLATIONS)
       .map((v) => ({ field: v.field, description: v.description }));
-    return new ConnectError(message, Code.InvalidArgument, undefined, [
+    return refusal(message, Code.InvalidArgument, undefined, [
       errorInfo("INVALID_BATCH"),
       { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations }) },
     ]);
@@ -141,7 +153,7 @@ export const errors = {
 
   /** An admin operation with a key that lacks the admin scope (W10). */
   adminRequired: () =>
-    new ConnectError(
+    refusal(
       "Admin scope required: use an admin API key (METRICS_ADMIN_API_KEY)",
       Code.PermissionDenied,
       undefined,
@@ -154,7 +166,7 @@ export const errors = {
    */
   serviceMismatch: (reported: string, bound: string) => {
     const description = `this API key belongs to service "${bound}" and cannot report as "${reported}"`;
-    return new ConnectError(`service: ${description}`, Code.PermissionDenied, undefined, [
+    return refusal(`service: ${description}`, Code.PermissionDenied, undefined, [
       errorInfo("SERVICE_MISMATCH"),
       {
         desc: BadRequestSchema,
@@ -165,11 +177,11 @@ export const errors = {
 
   /** A table outside the retention allow-list; nothing was run for it (W11). */
   unknownTable: (message: string) =>
-    new ConnectError(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),
+    refusal(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),
 
   /** A retention outside its bounds; nothing was changed. */
   retentionOutOfRange: (message: string) =>
-    new ConnectError(message, Code.InvalidArgument, undefined, [
+    refusal(message, Code.InvalidArgument, undefined, [
       errorInfo("RETENTION_OUT_OF_RANGE"),
       {
         desc: BadRequestSchema,
@@ -184,7 +196,7 @@ export const errors = {
    * may retry. `partial`: an admin operation whose earlier batches committed.
    */
   storageUnavailable: (cause: unknown, partial = false) =>
-    new ConnectError(
+    refusal(
       partial
         ? "storage is temporarily unavailable; the operation may have completed in part, retry later"
         : "storage is temporarily unavailable; nothing of this request was stored, retry later",
@@ -199,7 +211,7 @@ export const errors = {
    * commit): refused before anything is buffered or stored; retry shortly.
    */
   overloaded: () =>
-    new ConnectError(
+    refusal(
       "the service is overloaded; nothing of this request was stored, retry later",
       Code.Unavailable,
       { "retry-after": "1" },
@@ -208,12 +220,10 @@ export const errors = {
 
   /** The service is draining for shutdown; the client should retry elsewhere or later. */
   shuttingDown: () =>
-    new ConnectError(
-      "the service is shutting down; retry later",
-      Code.Unavailable,
-      { "retry-after": "1" },
-      [errorInfo("SHUTTING_DOWN"), retryInfo(1)],
-    ),
+    refusal("the service is shutting down; retry later", Code.Unavailable, { "retry-after": "1" }, [
+      errorInfo("SHUTTING_DOWN"),
+      retryInfo(1),
+    ]),
 
   /** A failed storage operation, by its kind: retryable, shutting down, or internal. */
   storage: (error: StorageError): ConnectError => {
