@@ -24,6 +24,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import BetterSqlite3 from "better-sqlite3";
 import { LIMIT_MS, runAnalytics } from "./ingest/analytics.js";
+import { type Breakdown, breakdownTable } from "./ingest/breakdown.js";
 import { latencyChart } from "./ingest/chart.js";
 import type { LoadResult, LoadSpec } from "./ingest/load.js";
 import {
@@ -128,6 +129,21 @@ async function main(): Promise<void> {
       `A ceiling, ${perCommit} events per commit: ${Math.round(ceiling[perCommit]?.eventsPerSecond ?? 0)} events/s`,
     );
   }
+
+  // The service's own work per event (auth, validation, instruments), in process.
+  const breakdown = await firstJsonLine<Breakdown>(
+    nodeOn(SERVER_CORE, [
+      join(DIST, "ingest", "breakdown.js"),
+      "--json",
+      "--rounds",
+      QUICK ? "4" : "15",
+    ]),
+    (l: string) => l.startsWith("{"),
+  );
+  console.log(
+    `service's own work beyond B's, in process: JSON ${breakdown.jsonOwnMicrosPerEvent.toFixed(1)} µs per event, ` +
+      `binary ${breakdown.binaryOwnMicrosPerEvent.toFixed(1)} µs per event beyond the protobuf decode`,
+  );
 
   const servers = new Map<string, Server>();
   const results = new Map<string, ArmResult>();
@@ -276,6 +292,7 @@ async function main(): Promise<void> {
     },
     ceiling,
     arms,
+    breakdown,
     rejections,
     scrapes,
     analytics,
@@ -325,7 +342,12 @@ async function main(): Promise<void> {
         `| ${t.series} | ${t.medianMs.toFixed(1)} | ${t.p99Ms.toFixed(1)} | ${t.maxMs.toFixed(1)} | ${t.bytes} | ${t.scrapes} | ${Math.round(t.ingestingEventsPerSecond)} |`,
     ),
   ].join("\n");
-  const markdown = [table, refusals, scrapeTable, questions].join("\n\n");
+  const ownWork = [
+    "The service's own work per event besides the transport and the inserts (auth, validation, instruments), in process, against B's `JSON.parse` and row mapping:",
+    "",
+    breakdownTable(breakdown),
+  ].join("\n");
+  const markdown = [table, ownWork, refusals, scrapeTable, questions].join("\n\n");
   writeFileSync(join(OUT, `ingest-${stamp}.md`), `${markdown}\n`);
   const chart = await latencyChart(
     arms.flatMap((a) =>
@@ -349,6 +371,14 @@ async function main(): Promise<void> {
       `  ${a.arm.padEnd(36)} service/A ${(a.sustainedEventsPerSecond / ceilingBest).toFixed(2)}  service/B ${(a.sustainedEventsPerSecond / Math.max(1, bare.sustainedEventsPerSecond)).toFixed(2)}  CPU service/B ${cpuRatio(a, bare).toFixed(2)}`,
     );
   }
+  // The issue's "own overhead (auth, validation, instruments) against B": B's CPU
+  // per event where it sustained most, plus what the service adds to it in process.
+  const bareCpu = bare.cpuSecondsPerMillion;
+  console.log(
+    `  own overhead (auth, validation, instruments) against B's ${bareCpu.toFixed(1)} µs per event: ` +
+      `JSON ${((bareCpu + breakdown.jsonOwnMicrosPerEvent) / bareCpu).toFixed(2)}, ` +
+      `binary ingresses ${((bareCpu + breakdown.binaryOwnMicrosPerEvent) / bareCpu).toFixed(2)} (beyond the protobuf decode)`,
+  );
 }
 
 /** The checkout's commit, so that a committed result says what it measured. */

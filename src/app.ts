@@ -43,6 +43,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   let telemetry: Telemetry | undefined;
   try {
     let queuedRows = () => 0;
+    let requestsInFlight = () => 0;
     telemetry = await createTelemetry({
       ...config.telemetry,
       databasePath: config.sqlitePath,
@@ -61,6 +62,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       maxBatchRows: config.commitMaxRows,
       maxDelayMillis: config.commitMaxDelayMillis,
       busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+      requestsInFlight: () => requestsInFlight(),
       onCommit: (stats) => metrics.commit(stats.rows, stats.durationMillis, stats.error?.failure),
     });
     queuedRows = () => store.queuedRows;
@@ -94,6 +96,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
       retention,
       metrics,
     });
+    requestsInFlight = () => server.inFlight;
     const address = await server.listen();
     const schedule: RetentionSchedule | undefined = config.retention.scheduled
       ? scheduleRetention(retention, { ...config.retention, log })

@@ -56,10 +56,9 @@ export interface Config {
   /** Most rows one group-commit transaction takes (`METRICS_COMMIT_MAX_ROWS`, default 5000). */
   readonly commitMaxRows: number;
   /**
-   * Commit pacing, in ms (`METRICS_COMMIT_MAX_DELAY_MS`, default 10): a commit
-   * starts at least this long after the previous one ended, so under load
-   * requests share commits; a batch reaching an idle store commits at once.
-   * 0 = every commit on the next event-loop turn.
+   * Group-commit delay, in ms (`METRICS_COMMIT_MAX_DELAY_MS`, default 0 = never
+   * wait): while other requests are in flight, a commit waits for them until
+   * this long after the previous commit ended; with none, it commits at once.
    */
   readonly commitMaxDelayMillis: number;
   /** How long a graceful shutdown waits for in-flight requests (`METRICS_SHUTDOWN_TIMEOUT_MS`, default 10000). */
@@ -251,7 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueuedBytes: integer("METRICS_MAX_QUEUED_BYTES", 64 * 1024 * 1024, 1024 * 1024, 2 ** 40),
     maxQueuedRows: integer("METRICS_MAX_QUEUED_ROWS", 50_000, 100, 100_000_000),
     commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
-    commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 10, 0, 1000),
+    commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
     shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),

@@ -58,6 +58,8 @@ export interface MetricsServer {
   listen(): Promise<AddressInfo>;
   /** True once a shutdown began: new requests are refused with a retryable error. */
   readonly draining: boolean;
+  /** Requests being handled right now, on every ingress (the event store's group commit waits for them). */
+  readonly inFlight: number;
   /** Refuses new requests, waits for in-flight ones (up to the shutdown timeout), then closes. */
   close(): Promise<void>;
 }
@@ -295,6 +297,9 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     listen: () => port.listen(config.port, config.host),
     get draining() {
       return isDraining();
+    },
+    get inFlight() {
+      return port.inFlight;
     },
     async close() {
       drain.abort();

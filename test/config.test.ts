@@ -25,7 +25,7 @@ describe("loadConfig", () => {
       maxQueuedRows: 50000,
       maxQueuedBytes: 67108864,
       commitMaxRows: 5000,
-      commitMaxDelayMillis: 10,
+      commitMaxDelayMillis: 0,
       shutdownTimeoutMillis: 10000,
       keyUsageFlushMillis: 60000,
       keyReloadMillis: 5000,

@@ -63,22 +63,52 @@ describe("createEventStore", () => {
     reader.close();
   });
 
-  it("should commit a batch reaching an idle store at once, and pace the commits that follow", async () => {
+  describe("group commit", () => {
     const commits: { requests: number; at: number }[] = [];
-    const store = createEventStore(db, {
-      maxBatchRows: 1000,
-      maxDelayMillis: 300,
-      onCommit: (stats) => commits.push({ requests: stats.requests, at: performance.now() }),
+    let inFlight = 0;
+    const pacedStore = () => {
+      commits.length = 0;
+      return createEventStore(db, {
+        maxBatchRows: 1000,
+        maxDelayMillis: 300,
+        requestsInFlight: () => inFlight,
+        onCommit: (stats) => commits.push({ requests: stats.requests, at: performance.now() }),
+      });
+    };
+
+    it("should never make a client that sends one batch at a time wait", async () => {
+      inFlight = 1;
+      const store = pacedStore();
+      const started = performance.now();
+      for (const id of ["a", "b", "c"]) await store.append(id, [row("sequential")]);
+      expect(commits.map((c) => c.requests)).toEqual([1, 1, 1]);
+      expect(performance.now() - started).toBeLessThan(200);
     });
-    const started = performance.now();
-    await store.append("idle", [row("paced")]);
-    // Far sooner than the pacing: nothing was committed before it.
-    expect(performance.now() - started).toBeLessThan(200);
-    await Promise.all([store.append("b", [row("paced")]), store.append("c", [row("paced")])]);
-    expect(commits.map((c) => c.requests)).toEqual([1, 2]);
-    const [first, second] = commits;
-    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(290);
-    expect(count(db, "service = 'paced'")).toBe(3);
+
+    it("should wait for requests in flight and commit them together as soon as the last arrives", async () => {
+      inFlight = 3;
+      const store = pacedStore();
+      await store.append("a", [row("grouped")]); // nothing committed before: at once
+      const b = store.append("b", [row("grouped")]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(commits).toHaveLength(1); // b waits: another request is on its way
+      inFlight = 2;
+      await Promise.all([b, store.append("c", [row("grouped")])]);
+      expect(commits.map((c) => c.requests)).toEqual([1, 2]);
+      expect((commits[1]?.at ?? 0) - (commits[0]?.at ?? 0)).toBeLessThan(250);
+      expect(count(db, "service = 'grouped'")).toBe(3);
+    });
+
+    it("should wait no longer than the delay after the previous commit for requests that never come", async () => {
+      inFlight = 5;
+      const store = pacedStore();
+      await store.append("a", [row("late")]);
+      await store.append("b", [row("late")]);
+      expect(commits.map((c) => c.requests)).toEqual([1, 1]);
+      const gap = (commits[1]?.at ?? 0) - (commits[0]?.at ?? 0);
+      expect(gap).toBeGreaterThanOrEqual(290);
+      expect(gap).toBeLessThan(1000);
+    });
   });
 
   it("should bound a transaction by rows while keeping each request whole", async () => {
