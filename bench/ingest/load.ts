@@ -51,7 +51,14 @@ const MAX_OUTSTANDING = 4096;
  */
 type Send = (batch: number, done: (error: string | undefined, timed: boolean) => void) => void;
 
-function sender(spec: LoadSpec): { send: Send; close(): void } {
+/** Sends batches; `finish` once the last is sent (ends a client stream that is not yet full). */
+interface Sender {
+  readonly send: Send;
+  finish(): void;
+  close(): void;
+}
+
+function sender(spec: LoadSpec): Sender {
   const workload = buildWorkload(64);
   if (spec.ingress === "json" || spec.ingress === "connect" || spec.ingress === "bare") {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
@@ -90,6 +97,7 @@ function sender(spec: LoadSpec): { send: Send; close(): void } {
         req.on("error", (e) => done(e.message, true));
         req.end(body);
       },
+      finish() {},
       close: () => agent.destroy(),
     };
   }
@@ -167,6 +175,12 @@ function sender(spec: LoadSpec): { send: Send; close(): void } {
         open = undefined;
       }
     },
+    finish() {
+      // A run whose batches are not a multiple of the stream length: the last
+      // stream would otherwise wait for messages that never come.
+      open?.stream.end();
+      open = undefined;
+    },
     close() {
       for (const s of sessions) s.close();
     },
@@ -174,7 +188,7 @@ function sender(spec: LoadSpec): { send: Send; close(): void } {
 }
 
 async function run(spec: LoadSpec): Promise<LoadResult> {
-  const { send, close } = sender(spec);
+  const { send, finish, close } = sender(spec);
   const batchesPerSecond = spec.eventsPerSecond / EVENTS_PER_BATCH;
   const total = Math.max(1, Math.round(batchesPerSecond * spec.seconds));
   const latencies: number[] = [];
@@ -213,6 +227,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
         });
       }
       if (issued < total) setTimeout(tick, 1);
+      else finish();
     };
     tick();
   });
