@@ -24,6 +24,7 @@ import { authenticateFrom } from "../../src/auth/auth-interceptor.js";
 import { createAuthThrottle } from "../../src/auth/auth-throttle.js";
 import { createKeyRegistry } from "../../src/auth/key-registry.js";
 import { decodeLegacyBatch } from "../../src/http/legacy-batch.js";
+import { committedEvents } from "../../src/ingest/ingestor.js";
 import { liftLegacyKeys, renderEvent } from "../../src/ingest/normalize.js";
 import type { BatchInput } from "../../src/ingest/validate.js";
 import { LEGACY_PATHS, validateBatch } from "../../src/ingest/validate.js";
@@ -115,18 +116,8 @@ export function measureBreakdown(rounds: number): Breakdown {
     if (violations.length > 0) throw new Error("batch does not validate");
     return batch.events.map((event) => renderEvent(event, batch, now));
   };
-  const record = (rendered: ReturnType<typeof render>): void => {
-    instruments.record(
-      rendered.map(({ row, dimensions, metadata }) => ({
-        metricType: row.metricType,
-        service: row.service,
-        value: row.value,
-        durationMs: row.durationMs,
-        dimensions,
-        metadata,
-      })),
-    );
-  };
+  const record = (rendered: ReturnType<typeof render>): void =>
+    instruments.record(committedEvents(rendered));
 
   const stages: Record<string, (text: string, proto: Uint8Array) => void> = {
     [BASELINE]: (text) => {

@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import type { EventStore } from "../storage/event-store.js";
 import { StorageError } from "../storage/storage-error.js";
 import type { CommittedEvent } from "../telemetry/instruments.js";
-import { liftLegacyKeys, renderEvent } from "./normalize.js";
+import { liftLegacyKeys, type RenderedEvent, renderEvent } from "./normalize.js";
 import { newRequestId } from "./request-id.js";
 import { type BatchInput, type PathStyle, validateBatch } from "./validate.js";
 
@@ -83,6 +83,18 @@ function sameService(reported: string, principal: Principal | undefined): boolea
   );
 }
 
+/** Committed events as the instruments take them. */
+export function committedEvents(rendered: readonly RenderedEvent[]): CommittedEvent[] {
+  return rendered.map(({ row, dimensions, metadata }) => ({
+    metricType: row.metricType,
+    service: row.service,
+    value: row.value,
+    durationMs: row.durationMs,
+    dimensions,
+    metadata,
+  }));
+}
+
 /** Creates the ingestor over an event store. */
 export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
@@ -132,16 +144,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
       // The batch is committed and must be acknowledged as such: a failure to
       // record it must not turn into an error reply (the client would resend it).
       try {
-        options.observer?.committed(
-          rendered.map(({ row, dimensions, metadata }) => ({
-            metricType: row.metricType,
-            service: row.service,
-            value: row.value,
-            durationMs: row.durationMs,
-            dimensions,
-            metadata,
-          })),
-        );
+        options.observer?.committed(committedEvents(rendered));
       } catch (error) {
         log.error({ requestId, err: error }, "committed batch not recorded in the instruments");
       }

@@ -167,7 +167,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
 
   const schedule = (): void => {
     if (queue.length === 0) return;
-    // Each commit costs ~1.4 ms here besides its rows (A at 100 and 1000 events
+    // Each commit costs ~0.9-1.4 ms here besides its rows (A at 100 and 1000 events
     // per commit, bench/): under concurrent load, requests share commits.
     const othersComing = (options.requestsInFlight?.() ?? 0) > queue.length;
     const wait =
