@@ -77,7 +77,15 @@ interface Series {
  * series themselves stay). Raw values are unbounded where the labels are not:
  * 10,000 tool names all collapse into `_other` but are 10,000 raw sets.
  */
-const SERIES_MEMO_LIMIT = 50_000;
+const SERIES_MEMO_LIMIT = 20_000;
+
+/**
+ * Longest raw key remembered. A gateway's label values are short (a typical
+ * key is under 100 characters); long ones, up to the contract's 200 per value,
+ * are labelled afresh each time instead, so that the memo stays within a few
+ * MB whatever a client sends.
+ */
+const MEMO_KEY_MAX_LENGTH = 256;
 
 /**
  * Creates the instruments of contract §4. Counters count events (one each,
@@ -152,8 +160,10 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
       overflowed = [];
       const bound = labels.labelsFor(event.metricType, event.service, event.dimensions);
       series = { key: JSON.stringify(Object.entries(bound)), labels: bound, overflowed };
-      if (memo.size >= SERIES_MEMO_LIMIT) memo.clear();
-      memo.set(key, series);
+      if (key.length <= MEMO_KEY_MAX_LENGTH) {
+        if (memo.size >= SERIES_MEMO_LIMIT) memo.clear();
+        memo.set(key, series);
+      }
     }
     for (const label of series.overflowed) options.onOverflow?.(label);
     return series;

@@ -205,6 +205,9 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
         server.once("error", reject);
         server.listen({ host, port }, () => {
           server.off("error", reject);
+          // Later errors (e.g. accept failing for want of file descriptors) must
+          // not crash the service for the sake of its metrics port.
+          server.on("error", (error) => diag.error("Prometheus exposition server error", error));
           resolve();
         });
       });
@@ -225,10 +228,9 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
     prometheusUrl,
     async shutdown() {
       if (exposition !== undefined) {
-        const closed = new Promise((resolve) => exposition?.close(resolve));
-        // A scraper keeps its connection open: end it rather than wait for its timeout.
-        exposition.closeAllConnections();
-        await closed;
+        // close() also ends idle keep-alive connections (a scraper's); a scrape
+        // in progress gets its answer.
+        await new Promise((resolve) => exposition?.close(resolve));
       }
       await provider.shutdown();
     },

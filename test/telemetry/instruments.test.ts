@@ -59,6 +59,20 @@ describe("createEventInstruments", () => {
     ]);
   });
 
+  it("should count events whose label values are too long to remember like any other", async () => {
+    const overflows: string[] = [];
+    const events = instruments(1, (label) => overflows.push(label));
+    const long = (c: string) => c.repeat(190);
+    events.record(
+      [long("a"), long("b"), long("b"), long("a")].map((t) => toolCall("s", { tool_name: t })),
+    );
+    expect(overflows).toEqual(["tool_name", "tool_name"]);
+    expect(await toolCounts(events)).toEqual([
+      { tool_name: long("a").slice(0, 96), service: "s", metric_type: "tool_execution", count: 2 },
+      { tool_name: "_other", service: "s", metric_type: "tool_execution", count: 2 },
+    ]);
+  });
+
   it("should spend a service's place under the label cap even for events it only stores", async () => {
     const overflows: string[] = [];
     const events = instruments(1, (label) => overflows.push(label));
