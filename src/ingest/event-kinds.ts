@@ -20,9 +20,7 @@ export interface TypedField {
   /** Property name on the generated message, e.g. `userHash`. */
   readonly localName: string;
   readonly origin: LegacyOrigin;
-  /** Other legacy keys read into this field, e.g. `vector_search_time_ms`. */
-  readonly aliases: readonly string[];
-  /** `name`, then the aliases: every legacy key read into this field. */
+  /** Every legacy key read into this field: `name`, then other names such as `vector_search_time_ms`. */
   readonly legacyKeys: readonly string[];
   readonly type: TypedFieldType;
   /** Smallest and largest whole value an `int` field takes. */
@@ -78,7 +76,6 @@ function typedField(field: DescField): TypedField {
     name: field.name,
     localName: field.localName,
     origin: LEGACY_METADATA_FIELDS.has(field.name) ? "metadata" : "dimensions",
-    aliases: LEGACY_ALIASES[field.name] ?? [],
     legacyKeys: [field.name, ...(LEGACY_ALIASES[field.name] ?? [])],
   } as const;
   if (field.fieldKind === "enum") {

@@ -90,15 +90,12 @@ const text = (v: string | undefined): string | null => (v === undefined ? null :
 const num = (v: number | bigint | undefined): number | null => (v === undefined ? null : Number(v));
 
 /**
- * A JSON object for rendering: an ordinary object (V8 keeps it fast), unless
- * a source map holds a key named `__proto__`, which an ordinary object would
- * take as its prototype instead of a key.
+ * A JSON object to copy `source`'s keys into: an ordinary object (V8 keeps it
+ * fast), unless `source` holds a key named `__proto__`, which an ordinary
+ * object would take as its prototype instead of a key.
  */
-function renderTarget(...sources: (JsonObject | undefined)[]): JsonObject {
-  for (const source of sources) {
-    if (source !== undefined && Object.hasOwn(source, "__proto__")) return Object.create(null);
-  }
-  return {};
+function renderTarget(source: JsonObject | undefined): JsonObject {
+  return source !== undefined && Object.hasOwn(source, "__proto__") ? Object.create(null) : {};
 }
 
 /** The specialized table's columns of an event (contract §3), read from its typed fields. */

@@ -272,15 +272,20 @@ function shortEnough(value: string | number | boolean, max: number): boolean {
   return typeof value === "string" ? value.length <= max : max >= LONGEST_SCALAR_TEXT;
 }
 
-/** Whether `field`, a typed field of the event's kind, is set on `message` and carried in `origin`. */
-function setIn(
+/** The typed fields of the event's kind set on `message` that the legacy JSON carries in `origin`, with their values. */
+function typedIn(
   message: Record<string, unknown> | undefined,
-  field: TypedField,
+  kind: EventKind | undefined,
   origin: "dimensions" | "metadata",
-): boolean {
-  return (
-    message !== undefined && field.origin === origin && readTypedField(message, field) !== undefined
-  );
+): { readonly field: TypedField; readonly value: boolean | string | number }[] {
+  const typed: { field: TypedField; value: boolean | string | number }[] = [];
+  if (message === undefined || kind === undefined) return typed;
+  for (const field of kind.fields) {
+    if (field.origin !== origin) continue;
+    const value = readTypedField(message, field);
+    if (value !== undefined) typed.push({ field, value });
+  }
+  return typed;
 }
 
 function validateMap(
@@ -295,9 +300,8 @@ function validateMap(
 ): void {
   const isDims = origin === "dimensions";
   const keys = map === undefined ? [] : Object.keys(map);
-  let typedCount = 0;
-  for (const field of kind?.fields ?? []) if (setIn(message, field, origin)) typedCount++;
-  const count = keys.length + typedCount;
+  const typed = typedIn(message, kind, origin);
+  const count = keys.length + typed.length;
   const max = isDims ? LIMITS.maxDimensions : LIMITS.maxMetadata;
   const mapPath = `${eventPath}.${origin}`;
   if (count > max) {
@@ -311,27 +315,24 @@ function validateMap(
   const valueMax = isDims ? LIMITS.dimensionValueMaxLength : LIMITS.metadataValueMaxLength;
   const label = isDims ? "Dimension" : "Metadata";
 
-  if (kind !== undefined && message !== undefined && typedCount > 0) {
-    for (const field of kind.fields) {
-      if (!setIn(message, field, origin)) continue;
-      const value = readTypedField(message, field) as boolean | string | number;
-      const path = () => `${eventPath}.${paths.typedField(kind, field)}`;
-      if (field.type === "enum" && !field.labels?.has(value as number)) {
-        fail(
-          path(),
-          `Unknown value ${value}: expected one of ${[...(field.labels?.values() ?? [])].join(", ")}`,
-        );
-        continue;
-      }
-      if (field.type === "double" && !Number.isFinite(value)) {
-        fail(path(), `${label} value must be a finite number, got ${pyFloat(value as number)}`);
-        continue;
-      }
-      if (shortEnough(value, valueMax)) continue;
-      const length = pyLen(field.type === "double" ? pyFloat(value as number) : pyStr(value));
-      if (length > valueMax)
-        fail(path(), `${label} value too long: ${length} chars, max ${valueMax}`);
+  for (const { field, value } of typed) {
+    if (kind === undefined) break;
+    const path = () => `${eventPath}.${paths.typedField(kind, field)}`;
+    if (field.type === "enum" && !field.labels?.has(value as number)) {
+      fail(
+        path(),
+        `Unknown value ${value}: expected one of ${[...(field.labels?.values() ?? [])].join(", ")}`,
+      );
+      continue;
     }
+    if (field.type === "double" && !Number.isFinite(value)) {
+      fail(path(), `${label} value must be a finite number, got ${pyFloat(value as number)}`);
+      continue;
+    }
+    if (shortEnough(value, valueMax)) continue;
+    const length = pyLen(field.type === "double" ? pyFloat(value as number) : pyStr(value));
+    if (length > valueMax)
+      fail(path(), `${label} value too long: ${length} chars, max ${valueMax}`);
   }
   if (keys.length === 0 || map === undefined) return;
 
@@ -346,11 +347,7 @@ function validateMap(
         "Dimension key must start with letter/underscore and contain only alphanumeric/underscore characters",
       );
     }
-    if (
-      kind &&
-      typedCount > 0 &&
-      kind.fields.some((f) => f.name === key && setIn(message, f, origin))
-    ) {
+    if (kind && typed.some((t) => t.field.name === key)) {
       fail(
         `${mapPath}.${key}`,
         `${label} key repeats the typed field ${kind.name}.${key}; set only one of them`,

@@ -102,7 +102,7 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
     maxLength: options.maxLabelLength,
     onOverflow: (label) => overflowed.push(label),
   });
-  // Collects the overflows of one label-set computation (see labelsOf).
+  // Collects the overflows of one label-set computation (seriesOf, recordOperation).
   let overflowed: string[] = [];
   const aggregation = createSeriesAggregation({
     seriesLimit: options.seriesLimit,
