@@ -1,10 +1,12 @@
 import type { AddressInfo } from "node:net";
+import { createReadiness } from "./admin/readiness.js";
 import { createKeyRegistry, type KeyRegistry } from "./auth/key-registry.js";
 import type { Config } from "./config.js";
 import { createIngestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
 import { createTokenBucketLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsServer } from "./server.js";
+import { type BatchLedger, createBatchLedger } from "./storage/batch-ledger.js";
 import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
 import { createEventStore } from "./storage/event-store.js";
 import { createKeyStore } from "./storage/key-store.js";
@@ -12,8 +14,12 @@ import { createRetention } from "./storage/retention.js";
 import { type RetentionSchedule, scheduleRetention } from "./storage/retention-schedule.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
-/** How long a shutdown waits for the final telemetry export. */
+/** The most of the shutdown budget kept for the final telemetry export. */
 const TELEMETRY_SHUTDOWN_MILLIS = 5000;
+
+/** How often expired batch ids are deleted, and how many per transaction. */
+const LEDGER_PRUNE_MILLIS = 60_000;
+const LEDGER_PRUNE_ROWS = 5000;
 
 /** A started service. */
 export interface RunningService {
@@ -44,6 +50,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   try {
     let queuedRows = () => 0;
     let requestsInFlight = () => 0;
+    let draining = () => false;
     telemetry = await createTelemetry({
       ...config.telemetry,
       databasePath: config.sqlitePath,
@@ -58,12 +65,21 @@ export async function startService(config: Config, log: Logger): Promise<Running
     });
     registry.syncEnvKeys(config.envApiKeys);
     const bootstrapKey = registry.ensureBootstrapKey();
+    const readiness = createReadiness({ db, draining: () => draining() });
+    const ledger: BatchLedger | undefined =
+      config.idempotencyWindowSeconds > 0
+        ? createBatchLedger(db, { windowMillis: config.idempotencyWindowSeconds * 1000 })
+        : undefined;
     const store = createEventStore(db, {
+      ...(ledger ? { ledger } : {}),
       maxBatchRows: config.commitMaxRows,
       maxDelayMillis: config.commitMaxDelayMillis,
       busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
       requestsInFlight: () => requestsInFlight(),
-      onCommit: (stats) => metrics.commit(stats.rows, stats.durationMillis, stats.error?.failure),
+      onCommit: (stats) => {
+        readiness.noteCommit(stats.error);
+        metrics.commit(stats.rows, stats.durationMillis, stats.error?.failure);
+      },
     });
     queuedRows = () => store.queuedRows;
     const retention = createRetention({
@@ -85,7 +101,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
         bindKeysToService: config.keyServiceBinding,
         maxQueuedRows: config.maxQueuedRows,
         maxQueuedBytes: config.maxQueuedBytes,
+        ...(ledger ? { ledger } : {}),
         observer: {
+          replayed: (count) => metrics.events("replayed", count),
           committed: (events) => {
             metrics.events("accepted", events.length);
             instruments.record(events);
@@ -95,7 +113,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
       }),
       retention,
       metrics,
+      readiness,
     });
+    draining = () => server.draining;
     requestsInFlight = () => server.inFlight;
     const address = await server.listen();
     const schedule: RetentionSchedule | undefined = config.retention.scheduled
@@ -103,6 +123,20 @@ export async function startService(config: Config, log: Logger): Promise<Running
       : undefined;
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
+    // Expired batch ids go in small transactions, one per loop turn, so ingest keeps its pace.
+    let pruning = ledger !== undefined;
+    const pruneTimer = setInterval(() => {
+      const pruneSome = () => {
+        if (!pruning) return;
+        try {
+          if (ledger?.prune(LEDGER_PRUNE_ROWS) === LEDGER_PRUNE_ROWS) setImmediate(pruneSome);
+        } catch (error) {
+          log.warn({ err: error }, "could not delete expired batch ids; will try again");
+        }
+      };
+      pruneSome();
+    }, LEDGER_PRUNE_MILLIS);
+    pruneTimer.unref();
     // Keys created, revoked or rotated with the CLI apply within this interval.
     const reloadTimer = setInterval(() => {
       try {
@@ -135,14 +169,24 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
       close() {
         closing ??= (async () => {
+          // METRICS_SHUTDOWN_TIMEOUT_MS bounds the whole shutdown: in-flight
+          // requests get it less a reserve for the final export, which gets
+          // whatever they leave.
+          const deadline = performance.now() + config.shutdownTimeoutMillis;
+          const exportReserve = Math.min(
+            TELEMETRY_SHUTDOWN_MILLIS,
+            Math.floor(config.shutdownTimeoutMillis / 4),
+          );
           clearInterval(usageTimer);
+          clearInterval(pruneTimer);
+          pruning = false;
           clearInterval(reloadTimer);
           const sweepEnded = schedule?.stop();
           // A sweep or an admin cleanup stops after its current batch (answering
           // "shutting down"): deletions never hold a shutdown up, and nothing
           // touches the database once it is closed.
           const retentionClosed = retention.close();
-          await server.close();
+          await server.close(config.shutdownTimeoutMillis - exportReserve);
           await retentionClosed;
           await sweepEnded;
           store.close();
@@ -154,7 +198,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
             running
               .shutdown()
               .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed")),
-            new Promise((resolve) => setTimeout(resolve, TELEMETRY_SHUTDOWN_MILLIS).unref()),
+            new Promise((resolve) =>
+              setTimeout(
+                resolve,
+                Math.max(exportReserve, deadline - performance.now()),
+              ).unref(),
+            ),
           ]);
           log.info("stopped");
         })();

@@ -61,6 +61,12 @@ export interface Config {
    * this long after the previous commit ended; with none, it commits at once.
    */
   readonly commitMaxDelayMillis: number;
+  /**
+   * How long a batch id is remembered, in seconds (`METRICS_IDEMPOTENCY_WINDOW_SECONDS`,
+   * default 86400 = one day; 0 turns batch ids off): a batch retried with the
+   * same id within it is stored once and answered with the original result.
+   */
+  readonly idempotencyWindowSeconds: number;
   /** How long a graceful shutdown waits for in-flight requests (`METRICS_SHUTDOWN_TIMEOUT_MS`, default 10000). */
   readonly shutdownTimeoutMillis: number;
   /** How often in-memory `last_used_at` times are written to `api_keys` (`METRICS_KEY_USAGE_FLUSH_MS`, default 60000). */
@@ -251,6 +257,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxQueuedRows: integer("METRICS_MAX_QUEUED_ROWS", 50_000, 100, 100_000_000),
     commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
     commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
+    idempotencyWindowSeconds: integer("METRICS_IDEMPOTENCY_WINDOW_SECONDS", 86_400, 0, 2_592_000),
     shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),

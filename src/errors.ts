@@ -23,6 +23,7 @@ const HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.Unauthenticated]: 401,
   [Code.PermissionDenied]: 403,
   [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
   [Code.ResourceExhausted]: 429,
   [Code.Unavailable]: 503,
 };
@@ -174,6 +175,27 @@ export const errors = {
       },
     ]);
   },
+
+  /**
+   * A batch id already committed within the idempotency window for a batch
+   * with another number of events: not a retry of it. Nothing was stored.
+   */
+  batchIdReused: (batchId: string, committed: number, sent: number) => {
+    const description = `batch id "${batchId}" was already used for a batch of ${committed} events (this one has ${sent}); use a new id for a new batch`;
+    return refusal(`batch_id: ${description}`, Code.AlreadyExists, undefined, [
+      errorInfo("BATCH_ID_REUSED"),
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, { fieldViolations: [{ field: "batch_id", description }] }),
+      },
+    ]);
+  },
+
+  /** A gRPC health check for a service this server does not serve. */
+  unknownHealthService: (service: string) =>
+    refusal(`unknown service: ${JSON.stringify(service)}`, Code.NotFound, undefined, [
+      errorInfo("UNKNOWN_SERVICE"),
+    ]),
 
   /** A table outside the retention allow-list; nothing was run for it (W11). */
   unknownTable: (message: string) =>

@@ -26,6 +26,9 @@ function banner(key: string, service: string, url: string): string {
   ].join("\n");
 }
 
+/** How far past METRICS_SHUTDOWN_TIMEOUT_MS a stuck shutdown is cut short. */
+const SHUTDOWN_OVERRUN_MILLIS = 2000;
+
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -50,6 +53,11 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, "shutting down");
+    // The shutdown bounds each of its steps; this bounds the process, whatever hangs.
+    setTimeout(() => {
+      log.fatal({ timeoutMillis: config.shutdownTimeoutMillis }, "shutdown overran its timeout");
+      process.exit(1);
+    }, config.shutdownTimeoutMillis + SHUTDOWN_OVERRUN_MILLIS).unref();
     // A signal during start-up stops the service as soon as it is up.
     if (service) shutdown(service);
   };

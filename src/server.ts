@@ -9,10 +9,13 @@ import {
 } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
 import { requireAdmin } from "./admin/admin-errors.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
+import { createHealthServiceImpl } from "./admin/health-rpc.js";
+import type { Readiness } from "./admin/readiness.js";
 import { authenticateFrom, createAuthInterceptor } from "./auth/auth-interceptor.js";
 import { type AuthThrottle, createAuthThrottle } from "./auth/auth-throttle.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
@@ -50,6 +53,8 @@ export interface MetricsServerOptions {
   readonly retention: Retention;
   /** The service's own metrics; none are recorded when absent. */
   readonly metrics?: ServiceMetrics;
+  /** Whether the service takes events (`/readyz`, `/health`, gRPC health). */
+  readonly readiness: Readiness;
 }
 
 /** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
@@ -60,8 +65,8 @@ export interface MetricsServer {
   readonly draining: boolean;
   /** Requests being handled right now, on every ingress (the event store's group commit waits for them). */
   readonly inFlight: number;
-  /** Refuses new requests, waits for in-flight ones (up to the shutdown timeout), then closes. */
-  close(): Promise<void>;
+  /** Refuses new requests, waits for in-flight ones (up to `timeoutMillis`), then closes. */
+  close(timeoutMillis: number): Promise<void>;
 }
 
 /** Largest response message; answers are small, this only bounds a bug. */
@@ -119,6 +124,17 @@ function drainGuard(isDraining: () => boolean): Interceptor {
   };
 }
 
+/**
+ * Leaves gRPC health checks out of an interceptor: they need no key, spend no
+ * token, and are answered while draining (NOT_SERVING), as probes expect.
+ */
+function exceptHealth(interceptor: Interceptor): Interceptor {
+  return (next) => {
+    const intercepted = interceptor(next);
+    return (req) => (req.service.typeName === Health.typeName ? next(req) : intercepted(req));
+  };
+}
+
 /** Refuses AdminService calls from keys without the admin scope, before they spend a token (W10). */
 const adminScope: Interceptor = (next) => async (req) => {
   if (req.service.typeName === AdminService.typeName) {
@@ -128,7 +144,10 @@ const adminScope: Interceptor = (next) => async (req) => {
 };
 
 /** Paths of the health checks, which are never counted against the request bounds. */
-const HEALTH_PATHS = new Set(["/", "/health"]);
+const HEALTH_PATHS = new Set(["/", "/health", "/healthz", "/readyz"]);
+
+/** The gRPC health service's path prefix: served without a key, exempt from the bounds. */
+const GRPC_HEALTH_PREFIX = `/${Health.typeName}/`;
 
 /** The unary ingest RPC, whose token the early check spends (a stream spends one per message). */
 const UNARY_INGEST_PATH = `/${IngestService.typeName}/${IngestService.method.ingest.name}`;
@@ -159,7 +178,9 @@ function admissionBy(options: AdmissionOptions) {
   const { registry, throttle, checked } = options;
   return (req: AnyRequest): Admission => {
     const method = req.method ?? "GET";
-    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(pathOf(req))) return "exempt";
+    const path = pathOf(req);
+    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(path)) return "exempt";
+    if (path.startsWith(GRPC_HEALTH_PREFIX)) return "exempt";
     if (ingressOf(req) === "json") {
       return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
     }
@@ -233,6 +254,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   const hardStop = new AbortController();
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
   const checked = new WeakMap<AnyRequest, EarlyCheck>();
+  const { readiness } = options;
   const admissionOptions: AdmissionOptions = {
     registry: options.registry,
     throttle,
@@ -250,14 +272,17 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
         createIngestServiceImpl({ ingestor: options.ingestor, draining: drain.signal }),
       );
       router.service(AdminService, createAdminServiceImpl(options.retention));
+      router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
     },
     interceptors: [
-      ...(options.metrics ? [requestMetrics(options.metrics)] : []),
+      ...(options.metrics ? [exceptHealth(requestMetrics(options.metrics))] : []),
       errorBoundary(log),
-      drainGuard(isDraining),
-      createAuthInterceptor(options.registry, throttle),
-      adminScope,
-      createRateLimitInterceptor(options.limiter),
+      ...[
+        drainGuard(isDraining),
+        createAuthInterceptor(options.registry, throttle),
+        adminScope,
+        createRateLimitInterceptor(options.limiter),
+      ].map(exceptHealth),
     ],
     contextValues: (req) => {
       const values = createContextValues().set(clientAddressKey, addressOf(req));
@@ -273,6 +298,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       limiter: options.limiter,
       ingestor: options.ingestor,
       draining: isDraining,
+      readiness,
       maxRequestBytes: config.maxRequestBytes,
       log,
       retention: options.retention,
@@ -301,9 +327,9 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     get inFlight() {
       return port.inFlight;
     },
-    async close() {
+    async close(timeoutMillis) {
       drain.abort();
-      await port.close(config.shutdownTimeoutMillis);
+      await port.close(timeoutMillis);
       hardStop.abort();
     },
   };

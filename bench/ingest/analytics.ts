@@ -110,7 +110,7 @@ async function fill(
   let request = 0;
   while (done < events) {
     const commitEnd = Math.min(events, done + EVENTS_PER_COMMIT);
-    const pending: Promise<void>[] = [];
+    const pending: Promise<unknown>[] = [];
     while (done < commitEnd) {
       const requestEnd = Math.min(commitEnd, done + EVENTS_PER_BATCH);
       const rows: EventRow[] = [];

@@ -2,6 +2,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
 import { KIND_BY_TYPE, newEvent } from "../ingest/event-kinds.js";
 import type { BatchInput } from "../ingest/validate.js";
+import { echoInput } from "./echo-input.js";
 import { parseLegacyTimestamp } from "./legacy-timestamp.js";
 
 /** One schema error, in the shape FastAPI gives pydantic's errors (contract §1: 422 bodies). */
@@ -19,6 +20,10 @@ export interface LegacyBatch {
   /** How Python printed each event's timestamp, for the legacy messages. */
   readonly timestampDisplays: readonly (string | undefined)[];
 }
+
+/** The errors as they can be sent: an input nested too deeply is cut off (see {@link echoInput}). */
+const sendable = (errors: SchemaError[]): SchemaError[] =>
+  errors.map((error) => ({ ...error, input: echoInput(error.input) }));
 
 /** The legacy `MetricType` members in the Python enum's order, as pydantic lists them. */
 const LEGACY_TYPE_ORDER = [
@@ -41,6 +46,8 @@ const STRING_FIELDS = [
   { key: "service", localName: "service", required: true, max: 50 },
   { key: "version", localName: "version", required: false, max: 20 },
   { key: "instance_id", localName: "instanceId", required: false, max: 50 },
+  // Not in the Python service: the batch id of idempotent retries (issue 10).
+  { key: "batch_id", localName: "batchId", required: false, max: 128 },
 ] as const;
 
 /** The texts Python's float() reads as NaN and infinities. */
@@ -192,7 +199,7 @@ export function decodeLegacyBatch(
       msg: "Input should be a valid dictionary or object to extract fields from",
       input: body,
     });
-    return { ok: false, errors };
+    return { ok: false, errors: sendable(errors) };
   }
   const envelope: Record<string, string | undefined> = {};
   for (const field of STRING_FIELDS) {
@@ -236,7 +243,7 @@ export function decodeLegacyBatch(
       }
     });
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, errors: sendable(errors) };
   return {
     ok: true,
     value: {
@@ -244,6 +251,7 @@ export function decodeLegacyBatch(
         service: envelope.service ?? "",
         version: envelope.version,
         instanceId: envelope.instanceId,
+        batchId: envelope.batchId,
         events,
       },
       timestampDisplays,

@@ -1,10 +1,11 @@
 import { requireAdmin } from "../admin/admin-errors.js";
+import type { Readiness } from "../admin/readiness.js";
 import { authenticateFrom } from "../auth/auth-interceptor.js";
 import type { AuthThrottle } from "../auth/auth-throttle.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
 import { asConnectError, errors } from "../errors.js";
-import type { Ingestor } from "../ingest/ingestor.js";
+import { type Ingestor, REPLAYED_HEADER } from "../ingest/ingestor.js";
 import { LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
@@ -37,6 +38,8 @@ export interface HttpRoutesOptions {
   readonly ingestor: Ingestor;
   /** Whether the service is shutting down. */
   readonly draining: () => boolean;
+  /** Whether the service takes events (`/readyz`, `/health`). */
+  readonly readiness: Readiness;
   /** Largest body accepted, compressed or not (`METRICS_MAX_REQUEST_BYTES`). */
   readonly maxRequestBytes: number;
   readonly log: Logger;
@@ -172,7 +175,13 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const decoded = decodeLegacyBatch(parsed.value);
     if (!decoded.ok) return sendJson(res, 422, { detail: decoded.errors });
 
-    const { batch, timestampDisplays } = decoded.value;
+    const { timestampDisplays } = decoded.value;
+    // The body's batch_id, else an Idempotency-Key header (the IETF draft's), names the batch.
+    const idempotencyKey = req.headers["idempotency-key"];
+    const batch =
+      decoded.value.batch.batchId === undefined && typeof idempotencyKey === "string"
+        ? { ...decoded.value.batch, batchId: idempotencyKey }
+        : decoded.value.batch;
     let outcome: Awaited<ReturnType<Ingestor["ingest"]>>;
     try {
       outcome = await ingestor.ingest(batch, {
@@ -185,6 +194,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     const headers = rateHeaders(admitted.decision);
     if (outcome.ok) {
+      if (outcome.replayed) headers[REPLAYED_HEADER] = "true";
       return sendJson(
         res,
         200,
@@ -243,6 +253,42 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     });
   };
 
+  /** Liveness: the process serves requests (also while draining: restarting it would not help). */
+  const getLiveness: Handler = (_req, res) => sendJson(res, 200, { status: "alive" });
+
+  /** Readiness: database writable, migrations applied, not draining; 503 with every check otherwise. */
+  const getReadiness: Handler = (_req, res) => {
+    const report = options.readiness.check();
+    sendJson(
+      res,
+      report.ready ? 200 : 503,
+      { status: report.ready ? "ready" : "not ready", checks: report.checks },
+      report.ready ? {} : { "Retry-After": "1" },
+    );
+  };
+
+  /**
+   * The legacy health check (contract §1), now the alias of readiness: the
+   * Python body when ready, 503 with `draining` or `unavailable` and the
+   * checks when not.
+   */
+  const getHealth: Handler = (_req, res) => {
+    const report = options.readiness.check();
+    if (report.ready) {
+      return sendJson(res, 200, { status: "healthy", service: "metrics-collection" });
+    }
+    sendJson(
+      res,
+      503,
+      {
+        status: report.checks.draining ? "draining" : "unavailable",
+        service: "metrics-collection",
+        checks: report.checks,
+      },
+      { "Retry-After": "1" },
+    );
+  };
+
   const admin = createAdminRoutes({
     retention: options.retention,
     admitAdmin: (req, res) => admit(req, res, "admin") !== undefined,
@@ -253,18 +299,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const routes = new Map<string, ReadonlyMap<string, Handler>>([
     ...admin.exact,
     ["/", new Map([["GET", (_req, res) => sendJson(res, 200, ROOT)]])],
-    [
-      "/health",
-      new Map([
-        [
-          "GET",
-          (_req, res) =>
-            options.draining()
-              ? sendJson(res, 503, { status: "draining", service: "metrics-collection" })
-              : sendJson(res, 200, { status: "healthy", service: "metrics-collection" }),
-        ],
-      ]),
-    ],
+    ["/health", new Map([["GET", getHealth]])],
+    ["/healthz", new Map([["GET", getLiveness]])],
+    ["/readyz", new Map([["GET", getReadiness]])],
     ["/metrics", new Map([["POST", postMetrics]])],
     ["/flush", new Map([["POST", postFlush]])],
     ["/rate-limit", new Map([["GET", getRateLimit]])],

@@ -252,7 +252,9 @@ export function createOnePortServer(
   h2.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
-    if (draining) session.close();
+    // A session opened while draining is not sent GOAWAY: its calls are
+    // answered (refused with UNAVAILABLE and a retry delay, or health checks
+    // with NOT_SERVING), and it is ended with the others.
     // A client that connects (cleartext or TLS) but never sends its SETTINGS
     // is cut off like one that never sends its headers.
     const silent = setTimeout(() => session.destroy(), options.headersTimeoutMillis);
@@ -347,7 +349,9 @@ export function createOnePortServer(
     async close(timeoutMillis) {
       draining = true;
       const deadline = Date.now() + timeoutMillis;
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // The port keeps accepting until the in-flight requests are done, so
+      // that a probe or a request on a new connection is answered (503,
+      // NOT_SERVING, UNAVAILABLE with Retry-After) instead of refused.
       // GOAWAY: clients move new calls to a new connection at once. A stream a
       // client sent before the GOAWAY reached it is reset with REFUSED_STREAM,
       // which HTTP/2 and gRPC define as unprocessed and safe to retry.
@@ -363,6 +367,7 @@ export function createOnePortServer(
         setTimeout(r, Math.max(0, Math.min(IDLE_GRACE_MILLIS, deadline - Date.now()))),
       );
       await idle(deadline);
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       h1.closeAllConnections();
       for (const socket of sockets) socket.destroy();
       await stopped;

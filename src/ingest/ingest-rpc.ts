@@ -5,7 +5,7 @@ import {
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { principalKey } from "../auth/principal.js";
 import { asConnectError, DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
-import type { Ingestor } from "./ingestor.js";
+import { type Ingestor, REPLAYED_HEADER } from "./ingestor.js";
 import { newRequestId } from "./request-id.js";
 import { RPC_PATHS } from "./validate.js";
 
@@ -54,6 +54,7 @@ export function createIngestServiceImpl(
       const principal = context.values.get(principalKey);
       const outcome = await ingestor.ingest(req, { paths: RPC_PATHS, principal });
       if (!outcome.ok) throw errors.invalidBatch(outcome.violations);
+      if (outcome.replayed) context.responseHeader.set(REPLAYED_HEADER, "true");
       return { accepted: outcome.accepted, rejected: 0, requestId: outcome.requestId };
     },
 
@@ -90,7 +91,7 @@ export function createIngestServiceImpl(
             };
           }
           const outcome = await ingestor.ingest(
-            { ...envelope, events: message.events },
+            { ...envelope, batchId: message.batchId, events: message.events },
             { paths: RPC_PATHS, requestId, principal },
           );
           if (outcome.ok) {

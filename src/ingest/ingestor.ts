@@ -2,17 +2,29 @@ import { serviceNameFromSuffix } from "../auth/env-keys.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { EventStore } from "../storage/event-store.js";
+import type { BatchClaim, BatchLedger, CommittedBatch } from "../storage/batch-ledger.js";
+import type { AppendResult, EventStore } from "../storage/event-store.js";
 import { StorageError } from "../storage/storage-error.js";
 import type { CommittedEvent } from "../telemetry/instruments.js";
 import { liftLegacyKeys, type RenderedEvent, renderEvent } from "./normalize.js";
 import { newRequestId } from "./request-id.js";
 import { type BatchInput, type PathStyle, validateBatch } from "./validate.js";
 
-/** The outcome of one batch: committed, or rejected whole with every violation. */
+/**
+ * The outcome of one batch: committed, or rejected whole with every violation.
+ * `replayed`: the batch id was committed before, and this is that commit's result.
+ */
 export type IngestOutcome =
-  | { readonly ok: true; readonly accepted: number; readonly requestId: string }
+  | {
+      readonly ok: true;
+      readonly accepted: number;
+      readonly requestId: string;
+      readonly replayed?: boolean;
+    }
   | { readonly ok: false; readonly violations: Violation[]; readonly requestId: string };
+
+/** Set on an answer to a retried batch that was committed before (as Stripe and others name it). */
+export const REPLAYED_HEADER = "idempotent-replayed";
 
 /** Options of one {@link Ingestor.ingest} call. */
 export interface IngestOptions {
@@ -46,6 +58,8 @@ export interface IngestObserver {
   committed(events: readonly CommittedEvent[]): void;
   /** A batch was rejected whole, for `reason` (`invalid`, `forbidden`, `overloaded`, `storage`). */
   rejected(count: number, reason: string): void;
+  /** A retried batch was answered from its earlier commit; nothing was stored or recorded. */
+  replayed?(count: number): void;
 }
 
 /** Options of {@link createIngestor}. */
@@ -68,6 +82,11 @@ export interface IngestorOptions {
    */
   readonly maxQueuedRows?: number;
   readonly maxQueuedBytes?: number;
+  /**
+   * The committed batch ids (`METRICS_IDEMPOTENCY_WINDOW_SECONDS`); the store
+   * must claim ids in the same ledger. Without it, batch ids are only validated.
+   */
+  readonly ledger?: BatchLedger;
 }
 
 /**
@@ -102,6 +121,37 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const bindKeys = options.bindKeysToService ?? true;
   const maxQueuedRows = options.maxQueuedRows ?? Number.POSITIVE_INFINITY;
   const maxQueuedBytes = options.maxQueuedBytes ?? Number.POSITIVE_INFINITY;
+  const ledger = options.ledger;
+  /** Appends under way per batch id, so that a retry sent before the first try ended waits for it. */
+  const appending = new Map<string, Promise<AppendResult>>();
+  const keyOf = (claim: BatchClaim) => `${claim.service}\n${claim.batchId}`;
+
+  /** The answer to a batch whose id was committed before: that commit's result. */
+  const replayOf = (found: CommittedBatch, claim: BatchClaim): IngestOutcome => {
+    if (found.events !== claim.events) {
+      options.observer?.rejected(claim.events, "batch_id_reused");
+      throw errors.batchIdReused(claim.batchId, found.events, claim.events);
+    }
+    options.observer?.replayed?.(claim.events);
+    return { ok: true, accepted: found.events, requestId: found.requestId, replayed: true };
+  };
+
+  /** The earlier commit of this batch id, after any append of it under way has ended. */
+  const earlierCommit = async (claim: BatchClaim): Promise<IngestOutcome | undefined> => {
+    for (
+      let pending = appending.get(keyOf(claim));
+      pending;
+      pending = appending.get(keyOf(claim))
+    ) {
+      await pending.then(
+        () => {},
+        () => {},
+      );
+    }
+    const found = ledger?.find(claim.service, claim.batchId);
+    return found && replayOf(found, claim);
+  };
+
   return {
     async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays, principal }) {
       const receivedAt = now();
@@ -125,21 +175,50 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         options.observer?.rejected(batch.events.length, "forbidden");
         throw errors.serviceMismatch(batch.service, principal?.service ?? "(none)");
       }
+      const claim: BatchClaim | undefined =
+        ledger && batch.batchId !== undefined
+          ? {
+              service: serviceNameFromSuffix(batch.service),
+              batchId: batch.batchId,
+              events: batch.events.length,
+            }
+          : undefined;
+      // A retry of a committed batch is answered before the overload check: it stores nothing.
+      const replay = claim && (await earlierCommit(claim));
+      if (replay) return replay;
       if (store.queuedRows >= maxQueuedRows || store.queuedBytes >= maxQueuedBytes) {
         options.observer?.rejected(batch.events.length, "overloaded");
         throw errors.overloaded();
       }
       const rendered = batch.events.map((event) => renderEvent(event, batch, receivedAt));
+      const appended = store.append(
+        requestId,
+        rendered.map((r) => r.row),
+        claim,
+      );
+      if (claim) {
+        const key = keyOf(claim);
+        appending.set(key, appended);
+        const done = () => {
+          if (appending.get(key) === appended) appending.delete(key);
+        };
+        appended.then(done, done);
+      }
+      let result: AppendResult;
       try {
-        await store.append(
-          requestId,
-          rendered.map((r) => r.row),
-        );
+        result = await appended;
       } catch (cause) {
         const error = StorageError.from(cause);
         log.error({ requestId, err: error.cause ?? error }, "batch not stored");
         options.observer?.rejected(batch.events.length, "storage");
         throw errors.storage(error);
+      }
+      if (result === "duplicate" && claim) {
+        // Another process committed this batch id first (the ledger claim is
+        // checked in the transaction): answer with its result.
+        const found = ledger?.find(claim.service, claim.batchId);
+        if (found === undefined) throw errors.internal(new Error("claimed batch id not found"));
+        return replayOf(found, claim);
       }
       // The batch is committed and must be acknowledged as such: a failure to
       // record it must not turn into an error reply (the client would resend it).

@@ -11,6 +11,8 @@ export interface BatchInput {
   readonly service: string;
   readonly version?: string | undefined;
   readonly instanceId?: string | undefined;
+  /** The emitter's id for this batch, which makes a retry of it safe (stored once). */
+  readonly batchId?: string | undefined;
   readonly events: readonly Event[];
 }
 
@@ -49,6 +51,7 @@ export const LIMITS = {
   serviceMaxLength: 50,
   versionMaxLength: 20,
   instanceIdMaxLength: 50,
+  batchIdMaxLength: 128,
   maxEvents: 100,
   maxFutureSkewSeconds: 300,
   oldAfterSeconds: 7 * 24 * 3600,
@@ -79,6 +82,7 @@ function nestedDeeperThan(value: JsonValue, max: number): boolean {
 
 const SERVICE_PATTERN = /^[a-zA-Z0-9_-]+$/;
 const INSTANCE_ID_PATTERN = /^[a-zA-Z0-9_.-]+$/;
+const BATCH_ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
 const VERSION_PATTERN = /^\d+\.\d+\.\d+(-[a-zA-Z0-9.-]+)?$/;
 const DIMENSION_KEY_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of google.protobuf.Timestamp. */
@@ -139,6 +143,21 @@ export function validateBatch(batch: BatchInput, options: ValidateOptions): Vali
       fail(
         "instance_id",
         "Instance ID must contain only alphanumeric characters, underscores, dots, and hyphens",
+      );
+    }
+  }
+
+  const batchId = batch.batchId;
+  if (batchId !== undefined) {
+    if (batchId === "" || batchId.length > LIMITS.batchIdMaxLength) {
+      fail(
+        "batch_id",
+        `Batch ID must be 1 to ${LIMITS.batchIdMaxLength} characters, got ${pyLen(batchId)}`,
+      );
+    } else if (!BATCH_ID_PATTERN.test(batchId)) {
+      fail(
+        "batch_id",
+        "Batch ID must contain only alphanumeric characters, dots, underscores, colons, and hyphens",
       );
     }
   }

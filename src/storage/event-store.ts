@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import type { BatchClaim, BatchLedger } from "./batch-ledger.js";
 import { approximateRowBytes, type EventRow } from "./rows.js";
 import { StorageError } from "./storage-error.js";
 
@@ -28,7 +29,12 @@ export interface EventStoreOptions {
   readonly busyTimeoutMillis?: number;
   /** Called after every commit attempt, for the service's own metrics. */
   readonly onCommit?: (stats: CommitStats) => void;
+  /** Where batch ids are claimed, in each batch's transaction; without it, appends may not carry one. */
+  readonly ledger?: BatchLedger;
 }
+
+/** How an append ended: its rows were committed, or its batch id was already committed (nothing written). */
+export type AppendResult = "stored" | "duplicate";
 
 /** What one group commit did. */
 export interface CommitStats {
@@ -44,9 +50,11 @@ export interface EventStore {
    * Queues one request's rows and resolves once they are committed. Concurrent
    * appends share one transaction. If it fails, each append is tried alone, so
    * only those the database refuses reject (with a {@link StorageError}); later
-   * appends are unaffected.
+   * appends are unaffected. With a batch id, the id is claimed in the same
+   * transaction, and the rows are written only if the claim succeeds: the
+   * append resolves `duplicate` when a batch within the window holds the id.
    */
-  append(requestId: string, rows: readonly EventRow[]): Promise<void>;
+  append(requestId: string, rows: readonly EventRow[], batch?: BatchClaim): Promise<AppendResult>;
   /** Commits everything queued so far, now. */
   flush(): void;
   /** About how many bytes the queued rows take (see {@link approximateRowBytes}). */
@@ -61,7 +69,8 @@ interface Pending {
   readonly requestId: string;
   readonly rows: readonly EventRow[];
   readonly bytes: number;
-  readonly resolve: () => void;
+  readonly batch: BatchClaim | undefined;
+  readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: StorageError) => void;
   /** When a commit of these rows was first tried, for the busy-retry budget. */
   firstTriedAt?: number;
@@ -144,9 +153,23 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     }
   };
 
-  const writeGroup = db.transaction((group: readonly Pending[]) => {
-    for (const p of group) for (const row of p.rows) writeRow(p.requestId, row);
+  const ledger = options.ledger;
+  /** Writes a group's rows; returns the appends whose batch id was already taken (nothing of them written). */
+  const writeGroup = db.transaction((group: readonly Pending[]): Set<Pending> | undefined => {
+    let duplicates: Set<Pending> | undefined;
+    const now = Date.now();
+    for (const p of group) {
+      if (p.batch && ledger && !ledger.claim(p.batch, p.requestId, now)) {
+        duplicates ??= new Set();
+        duplicates.add(p);
+        continue;
+      }
+      for (const row of p.rows) writeRow(p.requestId, row);
+    }
+    return duplicates;
   });
+  const resultOf = (p: Pending, duplicates: Set<Pending> | undefined): AppendResult =>
+    duplicates?.has(p) ? "duplicate" : "stored";
 
   let queue: Pending[] = [];
   let queuedRows = 0;
@@ -211,8 +234,9 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     queuedBytes -= bytes;
     const started = performance.now();
     let error: StorageError | undefined;
+    let duplicates: Set<Pending> | undefined;
     try {
-      writeGroup.immediate(group);
+      duplicates = writeGroup.immediate(group);
     } catch (cause) {
       error = StorageError.from(cause);
     }
@@ -235,8 +259,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
       // alone, so that only that request fails and the others are stored.
       for (const p of group) {
         try {
-          writeGroup.immediate([p]);
-          p.resolve();
+          p.resolve(resultOf(p, writeGroup.immediate([p])));
         } catch (cause) {
           p.reject(StorageError.from(cause));
         }
@@ -244,7 +267,7 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     } else {
       for (const p of group) {
         if (error) p.reject(error);
-        else p.resolve();
+        else p.resolve(resultOf(p, duplicates));
       }
     }
     try {
@@ -260,14 +283,17 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
   }
 
   return {
-    append(requestId, rows) {
+    append(requestId, rows, batch) {
       if (closed) {
         return Promise.reject(new StorageError("closed", "the event store is closed"));
       }
-      return new Promise<void>((resolve, reject) => {
+      if (batch && !ledger) {
+        return Promise.reject(new StorageError("internal", "batch ids need a ledger"));
+      }
+      return new Promise<AppendResult>((resolve, reject) => {
         let bytes = 0;
         for (const row of rows) bytes += approximateRowBytes(row);
-        queue.push({ requestId, rows, bytes, resolve, reject });
+        queue.push({ requestId, rows, bytes, batch, resolve, reject });
         queuedRows += rows.length;
         queuedBytes += bytes;
         schedule();

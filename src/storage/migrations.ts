@@ -154,6 +154,32 @@ UPDATE api_keys SET key_id = 'key_' || lower(hex(randomblob(6)));
 CREATE UNIQUE INDEX idx_api_keys_key_id ON api_keys (key_id);
 `,
   },
+  {
+    version: 5,
+    name: "ingest_batches_and_readiness_probe",
+    // Batch ids committed within the idempotency window (issue 10), written in
+    // the same transaction as the batch's rows: a retried batch is found here
+    // and answered with its original result instead of being stored again.
+    // Keyed by service then id; clients send time-ordered ids (UUIDv7), so
+    // both indexes take their entries at the right edge (STACK.md trap 11).
+    // readiness_probe: the one row /readyz writes to ask whether the disk
+    // takes writes when no events came lately.
+    sql: `
+CREATE TABLE ingest_batches (
+  service TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  events INTEGER NOT NULL,
+  committed_ms INTEGER NOT NULL,
+  PRIMARY KEY (service, batch_id)
+) WITHOUT ROWID;
+CREATE INDEX idx_ingest_batches_committed ON ingest_batches (committed_ms);
+CREATE TABLE readiness_probe (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  probed_at INTEGER NOT NULL
+);
+`,
+  },
 ];
 
 /** The schema version this build expects. */

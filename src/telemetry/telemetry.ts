@@ -32,8 +32,11 @@ export interface TelemetryOptions extends TelemetryConfig {
 export interface ServiceMetrics {
   /** One request, by ingress (`grpc`, `connect`, `grpc-web`, `json`) and outcome code. */
   request(ingress: string, code: string): void;
-  /** Events accepted (committed) or rejected, by reason. */
-  events(outcome: "accepted" | "rejected", count: number, reason?: string): void;
+  /**
+   * Events accepted (committed), rejected (by reason), or replayed: a retried
+   * batch answered from its earlier commit, stored and counted once.
+   */
+  events(outcome: "accepted" | "rejected" | "replayed", count: number, reason?: string): void;
   /** A request refused by a key's rate limit. */
   rateLimited(service: string): void;
   /** One group commit: how many rows, how long, whether it failed and why. */
@@ -87,7 +90,8 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     description: "Requests by ingress and outcome",
   });
   const events = meter.createCounter("mcp_metrics_events_total", {
-    description: "Events accepted or rejected",
+    description:
+      "Events accepted, rejected, or replayed (a retried batch answered from its earlier commit)",
   });
   const limited = meter.createCounter("mcp_metrics_rate_limited_total", {
     description: "Requests refused by a rate limit",

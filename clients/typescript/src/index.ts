@@ -4,6 +4,7 @@
  */
 export { FlowStep } from "../../../gen/mcp/metrics/v1/events_pb.js";
 export { IngestService } from "../../../gen/mcp/metrics/v1/ingest_pb.js";
+export { newBatchId } from "./batch-id.js";
 export type {
   AuthEvent,
   CommonEventFields,

@@ -3,6 +3,7 @@ import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { EventSchema } from "../../../gen/mcp/metrics/v1/events_pb.js";
 import { IngestService } from "../../../gen/mcp/metrics/v1/ingest_pb.js";
+import { newBatchId } from "./batch-id.js";
 import { EventBuffer } from "./event-buffer.js";
 import {
   type AuthEvent,
@@ -391,10 +392,13 @@ class BatchingMetricsClient implements MetricsClient {
     }
     const started = Date.now();
     let attempt = 0;
+    // Sent with every retry of these events, so that a retry of a batch the
+    // service committed (its answer lost to a timeout) is not stored twice.
+    let batchId = newBatchId();
     while (events.length > 0) {
       try {
         const response = await this.rpc.ingest(
-          { ...this.header, events },
+          { ...this.header, batchId, events },
           { headers: this.headers, timeoutMs: this.timeoutMs, signal: this.abort.signal },
         );
         this.settle(batch, "sent", events.length, response.accepted);
@@ -414,6 +418,7 @@ class BatchingMetricsClient implements MetricsClient {
           // Resend the valid rest: one bad event must not cost its 99 neighbours.
           this.settle(batch, "rejected", invalid.size);
           events = events.filter((_, i) => !invalid.has(i));
+          batchId = newBatchId(); // another batch now
           continue;
         }
         if (decision.action === "give-up") {
@@ -428,6 +433,7 @@ class BatchingMetricsClient implements MetricsClient {
             );
             this.settle(batch, "rejected", unencodable.length);
             events = events.filter((_, i) => !unencodable.includes(i));
+            batchId = newBatchId();
             continue;
           }
           const keyProblem =

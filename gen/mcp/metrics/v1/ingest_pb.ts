@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mcp/metrics/v1/ingest.proto.
  */
 export const file_mcp_metrics_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChttY3AvbWV0cmljcy92MS9pbmdlc3QucHJvdG8SDm1jcC5tZXRyaWNzLnYxIpMBCg1Jbmdlc3RSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSFAoHdmVyc2lvbhgCIAEoCUgAiAEBEhgKC2luc3RhbmNlX2lkGAMgASgJSAGIAQESJQoGZXZlbnRzGAQgAygLMhUubWNwLm1ldHJpY3MudjEuRXZlbnRCCgoIX3ZlcnNpb25CDgoMX2luc3RhbmNlX2lkIkgKDkluZ2VzdFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhAKCHJlamVjdGVkGAIgASgFEhIKCnJlcXVlc3RfaWQYAyABKAkimQEKE0luZ2VzdFN0cmVhbVJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRIUCgd2ZXJzaW9uGAIgASgJSACIAQESGAoLaW5zdGFuY2VfaWQYAyABKAlIAYgBARIlCgZldmVudHMYBCADKAsyFS5tY3AubWV0cmljcy52MS5FdmVudEIKCghfdmVyc2lvbkIOCgxfaW5zdGFuY2VfaWQiYAoUSW5nZXN0U3RyZWFtUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUSEAoIcmVqZWN0ZWQYAiABKAUSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghtZXNzYWdlcxgEIAEoBTK1AQoNSW5nZXN0U2VydmljZRJHCgZJbmdlc3QSHS5tY3AubWV0cmljcy52MS5Jbmdlc3RSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuSW5nZXN0UmVzcG9uc2USWwoMSW5nZXN0U3RyZWFtEiMubWNwLm1ldHJpY3MudjEuSW5nZXN0U3RyZWFtUmVxdWVzdBokLm1jcC5tZXRyaWNzLnYxLkluZ2VzdFN0cmVhbVJlc3BvbnNlKAFiBnByb3RvMw", [file_mcp_metrics_v1_events]);
+  fileDesc("ChttY3AvbWV0cmljcy92MS9pbmdlc3QucHJvdG8SDm1jcC5tZXRyaWNzLnYxIrcBCg1Jbmdlc3RSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSFAoHdmVyc2lvbhgCIAEoCUgAiAEBEhgKC2luc3RhbmNlX2lkGAMgASgJSAGIAQESJQoGZXZlbnRzGAQgAygLMhUubWNwLm1ldHJpY3MudjEuRXZlbnQSFQoIYmF0Y2hfaWQYBSABKAlIAogBAUIKCghfdmVyc2lvbkIOCgxfaW5zdGFuY2VfaWRCCwoJX2JhdGNoX2lkIkgKDkluZ2VzdFJlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhAKCHJlamVjdGVkGAIgASgFEhIKCnJlcXVlc3RfaWQYAyABKAkivQEKE0luZ2VzdFN0cmVhbVJlcXVlc3QSDwoHc2VydmljZRgBIAEoCRIUCgd2ZXJzaW9uGAIgASgJSACIAQESGAoLaW5zdGFuY2VfaWQYAyABKAlIAYgBARIlCgZldmVudHMYBCADKAsyFS5tY3AubWV0cmljcy52MS5FdmVudBIVCghiYXRjaF9pZBgFIAEoCUgCiAEBQgoKCF92ZXJzaW9uQg4KDF9pbnN0YW5jZV9pZEILCglfYmF0Y2hfaWQiYAoUSW5nZXN0U3RyZWFtUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUSEAoIcmVqZWN0ZWQYAiABKAUSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghtZXNzYWdlcxgEIAEoBTK1AQoNSW5nZXN0U2VydmljZRJHCgZJbmdlc3QSHS5tY3AubWV0cmljcy52MS5Jbmdlc3RSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuSW5nZXN0UmVzcG9uc2USWwoMSW5nZXN0U3RyZWFtEiMubWNwLm1ldHJpY3MudjEuSW5nZXN0U3RyZWFtUmVxdWVzdBokLm1jcC5tZXRyaWNzLnYxLkluZ2VzdFN0cmVhbVJlc3BvbnNlKAFiBnByb3RvMw", [file_mcp_metrics_v1_events]);
 
 /**
  * IngestRequest is one batch of events from one service instance.
@@ -48,6 +48,19 @@ export type IngestRequest = Message<"mcp.metrics.v1.IngestRequest"> & {
    * @generated from field: repeated mcp.metrics.v1.Event events = 4;
    */
   events: Event[];
+
+  /**
+   * Makes retries safe: an id the emitter picks for this batch and sends again
+   * with every retry of it (1 to 128 characters of [A-Za-z0-9._:-]; a UUID
+   * does). A batch whose id was already committed for the same service within
+   * the idempotency window (METRICS_IDEMPOTENCY_WINDOW_SECONDS, default one
+   * day) is not stored again: the call answers with the original result and
+   * the response header `idempotent-replayed: true`. Reusing an id for a batch
+   * with a different number of events fails with ALREADY_EXISTS.
+   *
+   * @generated from field: optional string batch_id = 5;
+   */
+  batchId?: string | undefined;
 };
 
 /**
@@ -127,6 +140,14 @@ export type IngestStreamRequest = Message<"mcp.metrics.v1.IngestStreamRequest"> 
    * @generated from field: repeated mcp.metrics.v1.Event events = 4;
    */
   events: Event[];
+
+  /**
+   * This message's batch id, as in IngestRequest: a message whose id was
+   * already committed is counted as accepted and not stored again.
+   *
+   * @generated from field: optional string batch_id = 5;
+   */
+  batchId?: string | undefined;
 };
 
 /**

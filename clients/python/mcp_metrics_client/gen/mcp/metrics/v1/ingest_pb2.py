@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from . import events_pb2 as mcp_dot_metrics_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcp/metrics/v1/ingest.proto\x12\x0emcp.metrics.v1\x1a\x1bmcp/metrics/v1/events.proto\"\xb9\x01\n\rIngestRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x1d\n\x07version\x18\x02 \x01(\tH\x00R\x07version\x88\x01\x01\x12$\n\x0binstance_id\x18\x03 \x01(\tH\x01R\ninstanceId\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x15.mcp.metrics.v1.EventR\x06\x65ventsB\n\n\x08_versionB\x0e\n\x0c_instance_id\"g\n\x0eIngestResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05R\x08\x61\x63\x63\x65pted\x12\x1a\n\x08rejected\x18\x02 \x01(\x05R\x08rejected\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\xbf\x01\n\x13IngestStreamRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x1d\n\x07version\x18\x02 \x01(\tH\x00R\x07version\x88\x01\x01\x12$\n\x0binstance_id\x18\x03 \x01(\tH\x01R\ninstanceId\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x15.mcp.metrics.v1.EventR\x06\x65ventsB\n\n\x08_versionB\x0e\n\x0c_instance_id\"\x89\x01\n\x14IngestStreamResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05R\x08\x61\x63\x63\x65pted\x12\x1a\n\x08rejected\x18\x02 \x01(\x05R\x08rejected\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x1a\n\x08messages\x18\x04 \x01(\x05R\x08messages2\xb5\x01\n\rIngestService\x12G\n\x06Ingest\x12\x1d.mcp.metrics.v1.IngestRequest\x1a\x1e.mcp.metrics.v1.IngestResponse\x12[\n\x0cIngestStream\x12#.mcp.metrics.v1.IngestStreamRequest\x1a$.mcp.metrics.v1.IngestStreamResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcp/metrics/v1/ingest.proto\x12\x0emcp.metrics.v1\x1a\x1bmcp/metrics/v1/events.proto\"\xe6\x01\n\rIngestRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x1d\n\x07version\x18\x02 \x01(\tH\x00R\x07version\x88\x01\x01\x12$\n\x0binstance_id\x18\x03 \x01(\tH\x01R\ninstanceId\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x15.mcp.metrics.v1.EventR\x06\x65vents\x12\x1e\n\x08\x62\x61tch_id\x18\x05 \x01(\tH\x02R\x07\x62\x61tchId\x88\x01\x01\x42\n\n\x08_versionB\x0e\n\x0c_instance_idB\x0b\n\t_batch_id\"g\n\x0eIngestResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05R\x08\x61\x63\x63\x65pted\x12\x1a\n\x08rejected\x18\x02 \x01(\x05R\x08rejected\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\xec\x01\n\x13IngestStreamRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x1d\n\x07version\x18\x02 \x01(\tH\x00R\x07version\x88\x01\x01\x12$\n\x0binstance_id\x18\x03 \x01(\tH\x01R\ninstanceId\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x15.mcp.metrics.v1.EventR\x06\x65vents\x12\x1e\n\x08\x62\x61tch_id\x18\x05 \x01(\tH\x02R\x07\x62\x61tchId\x88\x01\x01\x42\n\n\x08_versionB\x0e\n\x0c_instance_idB\x0b\n\t_batch_id\"\x89\x01\n\x14IngestStreamResponse\x12\x1a\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05R\x08\x61\x63\x63\x65pted\x12\x1a\n\x08rejected\x18\x02 \x01(\x05R\x08rejected\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x1a\n\x08messages\x18\x04 \x01(\x05R\x08messages2\xb5\x01\n\rIngestService\x12G\n\x06Ingest\x12\x1d.mcp.metrics.v1.IngestRequest\x1a\x1e.mcp.metrics.v1.IngestResponse\x12[\n\x0cIngestStream\x12#.mcp.metrics.v1.IngestStreamRequest\x1a$.mcp.metrics.v1.IngestStreamResponse(\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcp.metrics.v1.ingest_pb2', globals())
@@ -22,13 +22,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   _INGESTREQUEST._serialized_start=77
-  _INGESTREQUEST._serialized_end=262
-  _INGESTRESPONSE._serialized_start=264
-  _INGESTRESPONSE._serialized_end=367
-  _INGESTSTREAMREQUEST._serialized_start=370
-  _INGESTSTREAMREQUEST._serialized_end=561
-  _INGESTSTREAMRESPONSE._serialized_start=564
-  _INGESTSTREAMRESPONSE._serialized_end=701
-  _INGESTSERVICE._serialized_start=704
-  _INGESTSERVICE._serialized_end=885
+  _INGESTREQUEST._serialized_end=307
+  _INGESTRESPONSE._serialized_start=309
+  _INGESTRESPONSE._serialized_end=412
+  _INGESTSTREAMREQUEST._serialized_start=415
+  _INGESTSTREAMREQUEST._serialized_end=651
+  _INGESTSTREAMRESPONSE._serialized_start=654
+  _INGESTSTREAMRESPONSE._serialized_end=791
+  _INGESTSERVICE._serialized_start=794
+  _INGESTSERVICE._serialized_end=975
 # @@protoc_insertion_point(module_scope)

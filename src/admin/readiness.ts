@@ -1,0 +1,106 @@
+import type { Database } from "better-sqlite3";
+import { SCHEMA_VERSION } from "../storage/migrations.js";
+import { StorageError } from "../storage/storage-error.js";
+
+/** What `/readyz` and gRPC health report: ready only when every check passes. */
+export interface ReadinessReport {
+  readonly ready: boolean;
+  readonly checks: {
+    /** `writable`, or why not (`full`, `read-only`, the SQLite code). */
+    readonly database: string;
+    /** `applied`, or which version the file is at. */
+    readonly migrations: string;
+    /** True once a shutdown began. */
+    readonly draining: boolean;
+  };
+}
+
+/** Whether the service can take events now, and what changed it. */
+export interface Readiness {
+  /** Checks now; the database is probed with a write at most once per probe interval. */
+  check(): ReadinessReport;
+  /** The outcome of a commit: a failure to write makes the service unready until a write succeeds. */
+  noteCommit(error?: StorageError): void;
+}
+
+/** Options of {@link createReadiness}. */
+export interface ReadinessOptions {
+  readonly db: Database;
+  /** Whether a shutdown began. */
+  readonly draining: () => boolean;
+  /** How long a probe's or a commit's verdict stands before the next probe, in ms. */
+  readonly probeIntervalMillis?: number;
+}
+
+/** The short name of a write failure, for the report. */
+function describeFailure(error: StorageError): string {
+  const cause = error.cause as { code?: unknown } | undefined;
+  const code = typeof cause?.code === "string" ? cause.code : error.failure;
+  if (code.startsWith("SQLITE_FULL")) return "full";
+  if (code.startsWith("SQLITE_READONLY")) return "read-only";
+  return code;
+}
+
+/**
+ * Readiness of the service (issue 10): the database is writable, its
+ * migrations are applied, and no shutdown began. Writability is known from
+ * the commits themselves while events flow; when none came within the probe
+ * interval, or the last one failed, a tiny write to `readiness_probe` asks the
+ * disk again. A write lock held by another process is contention, not a
+ * fault: it leaves the last verdict standing.
+ */
+export function createReadiness(options: ReadinessOptions): Readiness {
+  const { db } = options;
+  const interval = options.probeIntervalMillis ?? 1000;
+  const probe = db.prepare(
+    "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+  );
+  const writeProbe = db.transaction((at: number) => probe.run(at));
+  let database = "writable";
+  let decidedAt = Number.NEGATIVE_INFINITY;
+
+  const databaseState = (): string => {
+    const now = performance.now();
+    if (now - decidedAt < interval) return database;
+    try {
+      writeProbe.immediate(Date.now());
+      database = "writable";
+    } catch (cause) {
+      const error = StorageError.from(cause);
+      if (!error.busy) database = describeFailure(error);
+    }
+    decidedAt = now;
+    return database;
+  };
+
+  const migrationState = (): string => {
+    try {
+      const version = db.pragma("user_version", { simple: true }) as number;
+      return version === SCHEMA_VERSION ? "applied" : `at version ${version} of ${SCHEMA_VERSION}`;
+    } catch (cause) {
+      return describeFailure(StorageError.from(cause));
+    }
+  };
+
+  return {
+    check() {
+      const draining = options.draining();
+      // A draining service answers from what it knows: no probe writes during a shutdown.
+      const checks = {
+        database: draining ? database : databaseState(),
+        migrations: migrationState(),
+        draining,
+      };
+      return {
+        ready: !draining && checks.database === "writable" && checks.migrations === "applied",
+        checks,
+      };
+    },
+    noteCommit(error) {
+      if (error?.busy) return;
+      if (error !== undefined && error.failure !== "unavailable") return;
+      database = error === undefined ? "writable" : describeFailure(error);
+      decidedAt = performance.now();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import type { Database } from "better-sqlite3";
+
+/** A batch id to record with a batch's rows. */
+export interface BatchClaim {
+  /** The batch's service, in the legacy spelling the key check compares (`serviceNameFromSuffix`). */
+  readonly service: string;
+  readonly batchId: string;
+  /** How many events the batch has: a retry must have as many. */
+  readonly events: number;
+}
+
+/** What the ledger knows of a committed batch. */
+export interface CommittedBatch {
+  /** The request id its rows were stored with. */
+  readonly requestId: string;
+  readonly events: number;
+}
+
+/**
+ * The batch ids committed within the idempotency window (`ingest_batches`).
+ * A batch's id is claimed in the same transaction as its rows, so a batch
+ * whose id is found here is stored, and one whose claim fails is not.
+ */
+export interface BatchLedger {
+  /** How long a batch id is remembered, in ms. */
+  readonly windowMillis: number;
+  /** The batch committed under this id within the window, if any. */
+  find(service: string, batchId: string): CommittedBatch | undefined;
+  /**
+   * Records a batch id; call inside the transaction that writes its rows.
+   * False when a batch within the window already holds the id: the rows must
+   * not be written. An id older than the window is taken over.
+   */
+  claim(claim: BatchClaim, requestId: string, nowMillis: number): boolean;
+  /** Deletes up to `maxRows` ids older than the window; returns how many went. */
+  prune(maxRows: number): number;
+}
+
+/** Creates the ledger over an open, migrated database. */
+export function createBatchLedger(
+  db: Database,
+  options: { readonly windowMillis: number; readonly now?: () => number },
+): BatchLedger {
+  const now = options.now ?? Date.now;
+  const windowMillis = options.windowMillis;
+  const select = db.prepare<[string, string, number], { request_id: string; events: number }>(
+    `SELECT request_id, events FROM ingest_batches
+     WHERE service = ? AND batch_id = ? AND committed_ms >= ?`,
+  );
+  const upsert = db.prepare(
+    `INSERT INTO ingest_batches (service, batch_id, request_id, events, committed_ms)
+     VALUES (@service, @batchId, @requestId, @events, @now)
+     ON CONFLICT (service, batch_id) DO UPDATE SET
+       request_id = excluded.request_id, events = excluded.events, committed_ms = excluded.committed_ms
+     WHERE committed_ms < @windowStart`,
+  );
+  const prune = db.prepare(
+    `DELETE FROM ingest_batches WHERE (service, batch_id) IN (
+       SELECT service, batch_id FROM ingest_batches WHERE committed_ms < ? ORDER BY committed_ms LIMIT ?)`,
+  );
+  return {
+    windowMillis,
+    find(service, batchId) {
+      const row = select.get(service, batchId, now() - windowMillis);
+      return row && { requestId: row.request_id, events: row.events };
+    },
+    claim(claim, requestId, nowMillis) {
+      const result = upsert.run({
+        service: claim.service,
+        batchId: claim.batchId,
+        requestId,
+        events: claim.events,
+        now: nowMillis,
+        windowStart: nowMillis - windowMillis,
+      });
+      return result.changes > 0;
+    },
+    prune(maxRows) {
+      return prune.run(now() - windowMillis, maxRows).changes;
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import { writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { runCrashRounds } from "../crash/harness.js";
+
+/*
+ * The crash harness of issue 10. `npm test` runs a few rounds; `npm run
+ * test:crash` runs CRASH_ROUNDS=20 (and writes CRASH_REPORT if set).
+ */
+const rounds = Number(process.env.CRASH_ROUNDS ?? 3);
+const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
+
+describe("crash recovery", () => {
+  it(
+    `should store every acknowledged event exactly once across ${rounds} SIGKILLs (seed ${seed})`,
+    async () => {
+      const report = await runCrashRounds({ rounds, seed });
+      console.log(`crash harness: ${JSON.stringify(report)}`);
+      if (process.env.CRASH_REPORT) {
+        writeFileSync(process.env.CRASH_REPORT, `${JSON.stringify(report, null, 2)}\n`);
+      }
+      expect(report.unexpectedErrors).toEqual([]);
+      expect(report.kills).toBe(rounds);
+      expect(report.eventsAcknowledged).toBeGreaterThan(rounds * 100);
+      expect(report.missing).toBe(0);
+      expect(report.duplicates).toBe(0);
+      expect(report.unknownRows).toBe(0);
+      expect(report.unacknowledged).toBe(0);
+      expect(report.eventsFound).toBe(report.eventsAcknowledged);
+      expect(report.integrity).toBe("ok");
+    },
+    120_000 + rounds * 15_000,
+  );
+});
