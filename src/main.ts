@@ -1,6 +1,7 @@
-import { type RunningService, startService } from "./app.js";
+import type { RunningService } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
+import { type SupervisedService, startSupervised } from "./standby.js";
 
 /*
  * Process entry: configuration, start, and graceful stop on SIGTERM/SIGINT.
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
 
   // Handlers go in before anything starts: a SIGTERM with no handler kills the
   // process outright, losing whatever a half-started service had accepted.
-  let service: RunningService | undefined;
+  let service: SupervisedService | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     // A signal during start-up stops the service as soon as it is up.
     if (service) shutdown(service);
   };
-  const shutdown = (running: RunningService): void => {
+  const shutdown = (running: SupervisedService): void => {
     running.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -73,12 +74,20 @@ async function main(): Promise<void> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
-  service = await startService(config, log);
-  if (service.bootstrapKey) {
+  const started = (running: RunningService): void => {
+    if (!running.bootstrapKey) return;
     const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-    const url = `${config.tls ? "https" : "http"}://${host}:${service.address.port}`;
-    process.stderr.write(banner(service.bootstrapKey.key, service.bootstrapKey.service, url));
-  }
+    const url = `${config.tls ? "https" : "http"}://${host}:${running.address.port}`;
+    process.stderr.write(banner(running.bootstrapKey.key, running.bootstrapKey.service, url));
+  };
+  // A database that cannot be written yet (read-only, full) is waited for in standby.
+  service = await startSupervised(config, log, {
+    onStarted: started,
+    onFailed: (error) => {
+      log.fatal({ err: error }, "failed to start");
+      process.exit(1);
+    },
+  });
   if (stopping) shutdown(service);
 }
 

@@ -232,7 +232,7 @@ function refuseUnread(
 }
 
 /** Reads a PEM file named by a setting; a failure names the setting and the path. */
-function readPem(setting: string, path: string): Buffer {
+export function readPem(setting: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {

@@ -32,6 +32,10 @@ export interface ReadinessOptions {
   readonly probeIntervalMillis?: number;
 }
 
+/** The write that asks whether the database takes writes (one row, overwritten). */
+export const PROBE_WRITE_SQL =
+  "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at";
+
 /** The short name of a write failure, for the report. */
 function describeFailure(error: StorageError): string {
   const cause = error.cause as { code?: unknown } | undefined;
@@ -52,9 +56,7 @@ function describeFailure(error: StorageError): string {
 export function createReadiness(options: ReadinessOptions): Readiness {
   const { db } = options;
   const interval = options.probeIntervalMillis ?? 1000;
-  const probe = db.prepare(
-    "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
-  );
+  const probe = db.prepare(PROBE_WRITE_SQL);
   const writeProbe = db.transaction((at: number) => probe.run(at));
   let database = "writable";
   let decidedAt = Number.NEGATIVE_INFINITY;

@@ -1,0 +1,196 @@
+import { accessSync, constants } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { PROBE_WRITE_SQL } from "./admin/readiness.js";
+import { type RunningService, startService } from "./app.js";
+import type { Config } from "./config.js";
+import { errors } from "./errors.js";
+import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
+import { pathOf, sendJson } from "./http/respond.js";
+import { answerUnread } from "./http/unread-answer.js";
+import type { Logger } from "./log.js";
+import { readPem } from "./server.js";
+import { openDatabase } from "./storage/database.js";
+import { StorageError } from "./storage/storage-error.js";
+
+/** How often a service in standby tries its database again. */
+const STANDBY_RETRY_MILLIS = 2000;
+/** How long the standby port waits for its answers in flight when the service takes over. */
+const STANDBY_CLOSE_MILLIS = 1000;
+
+/** File-system errors that a database directory can give and later stop giving. */
+const TRANSIENT_FS_CODES = new Set(["EROFS", "ENOSPC", "EACCES", "EPERM", "EIO", "EDQUOT"]);
+
+/**
+ * Why the service cannot start on its database now, if the reason may pass
+ * (read-only, full, locked, I/O): `read-only`, `full`, or the error's code.
+ * Undefined for anything else (a bad path or schema is not retried).
+ */
+export function transientStorageProblem(error: unknown, databasePath: string): string | undefined {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof errno === "string" && TRANSIENT_FS_CODES.has(errno)) {
+    return errno === "EROFS" ? "read-only" : errno === "ENOSPC" ? "full" : errno;
+  }
+  const storage = StorageError.from(error);
+  if (storage.failure !== "unavailable") return undefined;
+  const code = String((storage.cause as { code?: unknown } | undefined)?.code ?? "");
+  if (code.startsWith("SQLITE_READONLY")) return "read-only";
+  if (code.startsWith("SQLITE_FULL")) return "full";
+  // SQLite cannot create the WAL beside a database on a read-only file system.
+  if (code.startsWith("SQLITE_CANTOPEN") && directoryReadOnly(databasePath)) return "read-only";
+  return code || "unavailable";
+}
+
+/** Whether the database's directory is on a read-only file system. */
+function directoryReadOnly(databasePath: string): boolean {
+  try {
+    accessSync(dirname(databasePath), constants.W_OK);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EROFS";
+  }
+}
+
+/** A service that may be waiting for its storage. */
+export interface SupervisedService {
+  /** Stops the service, or the standby and its retries. */
+  close(): Promise<void>;
+}
+
+/** What {@link startSupervised} tells its caller. */
+export interface SupervisorEvents {
+  /** The service itself is up (at once, or out of standby). */
+  onStarted(running: RunningService): void;
+  /** Out of standby, the service failed to start for a reason that will not pass. */
+  onFailed(error: unknown): void;
+}
+
+/** Whether the database opens, migrates and takes a write, tried on a connection of its own. */
+function databaseWritable(config: Config): unknown {
+  try {
+    const db = openDatabase(config.sqlitePath, {
+      synchronous: config.sqliteSynchronous,
+      busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+    });
+    try {
+      db.prepare(PROBE_WRITE_SQL).run(Date.now());
+    } finally {
+      db.close();
+    }
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/**
+ * Starts the service; when its database cannot be written at start-up (a
+ * read-only or full file system, another process's lock), the port is served
+ * in standby instead of the process failing: `/healthz` is alive, `/readyz`
+ * and `/health` answer 503 with the reason, and every other request is
+ * refused as storage unavailable (503 / UNAVAILABLE with `Retry-After`), in
+ * its protocol. The database is tried again every few seconds, and the
+ * service takes the port over as soon as it takes writes.
+ */
+export async function startSupervised(
+  config: Config,
+  log: Logger,
+  events: SupervisorEvents,
+): Promise<SupervisedService> {
+  let reason: string | undefined;
+  try {
+    const running = await startService(config, log);
+    events.onStarted(running);
+    return running;
+  } catch (error) {
+    reason = transientStorageProblem(error, config.sqlitePath);
+    if (reason === undefined) throw error;
+    log.error({ err: error, database: config.sqlitePath, reason }, "database not writable");
+  }
+
+  const stop = new AbortController();
+  let running: RunningService | undefined;
+  let standby: Standby | undefined = await listenStandby(config, config.port, () => reason);
+  const port = standby.address.port;
+  log.warn({ host: standby.address.address, port, standby: true, reason }, "listening");
+  const retries = (async () => {
+    while (!stop.signal.aborted) {
+      await sleep(STANDBY_RETRY_MILLIS, undefined, { signal: stop.signal }).catch(() => {});
+      if (stop.signal.aborted) return;
+      const problem = databaseWritable(config);
+      if (problem !== undefined) {
+        reason = transientStorageProblem(problem, config.sqlitePath) ?? reason;
+        log.debug({ err: problem, reason }, "database still not writable");
+        continue;
+      }
+      await standby?.close();
+      standby = undefined;
+      try {
+        running = await startService({ ...config, port }, log);
+      } catch (error) {
+        if (transientStorageProblem(error, config.sqlitePath) === undefined) {
+          events.onFailed(error);
+          return;
+        }
+        // It changed again between the probe and the start: back to standby.
+        standby = await listenStandby(config, port, () => reason);
+        continue;
+      }
+      log.info({ database: config.sqlitePath }, "database writable: out of standby");
+      events.onStarted(running);
+      return;
+    }
+  })();
+  return {
+    async close() {
+      stop.abort();
+      await retries;
+      await running?.close();
+      await standby?.close();
+    },
+  };
+}
+
+interface Standby {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+/** The standby port: answers probes and refuses requests while the database is unavailable. */
+async function listenStandby(
+  config: Config,
+  port: number,
+  reason: () => string | undefined,
+): Promise<Standby> {
+  const server = createOnePortServer(
+    (req, res) => {
+      req.resume();
+      const path = pathOf(req);
+      if (path === "/healthz") return sendJson(res, 200, { status: "alive" });
+      if (path === "/readyz" || path === "/health") {
+        const checks = {
+          database: reason() ?? "unavailable",
+          migrations: "pending",
+          draining: false,
+        };
+        const status = path === "/readyz" ? "not ready" : "unavailable";
+        const body =
+          path === "/readyz"
+            ? { status, checks }
+            : { status, service: "metrics-collection", checks };
+        return sendJson(res, 503, body, { "Retry-After": "1" });
+      }
+      answerUnread(req, res, errors.storageUnavailable(undefined));
+    },
+    {
+      ...DEFAULT_ONE_PORT_OPTIONS,
+      tls: config.tls && {
+        cert: readPem("METRICS_TLS_CERT_FILE", config.tls.certFile),
+        key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
+      },
+    },
+  );
+  const address = await server.listen(port, config.host);
+  return { address, close: () => server.close(STANDBY_CLOSE_MILLIS) };
+}
