@@ -51,6 +51,8 @@ export interface CrashOptions {
   readonly workers?: number;
   /** The kill comes this long after a restart, at random within the range, in ms. */
   readonly killAfterMillis?: readonly [number, number];
+  /** More environment for the service (`{"METRICS_IDEMPOTENCY_WINDOW_SECONDS":"0"}` shows the harness failing). */
+  readonly serviceEnv?: Readonly<Record<string, string>>;
 }
 
 /** mulberry32: a small seeded PRNG, so a failing seed can be run again. */
@@ -157,6 +159,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
       SQLITE_DB_PATH: dbPath,
       METRICS_API_KEY_CRASH_TEST: KEY,
       METRICS_RATE_LIMIT: "100000000",
+      ...options.serviceEnv,
     });
     let dead = false;
     let killing = false;

@@ -5,15 +5,19 @@ import { runCrashRounds } from "../crash/harness.js";
 /*
  * The crash harness of issue 10. `npm test` runs a few rounds; `npm run
  * test:crash` runs CRASH_ROUNDS=20 (and writes CRASH_REPORT if set).
+ * CRASH_SERVICE_ENV adds service settings, as JSON: with
+ * {"METRICS_IDEMPOTENCY_WINDOW_SECONDS":"0"} the resent batches are stored
+ * twice and the test fails.
  */
 const rounds = Number(process.env.CRASH_ROUNDS ?? 3);
 const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
+const serviceEnv = JSON.parse(process.env.CRASH_SERVICE_ENV ?? "{}") as Record<string, string>;
 
 describe("crash recovery", () => {
   it(
     `should store every acknowledged event exactly once across ${rounds} SIGKILLs (seed ${seed})`,
     async () => {
-      const report = await runCrashRounds({ rounds, seed });
+      const report = await runCrashRounds({ rounds, seed, serviceEnv });
       console.log(`crash harness: ${JSON.stringify(report)}`);
       if (process.env.CRASH_REPORT) {
         writeFileSync(process.env.CRASH_REPORT, `${JSON.stringify(report, null, 2)}\n`);
