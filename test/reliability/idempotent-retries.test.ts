@@ -1,6 +1,7 @@
+import { type AddressInfo, connect, createServer } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newBatchId } from "../../clients/typescript/src/index.js";
+import { createMetricsClient, newBatchId } from "../../clients/typescript/src/index.js";
 import { startService } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
@@ -256,6 +257,52 @@ describe("the idempotency window", () => {
       expect(countRows(svc.db, "metrics")).toBe(2);
       expect(countRows(svc.db, "ingest_batches")).toBe(0);
     } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe("the TypeScript client's retries", () => {
+  it("should store a batch once when its answer is lost and the client retries after its timeout", async () => {
+    const svc = await startTestService();
+    // A proxy that swallows the first connection's answers: the service
+    // commits the batch, the client never hears of it and times out.
+    let connections = 0;
+    const proxy = createServer((downstream) => {
+      const swallow = connections++ === 0;
+      const upstream = connect(svc.port, "127.0.0.1");
+      downstream.pipe(upstream);
+      if (!swallow) upstream.pipe(downstream);
+      else upstream.resume();
+      const end = () => {
+        downstream.destroy();
+        upstream.destroy();
+      };
+      downstream.on("error", end).on("close", end);
+      upstream.on("error", end).on("close", end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const { port } = proxy.address() as AddressInfo;
+    const client = createMetricsClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiKey: svc.key,
+      service: "test-service",
+      protocol: "connect",
+      requestTimeoutMillis: 500,
+      retry: { initialBackoffMillis: 20, maxBackoffMillis: 100 },
+      logger: { warn: () => {} },
+    });
+    try {
+      for (let i = 0; i < 20; i++) client.custom({ metricName: "lost-answer", value: i });
+      await client.flush();
+      expect(connections).toBeGreaterThan(1);
+      expect(client.stats()).toMatchObject({ sent: 20, failed: 0 });
+      expect(client.stats().retries).toBeGreaterThan(0);
+      expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(20);
+      expect(countRows(svc.db, "ingest_batches")).toBe(1);
+    } finally {
+      await client.close();
+      proxy.close();
       await svc.close();
     }
   });

@@ -5,6 +5,7 @@ import datetime
 import json
 import logging
 import unittest
+import uuid
 
 from mcp_metrics_client import FlowStep, MetricsClient
 
@@ -100,6 +101,13 @@ class EmittersTest(unittest.TestCase):
             "SELECT count(*) AS n FROM metrics WHERE instance_id = 'py-batches' "
             "GROUP BY request_id ORDER BY n DESC")]
         self.assertEqual(sizes, [100, 100, 50])
+        # Each batch carried a batch id of its own (a UUIDv7), recorded with its rows.
+        batches = self.service.query(
+            "SELECT batch_id, events FROM ingest_batches WHERE request_id IN "
+            "(SELECT request_id FROM metrics WHERE instance_id = 'py-batches') ORDER BY events DESC")
+        self.assertEqual([b["events"] for b in batches], [100, 100, 50])
+        for b in batches:
+            self.assertEqual(uuid.UUID(b["batch_id"]).version, 7)
 
     def test_valid_rest_of_a_partly_invalid_batch_is_stored(self):
         client = self.client(instance_id="py-invalid")
