@@ -199,10 +199,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
               .shutdown()
               .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed")),
             new Promise((resolve) =>
-              setTimeout(
-                resolve,
-                Math.max(exportReserve, deadline - performance.now()),
-              ).unref(),
+              setTimeout(resolve, Math.max(exportReserve, deadline - performance.now())).unref(),
             ),
           ]);
           log.info("stopped");

@@ -191,6 +191,10 @@ export const errors = {
     ]);
   },
 
+  /** A request message whose bytes cannot be decoded (connect-es calls it INTERNAL; see http/decode-errors.ts). */
+  malformedMessage: (message: string) =>
+    refusal(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE")]),
+
   /** A gRPC health check for a service this server does not serve. */
   unknownHealthService: (service: string) =>
     refusal(`unknown service: ${JSON.stringify(service)}`, Code.NotFound, undefined, [

@@ -27,6 +27,7 @@ import {
 } from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { asConnectError, errors, httpStatusOf } from "./errors.js";
+import { mapDecodeErrors } from "./http/decode-errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
@@ -273,6 +274,8 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       );
       router.service(AdminService, createAdminServiceImpl(options.retention));
       router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
+      // Last, so that it covers every service: an undecodable message is the client's mistake.
+      mapDecodeErrors(router);
     },
     interceptors: [
       ...(options.metrics ? [exceptHealth(requestMetrics(options.metrics))] : []),

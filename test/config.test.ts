@@ -27,6 +27,7 @@ describe("loadConfig", () => {
       commitMaxRows: 5000,
       commitMaxDelayMillis: 0,
       shutdownTimeoutMillis: 10000,
+      idempotencyWindowSeconds: 86400,
       keyUsageFlushMillis: 60000,
       keyReloadMillis: 5000,
       keyServiceBinding: true,

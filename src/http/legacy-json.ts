@@ -48,23 +48,62 @@ export function parseLegacyJson(
     }
     out += c;
   }
-  const values = new Map([
-    ["NaN", Number.NaN],
-    ["Infinity", Infinity],
-    ["-Infinity", -Infinity],
-  ]);
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(out, (key, v: unknown) => {
-      // A token where a key belongs is not JSON to Python either.
-      if (key.startsWith(sentinel)) throw new SyntaxError("NaN or Infinity as an object key");
-      return typeof v === "string" && v.startsWith(sentinel)
-        ? values.get(v.slice(sentinel.length))
-        : v;
-    });
-    return { ok: true, value };
+    value = JSON.parse(out);
   } catch (error) {
     return { ok: false, error: syntaxError(error) };
   }
+  return restoreTokens(value, sentinel);
+}
+
+const PY_VALUES = new Map([
+  ["NaN", Number.NaN],
+  ["Infinity", Infinity],
+  ["-Infinity", -Infinity],
+]);
+
+/**
+ * Puts the numbers back where their sentinels stand. It walks the value with
+ * its own stack, not recursion (nor a `JSON.parse` reviver, which recurses):
+ * a body may nest thousands of levels deep, and the reviver overflowed the
+ * stack near 5,000 levels, turning valid JSON into a "JSON decode error".
+ */
+function restoreTokens(
+  root: unknown,
+  sentinel: string,
+): { ok: true; value: unknown } | { ok: false; error: JsonSyntaxError } {
+  const restore = (v: unknown): number | undefined =>
+    typeof v === "string" && v.startsWith(sentinel)
+      ? PY_VALUES.get(v.slice(sentinel.length))
+      : undefined;
+  const top = restore(root);
+  if (top !== undefined) return { ok: true, value: top };
+  const pending: unknown[] = [root];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    if (typeof node !== "object" || node === null) continue;
+    const container = node as Record<string, unknown>;
+    for (const key of Object.keys(container)) {
+      // A token where a key belongs is not JSON to Python either.
+      if (key.startsWith(sentinel)) {
+        return { ok: false, error: { position: 0, message: "JSON decode error" } };
+      }
+      const child = container[key];
+      const number = restore(child);
+      if (number !== undefined) {
+        // Not an assignment: a "__proto__" key must stay an own property.
+        Object.defineProperty(container, key, {
+          value: number,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      } else if (typeof child === "object" && child !== null) {
+        pending.push(child);
+      }
+    }
+  }
+  return { ok: true, value: root };
 }
 
 function syntaxError(error: unknown): JsonSyntaxError {

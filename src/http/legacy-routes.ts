@@ -16,7 +16,7 @@ import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
-import { BodyError, readBody } from "./read-body.js";
+import { BodyError, readTextBody } from "./read-body.js";
 import {
   type AnyRequest,
   type AnyResponse,
@@ -137,8 +137,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const postMetrics: Handler = async (req, res) => {
     let text: string;
     try {
-      // A UTF-8 byte order mark is allowed, as Python's json.loads(bytes) allows it.
-      text = (await readBody(req, options.maxRequestBytes)).toString("utf8").replace(/^\uFEFF/, "");
+      text = await readTextBody(req, options.maxRequestBytes);
     } catch (error) {
       if (!(error instanceof BodyError)) throw error;
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createGunzip, createInflate } from "node:zlib";
 import type { AnyRequest } from "./respond.js";
 
@@ -103,4 +104,20 @@ export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
     req.once("error", onAbort);
     req.once("close", onClose);
   });
+}
+
+/**
+ * Reads a JSON body as text, as Python's `json.loads(bytes)` reads it: UTF-8,
+ * with an optional byte order mark. Bytes that are not UTF-8 are refused with
+ * 400, as FastAPI refused them ("There was an error parsing the body"), instead
+ * of being replaced by U+FFFD and stored as what the client never sent (binary
+ * protobuf refuses them too). Fails like {@link readBody} otherwise.
+ */
+export async function readTextBody(req: AnyRequest, maxBytes: number): Promise<string> {
+  const bytes = await readBody(req, maxBytes);
+  if (!isUtf8(bytes)) {
+    throw new BodyError(400, "There was an error parsing the body: it is not valid UTF-8");
+  }
+  const text = bytes.toString("utf8");
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }

@@ -19,13 +19,24 @@ export function rpcIngress(contentType: string | null): Exclude<Ingress, "json">
   return "connect";
 }
 
-/** The ingress of any request on the port, as the instruments label it. */
+/** The shape of an RPC's path, `/package.Service/Method`, which no JSON route has. */
+const RPC_PATH = /^\/[^/?]+\.[^/?]+\/[^/?]+(?:\?|$)/;
+
+/**
+ * The ingress of any request on the port, as the instruments label it. A
+ * request for another service's RPC (e.g. `grpc.health.v1`) is known by its
+ * content type; a JSON route's path stays JSON whatever the content type
+ * claims, so that `POST /metrics` keeps the legacy answers (401 and 422 as
+ * `{"detail"}`, never a gRPC status in an HTTP 200).
+ */
 export function ingressOf(req: AnyRequest): Ingress {
+  const url = req.url ?? "";
   const contentType = String(req.headers["content-type"] ?? "").toLowerCase();
   const rpc =
-    (req.url ?? "").startsWith(RPC_PATH_PREFIX) ||
-    contentType.startsWith("application/grpc") ||
-    contentType.startsWith("application/connect+");
+    url.startsWith(RPC_PATH_PREFIX) ||
+    ((contentType.startsWith("application/grpc") ||
+      contentType.startsWith("application/connect+")) &&
+      RPC_PATH.test(url));
   return rpc ? rpcIngress(contentType) : "json";
 }
 

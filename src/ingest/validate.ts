@@ -198,8 +198,10 @@ function validateEvent(
   }
 
   if (event.timestamp !== undefined) {
-    const display = timestampDisplay ?? pyIsoFormat(event.timestamp);
-    validateTimestamp(event.timestamp, display, `${path}.timestamp`, options.nowMs, fail, warnings);
+    const ts = event.timestamp;
+    // Formatted only for a message, once in range: a time past what a Date holds would throw.
+    const display = () => timestampDisplay ?? pyIsoFormat(ts);
+    validateTimestamp(ts, display, `${path}.timestamp`, options.nowMs, fail, warnings);
   }
 
   if (event.value === undefined) {
@@ -227,7 +229,7 @@ function validateEvent(
 
 function validateTimestamp(
   ts: Timestamp,
-  display: string,
+  display: () => string,
   path: string,
   nowMs: number,
   fail: (field: string, description: string) => void,
@@ -245,10 +247,10 @@ function validateTimestamp(
   const seconds = Number(ts.seconds) + ts.nanos / 1e9;
   const now = nowMs / 1000;
   if (seconds > now + LIMITS.maxFutureSkewSeconds) {
-    fail(path, `Timestamp is too far in the future: ${display}`);
+    fail(path, `Timestamp is too far in the future: ${display()}`);
   }
   if (seconds < now - LIMITS.oldAfterSeconds) {
-    warnings.push(`Timestamp is very old: ${display}`);
+    warnings.push(`Timestamp is very old: ${display()}`);
   }
 }
 

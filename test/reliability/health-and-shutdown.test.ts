@@ -15,8 +15,7 @@ import { startReceiver } from "../support/otlp-receiver.js";
 import { spawnService } from "../support/process.js";
 import { startTestService, type TestService, tempDir } from "../support/service.js";
 
-const healthClient = (url: string) =>
-  createClient(Health, createGrpcTransport({ baseUrl: url }));
+const healthClient = (url: string) => createClient(Health, createGrpcTransport({ baseUrl: url }));
 
 async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url);

@@ -1,0 +1,259 @@
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  createAsyncIterable,
+  encodeEnvelope,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamFromJson,
+  endStreamToJson,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import {
+  findTrailerError,
+  headerGrpcStatus,
+  headerStatusDetailsBin,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { errors } from "../errors.js";
+import { rpcIngress } from "./unread-answer.js";
+
+/**
+ * What connect-es 2.1.2 says, with code INTERNAL, when the bytes of a request
+ * message cannot be decoded (protocol/serialization.js, createBinarySerialization)
+ * and when a message is flagged as compressed in a request that names no
+ * encoding (protocol/envelope.js, envelopeDecompress). Both are the client's
+ * mistake; a server-side fault is never worded like this.
+ */
+const PARSE_BINARY = "parse binary: ";
+const COMPRESSED_WITHOUT_ENCODING =
+  "received compressed envelope, but do not know how to decompress";
+
+/** The gRPC status INTERNAL, as `grpc-status` carries it. */
+const GRPC_INTERNAL = String(Code.Internal);
+
+/** The HTTP status of a Connect unary INTERNAL error. */
+const CONNECT_INTERNAL_STATUS = codeToHttpStatus(Code.Internal);
+
+/** Stands in for an error body connect-es wrote that cannot be read back (never expected). */
+const UNREADABLE = new ConnectError("unreadable error body", Code.Unknown);
+
+/** Turns an error connect-es sent back to the client into the one it should have sent. */
+type Remap = (error: ConnectError) => ConnectError | undefined;
+
+/**
+ * The INVALID_ARGUMENT a request message that cannot be decoded deserves,
+ * naming the message type and the problem, or undefined for any other error.
+ * Details the handler attached (a stream's totals so far) are kept.
+ */
+export function decodeErrorOf(error: ConnectError, typeName: string): ConnectError | undefined {
+  if (error.code !== Code.Internal) return undefined;
+  let message: string;
+  if (error.rawMessage.startsWith(PARSE_BINARY)) {
+    const problem = error.rawMessage.slice(PARSE_BINARY.length);
+    // protobuf-es already names the (nested) message for some problems, e.g. the recursion limit.
+    message = problem.startsWith("cannot decode ")
+      ? problem
+      : `cannot decode ${typeName} from binary: ${problem}`;
+  } else if (error.rawMessage === COMPRESSED_WITHOUT_ENCODING) {
+    message = `cannot decode ${typeName}: a message is flagged as compressed, but the request names no compression`;
+  } else {
+    return undefined;
+  }
+  const mapped = errors.malformedMessage(message);
+  mapped.details.push(...error.details);
+  return mapped;
+}
+
+/** Rewrites a gRPC status in `trailer` (gRPC, gRPC-Web) if it is a decode failure; true if it did. */
+function remapTrailer(trailer: Headers, remap: Remap): boolean {
+  if (trailer.get(headerGrpcStatus) !== GRPC_INTERNAL) return false;
+  const error = findTrailerError(trailer);
+  const mapped = error && remap(error);
+  if (!mapped) return false;
+  // setTrailerStatus sets the details only when there are any: drop the old ones first.
+  trailer.delete(headerStatusDetailsBin);
+  setTrailerStatus(trailer, mapped);
+  return true;
+}
+
+/** The payload of `chunk` if it is exactly one envelope with `flags`, else undefined. */
+function envelopeData(chunk: Uint8Array, flags: number): Uint8Array | undefined {
+  if (chunk.byteLength < 5 || chunk[0] !== flags) return undefined;
+  const length = new DataView(chunk.buffer, chunk.byteOffset, 5).getUint32(1);
+  return length === chunk.byteLength - 5 ? chunk.subarray(5) : undefined;
+}
+
+/**
+ * A body whose chunks pass through `map`; `throw` and `return` reach the
+ * original, so that write errors still abort the handler. connect-es writes
+ * each envelope of a streaming response as one chunk (transformJoinEnvelopes).
+ */
+function mapChunks(
+  body: AsyncIterable<Uint8Array>,
+  map: (chunk: Uint8Array) => Uint8Array,
+): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = body[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const result = await it.next();
+          return result.done ? result : { done: false, value: map(result.value) };
+        },
+        throw: (error?: unknown) => it.throw?.(error) ?? Promise.reject(error),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
+}
+
+async function allBytes(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** gRPC: the status travels in the trailers, read once the body has been written. */
+function remapGrpc(
+  res: UniversalServerResponse,
+  remap: Remap,
+  finalOnReturn: boolean,
+): UniversalServerResponse {
+  const trailer = res.trailer;
+  if (trailer === undefined) return res;
+  // A unary or client-streaming handler resolves only once its outcome is known
+  // (connect-es waits for the first response chunk), so its trailers are final now.
+  if (finalOnReturn || res.body === undefined) {
+    remapTrailer(trailer, remap);
+    return res;
+  }
+  const body = res.body;
+  return {
+    ...res,
+    body: (async function* () {
+      yield* body;
+      remapTrailer(trailer, remap);
+    })(),
+  };
+}
+
+/**
+ * gRPC-Web: the status travels in the last envelope of the body, flagged as
+ * trailers. A compressed trailer envelope (over compressMinBytes, 1 KiB) is
+ * left alone: a decode error's trailers are a fraction of that.
+ */
+function remapGrpcWeb(res: UniversalServerResponse, remap: Remap): UniversalServerResponse {
+  if (res.body === undefined) return res;
+  return {
+    ...res,
+    body: mapChunks(res.body, (chunk) => {
+      const data = envelopeData(chunk, trailerFlag);
+      if (data === undefined) return chunk;
+      const trailer = trailerParse(data);
+      return remapTrailer(trailer, remap)
+        ? encodeEnvelope(trailerFlag, trailerSerialize(trailer))
+        : chunk;
+    }),
+  };
+}
+
+/** Connect streaming: the error travels in the end-of-stream envelope. */
+function remapConnectStream(res: UniversalServerResponse, remap: Remap): UniversalServerResponse {
+  if (res.body === undefined) return res;
+  return {
+    ...res,
+    body: mapChunks(res.body, (chunk) => {
+      const data = envelopeData(chunk, endStreamFlag);
+      if (data === undefined) return chunk;
+      const end = endStreamFromJson(data);
+      const mapped = end.error && remap(end.error);
+      if (!mapped) return chunk;
+      const json = JSON.stringify(endStreamToJson(end.metadata, mapped, undefined));
+      return encodeEnvelope(endStreamFlag, Buffer.from(json));
+    }),
+  };
+}
+
+/** Connect unary: the error is the JSON body of an HTTP error status. */
+async function remapConnectUnary(
+  res: UniversalServerResponse,
+  remap: Remap,
+): Promise<UniversalServerResponse> {
+  // A compressed error body is left alone: decode errors are far below compressMinBytes.
+  if (
+    res.status !== CONNECT_INTERNAL_STATUS ||
+    res.body === undefined ||
+    res.header?.has("content-encoding")
+  ) {
+    return res;
+  }
+  const bytes = await allBytes(res.body);
+  const mapped = remap(errorFromJsonBytes(bytes, undefined, UNREADABLE));
+  const body = mapped ? errorToJsonBytes(mapped, undefined) : bytes;
+  const header = new Headers(res.header);
+  header.set("content-length", String(body.byteLength));
+  return {
+    ...res,
+    status: mapped ? codeToHttpStatus(mapped.code) : res.status,
+    header,
+    body: createAsyncIterable([body]),
+  };
+}
+
+/**
+ * Wraps one RPC's handler so that a request message that cannot be decoded
+ * is answered INVALID_ARGUMENT, naming the problem, in every protocol.
+ */
+export function withDecodeErrors(handler: UniversalHandler): UniversalHandler {
+  const typeName = handler.method.input.typeName;
+  const remap: Remap = (error) => decodeErrorOf(error, typeName);
+  const kind = handler.method.methodKind;
+  const finalOnReturn = kind === "unary" || kind === "client_streaming";
+  const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    const res = await handler(req);
+    const contentType = req.header.get("content-type");
+    switch (rpcIngress(contentType)) {
+      case "grpc":
+        return remapGrpc(res, remap, finalOnReturn);
+      case "grpc-web":
+        return remapGrpcWeb(res, remap);
+      case "connect":
+        return contentType?.toLowerCase().startsWith("application/connect+")
+          ? remapConnectStream(res, remap)
+          : await remapConnectUnary(res, remap);
+    }
+  };
+  return Object.assign(wrapped, {
+    requestPath: handler.requestPath,
+    service: handler.service,
+    method: handler.method,
+    supportedContentType: handler.supportedContentType,
+    protocolNames: handler.protocolNames,
+    allowedMethods: handler.allowedMethods,
+  });
+}
+
+/**
+ * Makes every RPC of `router` answer undecodable request messages with
+ * INVALID_ARGUMENT instead of connect-es's INTERNAL (which tells clients the
+ * server is at fault, and retrying clients to try again). Call it last in the
+ * adapter's `routes` callback: the adapter reads `router.handlers` after it.
+ *
+ * connect-es decodes a unary request before any interceptor runs, so no
+ * interceptor can map it; only the protocol's answer can be rewritten, and
+ * only when it is one of these errors, so the happy path costs a status check.
+ */
+export function mapDecodeErrors(router: ConnectRouter): void {
+  const handlers = router.handlers;
+  for (let i = 0; i < handlers.length; i++) {
+    handlers[i] = withDecodeErrors(handlers[i] as UniversalHandler);
+  }
+}
