@@ -13,7 +13,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { quantile } from "./quantile.js";
-import { buildWorkload, EVENTS_PER_BATCH } from "./workload.js";
+import { buildWorkload, EVENTS_PER_BATCH, type WorkloadOptions } from "./workload.js";
 
 /** What to send. */
 export interface LoadSpec {
@@ -25,6 +25,31 @@ export interface LoadSpec {
   readonly seconds: number;
   /** Messages per client stream (ingress `stream`). */
   readonly messagesPerStream?: number;
+  /** The batches' service and timestamps (default: the bench's service, stamped by the server). */
+  readonly workload?: WorkloadOptions;
+  /**
+   * Print a {@link LoadProgress} line, `progress {...}`, on stdout this often
+   * (the soak reads them while the run goes on); none when absent.
+   */
+  readonly progressMillis?: number;
+}
+
+/** What was answered so far, printed every `progressMillis` as `progress <JSON>`. */
+export interface LoadProgress {
+  /** Seconds since the first request was due. */
+  readonly seconds: number;
+  /** Requests answered successfully so far. */
+  readonly ok: number;
+  /** Requests failed so far. */
+  readonly errors: number;
+  /** HTTP/2 sessions ended by a GOAWAY or an error so far (each replaced by a new one). */
+  readonly sessionsLost: number;
+  /** Requests sent and not yet answered. */
+  readonly outstanding: number;
+  /** Latencies (from when each was due) of the requests answered since the previous line. */
+  readonly latenciesMs: number[];
+  /** A few of the errors since the previous line. */
+  readonly errorSamples: string[];
 }
 
 /** What came back. */
@@ -32,6 +57,8 @@ export interface LoadResult {
   readonly requests: number;
   readonly ok: number;
   readonly errors: number;
+  /** HTTP/2 sessions ended by a GOAWAY or an error (each replaced by a new one). */
+  readonly sessionsLost: number;
   /** A few of the error answers, for the report. */
   readonly errorSamples: string[];
   readonly p50Ms: number;
@@ -58,8 +85,21 @@ interface Sender {
   close(): void;
 }
 
-function sender(spec: LoadSpec): Sender {
-  const workload = buildWorkload(64);
+/** The `accepted` count of a legacy JSON answer, undefined when it has none. */
+function acceptedOf(text: string): unknown {
+  try {
+    return (JSON.parse(text) as { accepted?: unknown }).accepted;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Builds the sender of `spec`; `lost` is told of each HTTP/2 session a GOAWAY
+ * or an error ended (the sender opens another, as a client would).
+ */
+function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
+  const workload = buildWorkload(64, 42, spec.workload);
   if (spec.ingress === "json" || spec.ingress === "connect" || spec.ingress === "bare") {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
     const target = new URL(
@@ -86,6 +126,13 @@ function sender(spec: LoadSpec): Sender {
             const chunks: Buffer[] = [];
             res.on("data", (c: Buffer) => chunks.push(c));
             res.on("end", () => {
+              // The legacy route answers 200 also when validation rejected the
+              // batch; only a whole batch accepted is a success.
+              if (res.statusCode === 200 && spec.ingress === "json") {
+                const text = Buffer.concat(chunks).toString("utf8");
+                if (acceptedOf(text) === EVENTS_PER_BATCH) return done(undefined, true);
+                return done(`HTTP 200 not all accepted: ${text.slice(0, 200)}`, true);
+              }
               if (res.statusCode === 200) return done(undefined, true);
               done(
                 `HTTP ${res.statusCode} ${Buffer.concat(chunks).toString("utf8").slice(0, 200)}`,
@@ -102,11 +149,21 @@ function sender(spec: LoadSpec): Sender {
     };
   }
   // gRPC over h2c: a few sessions, each request a stream with a 5-byte length prefix per message.
-  const sessions = Array.from({ length: 4 }, () => {
+  const connect = () => {
     const s = http2.connect(spec.url, { maxSessionMemory: 1024 });
-    s.on("error", () => {});
+    // A session ends once, but may say so both ways (GOAWAY, then an error).
+    let told = false;
+    const tell = (why: string) => {
+      if (!told) lost(why);
+      told = true;
+    };
+    s.on("goaway", (code, lastStreamId) =>
+      tell(`session GOAWAY code ${code}, last stream ${lastStreamId}`),
+    );
+    s.on("error", (e) => tell(`session error ${e.message}`));
     return s;
-  });
+  };
+  const sessions = Array.from({ length: 4 }, connect);
   const frames = workload.proto.map((m) => {
     const f = Buffer.alloc(5 + m.length);
     f.writeUInt32BE(m.length, 1);
@@ -130,7 +187,12 @@ function sender(spec: LoadSpec): Sender {
     send(batch, done) {
       const frame = frames[batch % frames.length] as Buffer;
       if (open === undefined) {
-        const session = sessions[next++ % sessions.length] as http2.ClientHttp2Session;
+        const slot = next++ % sessions.length;
+        let session = sessions[slot] as http2.ClientHttp2Session;
+        if (session.closed || session.destroyed) {
+          session = connect();
+          sessions[slot] = session;
+        }
         const stream = session.request({
           ":method": "POST",
           ":path": path,
@@ -188,7 +250,6 @@ function sender(spec: LoadSpec): Sender {
 }
 
 async function run(spec: LoadSpec): Promise<LoadResult> {
-  const { send, finish, close } = sender(spec);
   const batchesPerSecond = spec.eventsPerSecond / EVENTS_PER_BATCH;
   const total = Math.max(1, Math.round(batchesPerSecond * spec.seconds));
   const latencies: number[] = [];
@@ -197,7 +258,31 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   let errors = 0;
   let outstanding = 0;
   let issued = 0;
+  let windowLatencies: number[] = [];
+  let windowErrors: string[] = [];
+  let sessionsLost = 0;
+  const { send, finish, close } = sender(spec, (why) => {
+    sessionsLost++;
+    if (errorSamples.length < 5) errorSamples.push(why);
+    if (progress !== undefined && windowErrors.length < 5) windowErrors.push(why);
+  });
   const start = performance.now();
+  const report = () => {
+    const line: LoadProgress = {
+      seconds: (performance.now() - start) / 1000,
+      ok,
+      errors,
+      sessionsLost,
+      outstanding,
+      latenciesMs: windowLatencies.map((l) => Math.round(l * 100) / 100),
+      errorSamples: windowErrors,
+    };
+    windowLatencies = [];
+    windowErrors = [];
+    process.stdout.write(`progress ${JSON.stringify(line)}\n`);
+  };
+  const progress =
+    spec.progressMillis === undefined ? undefined : setInterval(report, spec.progressMillis);
   await new Promise<void>((resolve) => {
     let finished = 0;
     const complete = () => {
@@ -211,17 +296,25 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
         if (outstanding >= MAX_OUTSTANDING) {
           errors++;
           if (errorSamples.length < 5) errorSamples.push("generator: too many outstanding");
+          if (progress !== undefined && windowErrors.length < 5) {
+            windowErrors.push("generator: too many outstanding");
+          }
           complete();
           continue;
         }
         outstanding++;
         send(batch, (error, timed) => {
           outstanding--;
-          if (timed) latencies.push(performance.now() - due);
+          if (timed) {
+            const latency = performance.now() - due;
+            latencies.push(latency);
+            if (progress !== undefined) windowLatencies.push(latency);
+          }
           if (error === undefined) ok++;
           else {
             errors++;
             if (errorSamples.length < 5) errorSamples.push(error);
+            if (progress !== undefined && windowErrors.length < 5) windowErrors.push(error);
           }
           complete();
         });
@@ -232,12 +325,17 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
     tick();
   });
   const elapsed = (performance.now() - start) / 1000;
+  if (progress !== undefined) {
+    clearInterval(progress);
+    report();
+  }
   close();
   latencies.sort((a, b) => a - b);
   return {
     requests: total,
     ok,
     errors,
+    sessionsLost,
     errorSamples,
     p50Ms: quantile(latencies, 0.5),
     p99Ms: quantile(latencies, 0.99),

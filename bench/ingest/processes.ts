@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import type { LoadResult, LoadSpec } from "./load.js";
+import type { ProbeWindow } from "./loop-probe.js";
 
 export const KEY = "bench-key-0123456789abcdef0123";
 export const DIST = resolve(import.meta.dirname, "..");
@@ -74,6 +75,12 @@ export function peakRssMiB(pid: number): number {
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
 }
 
+/** Resident set (VmRSS) of a process right now, in MiB. */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+}
+
 /** A port free on 127.0.0.1 right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -92,8 +99,8 @@ export interface Server {
   readonly dbPath: string;
   readonly child: ChildProcess;
   readonly probeFile: string;
-  /** Event-loop delay since the previous call. */
-  window(): Promise<{ loopDelayP99Ms: number }>;
+  /** Event-loop delay since the previous call (NaN fields when the probe did not answer). */
+  window(): Promise<ProbeWindow>;
   stop(): Promise<void>;
 }
 
@@ -145,17 +152,24 @@ export async function startServer(
       child.kill("SIGUSR2");
       for (let i = 0; i < 200; i++) {
         try {
-          const read = JSON.parse(readFileSync(probeFile, "utf8")) as {
-            window: number;
-            loopDelayP99Ms: number;
-          };
+          const read = JSON.parse(readFileSync(probeFile, "utf8")) as ProbeWindow;
           if (read.window === window) return read;
         } catch {
           // not written yet
         }
         await new Promise((r) => setTimeout(r, 10));
       }
-      return { loopDelayP99Ms: Number.NaN };
+      return {
+        window,
+        loopDelayP50Ms: Number.NaN,
+        loopDelayP99Ms: Number.NaN,
+        loopDelayMaxMs: Number.NaN,
+        cpu: { user: Number.NaN, system: Number.NaN },
+        heapUsedMiB: Number.NaN,
+        heapTotalMiB: Number.NaN,
+        externalMiB: Number.NaN,
+        majorGcs: [],
+      };
     },
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));

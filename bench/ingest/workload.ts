@@ -1,4 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { IngestRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { decodeLegacyBatch } from "../../src/http/legacy-batch.js";
 import { liftLegacyKeys } from "../../src/ingest/normalize.js";
@@ -118,15 +119,32 @@ export interface Workload {
   readonly events: readonly (readonly Record<string, unknown>[])[];
 }
 
+/** What a workload's batches report (the bench's defaults when absent). */
+export interface WorkloadOptions {
+  /** The service every batch reports as (its key is bound to it); default {@link BENCH_SERVICE}. */
+  readonly service?: string;
+  /**
+   * Unix seconds: each event is stamped up to a day before this. Without it the
+   * events carry no timestamp and the server stamps them as received.
+   */
+  readonly timestampSeconds?: number;
+}
+
 /** Builds `count` distinct batches of {@link EVENTS_PER_BATCH} events. */
-export function buildWorkload(count: number, seed = 42): Workload {
+export function buildWorkload(count: number, seed = 42, options: WorkloadOptions = {}): Workload {
   const next = random(seed);
+  const service = options.service ?? BENCH_SERVICE;
+  const stamp = options.timestampSeconds;
   const json: Buffer[] = [];
   const proto: Uint8Array[] = [];
   const events: Record<string, unknown>[][] = [];
   for (let i = 0; i < count; i++) {
-    const metrics = Array.from({ length: EVENTS_PER_BATCH }, () => legacyEvent(next));
-    const body = { service: BENCH_SERVICE, version: "1.0.0", instance_id: "bench-1", metrics };
+    const metrics = Array.from({ length: EVENTS_PER_BATCH }, () =>
+      stamp === undefined
+        ? legacyEvent(next)
+        : { ...legacyEvent(next), timestamp: stamp - Math.floor(next() * 86_400) },
+    );
+    const body = { service, version: "1.0.0", instance_id: "bench-1", metrics };
     const decoded = decodeLegacyBatch(body);
     if (!decoded.ok)
       throw new Error(`benchmark batch does not decode: ${JSON.stringify(decoded.errors)}`);
@@ -139,7 +157,11 @@ export function buildWorkload(count: number, seed = 42): Workload {
     events.push((JSON.parse(text) as { metrics: Record<string, unknown>[] }).metrics);
     // The binary batches carry typed fields, as the generated clients send them;
     // only keys no typed field models stay in the dimensions and metadata.
-    for (const event of batch.events) liftLegacyKeys(event);
+    for (const event of batch.events) {
+      liftLegacyKeys(event);
+      // The legacy decoder's timestamps are plain objects, which serializing refuses.
+      if (event.timestamp !== undefined) event.timestamp = create(TimestampSchema, event.timestamp);
+    }
     proto.push(
       toBinary(
         IngestRequestSchema,
