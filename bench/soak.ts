@@ -45,7 +45,7 @@ import {
 } from "./soak/calls.js";
 import { defaultRate, MIX } from "./soak/capacity.js";
 import { startLoad } from "./soak/load-process.js";
-import { countRows, openGlance, type Scrape } from "./soak/probes.js";
+import { countBatchIds, countRows, openGlance, type Scrape } from "./soak/probes.js";
 import { sampleTable, soakChart, trendTable, verdictTable } from "./soak/report.js";
 import { createSampler, type Sample } from "./soak/sample.js";
 import { watchServiceLog } from "./soak/service-log.js";
@@ -67,6 +67,8 @@ const SAMPLE_EVERY_SECONDS = QUICK ? 2 : 5;
 const ADMIN_CLEANUP_EVERY_SECONDS = QUICK ? 15 : 60;
 const SWEEP_START_DELAY_MS = QUICK ? 5_000 : 15_000;
 const SWEEP_INTERVAL_MS = QUICK ? 10_000 : 30_000;
+/** How long the service remembers batch ids here (a day by default): expired ids are pruned each minute. */
+const IDEMPOTENCY_WINDOW_SECONDS = 120;
 const OUT = resolve(args.out ?? (QUICK ? "bench/results/quick" : "bench/results"));
 const DEFAULT_RATE = defaultRate(resolve("bench/results"));
 const RATE = args.rate === undefined ? DEFAULT_RATE.eventsPerSecond : Number(args.rate);
@@ -104,6 +106,8 @@ async function main(): Promise<void> {
     METRICS_RETENTION_INTERVAL_MS: String(SWEEP_INTERVAL_MS),
     METRICS_API_KEY_SOAK_EXPIRED: EXPIRED_KEY,
     METRICS_ADMIN_API_KEY: ADMIN_KEY,
+    // Short, so that expired batch ids are pruned during the run too.
+    METRICS_IDEMPOTENCY_WINDOW_SECONDS: String(IDEMPOTENCY_WINDOW_SECONDS),
     BENCH_PROBE_GC: "1",
   });
   onFailure.push(() => {
@@ -125,6 +129,8 @@ async function main(): Promise<void> {
       key: part.expired ? EXPIRED_KEY : KEY,
       eventsPerSecond: RATE * part.share,
       seconds: LOAD_SECONDS,
+      // A batch id on every request, as the generated clients send.
+      batchIds: true,
       ...(workload === undefined ? {} : { workload }),
     });
   });
@@ -197,6 +203,7 @@ async function main(): Promise<void> {
   const code = await exitCode;
   await log.ended;
   const rows = countRows(server.dbPath);
+  const batchIds = countBatchIds(server.dbPath);
   rmSync(dir, { recursive: true, force: true });
 
   const outcome = {
@@ -212,6 +219,7 @@ async function main(): Promise<void> {
     })),
     deliberate,
     cleanups,
+    batchIds: { recorded: batchIds, windowSeconds: IDEMPOTENCY_WINDOW_SECONDS },
     requestsByCode: lastScrape?.requestsByCode ?? {},
     storageErrors: lastScrape?.storageErrors ?? Number.NaN,
     log: log.snapshot(),

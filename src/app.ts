@@ -7,7 +7,7 @@ import type { Logger } from "./log.js";
 import { createTokenBucketLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsServer } from "./server.js";
 import { type BatchLedger, createBatchLedger } from "./storage/batch-ledger.js";
-import { openDatabase, seedRetentionPolicies } from "./storage/database.js";
+import { openDatabase, seedRetentionPolicies, useStatementBusyWait } from "./storage/database.js";
 import { createEventStore } from "./storage/event-store.js";
 import { createKeyStore } from "./storage/key-store.js";
 import { createRetention } from "./storage/retention.js";
@@ -20,6 +20,21 @@ const TELEMETRY_SHUTDOWN_MILLIS = 5000;
 /** How often expired batch ids are deleted, and how many per transaction. */
 const LEDGER_PRUNE_MILLIS = 60_000;
 const LEDGER_PRUNE_ROWS = 5000;
+
+/** Shuts telemetry down (its final export), waiting at most `millis`. */
+async function boundedShutdown(
+  telemetry: Telemetry | undefined,
+  millis: number,
+  log: Logger,
+): Promise<void> {
+  if (telemetry === undefined) return;
+  await Promise.race([
+    telemetry
+      .shutdown()
+      .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed")),
+    new Promise((resolve) => setTimeout(resolve, millis).unref()),
+  ]);
+}
 
 /** A started service. */
 export interface RunningService {
@@ -65,6 +80,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     });
     registry.syncEnvKeys(config.envApiKeys);
     const bootstrapKey = registry.ensureBootstrapKey();
+    useStatementBusyWait(db);
     const readiness = createReadiness({ db, draining: () => draining() });
     const ledger: BatchLedger | undefined =
       config.idempotencyWindowSeconds > 0
@@ -194,21 +210,18 @@ export async function startService(config: Config, log: Logger): Promise<Running
           db.close();
           // Last, and bounded: a final export to a collector that does not answer
           // must not outlast the orchestrator's grace period.
-          await Promise.race([
-            running
-              .shutdown()
-              .catch((error: unknown) => log.warn({ err: error }, "telemetry shutdown failed")),
-            new Promise((resolve) =>
-              setTimeout(resolve, Math.max(exportReserve, deadline - performance.now())).unref(),
-            ),
-          ]);
+          await boundedShutdown(
+            running,
+            Math.max(exportReserve, deadline - performance.now()),
+            log,
+          );
           log.info("stopped");
         })();
         return closing;
       },
     };
   } catch (error) {
-    await telemetry?.shutdown().catch(() => {});
+    await boundedShutdown(telemetry, TELEMETRY_SHUTDOWN_MILLIS, log);
     db.close();
     throw error;
   }

@@ -178,10 +178,10 @@ export const errors = {
 
   /**
    * A batch id already committed within the idempotency window for a batch
-   * with another number of events: not a retry of it. Nothing was stored.
+   * with other content: not a retry of it. Nothing was stored.
    */
-  batchIdReused: (batchId: string, committed: number, sent: number) => {
-    const description = `batch id "${batchId}" was already used for a batch of ${committed} events (this one has ${sent}); use a new id for a new batch`;
+  batchIdReused: (batchId: string, committed: number) => {
+    const description = `batch id "${batchId}" was already used for a different batch (of ${committed} events); use a new id for a new batch`;
     return refusal(`batch_id: ${description}`, Code.AlreadyExists, undefined, [
       errorInfo("BATCH_ID_REUSED"),
       {

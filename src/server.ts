@@ -27,7 +27,7 @@ import {
 } from "./auth/principal.js";
 import type { Config } from "./config.js";
 import { asConnectError, errors, httpStatusOf } from "./errors.js";
-import { mapDecodeErrors } from "./http/decode-errors.js";
+import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
@@ -82,7 +82,9 @@ function errorBoundary(log: Logger): Interceptor {
     try {
       return await next(req);
     } catch (cause) {
-      const error = asConnectError(cause);
+      // A stream message connect-es could not decode is the client's mistake, not INTERNAL.
+      const raised = asConnectError(cause);
+      const error = decodeErrorOf(raised, req.method.input.typeName) ?? raised;
       const entry = { procedure: req.method.name, code: Code[error.code] };
       if (error.code === Code.Internal || error.code === Code.Unknown) {
         log.error({ ...entry, err: error.cause ?? error }, "rpc failed");
@@ -147,8 +149,9 @@ const adminScope: Interceptor = (next) => async (req) => {
 /** Paths of the health checks, which are never counted against the request bounds. */
 const HEALTH_PATHS = new Set(["/", "/health", "/healthz", "/readyz"]);
 
-/** The gRPC health service's path prefix: served without a key, exempt from the bounds. */
+/** The gRPC health service's paths: served without a key. */
 const GRPC_HEALTH_PREFIX = `/${Health.typeName}/`;
+const GRPC_HEALTH_CHECK = `${GRPC_HEALTH_PREFIX}${Health.method.check.name}`;
 
 /** The unary ingest RPC, whose token the early check spends (a stream spends one per message). */
 const UNARY_INGEST_PATH = `/${IngestService.typeName}/${IngestService.method.ingest.name}`;
@@ -181,7 +184,10 @@ function admissionBy(options: AdmissionOptions) {
     const method = req.method ?? "GET";
     const path = pathOf(req);
     if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(path)) return "exempt";
-    if (path.startsWith(GRPC_HEALTH_PREFIX)) return "exempt";
+    // A health Check is exempt like /readyz; a Watch is long-lived, so it takes a slot of the anonymous pool.
+    if (path.startsWith(GRPC_HEALTH_PREFIX)) {
+      return path === GRPC_HEALTH_CHECK ? "exempt" : "anonymous";
+    }
     if (ingressOf(req) === "json") {
       return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
     }
@@ -232,8 +238,18 @@ function refuseUnread(
   options.log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "request refused");
 }
 
+/** The one port's TLS certificate and key, read from their PEM files, or undefined for cleartext. */
+export function portTls(config: Config): { cert: Buffer; key: Buffer } | undefined {
+  return (
+    config.tls && {
+      cert: readPem("METRICS_TLS_CERT_FILE", config.tls.certFile),
+      key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
+    }
+  );
+}
+
 /** Reads a PEM file named by a setting; a failure names the setting and the path. */
-export function readPem(setting: string, path: string): Buffer {
+function readPem(setting: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (error) {
@@ -310,10 +326,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   });
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,
-    tls: config.tls && {
-      cert: readPem("METRICS_TLS_CERT_FILE", config.tls.certFile),
-      key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
-    },
+    tls: portTls(config),
     maxConcurrentRequests: config.maxConcurrentRequests,
     maxAnonymousRequests: config.maxAnonymousRequests,
     admission: admissionBy(admissionOptions),

@@ -10,36 +10,39 @@ import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.j
 import { pathOf, sendJson } from "./http/respond.js";
 import { answerUnread } from "./http/unread-answer.js";
 import type { Logger } from "./log.js";
-import { readPem } from "./server.js";
+import { portTls } from "./server.js";
 import { openDatabase } from "./storage/database.js";
-import { StorageError } from "./storage/storage-error.js";
 
 /** How often a service in standby tries its database again. */
 const STANDBY_RETRY_MILLIS = 2000;
+/** How long the standby's probe of the database waits for another process's lock. */
+const PROBE_BUSY_WAIT_MILLIS = 100;
 /** How long the standby port waits for its answers in flight when the service takes over. */
 const STANDBY_CLOSE_MILLIS = 1000;
 
 /** File-system errors that a database directory can give and later stop giving. */
-const TRANSIENT_FS_CODES = new Set(["EROFS", "ENOSPC", "EACCES", "EPERM", "EIO", "EDQUOT"]);
+const TRANSIENT_FS_CODES = new Set(["EROFS", "ENOSPC", "EDQUOT", "EIO"]);
+
+/** SQLite results that pass by themselves: a read-only or full disk, a lock, an I/O error. */
+const TRANSIENT_SQLITE = /^SQLITE_(READONLY|FULL|BUSY|LOCKED|IOERR)/;
 
 /**
  * Why the service cannot start on its database now, if the reason may pass
  * (read-only, full, locked, I/O): `read-only`, `full`, or the error's code.
- * Undefined for anything else (a bad path or schema is not retried).
+ * Undefined for anything else: a path that cannot be opened on a writable
+ * file system, missing permissions or a newer schema are not waited for.
  */
 export function transientStorageProblem(error: unknown, databasePath: string): string | undefined {
-  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof errno === "string" && TRANSIENT_FS_CODES.has(errno)) {
-    return errno === "EROFS" ? "read-only" : errno === "ENOSPC" ? "full" : errno;
+  const code = String((error as { code?: unknown } | undefined)?.code ?? "");
+  if (TRANSIENT_FS_CODES.has(code)) {
+    return code === "EROFS" ? "read-only" : code === "ENOSPC" ? "full" : code;
   }
-  const storage = StorageError.from(error);
-  if (storage.failure !== "unavailable") return undefined;
-  const code = String((storage.cause as { code?: unknown } | undefined)?.code ?? "");
   if (code.startsWith("SQLITE_READONLY")) return "read-only";
   if (code.startsWith("SQLITE_FULL")) return "full";
+  if (TRANSIENT_SQLITE.test(code)) return code;
   // SQLite cannot create the WAL beside a database on a read-only file system.
   if (code.startsWith("SQLITE_CANTOPEN") && directoryReadOnly(databasePath)) return "read-only";
-  return code || "unavailable";
+  return undefined;
 }
 
 /** Whether the database's directory is on a read-only file system. */
@@ -69,9 +72,10 @@ export interface SupervisorEvents {
 /** Whether the database opens, migrates and takes a write, tried on a connection of its own. */
 function databaseWritable(config: Config): unknown {
   try {
+    // A short lock wait: this runs on the standby's event loop, which must keep answering.
     const db = openDatabase(config.sqlitePath, {
       synchronous: config.sqliteSynchronous,
-      busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+      busyTimeoutMillis: PROBE_BUSY_WAIT_MILLIS,
     });
     try {
       db.prepare(PROBE_WRITE_SQL).run(Date.now());
@@ -120,8 +124,13 @@ export async function startSupervised(
       if (stop.signal.aborted) return;
       const problem = databaseWritable(config);
       if (problem !== undefined) {
-        reason = transientStorageProblem(problem, config.sqlitePath) ?? reason;
-        log.debug({ err: problem, reason }, "database still not writable");
+        const now = transientStorageProblem(problem, config.sqlitePath);
+        if (now === undefined) {
+          events.onFailed(problem);
+          return;
+        }
+        if (now !== reason) log.warn({ err: problem, reason: now }, "database still not writable");
+        reason = now;
         continue;
       }
       await standby?.close();
@@ -129,12 +138,19 @@ export async function startSupervised(
       try {
         running = await startService({ ...config, port }, log);
       } catch (error) {
-        if (transientStorageProblem(error, config.sqlitePath) === undefined) {
+        reason = transientStorageProblem(error, config.sqlitePath);
+        if (reason === undefined) {
           events.onFailed(error);
           return;
         }
         // It changed again between the probe and the start: back to standby.
-        standby = await listenStandby(config, port, () => reason);
+        log.warn({ err: error, reason }, "database not writable");
+        try {
+          standby = await listenStandby(config, port, () => reason);
+        } catch (listenError) {
+          events.onFailed(listenError);
+          return;
+        }
         continue;
       }
       log.info({ database: config.sqlitePath }, "database writable: out of standby");
@@ -185,10 +201,7 @@ async function listenStandby(
     },
     {
       ...DEFAULT_ONE_PORT_OPTIONS,
-      tls: config.tls && {
-        cert: readPem("METRICS_TLS_CERT_FILE", config.tls.certFile),
-        key: readPem("METRICS_TLS_KEY_FILE", config.tls.keyFile),
-      },
+      tls: portTls(config),
     },
   );
   const address = await server.listen(port, config.host);

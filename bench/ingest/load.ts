@@ -12,6 +12,7 @@
  */
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import { newBatchId } from "../../clients/typescript/src/index.js";
 import { quantile } from "./quantile.js";
 import { buildWorkload, EVENTS_PER_BATCH, type WorkloadOptions } from "./workload.js";
 
@@ -27,6 +28,11 @@ export interface LoadSpec {
   readonly messagesPerStream?: number;
   /** The batches' service and timestamps (default: the bench's service, stamped by the server). */
   readonly workload?: WorkloadOptions;
+  /**
+   * Give every request a batch id of its own, as the generated clients do: an
+   * `Idempotency-Key` header on JSON, field `batch_id` on the protobuf messages.
+   */
+  readonly batchIds?: boolean;
   /**
    * Print a {@link LoadProgress} line, `progress {...}`, on stdout this often
    * (the soak reads them while the run goes on); none when absent.
@@ -94,6 +100,24 @@ function acceptedOf(text: string): unknown {
   }
 }
 
+/** A gRPC message frame: a 5-byte prefix (no compression, length) and the message. */
+function grpcFrame(m: Uint8Array): Buffer {
+  const f = Buffer.alloc(5 + m.length);
+  f.writeUInt32BE(m.length, 1);
+  Buffer.from(m.buffer, m.byteOffset, m.byteLength).copy(f, 5);
+  return f;
+}
+
+/**
+ * An encoded IngestRequest (or IngestStreamRequest) with a new batch id: a
+ * field appended to a protobuf message is part of it, so field 5 (`batch_id`,
+ * wire type 2, a 36-byte UUID) is added without encoding the batch again.
+ */
+function withBatchId(message: Uint8Array): Buffer {
+  const id = Buffer.from(newBatchId());
+  return Buffer.concat([message, Buffer.from([(5 << 3) | 2, id.length]), id]);
+}
+
 /**
  * Builds the sender of `spec`; `lost` is told of each HTTP/2 session a GOAWAY
  * or an error ended (the sender opens another, as a client would).
@@ -109,8 +133,13 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
     const contentType = spec.ingress === "connect" ? "application/proto" : "application/json";
     return {
       send(batch, done) {
+        const message = workload.proto[batch % 64] as Uint8Array;
         const body =
-          spec.ingress === "connect" ? workload.proto[batch % 64] : workload.json[batch % 64];
+          spec.ingress === "connect"
+            ? spec.batchIds
+              ? withBatchId(message)
+              : message
+            : workload.json[batch % 64];
         const req = http.request(
           target,
           {
@@ -120,6 +149,9 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
               "content-type": contentType,
               "x-api-key": spec.key,
               "content-length": body?.length ?? 0,
+              ...(spec.batchIds && spec.ingress !== "connect"
+                ? { "idempotency-key": newBatchId() }
+                : {}),
             },
           },
           (res) => {
@@ -164,12 +196,7 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
     return s;
   };
   const sessions = Array.from({ length: 4 }, connect);
-  const frames = workload.proto.map((m) => {
-    const f = Buffer.alloc(5 + m.length);
-    f.writeUInt32BE(m.length, 1);
-    Buffer.from(m.buffer, m.byteOffset, m.byteLength).copy(f, 5);
-    return f;
-  });
+  const frames = workload.proto.map(grpcFrame);
   const perStream = spec.ingress === "stream" ? (spec.messagesPerStream ?? 10) : 1;
   const path =
     spec.ingress === "stream"
@@ -185,7 +212,9 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
   let next = 0;
   return {
     send(batch, done) {
-      const frame = frames[batch % frames.length] as Buffer;
+      const frame = spec.batchIds
+        ? grpcFrame(withBatchId(workload.proto[batch % 64] as Uint8Array))
+        : (frames[batch % frames.length] as Buffer);
       if (open === undefined) {
         const slot = next++ % sessions.length;
         let session = sessions[slot] as http2.ClientHttp2Session;

@@ -104,6 +104,16 @@ export function openGlance(dbPath: string, expiredService: string) {
   };
 }
 
+/** Batch ids the service remembers (`ingest_batches`), once it has stopped. */
+export function countBatchIds(dbPath: string): number {
+  const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare("SELECT count(*) AS n FROM ingest_batches").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 /** Rows per service in each event table (full scans: only once the service has stopped). */
 export function countRows(dbPath: string): Record<string, Record<string, number>> {
   const db = new BetterSqlite3(dbPath, { readonly: true, fileMustExist: true });

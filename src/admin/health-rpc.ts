@@ -40,14 +40,22 @@ export function createHealthServiceImpl(options: HealthServiceOptions): ServiceI
     },
     async *watch(req, context) {
       // Ends once draining (after NOT_SERVING), so that no watch holds a shutdown up.
-      const stop = AbortSignal.any([context.signal, draining]);
-      let last: ServingStatus | undefined;
-      for (;;) {
-        const now = status(req.service);
-        if (now !== last) yield { status: now };
-        last = now;
-        if (stop.aborted) return;
-        await sleep(interval, undefined, { signal: stop }).catch(() => {});
+      const stop = new AbortController();
+      const onStop = () => stop.abort();
+      draining.addEventListener("abort", onStop);
+      context.signal.addEventListener("abort", onStop);
+      try {
+        let last: ServingStatus | undefined;
+        for (;;) {
+          const now = status(req.service);
+          if (now !== last) yield { status: now };
+          last = now;
+          if (stop.signal.aborted || draining.aborted || context.signal.aborted) return;
+          await sleep(interval, undefined, { signal: stop.signal }).catch(() => {});
+        }
+      } finally {
+        draining.removeEventListener("abort", onStop);
+        context.signal.removeEventListener("abort", onStop);
       }
     },
   };

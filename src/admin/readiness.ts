@@ -32,6 +32,9 @@ export interface ReadinessOptions {
   readonly probeIntervalMillis?: number;
 }
 
+/** How long after a failed commit a successful probe alone does not make the service ready. */
+const FAILURE_HOLD_MILLIS = 3000;
+
 /** The write that asks whether the database takes writes (one row, overwritten). */
 export const PROBE_WRITE_SQL =
   "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at";
@@ -49,8 +52,9 @@ function describeFailure(error: StorageError): string {
  * Readiness of the service (issue 10): the database is writable, its
  * migrations are applied, and no shutdown began. Writability is known from
  * the commits themselves while events flow; when none came within the probe
- * interval, or the last one failed, a tiny write to `readiness_probe` asks the
- * disk again. A write lock held by another process is contention, not a
+ * interval, a tiny write to `readiness_probe` asks the disk again (and once a
+ * commit failed, the probe alone says ready only after a few seconds without
+ * failures). A write lock held by another process is contention, not a
  * fault: it leaves the last verdict standing.
  */
 export function createReadiness(options: ReadinessOptions): Readiness {
@@ -60,13 +64,17 @@ export function createReadiness(options: ReadinessOptions): Readiness {
   const writeProbe = db.transaction((at: number) => probe.run(at));
   let database = "writable";
   let decidedAt = Number.NEGATIVE_INFINITY;
+  let commitFailedAt = Number.NEGATIVE_INFINITY;
 
   const databaseState = (): string => {
     const now = performance.now();
     if (now - decidedAt < interval) return database;
     try {
       writeProbe.immediate(Date.now());
-      database = "writable";
+      // A one-row write can pass where a batch's commit still fails (a nearly
+      // full disk): after a failed commit, only a successful commit, or a
+      // while without failures, makes the service ready again.
+      if (now - commitFailedAt >= FAILURE_HOLD_MILLIS) database = "writable";
     } catch (cause) {
       const error = StorageError.from(cause);
       if (!error.busy) database = describeFailure(error);
@@ -101,8 +109,13 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     noteCommit(error) {
       if (error?.busy) return;
       if (error !== undefined && error.failure !== "unavailable") return;
-      database = error === undefined ? "writable" : describeFailure(error);
       decidedAt = performance.now();
+      if (error === undefined) {
+        database = "writable";
+      } else {
+        database = describeFailure(error);
+        commitFailedAt = decidedAt;
+      }
     },
   };
 }

@@ -6,7 +6,7 @@ import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
 import { asConnectError, errors } from "../errors.js";
 import { type Ingestor, REPLAYED_HEADER } from "../ingest/ingestor.js";
-import { LEGACY_PATHS } from "../ingest/validate.js";
+import { batchIdProblem, LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
@@ -74,6 +74,21 @@ export function apiKeyOf(req: AnyRequest): string | undefined {
     if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
   }
   return undefined;
+}
+
+/**
+ * The batch id in an `Idempotency-Key` header. The IETF draft
+ * (draft-ietf-httpapi-idempotency-key-header) makes it a structured-field
+ * string, `"…"`; a bare token is taken as well.
+ */
+function idempotencyKeyOf(
+  header: string,
+): { ok: true; batchId: string } | { ok: false; problem: string } {
+  const text = header.trim();
+  const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(text);
+  const batchId = quoted ? (quoted[1] ?? "").replace(/\\(.)/g, "$1") : text;
+  const problem = batchIdProblem(batchId);
+  return problem === undefined ? { ok: true, batchId } : { ok: false, problem };
 }
 
 /**
@@ -175,12 +190,14 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     if (!decoded.ok) return sendJson(res, 422, { detail: decoded.errors });
 
     const { timestampDisplays } = decoded.value;
-    // The body's batch_id, else an Idempotency-Key header (the IETF draft's), names the batch.
-    const idempotencyKey = req.headers["idempotency-key"];
-    const batch =
-      decoded.value.batch.batchId === undefined && typeof idempotencyKey === "string"
-        ? { ...decoded.value.batch, batchId: idempotencyKey }
-        : decoded.value.batch;
+    // The body's batch_id, else an Idempotency-Key header, names the batch.
+    let batch = decoded.value.batch;
+    const header = req.headers["idempotency-key"];
+    if (batch.batchId === undefined && typeof header === "string") {
+      const key = idempotencyKeyOf(header);
+      if (!key.ok) return sendJson(res, 400, { detail: `Idempotency-Key: ${key.problem}` });
+      batch = { ...batch, batchId: key.batchId };
+    }
     let outcome: Awaited<ReturnType<Ingestor["ingest"]>>;
     try {
       outcome = await ingestor.ingest(batch, {

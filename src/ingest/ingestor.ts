@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { serviceNameFromSuffix } from "../auth/env-keys.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, type Violation } from "../errors.js";
@@ -56,7 +57,10 @@ export interface Ingestor {
 export interface IngestObserver {
   /** A batch was committed: record it. */
   committed(events: readonly CommittedEvent[]): void;
-  /** A batch was rejected whole, for `reason` (`invalid`, `forbidden`, `overloaded`, `storage`). */
+  /**
+   * A batch was rejected whole, for `reason` (`invalid`, `forbidden`,
+   * `overloaded`, `storage`, `batch_id_reused`).
+   */
   rejected(count: number, reason: string): void;
   /** A retried batch was answered from its earlier commit; nothing was stored or recorded. */
   replayed?(count: number): void;
@@ -114,6 +118,25 @@ export function committedEvents(rendered: readonly RenderedEvent[]): CommittedEv
   }));
 }
 
+/**
+ * What identifies a batch's content for its batch id: each event as it is
+ * stored (type, value, duration, dimensions and metadata with the typed
+ * fields, its own timestamp) and the envelope, but not the time it was
+ * received, which a retry changes. The same batch sent again, over any
+ * ingress, has the same digest.
+ */
+function digestOf(batch: BatchInput, rendered: readonly RenderedEvent[]): string {
+  const hash = createHash("sha256");
+  hash.update(`${batch.version ?? ""}\u001f${batch.instanceId ?? ""}`);
+  rendered.forEach(({ row }, i) => {
+    const ownTime = batch.events[i]?.timestamp === undefined ? "" : row.timestamp;
+    hash.update(
+      `\u001e${row.metricType}\u001f${row.value}\u001f${row.durationMs ?? ""}\u001f${ownTime}\u001f${row.dimensions}\u001f${row.metadata}`,
+    );
+  });
+  return hash.digest("base64url");
+}
+
 /** Creates the ingestor over an event store. */
 export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
@@ -128,9 +151,9 @@ export function createIngestor(options: IngestorOptions): Ingestor {
 
   /** The answer to a batch whose id was committed before: that commit's result. */
   const replayOf = (found: CommittedBatch, claim: BatchClaim): IngestOutcome => {
-    if (found.events !== claim.events) {
+    if (found.digest !== claim.digest) {
       options.observer?.rejected(claim.events, "batch_id_reused");
-      throw errors.batchIdReused(claim.batchId, found.events, claim.events);
+      throw errors.batchIdReused(claim.batchId, found.events);
     }
     options.observer?.replayed?.(claim.events);
     return { ok: true, accepted: found.events, requestId: found.requestId, replayed: true };
@@ -175,12 +198,19 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         options.observer?.rejected(batch.events.length, "forbidden");
         throw errors.serviceMismatch(batch.service, principal?.service ?? "(none)");
       }
+      // Rendered once, when needed: a batch refused for overload is not.
+      let renderedOnce: RenderedEvent[] | undefined;
+      const render = (): RenderedEvent[] => {
+        renderedOnce ??= batch.events.map((event) => renderEvent(event, batch, receivedAt));
+        return renderedOnce;
+      };
       const claim: BatchClaim | undefined =
         ledger && batch.batchId !== undefined
           ? {
               service: serviceNameFromSuffix(batch.service),
               batchId: batch.batchId,
               events: batch.events.length,
+              digest: digestOf(batch, render()),
             }
           : undefined;
       // A retry of a committed batch is answered before the overload check: it stores nothing.
@@ -190,7 +220,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         options.observer?.rejected(batch.events.length, "overloaded");
         throw errors.overloaded();
       }
-      const rendered = batch.events.map((event) => renderEvent(event, batch, receivedAt));
+      const rendered = render();
       const appended = store.append(
         requestId,
         rendered.map((r) => r.row),

@@ -89,6 +89,17 @@ const DIMENSION_KEY_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const MIN_SECONDS = -62_135_596_800n;
 const MAX_SECONDS = 253_402_300_799n;
 
+/** What is wrong with a batch id, if anything (1 to 128 characters of `[A-Za-z0-9._:-]`). */
+export function batchIdProblem(batchId: string): string | undefined {
+  if (batchId === "" || batchId.length > LIMITS.batchIdMaxLength) {
+    return `Batch ID must be 1 to ${LIMITS.batchIdMaxLength} characters, got ${pyLen(batchId)}`;
+  }
+  if (!BATCH_ID_PATTERN.test(batchId)) {
+    return "Batch ID must contain only alphanumeric characters, dots, underscores, colons, and hyphens";
+  }
+  return undefined;
+}
+
 /**
  * Applies the rule set of contract §2 to a typed batch. Pure: the same input
  * and clock give the same result. The whole batch is judged: callers reject it
@@ -147,20 +158,8 @@ export function validateBatch(batch: BatchInput, options: ValidateOptions): Vali
     }
   }
 
-  const batchId = batch.batchId;
-  if (batchId !== undefined) {
-    if (batchId === "" || batchId.length > LIMITS.batchIdMaxLength) {
-      fail(
-        "batch_id",
-        `Batch ID must be 1 to ${LIMITS.batchIdMaxLength} characters, got ${pyLen(batchId)}`,
-      );
-    } else if (!BATCH_ID_PATTERN.test(batchId)) {
-      fail(
-        "batch_id",
-        "Batch ID must contain only alphanumeric characters, dots, underscores, colons, and hyphens",
-      );
-    }
-  }
+  const batchIdError = batch.batchId === undefined ? undefined : batchIdProblem(batch.batchId);
+  if (batchIdError !== undefined) fail("batch_id", batchIdError);
 
   const { events } = batch;
   const eventsPath = options.paths.events;

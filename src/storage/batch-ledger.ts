@@ -5,8 +5,10 @@ export interface BatchClaim {
   /** The batch's service, in the legacy spelling the key check compares (`serviceNameFromSuffix`). */
   readonly service: string;
   readonly batchId: string;
-  /** How many events the batch has: a retry must have as many. */
+  /** How many events the batch has. */
   readonly events: number;
+  /** What identifies the batch's content: a retry has the same, another batch under the same id not. */
+  readonly digest: string;
 }
 
 /** What the ledger knows of a committed batch. */
@@ -14,6 +16,7 @@ export interface CommittedBatch {
   /** The request id its rows were stored with. */
   readonly requestId: string;
   readonly events: number;
+  readonly digest: string;
 }
 
 /**
@@ -43,15 +46,19 @@ export function createBatchLedger(
 ): BatchLedger {
   const now = options.now ?? Date.now;
   const windowMillis = options.windowMillis;
-  const select = db.prepare<[string, string, number], { request_id: string; events: number }>(
-    `SELECT request_id, events FROM ingest_batches
+  const select = db.prepare<
+    [string, string, number],
+    { request_id: string; events: number; digest: string }
+  >(
+    `SELECT request_id, events, digest FROM ingest_batches
      WHERE service = ? AND batch_id = ? AND committed_ms >= ?`,
   );
   const upsert = db.prepare(
-    `INSERT INTO ingest_batches (service, batch_id, request_id, events, committed_ms)
-     VALUES (@service, @batchId, @requestId, @events, @now)
+    `INSERT INTO ingest_batches (service, batch_id, request_id, events, digest, committed_ms)
+     VALUES (@service, @batchId, @requestId, @events, @digest, @now)
      ON CONFLICT (service, batch_id) DO UPDATE SET
-       request_id = excluded.request_id, events = excluded.events, committed_ms = excluded.committed_ms
+       request_id = excluded.request_id, events = excluded.events, digest = excluded.digest,
+       committed_ms = excluded.committed_ms
      WHERE committed_ms < @windowStart`,
   );
   const prune = db.prepare(
@@ -62,7 +69,7 @@ export function createBatchLedger(
     windowMillis,
     find(service, batchId) {
       const row = select.get(service, batchId, now() - windowMillis);
-      return row && { requestId: row.request_id, events: row.events };
+      return row && { requestId: row.request_id, events: row.events, digest: row.digest };
     },
     claim(claim, requestId, nowMillis) {
       const result = upsert.run({
@@ -70,6 +77,7 @@ export function createBatchLedger(
         batchId: claim.batchId,
         requestId,
         events: claim.events,
+        digest: claim.digest,
         now: nowMillis,
         windowStart: nowMillis - windowMillis,
       });

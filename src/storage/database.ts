@@ -9,7 +9,10 @@ export type { Database };
 export interface OpenDatabaseOptions {
   /** `synchronous` pragma: FULL fsyncs every commit, NORMAL only at checkpoints. */
   readonly synchronous: "FULL" | "NORMAL";
-  /** How long start-up (migrations) waits on another connection's lock, in ms. */
+  /**
+   * How long statements wait on another connection's lock, in ms: migrations
+   * and the caller's start-up writes (see {@link useStatementBusyWait}).
+   */
   readonly busyTimeoutMillis: number;
 }
 
@@ -22,6 +25,15 @@ const PAGE_SIZE = 16_384;
  * short; the event store retries a busy commit on a timer instead.
  */
 export const STATEMENT_BUSY_WAIT_MILLIS = 10;
+
+/**
+ * Shortens the connection's synchronous lock wait to
+ * {@link STATEMENT_BUSY_WAIT_MILLIS}, once start-up's writes are done: from then
+ * on the event store retries a busy commit on a timer instead of blocking.
+ */
+export function useStatementBusyWait(db: Database): void {
+  db.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MILLIS}`);
+}
 
 /** The tables whose rows age out, with the default retention seeded for each. */
 export const RETAINED_TABLES = ["metrics", "auth_metrics", "discovery_metrics", "tool_metrics"];
@@ -50,7 +62,6 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
     db.pragma("temp_store = MEMORY");
     db.pragma("cache_size = -16000");
     migrate(db);
-    db.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MILLIS}`);
     return db;
   } catch (error) {
     db.close();

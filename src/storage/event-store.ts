@@ -256,14 +256,18 @@ export function createEventStore(db: Database, options: EventStoreOptions): Even
     }
     if (error && !error.busy && group.length > 1) {
       // One request's rows may be what the database refused: commit each request
-      // alone, so that only that request fails and the others are stored.
+      // alone, so that only that request fails and the others are stored. What
+      // is reported is how that went: no error if every request was stored.
+      let alone: StorageError | undefined;
       for (const p of group) {
         try {
           p.resolve(resultOf(p, writeGroup.immediate([p])));
         } catch (cause) {
-          p.reject(StorageError.from(cause));
+          alone = StorageError.from(cause);
+          p.reject(alone);
         }
       }
+      error = alone;
     } else {
       for (const p of group) {
         if (error) p.reject(error);

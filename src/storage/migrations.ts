@@ -170,6 +170,7 @@ CREATE TABLE ingest_batches (
   batch_id TEXT NOT NULL,
   request_id TEXT NOT NULL,
   events INTEGER NOT NULL,
+  digest TEXT NOT NULL,
   committed_ms INTEGER NOT NULL,
   PRIMARY KEY (service, batch_id)
 ) WITHOUT ROWID;

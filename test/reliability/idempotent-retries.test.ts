@@ -98,6 +98,41 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     expect(stored(svc, "reused")).toEqual({ rows: 3, batches: 1 });
   });
 
+  it("should refuse an id reused for other events of the same number with ALREADY_EXISTS", async () => {
+    const client = ingestClient(GRPC, svc.url, svc.keyFor("reused-same-size"));
+    const batchId = newBatchId();
+    const batch = authBatch(3, "reused-same-size");
+    await client.ingest({ ...batch, batchId });
+    const other = { ...batch, events: batch.events.map((e) => ({ ...e, durationMs: 99 })) };
+    const error = await failure(client.ingest({ ...other, batchId }));
+    expect(error.code).toBe(Code.AlreadyExists);
+    expect(error.rawMessage).toContain("different batch");
+    expect(stored(svc, "reused-same-size")).toEqual({ rows: 3, batches: 1 });
+  });
+
+  it("should recognise a retry sent over another ingress", async () => {
+    const key = svc.keyFor("cross-ingress");
+    const batchId = newBatchId();
+    const legacy = await postMetrics(
+      svc.url,
+      { service: "cross-ingress", batch_id: batchId, metrics: [legacyMetric()] },
+      { key },
+    );
+    const rpc = await ingestClient(GRPC, svc.url, key).ingest({
+      service: "cross-ingress",
+      batchId,
+      events: [
+        {
+          value: 1,
+          durationMs: 12.5,
+          kind: { case: "authRequest", value: { success: true, method: "jwt" } },
+        },
+      ],
+    });
+    expect(rpc.requestId).toBe(legacy.json.request_id);
+    expect(stored(svc, "cross-ingress")).toEqual({ rows: 1, batches: 1 });
+  });
+
   it.each([
     ["", "Batch ID must be 1 to 128 characters, got 0"],
     ["x".repeat(129), "Batch ID must be 1 to 128 characters, got 129"],
@@ -137,12 +172,21 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     expect(first.headers.get("idempotent-replayed")).toBeNull();
     expect(second.headers.get("idempotent-replayed")).toBe("true");
 
-    const headerId = { "Idempotency-Key": newBatchId() };
+    // The IETF draft's form: a structured-field string.
+    const headerId = { "Idempotency-Key": `"${newBatchId()}"` };
     const plain = { service: "legacy-retry", metrics: [legacyMetric(), legacyMetric()] };
     const third = await postMetrics(svc.url, plain, { key, headers: headerId });
     const fourth = await postMetrics(svc.url, plain, { key, headers: headerId });
     expect(fourth.json.request_id).toBe(third.json.request_id);
     expect(fourth.json.accepted).toBe(2);
+    expect(stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
+
+    const badHeader = await postMetrics(svc.url, plain, {
+      key,
+      headers: { "Idempotency-Key": '"has space"' },
+    });
+    expect(badHeader.status).toBe(400);
+    expect(String(badHeader.json.detail)).toMatch(/^Idempotency-Key: Batch ID must contain only/);
     expect(stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
   });
 
@@ -215,9 +259,10 @@ describe("idempotent retries: a batch id is stored once and answered with the or
 
 describe("the idempotency window", () => {
   it("should remember a batch id across a restart, and forget it after METRICS_IDEMPOTENCY_WINDOW_SECONDS", async () => {
-    const svc = await startTestService({ METRICS_IDEMPOTENCY_WINDOW_SECONDS: "2" });
+    const svc = await startTestService({ METRICS_IDEMPOTENCY_WINDOW_SECONDS: "4" });
     const batch = { ...authBatch(2), batchId: newBatchId() };
     const first = await ingestClient(GRPC, svc.url, svc.key).ingest(batch);
+    const committedAt = Date.now();
     await svc.running.close();
 
     const config = loadConfig({
@@ -227,7 +272,7 @@ describe("the idempotency window", () => {
       LOG_LEVEL: "silent",
       OTEL_PROMETHEUS_ENABLED: "false",
       METRICS_API_KEY_TEST_SERVICE: svc.key,
-      METRICS_IDEMPOTENCY_WINDOW_SECONDS: "2",
+      METRICS_IDEMPOTENCY_WINDOW_SECONDS: "4",
     });
     const restarted = await startService(config, createLogger("silent"));
     try {
@@ -236,7 +281,8 @@ describe("the idempotency window", () => {
       expect((await client.ingest(batch)).requestId).toBe(first.requestId);
       expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(2);
 
-      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect(Date.now() - committedAt).toBeLessThan(4000); // the replay came within the window
+      await new Promise((resolve) => setTimeout(resolve, committedAt + 4100 - Date.now()));
       const late = await client.ingest(batch);
       expect(late.requestId).not.toBe(first.requestId);
       expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(4);

@@ -303,7 +303,8 @@ describe("a WAL cut short after a crash", () => {
         db.close();
       }
     }
-    // Longer cuts keep more: the counts follow the cut positions.
+    // Cuts keep committed batches (not all of them lost), and longer cuts keep more.
+    expect(Math.max(...found)).toBeGreaterThan(0);
     const byCut = cuts.map((cut, i) => [cut, found[i] ?? 0] as const).sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < byCut.length; i++) {
       expect(byCut[i]?.[1]).toBeGreaterThanOrEqual(byCut[i - 1]?.[1] ?? 0);
