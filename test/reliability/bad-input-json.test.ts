@@ -7,6 +7,7 @@ import { startTestService, type TestService } from "../support/service.js";
 import {
   byteMutations,
   deepJson,
+  expectStoredAsAnswered,
   fuzzParams,
   fuzzRuns,
   invalidUtf8,
@@ -455,20 +456,7 @@ describe("bad input over POST /metrics (property-based)", () => {
   );
 
   it("should have stored exactly what it accepted, kept the baseline, and still take a good batch", async () => {
-    const stored = new Map(
-      (
-        svc.db
-          .prepare("SELECT request_id AS id, count(*) AS n FROM metrics GROUP BY request_id")
-          .all() as { id: string; n: number }[]
-      ).map((row) => [row.id, row.n]),
-    );
-    expect(stored.get(baseline.requestId)).toBe(baseline.rows);
-    for (const [requestId, n] of accepted) expect(stored.get(requestId), requestId).toBe(n);
-    for (const requestId of rejected) expect(stored.get(requestId), requestId).toBeUndefined();
-    const others = [...stored.keys()].filter(
-      (id) => id !== baseline.requestId && !accepted.has(id),
-    );
-    expect(others, "rows no answer accounted for").toEqual([]);
+    expectStoredAsAnswered(svc.db, baseline, accepted, rejected);
 
     const good = await post(
       JSON.stringify({ service: "test-service", metrics: [legacyMetric(), legacyMetric()] }),

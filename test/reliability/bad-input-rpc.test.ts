@@ -26,6 +26,7 @@ import { startTestService, type TestService } from "../support/service.js";
 import {
   byteMutations,
   deepJson,
+  expectStoredAsAnswered,
   fuzzParams,
   fuzzRuns,
   mutateBytes,
@@ -663,19 +664,7 @@ describe("bad input over the RPCs (property-based)", () => {
   });
 
   it("should have stored exactly what it accepted, kept the baseline, and still take good batches on every protocol", async () => {
-    const stored = new Map(
-      (
-        svc.db
-          .prepare("SELECT request_id AS id, count(*) AS n FROM metrics GROUP BY request_id")
-          .all() as { id: string; n: number }[]
-      ).map((row) => [row.id, row.n]),
-    );
-    expect(stored.get(baseline.requestId)).toBe(baseline.rows);
-    for (const [requestId, n] of accepted) expect(stored.get(requestId), requestId).toBe(n);
-    const others = [...stored.keys()].filter(
-      (id) => id !== baseline.requestId && !accepted.has(id),
-    );
-    expect(others, "rows no answer accounted for").toEqual([]);
+    expectStoredAsAnswered(svc.db, baseline, accepted);
 
     for (const { name, client } of clients) {
       const res = await client.ingest(mixedBatch("test-service"));

@@ -1,4 +1,6 @@
+import type { Database } from "better-sqlite3";
 import fc from "fast-check";
+import { expect } from "vitest";
 
 /**
  * Runs of each property: `FUZZ_RUNS` for the long fuzz (`npm run test:fuzz`),
@@ -320,4 +322,32 @@ export function mutateBytes(bytes: Uint8Array, mutations: readonly ByteMutation[
     }
   }
   return out;
+}
+
+/**
+ * The end of a fuzz run: every answer that said "accepted N" has exactly N
+ * rows, a rejected request none, the batch stored before the run is still
+ * there, and no row is there that no answer accounts for.
+ */
+export function expectStoredAsAnswered(
+  db: Database,
+  baseline: { readonly requestId: string; readonly rows: number },
+  accepted: ReadonlyMap<string, number>,
+  rejected: Iterable<string> = [],
+): void {
+  const stored = new Map(
+    (
+      db
+        .prepare("SELECT request_id AS id, count(*) AS n FROM metrics GROUP BY request_id")
+        .all() as {
+        id: string;
+        n: number;
+      }[]
+    ).map((row) => [row.id, row.n]),
+  );
+  expect(stored.get(baseline.requestId)).toBe(baseline.rows);
+  for (const [requestId, n] of accepted) expect(stored.get(requestId), requestId).toBe(n);
+  for (const requestId of rejected) expect(stored.get(requestId), requestId).toBeUndefined();
+  const others = [...stored.keys()].filter((id) => id !== baseline.requestId && !accepted.has(id));
+  expect(others, "rows no answer accounted for").toEqual([]);
 }
