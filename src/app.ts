@@ -4,7 +4,8 @@ import { createKeyRegistry, type KeyRegistry } from "./auth/key-registry.js";
 import type { Config } from "./config.js";
 import { createIngestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
-import { createTokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import { createSharedRateLimiter, type SharedRateLimiter } from "./ratelimit/shared-limiter.js";
+import { localRateLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsServer } from "./server.js";
 import { type BatchLedger, createBatchLedger } from "./storage/batch-ledger.js";
 import { openDatabase, seedRetentionPolicies, useStatementBusyWait } from "./storage/database.js";
@@ -62,6 +63,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
   });
   let telemetry: Telemetry | undefined;
+  let shared: SharedRateLimiter | undefined;
   try {
     let queuedRows = () => 0;
     let requestsInFlight = () => 0;
@@ -106,11 +108,22 @@ export async function startService(config: Config, log: Logger): Promise<Running
       batchRows: config.retention.batchRows,
     });
     const instruments = telemetry.events;
+    // One bucket per key across replicas when REDIS_URL is set, else this process's own.
+    shared =
+      config.redisUrl === undefined
+        ? undefined
+        : await createSharedRateLimiter({
+            url: config.redisUrl,
+            log,
+            onLocalDecision: () => metrics.rateLimitedLocally(),
+          });
+    const limiter = shared ?? localRateLimiter();
+    const sharedLimiter = shared;
     const server = createMetricsServer({
       config,
       log,
       registry,
-      limiter: createTokenBucketLimiter(),
+      limiter,
       ingestor: createIngestor({
         store,
         log,
@@ -208,6 +221,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
           store.close();
           registry.flushUsage();
           db.close();
+          await sharedLimiter?.close();
           // Last, and bounded: a final export to a collector that does not answer
           // must not outlast the orchestrator's grace period.
           await boundedShutdown(
@@ -222,6 +236,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     };
   } catch (error) {
     await boundedShutdown(telemetry, TELEMETRY_SHUTDOWN_MILLIS, log);
+    await shared?.close();
     db.close();
     throw error;
   }

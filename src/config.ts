@@ -23,6 +23,11 @@ export interface Config {
   readonly sqliteSynchronous: SqliteSynchronous;
   /** How long a write waits for another process's lock (`SQLITE_BUSY_TIMEOUT_MS`, default 5000). */
   readonly sqliteBusyTimeoutMillis: number;
+  /**
+   * Redis holding the rate-limit buckets that replicas share (`REDIS_URL`,
+   * e.g. `redis://redis:6379`); each process keeps its own when absent.
+   */
+  readonly redisUrl: string | undefined;
   /** Requests per minute per API key unless the key has its own limit (`METRICS_RATE_LIMIT`, default 1000). */
   readonly rateLimitPerMinute: number;
   /** Failed authentications allowed per client address per minute (`METRICS_AUTH_FAILURES_PER_MINUTE`, default 30; 0 disables). */
@@ -132,6 +137,22 @@ export class ConfigError extends Error {
   }
 }
 
+/** `REDIS_URL` as given, once it is a redis:// or rediss:// URL. */
+function redisUrlOf(raw: string | undefined, problems: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  let protocol = "";
+  try {
+    protocol = new URL(raw).protocol;
+  } catch {
+    // reported below
+  }
+  if (protocol !== "redis:" && protocol !== "rediss:") {
+    problems.push(`REDIS_URL: must be a redis:// or rediss:// URL`);
+    return undefined;
+  }
+  return raw;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -191,6 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return out;
   };
+  const redisUrl = (raw: string | undefined) => redisUrlOf(raw, problems);
   const otlpUrl =
     read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
     read("OTEL_EXPORTER_OTLP_ENDPOINT") ??
@@ -241,6 +263,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
     rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
+    redisUrl: redisUrl(read("REDIS_URL")),
     authFailuresPerMinute: integer("METRICS_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
     retention: Object.freeze({

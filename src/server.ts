@@ -39,7 +39,7 @@ import {
   createRateLimitInterceptor,
   enforceRateLimit,
 } from "./ratelimit/rate-limit-interceptor.js";
-import type { TokenBucketLimiter } from "./ratelimit/token-bucket.js";
+import type { RateLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
@@ -48,7 +48,7 @@ export interface MetricsServerOptions {
   readonly config: Config;
   readonly log: Logger;
   readonly registry: KeyRegistry;
-  readonly limiter: TokenBucketLimiter;
+  readonly limiter: RateLimiter;
   readonly ingestor: Ingestor;
   /** Retention and database operations (admin API and RPCs). */
   readonly retention: Retention;
@@ -159,7 +159,7 @@ const UNARY_INGEST_PATH = `/${IngestService.typeName}/${IngestService.method.ing
 interface AdmissionOptions {
   readonly registry: KeyRegistry;
   readonly throttle: AuthThrottle;
-  readonly limiter: TokenBucketLimiter;
+  readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly metrics: ServiceMetrics | undefined;
   /** Where the early check leaves what it established, for the interceptors. */
@@ -205,13 +205,13 @@ function admissionBy(options: AdmissionOptions) {
  */
 function spendTokenBy(options: AdmissionOptions) {
   const { limiter, metrics, checked } = options;
-  return (req: AnyRequest, res: AnyResponse): boolean => {
+  return async (req: AnyRequest, res: AnyResponse): Promise<boolean> => {
     const early = checked.get(req);
     if (early === undefined || options.draining() || pathOf(req) !== UNARY_INGEST_PATH) {
       return true;
     }
     try {
-      checked.set(req, { ...early, decision: enforceRateLimit(limiter, early.principal) });
+      checked.set(req, { ...early, decision: await enforceRateLimit(limiter, early.principal) });
       return true;
     } catch (error) {
       metrics?.rateLimited(early.principal.service);

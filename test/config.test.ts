@@ -51,6 +51,11 @@ describe("loadConfig", () => {
     );
   });
 
+  it("should take REDIS_URL for the shared rate limit", () => {
+    expect(loadConfig({ REDIS_URL: "redis://cache:6379/0" }).redisUrl).toBe("redis://cache:6379/0");
+    expect(loadConfig({}).redisUrl).toBeUndefined();
+  });
+
   it("should be frozen", () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -118,6 +123,7 @@ describe("loadConfig", () => {
         METRICS_SERVICE_PORT: "http",
         METRICS_RATE_LIMIT: "-1",
         SQLITE_SYNCHRONOUS: "OFF",
+        REDIS_URL: "http://cache:6379",
       });
     } catch (e) {
       error = e;
@@ -127,6 +133,7 @@ describe("loadConfig", () => {
       'METRICS_SERVICE_PORT="http": must be a whole number from 0 to 65535',
       'SQLITE_SYNCHRONOUS="OFF": must be one of FULL, NORMAL',
       'METRICS_RATE_LIMIT="-1": must be a whole number from 0 to 100000000',
+      "REDIS_URL: must be a redis:// or rediss:// URL",
     ]);
   });
 });

@@ -83,6 +83,7 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
         expiresAtMillis: expiryMillis(row.expiresAt),
         principal: {
           keyId: row.id,
+          bucketId: row.keyHash.slice(0, 32),
           service: row.serviceName,
           rateLimitPerMinute: row.rateLimit,
           scope: row.scope,

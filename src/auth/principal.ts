@@ -5,6 +5,12 @@ import type { BucketDecision } from "../ratelimit/token-bucket.js";
 export interface Principal {
   /** The key's row id in `api_keys`: safe to log, unlike the key. */
   readonly keyId: number;
+  /**
+   * Names the key's rate-limit bucket where replicas share it (Redis): the
+   * same key has the same bucket on every replica, whatever its row id there.
+   * Derived from the key's SHA-256, never the key itself.
+   */
+  readonly bucketId: string;
   /** The service the key was issued to. */
   readonly service: string;
   /** The key's rate limit in requests per minute. */

@@ -10,7 +10,7 @@ export type RouteHandler = (req: AnyRequest, res: AnyResponse) => void | Promise
 export interface AdminRoutesOptions {
   readonly retention: Retention;
   /** Authenticates, checks the admin scope and spends a token; answers the error itself when refused. */
-  readonly admitAdmin: (req: AnyRequest, res: AnyResponse) => boolean;
+  readonly admitAdmin: (req: AnyRequest, res: AnyResponse) => Promise<boolean>;
   readonly log: Logger;
 }
 
@@ -125,7 +125,7 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
       ) => unknown | Promise<unknown> | undefined,
     ): RouteHandler =>
     async (req, res) => {
-      if (!admitAdmin(req, res)) return;
+      if (!(await admitAdmin(req, res))) return;
       const query = queryReader(req);
       let body: unknown;
       let failure: unknown;

@@ -10,7 +10,7 @@ import { batchIdProblem, LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
-import type { BucketDecision, TokenBucketLimiter } from "../ratelimit/token-bucket.js";
+import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
@@ -34,7 +34,7 @@ export interface HttpRoutesOptions {
   readonly registry: KeyRegistry;
   /** Failed authentications per client address, shared with the RPCs. */
   readonly throttle: AuthThrottle;
-  readonly limiter: TokenBucketLimiter;
+  readonly limiter: RateLimiter;
   readonly ingestor: Ingestor;
   /** Whether the service is shutting down. */
   readonly draining: () => boolean;
@@ -121,11 +121,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
    * Key check (and scope, for admin routes) and token for a request; answers
    * the error itself and returns undefined on failure.
    */
-  const admit = (
+  const admit = async (
     req: AnyRequest,
     res: AnyResponse,
     scope: "ingest" | "admin" = "ingest",
-  ): { principal: Principal; decision: BucketDecision } | undefined => {
+  ): Promise<{ principal: Principal; decision: BucketDecision } | undefined> => {
     if (options.draining()) {
       sendLegacyError(res, errors.shuttingDown());
       return undefined;
@@ -138,7 +138,10 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     try {
       // An ingest key is refused before it spends a token (W10).
       if (scope === "admin") requireAdmin(auth.principal);
-      return { principal: auth.principal, decision: enforceRateLimit(limiter, auth.principal) };
+      return {
+        principal: auth.principal,
+        decision: await enforceRateLimit(limiter, auth.principal),
+      };
     } catch (error) {
       const refused = asConnectError(error);
       if (refused.metadata.has("x-ratelimit-limit")) {
@@ -179,7 +182,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         ],
       });
     }
-    const admitted = admit(req, res);
+    const admitted = await admit(req, res);
     if (admitted === undefined) return;
     if (parsed.value === null) {
       return sendJson(res, 422, {
@@ -239,8 +242,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     );
   };
 
-  const postFlush: Handler = (req, res) => {
-    const admitted = admit(req, res);
+  const postFlush: Handler = async (req, res) => {
+    const admitted = await admit(req, res);
     if (admitted === undefined) return;
     // Nothing to do: an event is acknowledged only once committed (W1), so
     // everything accepted so far is already on disk.
@@ -252,15 +255,15 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     );
   };
 
-  const getRateLimit: Handler = (req, res) => {
+  const getRateLimit: Handler = async (req, res) => {
     // Reports the caller's bucket without spending from it or counting a use;
     // an unknown key is 401 (the Python service answered 500, W13).
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
       recordUse: false,
     });
     if (!auth.ok) return sendLegacyError(res, auth.error);
-    const { keyId, service, rateLimitPerMinute: limit } = auth.principal;
-    const state = limiter.peek(keyId, limit);
+    const { bucketId, service, rateLimitPerMinute: limit } = auth.principal;
+    const state = await limiter.peek(bucketId, limit);
     sendJson(res, 200, {
       service,
       rate_limit: limit,
@@ -307,7 +310,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
 
   const admin = createAdminRoutes({
     retention: options.retention,
-    admitAdmin: (req, res) => admit(req, res, "admin") !== undefined,
+    admitAdmin: async (req, res) => (await admit(req, res, "admin")) !== undefined,
     log,
   });
 

@@ -60,7 +60,7 @@ export interface OnePortOptions {
    * read; returns false when it answered the request itself (e.g. an empty
    * token bucket, spent only by requests that are served).
    */
-  readonly onAdmitted?: (...args: Parameters<RequestHandler>) => boolean;
+  readonly onAdmitted?: (...args: Parameters<RequestHandler>) => boolean | Promise<boolean>;
   /**
    * A certificate and its private key (PEM): the port then speaks TLS only,
    * and ALPN picks HTTP/2 (`h2`) or HTTP/1.1 for each connection.
@@ -213,11 +213,24 @@ export function createOnePortServer(
     // in flight until its client stops sending.
     if (res instanceof http2.Http2ServerResponse) res.stream.once("finish", finished);
     if (refused) return refused(req, res);
-    if (options.onAdmitted && !options.onAdmitted(req, res)) return;
-    // `Expect: 100-continue` is answered only for admitted requests, so that a
-    // refused client is not invited to upload its body.
-    if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();
-    handler(req, res);
+    const serve = (): void => {
+      // `Expect: 100-continue` is answered only for admitted requests, so that a
+      // refused client is not invited to upload its body.
+      if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();
+      handler(req, res);
+    };
+    const admitted = options.onAdmitted?.(req, res) ?? true;
+    if (admitted === true) return serve();
+    if (admitted === false) return;
+    admitted.then(
+      (ok) => {
+        if (ok) serve();
+      },
+      (error: unknown) => {
+        options.onError?.(error instanceof Error ? error : new Error(String(error)));
+        res.destroy();
+      },
+    );
   };
 
   const h1 = http.createServer(

@@ -2,17 +2,17 @@ import type { Interceptor } from "@connectrpc/connect";
 import { earlyCheckKey, type Principal, principalKey } from "../auth/principal.js";
 import { errors } from "../errors.js";
 import { rateLimitFields } from "./rate-limit-headers.js";
-import type { BucketDecision, TokenBucketLimiter } from "./token-bucket.js";
+import type { BucketDecision, RateLimiter } from "./token-bucket.js";
 
 /**
  * Spends one token of the principal's bucket, or throws RESOURCE_EXHAUSTED with
  * the time to the next token. Shared by the RPC interceptor and the JSON routes.
  */
-export function enforceRateLimit(
-  limiter: TokenBucketLimiter,
+export async function enforceRateLimit(
+  limiter: RateLimiter,
   principal: Principal,
-): BucketDecision {
-  const decision = limiter.take(principal.keyId, principal.rateLimitPerMinute);
+): Promise<BucketDecision> {
+  const decision = await limiter.take(principal.bucketId, principal.rateLimitPerMinute);
   if (!decision.allowed) {
     throw errors.rateLimited(principal.rateLimitPerMinute, decision.retryAfterSeconds);
   }
@@ -21,11 +21,11 @@ export function enforceRateLimit(
 
 async function* spendPerMessage<T>(
   messages: AsyncIterable<T>,
-  limiter: TokenBucketLimiter,
+  limiter: RateLimiter,
   principal: Principal,
 ): AsyncGenerator<T> {
   for await (const message of messages) {
-    enforceRateLimit(limiter, principal);
+    await enforceRateLimit(limiter, principal);
     yield message;
   }
 }
@@ -37,7 +37,7 @@ async function* spendPerMessage<T>(
  * `x-ratelimit-limit` and `x-ratelimit-remaining` headers and the IETF draft's
  * `ratelimit` and `ratelimit-policy`.
  */
-export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interceptor {
+export function createRateLimitInterceptor(limiter: RateLimiter): Interceptor {
   return (next) => async (req) => {
     const principal = req.contextValues.get(principalKey);
     if (principal === undefined) {
@@ -47,7 +47,8 @@ export function createRateLimitInterceptor(limiter: TokenBucketLimiter): Interce
       return await next({ ...req, message: spendPerMessage(req.message, limiter, principal) });
     }
     const decision =
-      req.contextValues.get(earlyCheckKey)?.decision ?? enforceRateLimit(limiter, principal);
+      req.contextValues.get(earlyCheckKey)?.decision ??
+      (await enforceRateLimit(limiter, principal));
     const res = await next(req);
     res.header.set("x-ratelimit-limit", String(decision.limit));
     res.header.set("x-ratelimit-remaining", String(decision.remaining));

@@ -39,6 +39,28 @@ export interface TokenBucketLimiter {
   peek(id: number | string, limitPerMinute: number): BucketState;
 }
 
+/**
+ * The rate limit as the service applies it: the token buckets of every key,
+ * kept in this process ({@link localRateLimiter}) or shared by all replicas.
+ * Asynchronous, because a shared bucket is a round trip away.
+ */
+export interface RateLimiter {
+  /** Spends `cost` tokens of the bucket `id` if it has them. */
+  take(id: number | string, limitPerMinute: number, cost?: number): Promise<BucketDecision>;
+  /** Reports the bucket `id` without spending from it. */
+  peek(id: number | string, limitPerMinute: number): Promise<BucketState>;
+}
+
+/** The buckets of this process, as a {@link RateLimiter}. */
+export function localRateLimiter(
+  buckets: TokenBucketLimiter = createTokenBucketLimiter(),
+): RateLimiter {
+  return {
+    take: async (id, limitPerMinute, cost) => buckets.take(id, limitPerMinute, cost),
+    peek: async (id, limitPerMinute) => buckets.peek(id, limitPerMinute),
+  };
+}
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
@@ -47,6 +69,36 @@ interface Bucket {
 /** Seconds until `bucket` holds `limitPerMinute` tokens again (0 for a limit of 0). */
 function secondsToFull(bucket: Bucket, limitPerMinute: number): number {
   return limitPerMinute > 0 ? ((limitPerMinute - bucket.tokens) / limitPerMinute) * 60 : 0;
+}
+
+/**
+ * What a bucket holding `tokens` says to a request of `cost` (the tokens left
+ * after it, if allowed): the one reading of a bucket, wherever it is kept.
+ */
+export function decisionOf(
+  allowed: boolean,
+  tokens: number,
+  limitPerMinute: number,
+  cost: number,
+): BucketDecision {
+  const toFull = limitPerMinute > 0 ? ((limitPerMinute - tokens) / limitPerMinute) * 60 : 0;
+  if (allowed) {
+    return {
+      allowed: true,
+      limit: limitPerMinute,
+      remaining: Math.floor(tokens),
+      retryAfterSeconds: 0,
+      secondsToFull: toFull,
+    };
+  }
+  const perSecond = limitPerMinute / 60;
+  return {
+    allowed: false,
+    limit: limitPerMinute,
+    remaining: 0,
+    retryAfterSeconds: perSecond > 0 ? (cost - tokens) / perSecond : 60,
+    secondsToFull: toFull,
+  };
 }
 
 /** Creates an empty set of token buckets. Memory grows with the number of keys, not requests. */
@@ -72,24 +124,9 @@ export function createTokenBucketLimiter(options: TokenBucketOptions = {}): Toke
   return {
     take(id, limitPerMinute, cost = 1) {
       const bucket = refilled(id, limitPerMinute);
-      if (limitPerMinute > 0 && bucket.tokens >= cost) {
-        bucket.tokens -= cost;
-        return {
-          allowed: true,
-          limit: limitPerMinute,
-          remaining: Math.floor(bucket.tokens),
-          retryAfterSeconds: 0,
-          secondsToFull: secondsToFull(bucket, limitPerMinute),
-        };
-      }
-      const perSecond = limitPerMinute / 60;
-      return {
-        allowed: false,
-        limit: limitPerMinute,
-        remaining: 0,
-        retryAfterSeconds: perSecond > 0 ? (cost - bucket.tokens) / perSecond : 60,
-        secondsToFull: secondsToFull(bucket, limitPerMinute),
-      };
+      const allowed = limitPerMinute > 0 && bucket.tokens >= cost;
+      if (allowed) bucket.tokens -= cost;
+      return decisionOf(allowed, bucket.tokens, limitPerMinute, cost);
     },
 
     peek(id, limitPerMinute) {

@@ -39,6 +39,8 @@ export interface ServiceMetrics {
   events(outcome: "accepted" | "rejected" | "replayed", count: number, reason?: string): void;
   /** A request refused by a key's rate limit. */
   rateLimited(service: string): void;
+  /** A rate-limit decision this replica took alone, because the shared buckets (Redis) were unreachable. */
+  rateLimitedLocally(): void;
   /** One group commit: how many rows, how long, whether it failed and why. */
   commit(rows: number, durationMillis: number, failure?: string): void;
 }
@@ -104,6 +106,10 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     description: "Group commit duration",
     unit: "s",
   });
+  const localDecisions = meter.createCounter("mcp_metrics_rate_limit_local_decisions_total", {
+    description:
+      "Rate-limit decisions taken by this replica alone while the shared buckets (Redis) were unreachable",
+  });
   const storageErrors = meter.createCounter("mcp_metrics_storage_errors_total", {
     description: "Failed commits by kind",
   });
@@ -124,6 +130,7 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     events: (outcome, count, reason = "") =>
       events.add(count, reason ? { outcome, reason } : { outcome }),
     rateLimited: (service) => limited.add(1, { service }),
+    rateLimitedLocally: () => localDecisions.add(1),
     commit(rows, durationMillis, failure) {
       commitRows.record(rows);
       commitSeconds.record(durationMillis / 1000);

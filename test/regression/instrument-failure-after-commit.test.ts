@@ -25,7 +25,13 @@ describe("regression: an instrument failing after the commit", () => {
       { service: "svc", events: [event] },
       {
         paths: RPC_PATHS,
-        principal: { keyId: 1, service: "svc", scope: "ingest", rateLimitPerMinute: 10 },
+        principal: {
+          keyId: 1,
+          bucketId: "k1",
+          service: "svc",
+          scope: "ingest",
+          rateLimitPerMinute: 10,
+        },
       },
     );
     expect(outcome).toMatchObject({ ok: true, accepted: 1 });
