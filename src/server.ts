@@ -291,7 +291,8 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       router.service(AdminService, createAdminServiceImpl(options.retention));
       router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
       // Last, so that it covers every service: an undecodable message is the client's mistake.
-      mapDecodeErrors(router);
+      // Those calls never reach the interceptors: counted here.
+      mapDecodeErrors(router, (ingress) => options.metrics?.request(ingress, "invalid_argument"));
     },
     interceptors: [
       ...(options.metrics ? [exceptHealth(requestMetrics(options.metrics))] : []),

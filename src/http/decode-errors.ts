@@ -22,7 +22,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { errors } from "../errors.js";
-import { rpcIngress } from "./unread-answer.js";
+import { type Ingress, rpcIngress } from "./unread-answer.js";
 
 /**
  * What connect-es 2.1.2 says, with code INTERNAL, when the bytes of a request
@@ -212,15 +212,23 @@ async function remapConnectUnary(
  * Wraps one RPC's handler so that a request message that cannot be decoded
  * is answered INVALID_ARGUMENT, naming the problem, in every protocol.
  */
-export function withDecodeErrors(handler: UniversalHandler): UniversalHandler {
+export function withDecodeErrors(
+  handler: UniversalHandler,
+  onMapped?: (ingress: Ingress) => void,
+): UniversalHandler {
   const typeName = handler.method.input.typeName;
-  const remap: Remap = (error) => decodeErrorOf(error, typeName);
   const kind = handler.method.methodKind;
   const finalOnReturn = kind === "unary" || kind === "client_streaming";
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const res = await handler(req);
     const contentType = req.header.get("content-type");
-    switch (rpcIngress(contentType)) {
+    const ingress = rpcIngress(contentType);
+    const remap: Remap = (error) => {
+      const mapped = decodeErrorOf(error, typeName);
+      if (mapped) onMapped?.(ingress);
+      return mapped;
+    };
+    switch (ingress) {
       case "grpc":
         return remapGrpc(res, remap, finalOnReturn);
       case "grpc-web":
@@ -248,12 +256,17 @@ export function withDecodeErrors(handler: UniversalHandler): UniversalHandler {
  * adapter's `routes` callback: the adapter reads `router.handlers` after it.
  *
  * connect-es decodes a unary request before any interceptor runs, so no
- * interceptor can map it; only the protocol's answer can be rewritten, and
- * only when it is one of these errors, so the happy path costs a status check.
+ * interceptor can map it (nor count it); only the protocol's answer can be
+ * rewritten, and only when it is one of these errors, so the happy path costs
+ * a status check. `onMapped` is told of each answer rewritten, by ingress, so
+ * that such calls are counted like the others.
  */
-export function mapDecodeErrors(router: ConnectRouter): void {
+export function mapDecodeErrors(
+  router: ConnectRouter,
+  onMapped?: (ingress: Ingress) => void,
+): void {
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
-    handlers[i] = withDecodeErrors(handlers[i] as UniversalHandler);
+    handlers[i] = withDecodeErrors(handlers[i] as UniversalHandler, onMapped);
   }
 }

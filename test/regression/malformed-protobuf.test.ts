@@ -105,9 +105,15 @@ describe("regression: undecodable protobuf request messages", () => {
 
   // The error boundary logs "rpc failed" for exactly the calls it lets through as INTERNAL; the
   // request counter, outside it, sees the same code, and is easier to read than the log.
-  it("should have counted the stream's failure as invalid_argument, and no call as internal", async () => {
+  it("should have counted every failure as invalid_argument, and no call as internal", async () => {
     const requests = samples(await scrape(exposition), "mcp_metrics_requests_total");
-    expect(requests.join("\n")).toMatch(/ingress="grpc",code="invalid_argument"/);
+    // Every call above: the unary ones, which connect-es refuses before any interceptor, too.
+    expect(requests).toContain(
+      'mcp_metrics_requests_total{ingress="grpc",code="invalid_argument"} 3',
+    );
+    expect(requests).toContain(
+      'mcp_metrics_requests_total{ingress="connect",code="invalid_argument"} 2',
+    );
     expect(requests.filter((line) => line.includes('code="internal"'))).toEqual([]);
   });
 });
