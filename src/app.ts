@@ -118,7 +118,6 @@ export async function startService(config: Config, log: Logger): Promise<Running
             onLocalDecision: () => metrics.rateLimitedLocally(),
           });
     const limiter = shared ?? localRateLimiter();
-    const sharedLimiter = shared;
     const server = createMetricsServer({
       config,
       log,
@@ -153,19 +152,18 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
     // Expired batch ids go in small transactions, one per loop turn, so ingest keeps its pace.
-    let pruning = ledger !== undefined;
-    const pruneTimer = setInterval(() => {
-      const pruneSome = () => {
-        if (!pruning) return;
-        try {
-          if (ledger?.prune(LEDGER_PRUNE_ROWS) === LEDGER_PRUNE_ROWS) setImmediate(pruneSome);
-        } catch (error) {
-          log.warn({ err: error }, "could not delete expired batch ids; will try again");
+    let pruning = true;
+    const pruneSome = (batchIds: BatchLedger): void => {
+      if (!pruning) return;
+      try {
+        if (batchIds.prune(LEDGER_PRUNE_ROWS) === LEDGER_PRUNE_ROWS) {
+          setImmediate(() => pruneSome(batchIds));
         }
-      };
-      pruneSome();
-    }, LEDGER_PRUNE_MILLIS);
-    pruneTimer.unref();
+      } catch (error) {
+        log.warn({ err: error }, "could not delete expired batch ids; will try again");
+      }
+    };
+    const pruneTimer = ledger && setInterval(() => pruneSome(ledger), LEDGER_PRUNE_MILLIS).unref();
     // Keys created, revoked or rotated with the CLI apply within this interval.
     const reloadTimer = setInterval(() => {
       try {
@@ -221,7 +219,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
           store.close();
           registry.flushUsage();
           db.close();
-          await sharedLimiter?.close();
+          await shared?.close();
           // Last, and bounded: a final export to a collector that does not answer
           // must not outlast the orchestrator's grace period.
           await boundedShutdown(

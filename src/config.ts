@@ -212,7 +212,6 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return out;
   };
-  const redisUrl = (raw: string | undefined) => redisUrlOf(raw, problems);
   const otlpUrl =
     read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
     read("OTEL_EXPORTER_OTLP_ENDPOINT") ??
@@ -263,7 +262,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
     rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
-    redisUrl: redisUrl(read("REDIS_URL")),
+    redisUrl: redisUrlOf(read("REDIS_URL"), problems),
     authFailuresPerMinute: integer("METRICS_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
     retention: Object.freeze({

@@ -205,11 +205,7 @@ function admissionBy(options: AdmissionOptions) {
  */
 function spendTokenBy(options: AdmissionOptions) {
   const { limiter, metrics, checked } = options;
-  return async (req: AnyRequest, res: AnyResponse): Promise<boolean> => {
-    const early = checked.get(req);
-    if (early === undefined || options.draining() || pathOf(req) !== UNARY_INGEST_PATH) {
-      return true;
-    }
+  const spend = async (req: AnyRequest, res: AnyResponse, early: EarlyCheck): Promise<boolean> => {
     try {
       checked.set(req, { ...early, decision: await enforceRateLimit(limiter, early.principal) });
       return true;
@@ -218,6 +214,14 @@ function spendTokenBy(options: AdmissionOptions) {
       refuseUnread(options, req, res, asConnectError(error));
       return false;
     }
+  };
+  // Synchronous for every other request: only a spend waits (for a shared bucket).
+  return (req: AnyRequest, res: AnyResponse): boolean | Promise<boolean> => {
+    const early = checked.get(req);
+    if (early === undefined || options.draining() || pathOf(req) !== UNARY_INGEST_PATH) {
+      return true;
+    }
+    return spend(req, res, early);
   };
 }
 

@@ -7,11 +7,13 @@ import { type RunningService, startService } from "./app.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
 import { createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
-import { pathOf, sendJson } from "./http/respond.js";
+import { answerHealth, answerLiveness, answerReadiness } from "./http/probe-answers.js";
+import { pathOf } from "./http/respond.js";
 import { answerUnread } from "./http/unread-answer.js";
 import type { Logger } from "./log.js";
 import { portTls } from "./server.js";
 import { openDatabase } from "./storage/database.js";
+import { storageProblemName } from "./storage/storage-error.js";
 
 /** How often a service in standby tries its database again. */
 const STANDBY_RETRY_MILLIS = 2000;
@@ -37,9 +39,7 @@ export function transientStorageProblem(error: unknown, databasePath: string): s
   if (TRANSIENT_FS_CODES.has(code)) {
     return code === "EROFS" ? "read-only" : code === "ENOSPC" ? "full" : code;
   }
-  if (code.startsWith("SQLITE_READONLY")) return "read-only";
-  if (code.startsWith("SQLITE_FULL")) return "full";
-  if (TRANSIENT_SQLITE.test(code)) return code;
+  if (TRANSIENT_SQLITE.test(code)) return storageProblemName(code);
   // SQLite cannot create the WAL beside a database on a read-only file system.
   if (code.startsWith("SQLITE_CANTOPEN") && directoryReadOnly(databasePath)) return "read-only";
   return undefined;
@@ -183,20 +183,13 @@ async function listenStandby(
     (req, res) => {
       req.resume();
       const path = pathOf(req);
-      if (path === "/healthz") return sendJson(res, 200, { status: "alive" });
-      if (path === "/readyz" || path === "/health") {
-        const checks = {
-          database: reason() ?? "unavailable",
-          migrations: "pending",
-          draining: false,
-        };
-        const status = path === "/readyz" ? "not ready" : "unavailable";
-        const body =
-          path === "/readyz"
-            ? { status, checks }
-            : { status, service: "metrics-collection", checks };
-        return sendJson(res, 503, body, { "Retry-After": "1" });
-      }
+      const report = {
+        ready: false,
+        checks: { database: reason() ?? "unavailable", migrations: "pending", draining: false },
+      };
+      if (path === "/healthz") return answerLiveness(res);
+      if (path === "/readyz") return answerReadiness(res, report);
+      if (path === "/health") return answerHealth(res, report);
       answerUnread(req, res, errors.storageUnavailable(undefined));
     },
     {

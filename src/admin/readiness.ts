@@ -1,6 +1,6 @@
 import type { Database } from "better-sqlite3";
 import { SCHEMA_VERSION } from "../storage/migrations.js";
-import { StorageError } from "../storage/storage-error.js";
+import { StorageError, storageProblemName } from "../storage/storage-error.js";
 
 /** What `/readyz` and gRPC health report: ready only when every check passes. */
 export interface ReadinessReport {
@@ -42,10 +42,7 @@ export const PROBE_WRITE_SQL =
 /** The short name of a write failure, for the report. */
 function describeFailure(error: StorageError): string {
   const cause = error.cause as { code?: unknown } | undefined;
-  const code = typeof cause?.code === "string" ? cause.code : error.failure;
-  if (code.startsWith("SQLITE_FULL")) return "full";
-  if (code.startsWith("SQLITE_READONLY")) return "read-only";
-  return code;
+  return storageProblemName(typeof cause?.code === "string" ? cause.code : error.failure);
 }
 
 /**

@@ -16,6 +16,7 @@ import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
+import { answerHealth, answerLiveness, answerReadiness } from "./probe-answers.js";
 import { BodyError, readTextBody } from "./read-body.js";
 import {
   type AnyRequest,
@@ -272,42 +273,6 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     });
   };
 
-  /** Liveness: the process serves requests (also while draining: restarting it would not help). */
-  const getLiveness: Handler = (_req, res) => sendJson(res, 200, { status: "alive" });
-
-  /** Readiness: database writable, migrations applied, not draining; 503 with every check otherwise. */
-  const getReadiness: Handler = (_req, res) => {
-    const report = options.readiness.check();
-    sendJson(
-      res,
-      report.ready ? 200 : 503,
-      { status: report.ready ? "ready" : "not ready", checks: report.checks },
-      report.ready ? {} : { "Retry-After": "1" },
-    );
-  };
-
-  /**
-   * The legacy health check (contract §1), now the alias of readiness: the
-   * Python body when ready, 503 with `draining` or `unavailable` and the
-   * checks when not.
-   */
-  const getHealth: Handler = (_req, res) => {
-    const report = options.readiness.check();
-    if (report.ready) {
-      return sendJson(res, 200, { status: "healthy", service: "metrics-collection" });
-    }
-    sendJson(
-      res,
-      503,
-      {
-        status: report.checks.draining ? "draining" : "unavailable",
-        service: "metrics-collection",
-        checks: report.checks,
-      },
-      { "Retry-After": "1" },
-    );
-  };
-
   const admin = createAdminRoutes({
     retention: options.retention,
     admitAdmin: async (req, res) => (await admit(req, res, "admin")) !== undefined,
@@ -318,9 +283,9 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const routes = new Map<string, ReadonlyMap<string, Handler>>([
     ...admin.exact,
     ["/", new Map([["GET", (_req, res) => sendJson(res, 200, ROOT)]])],
-    ["/health", new Map([["GET", getHealth]])],
-    ["/healthz", new Map([["GET", getLiveness]])],
-    ["/readyz", new Map([["GET", getReadiness]])],
+    ["/health", new Map([["GET", (_req, res) => answerHealth(res, options.readiness.check())]])],
+    ["/healthz", new Map([["GET", (_req, res) => answerLiveness(res)]])],
+    ["/readyz", new Map([["GET", (_req, res) => answerReadiness(res, options.readiness.check())]])],
     ["/metrics", new Map([["POST", postMetrics]])],
     ["/flush", new Map([["POST", postFlush]])],
     ["/rate-limit", new Map([["GET", getRateLimit]])],

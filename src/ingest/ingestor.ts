@@ -161,15 +161,9 @@ export function createIngestor(options: IngestorOptions): Ingestor {
 
   /** The earlier commit of this batch id, after any append of it under way has ended. */
   const earlierCommit = async (claim: BatchClaim): Promise<IngestOutcome | undefined> => {
-    for (
-      let pending = appending.get(keyOf(claim));
-      pending;
-      pending = appending.get(keyOf(claim))
-    ) {
-      await pending.then(
-        () => {},
-        () => {},
-      );
+    const key = keyOf(claim);
+    for (let pending = appending.get(key); pending; pending = appending.get(key)) {
+      await pending.catch(() => undefined);
     }
     const found = ledger?.find(claim.service, claim.batchId);
     return found && replayOf(found, claim);
@@ -244,8 +238,9 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         throw errors.storage(error);
       }
       if (result === "duplicate" && claim) {
-        // Another process committed this batch id first (the ledger claim is
-        // checked in the transaction): answer with its result.
+        // A batch with this id committed first: another process, or an append of
+        // ours in the same or an earlier group (the ledger claim is checked in
+        // the transaction). Answer with its result.
         const found = ledger?.find(claim.service, claim.batchId);
         if (found === undefined) throw errors.internal(new Error("claimed batch id not found"));
         return replayOf(found, claim);

@@ -6,6 +6,16 @@ import { SqliteError } from "better-sqlite3";
  */
 export type StorageFailure = "unavailable" | "closed" | "internal";
 
+/**
+ * The short name of a storage fault as readiness reports it: `full`,
+ * `read-only`, or the result code itself (`SQLITE_IOERR_WRITE`, …).
+ */
+export function storageProblemName(code: string): string {
+  if (code.startsWith("SQLITE_FULL")) return "full";
+  if (code.startsWith("SQLITE_READONLY")) return "read-only";
+  return code;
+}
+
 /** A failed storage operation; `cause` keeps the driver's error for the log. */
 export class StorageError extends Error {
   override name = "StorageError";

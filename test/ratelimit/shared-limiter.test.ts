@@ -7,7 +7,7 @@ import { createLogger } from "../../src/log.js";
 import { createSharedRateLimiter } from "../../src/ratelimit/shared-limiter.js";
 import { failure, GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
-import { freePort, samples, scrape, startTestService } from "../support/service.js";
+import { exposition, freePort, samples, scrape, startTestService } from "../support/service.js";
 
 /** The real Redis of these machines (`.ci/test-deps` starts it when it is not running). */
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -182,18 +182,16 @@ describe("two replicas sharing one Redis", () => {
   });
 
   it("should keep serving with per-replica limits while Redis is unreachable, and count it", async () => {
-    const prometheusPort = await freePort();
+    const prometheus = await exposition();
     const svc = await startTestService({
       REDIS_URL: NO_REDIS,
       METRICS_RATE_LIMIT: "1000",
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(prometheusPort),
+      ...prometheus.env,
     });
     try {
       const client = ingestClient(GRPC, svc.url, svc.key);
       for (let i = 0; i < 3; i++) expect((await client.ingest(authBatch(1))).accepted).toBe(1);
-      const text = await scrape(prometheusPort);
+      const text = await scrape(prometheus.port);
       expect(samples(text, "mcp_metrics_rate_limit_local_decisions_total").join("\n")).toMatch(
         / [3-9]\d*$/,
       );

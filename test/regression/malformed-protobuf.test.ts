@@ -20,7 +20,7 @@ import {
 import { authBatch } from "../support/events.js";
 import {
   countRows,
-  freePort,
+  exposition,
   samples,
   scrape,
   startTestService,
@@ -48,14 +48,11 @@ function expectMalformed(outcome: RawOutcome, typeName: string) {
 describe("regression: undecodable protobuf request messages", () => {
   let svc: TestService;
   let h2: ReturnType<typeof createH2>;
-  let exposition: number;
+  let prometheusPort: number;
   beforeAll(async () => {
-    exposition = await freePort();
-    svc = await startTestService({
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(exposition),
-    });
+    const prometheus = await exposition();
+    prometheusPort = prometheus.port;
+    svc = await startTestService(prometheus.env);
     h2 = createH2(svc.url);
   });
   afterAll(async () => {
@@ -106,7 +103,7 @@ describe("regression: undecodable protobuf request messages", () => {
   // The error boundary logs "rpc failed" for exactly the calls it lets through as INTERNAL; the
   // request counter, outside it, sees the same code, and is easier to read than the log.
   it("should have counted every failure as invalid_argument, and no call as internal", async () => {
-    const requests = samples(await scrape(exposition), "mcp_metrics_requests_total");
+    const requests = samples(await scrape(prometheusPort), "mcp_metrics_requests_total");
     // Every call above: the unary ones, which connect-es refuses before any interceptor, too.
     expect(requests).toContain(
       'mcp_metrics_requests_total{ingress="grpc",code="invalid_argument"} 3',

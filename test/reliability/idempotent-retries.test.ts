@@ -10,7 +10,7 @@ import { authBatch } from "../support/events.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import {
   countRows,
-  freePort,
+  exposition,
   samples,
   scrape,
   startTestService,
@@ -226,12 +226,8 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should count replayed events apart from accepted ones in the service's metrics", async () => {
-    const prometheusPort = await freePort();
-    const metered = await startTestService({
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(prometheusPort),
-    });
+    const prometheus = await exposition();
+    const metered = await startTestService(prometheus.env);
     try {
       const client = ingestClient(GRPC, metered.url, metered.key);
       const events = authBatch(2).events.map((event) => ({ ...event, value: 1 }));
@@ -239,7 +235,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
       await client.ingest(batch);
       await client.ingest(batch);
       await client.ingest(batch);
-      const text = await scrape(prometheusPort);
+      const text = await scrape(prometheus.port);
       expect(samples(text, "mcp_metrics_events_total")).toEqual(
         expect.arrayContaining([
           'mcp_metrics_events_total{outcome="accepted"} 2',

@@ -2,27 +2,19 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type BatchClaim, createBatchLedger } from "../../src/storage/batch-ledger.js";
+import {
+  type BatchClaim,
+  type BatchLedger,
+  createBatchLedger,
+} from "../../src/storage/batch-ledger.js";
 import { type Database, openDatabase } from "../../src/storage/database.js";
 import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
 import type { EventRow } from "../../src/storage/rows.js";
 import { StorageError } from "../../src/storage/storage-error.js";
-import { tempDir } from "../support/service.js";
+import { authRow } from "../support/events.js";
+import { countRows, tempDir } from "../support/service.js";
 
-function row(service = "svc"): EventRow {
-  return {
-    service,
-    serviceVersion: null,
-    instanceId: null,
-    metricType: "auth_request",
-    timestamp: "2026-11-25T12:00:00.000000Z",
-    value: 1,
-    durationMs: 1,
-    dimensions: "{}",
-    metadata: "{}",
-    auth: { success: 1, method: "jwt", server: null, userHash: null, errorCode: null },
-  };
-}
+const row = () => authRow("svc", 1);
 
 /** A row the database refuses: `metrics.metric_type` is NOT NULL. */
 const refusedRow = (): EventRow => ({ ...row(), metricType: null as unknown as string });
@@ -34,11 +26,17 @@ const claim = (batchId: string, events = 1): BatchClaim => ({
   digest: `digest-${batchId}`,
 });
 
-const count = (db: Database, sql: string, ...params: unknown[]) =>
-  db
-    .prepare(sql)
-    .pluck()
-    .get(...params) as number;
+/** An event store claiming batch ids in `ledger`, committing each group at once, and its commits. */
+function storeWith(db: Database, ledger: BatchLedger) {
+  const commits: CommitStats[] = [];
+  const store = createEventStore(db, {
+    maxBatchRows: 1000,
+    maxDelayMillis: 0,
+    ledger,
+    onCommit: (stats) => commits.push(stats),
+  });
+  return { store, commits };
+}
 
 describe("createBatchLedger", () => {
   let dir: string;
@@ -72,7 +70,7 @@ describe("createBatchLedger", () => {
       events: 2,
       digest: "digest-b1",
     });
-    expect(count(db, "SELECT count(*) FROM ingest_batches")).toBe(1);
+    expect(countRows(db, "ingest_batches")).toBe(1);
   });
 
   it("should prune only expired ids, oldest first, at most maxRows at a time", () => {
@@ -94,34 +92,22 @@ describe("createBatchLedger", () => {
 
   describe("with the event store", () => {
     it("should store one of two appends with the same id in one group commit, and answer the other duplicate", async () => {
-      const commits: CommitStats[] = [];
       const ledger = createBatchLedger(db, { windowMillis: 60_000 });
-      const store = createEventStore(db, {
-        maxBatchRows: 1000,
-        maxDelayMillis: 0,
-        ledger,
-        onCommit: (stats) => commits.push(stats),
-      });
+      const { store, commits } = storeWith(db, ledger);
       const results = await Promise.all([
         store.append("req_1", [row(), row()], claim("same", 2)),
         store.append("req_2", [row(), row()], claim("same", 2)),
       ]);
       expect(commits.map((c) => c.requests)).toEqual([2]);
       expect(results).toEqual(["stored", "duplicate"]);
-      expect(count(db, "SELECT count(*) FROM metrics")).toBe(2);
-      expect(count(db, "SELECT count(*) FROM metrics WHERE request_id = 'req_1'")).toBe(2);
+      expect(countRows(db, "metrics")).toBe(2);
+      expect(countRows(db, "metrics", "request_id = 'req_1'")).toBe(2);
       expect(ledger.find("svc", "same")?.requestId).toBe("req_1");
     });
 
     it("should claim the good requests' ids exactly once when their group fails and is retried request by request", async () => {
-      const commits: CommitStats[] = [];
       const ledger = createBatchLedger(db, { windowMillis: 60_000 });
-      const store = createEventStore(db, {
-        maxBatchRows: 1000,
-        maxDelayMillis: 0,
-        ledger,
-        onCommit: (stats) => commits.push(stats),
-      });
+      const { store, commits } = storeWith(db, ledger);
       const results = await Promise.allSettled([
         store.append("req_a", [row()], claim("a")),
         store.append("req_bad", [row(), refusedRow()], claim("bad", 2)),
@@ -140,9 +126,9 @@ describe("createBatchLedger", () => {
       expect(commits[0]).toMatchObject({ requests: 3, rows: 5 });
       expect(commits[0]?.error).toBe(reason);
 
-      expect(count(db, "SELECT count(*) FROM metrics WHERE request_id = 'req_a'")).toBe(1);
-      expect(count(db, "SELECT count(*) FROM metrics WHERE request_id = 'req_b'")).toBe(2);
-      expect(count(db, "SELECT count(*) FROM metrics WHERE request_id = 'req_bad'")).toBe(0);
+      expect(countRows(db, "metrics", "request_id = 'req_a'")).toBe(1);
+      expect(countRows(db, "metrics", "request_id = 'req_b'")).toBe(2);
+      expect(countRows(db, "metrics", "request_id = 'req_bad'")).toBe(0);
       expect(
         db.prepare("SELECT batch_id, request_id FROM ingest_batches ORDER BY batch_id").all(),
       ).toEqual([
@@ -156,19 +142,19 @@ describe("createBatchLedger", () => {
         store.append("req_bad2", [row(), row()], claim("bad", 2)),
       ]);
       expect(retries).toEqual(["duplicate", "stored"]);
-      expect(count(db, "SELECT count(*) FROM metrics")).toBe(5);
+      expect(countRows(db, "metrics")).toBe(5);
     });
 
     it("should take over an id whose window expired and store the batch again", async () => {
       const ledger = createBatchLedger(db, { windowMillis: 30 });
-      const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0, ledger });
+      const { store } = storeWith(db, ledger);
       expect(await store.append("req_1", [row()], claim("late"))).toBe("stored");
       expect(await store.append("req_2", [row()], claim("late"))).toBe("duplicate");
       await sleep(50);
       expect(await store.append("req_3", [row()], claim("late"))).toBe("stored");
-      expect(count(db, "SELECT count(*) FROM metrics")).toBe(2);
+      expect(countRows(db, "metrics")).toBe(2);
       expect(ledger.find("svc", "late")?.requestId).toBe("req_3");
-      expect(count(db, "SELECT count(*) FROM ingest_batches")).toBe(1);
+      expect(countRows(db, "ingest_batches")).toBe(1);
     });
   });
 });

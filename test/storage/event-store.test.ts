@@ -3,24 +3,9 @@ import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/storage/database.js";
 import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
-import type { EventRow } from "../../src/storage/rows.js";
 import { StorageError } from "../../src/storage/storage-error.js";
+import { authRow } from "../support/events.js";
 import { tempDir } from "../support/service.js";
-
-function row(service: string, i = 0): EventRow {
-  return {
-    service,
-    serviceVersion: null,
-    instanceId: null,
-    metricType: "auth_request",
-    timestamp: `2026-11-25T12:00:00.${String(i).padStart(6, "0")}Z`,
-    value: 1,
-    durationMs: i,
-    dimensions: "{}",
-    metadata: "{}",
-    auth: { success: 1, method: "jwt", server: null, userHash: null, errorCode: null },
-  };
-}
 
 const count = (db: Database, where = "1 = 1") =>
   (db.prepare(`SELECT count(*) AS n FROM metrics WHERE ${where}`).get() as { n: number }).n;
@@ -44,7 +29,9 @@ describe("createEventStore", () => {
       onCommit: (s) => commits.push(s),
     });
     await Promise.all(
-      Array.from({ length: 20 }, (_, i) => store.append(`req_${i}`, [row("a", i), row("a", i)])),
+      Array.from({ length: 20 }, (_, i) =>
+        store.append(`req_${i}`, [authRow("a", i), authRow("a", i)]),
+      ),
     );
     expect(commits).toEqual([expect.objectContaining({ requests: 20, rows: 40 })]);
     expect(count(db)).toBe(40);
@@ -56,7 +43,7 @@ describe("createEventStore", () => {
   it("should resolve an append only once its rows are readable by another connection", async () => {
     const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 5 });
     const reader = new BetterSqlite3(join(dir, "m.db"), { readonly: true });
-    const pending = store.append("req_x", [row("durable")]);
+    const pending = store.append("req_x", [authRow("durable")]);
     expect(count(reader, "service = 'durable'")).toBe(0);
     await pending;
     expect(count(reader, "service = 'durable'")).toBe(1);
@@ -80,7 +67,7 @@ describe("createEventStore", () => {
       inFlight = 1;
       const store = pacedStore();
       const started = performance.now();
-      for (const id of ["a", "b", "c"]) await store.append(id, [row("sequential")]);
+      for (const id of ["a", "b", "c"]) await store.append(id, [authRow("sequential")]);
       expect(commits.map((c) => c.requests)).toEqual([1, 1, 1]);
       expect(performance.now() - started).toBeLessThan(200);
     });
@@ -88,12 +75,12 @@ describe("createEventStore", () => {
     it("should wait for requests in flight and commit them together as soon as the last arrives", async () => {
       inFlight = 3;
       const store = pacedStore();
-      await store.append("a", [row("grouped")]); // nothing committed before: at once
-      const b = store.append("b", [row("grouped")]);
+      await store.append("a", [authRow("grouped")]); // nothing committed before: at once
+      const b = store.append("b", [authRow("grouped")]);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(commits).toHaveLength(1); // b waits: another request is on its way
       inFlight = 2;
-      await Promise.all([b, store.append("c", [row("grouped")])]);
+      await Promise.all([b, store.append("c", [authRow("grouped")])]);
       expect(commits.map((c) => c.requests)).toEqual([1, 2]);
       expect((commits[1]?.at ?? 0) - (commits[0]?.at ?? 0)).toBeLessThan(250);
       expect(count(db, "service = 'grouped'")).toBe(3);
@@ -102,8 +89,8 @@ describe("createEventStore", () => {
     it("should wait no longer than the delay after the previous commit for requests that never come", async () => {
       inFlight = 5;
       const store = pacedStore();
-      await store.append("a", [row("late")]);
-      await store.append("b", [row("late")]);
+      await store.append("a", [authRow("late")]);
+      await store.append("b", [authRow("late")]);
       expect(commits.map((c) => c.requests)).toEqual([1, 1]);
       const gap = (commits[1]?.at ?? 0) - (commits[0]?.at ?? 0);
       expect(gap).toBeGreaterThanOrEqual(290);
@@ -119,11 +106,11 @@ describe("createEventStore", () => {
       onCommit: (s) => commits.push(s),
     });
     await Promise.all([
-      store.append("r1", [row("b"), row("b"), row("b")]),
-      store.append("r2", [row("b"), row("b"), row("b")]),
+      store.append("r1", [authRow("b"), authRow("b"), authRow("b")]),
+      store.append("r2", [authRow("b"), authRow("b"), authRow("b")]),
       store.append(
         "r3",
-        Array.from({ length: 7 }, (_, i) => row("b", i)),
+        Array.from({ length: 7 }, (_, i) => authRow("b", i)),
       ),
     ]);
     expect(commits.map((c) => c.rows)).toEqual([3, 3, 7]);
@@ -136,7 +123,10 @@ describe("createEventStore", () => {
       "CREATE TRIGGER poison BEFORE INSERT ON metrics WHEN NEW.service = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
     );
     const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 0 });
-    const first = [store.append("ok1", [row("good")]), store.append("bad", [row("poison")])];
+    const first = [
+      store.append("ok1", [authRow("good")]),
+      store.append("bad", [authRow("poison")]),
+    ];
     const results = await Promise.allSettled(first);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected"]);
     const reason = (results[1] as PromiseRejectedResult).reason as StorageError;
@@ -145,7 +135,7 @@ describe("createEventStore", () => {
     expect(count(db, "service = 'good'")).toBe(1);
     expect(count(db, "service = 'poison'")).toBe(0);
 
-    await store.append("ok2", [row("good"), row("good")]);
+    await store.append("ok2", [authRow("good"), authRow("good")]);
     expect(count(db, "service = 'good'")).toBe(3);
   });
 
@@ -158,7 +148,7 @@ describe("createEventStore", () => {
       busyTimeoutMillis: 10_000,
     });
     let settled = false;
-    const pending = store.append("waits", [row("patient")]).finally(() => {
+    const pending = store.append("waits", [authRow("patient")]).finally(() => {
       settled = true;
     });
     // The loop keeps turning while the commit waits: timers fire, the append is still pending.
@@ -178,7 +168,7 @@ describe("createEventStore", () => {
       maxDelayMillis: 1000,
       busyTimeoutMillis: 60_000,
     });
-    const pending = store.append("flushed", [row("x")]);
+    const pending = store.append("flushed", [authRow("x")]);
     store.flush();
     other.exec("ROLLBACK");
     other.close();
@@ -193,22 +183,22 @@ describe("createEventStore", () => {
       maxDelayMillis: 0,
       busyTimeoutMillis: 50,
     });
-    const error = await store.append("blocked", [row("x")]).catch((e: unknown) => e);
+    const error = await store.append("blocked", [authRow("x")]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageError);
     expect((error as StorageError).failure).toBe("unavailable");
     other.exec("ROLLBACK");
     other.close();
-    await store.append("after", [row("x")]);
+    await store.append("after", [authRow("x")]);
     expect(count(db)).toBe(1);
   });
 
   it("should commit what is queued on close and refuse appends after it", async () => {
     const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 1000 });
-    const pending = store.append("late", [row("closing")]);
+    const pending = store.append("late", [authRow("closing")]);
     store.close();
     await pending;
     expect(count(db, "service = 'closing'")).toBe(1);
-    await expect(store.append("too-late", [row("closing")])).rejects.toMatchObject({
+    await expect(store.append("too-late", [authRow("closing")])).rejects.toMatchObject({
       failure: "closed",
     });
   });

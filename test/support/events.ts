@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type EventSchema, FlowStep } from "../../gen/mcp/metrics/v1/events_pb.js";
+import type { EventRow } from "../../src/storage/rows.js";
 
 /** A batch as plain init data, usable for both IngestRequest and IngestStreamRequest. */
 export interface BatchInit {
@@ -109,5 +110,21 @@ export function authBatch(n: number, service = "test-service"): BatchInit {
       durationMs: i,
       kind: { case: "authRequest" as const, value: { success: i % 2 === 0, method: "jwt" } },
     })),
+  };
+}
+
+/** A stored auth event's row, as the event store takes it: `i` sets its microseconds and duration. */
+export function authRow(service = "svc", i = 0): EventRow {
+  return {
+    service,
+    serviceVersion: null,
+    instanceId: null,
+    metricType: "auth_request",
+    timestamp: `2026-11-25T12:00:00.${String(i).padStart(6, "0")}Z`,
+    value: 1,
+    durationMs: i,
+    dimensions: "{}",
+    metadata: "{}",
+    auth: { success: 1, method: "jwt", server: null, userHash: null, errorCode: null },
   };
 }

@@ -114,6 +114,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port for a test service's Prometheus exposition, and the environment
+ * that serves it there, on 127.0.0.1.
+ */
+export async function exposition(): Promise<{ port: number; env: Record<string, string> }> {
+  const port = await freePort();
+  return {
+    port,
+    env: {
+      OTEL_PROMETHEUS_ENABLED: "true",
+      OTEL_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_PROMETHEUS_PORT: String(port),
+    },
+  };
+}
+
 /** Prometheus exposition text of a running service, as a scrape would read it. */
 export async function scrape(port: number): Promise<string> {
   return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

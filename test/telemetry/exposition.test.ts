@@ -6,6 +6,7 @@ import { GRPC, ingestClient } from "../support/clients.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import {
   countRows,
+  exposition,
   freePort,
   samples,
   scrape,
@@ -18,11 +19,10 @@ describe("the Prometheus exposition", () => {
   let svc: TestService;
   let port: number;
   beforeAll(async () => {
-    port = await freePort();
+    const prometheus = await exposition();
+    port = prometheus.port;
     svc = await startTestService({
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(port),
+      ...prometheus.env,
       METRICS_MAX_LABEL_VALUES: "50",
     });
   });
@@ -174,13 +174,12 @@ describe("the Prometheus exposition", () => {
 
   it("should count rate-limit refusals per service", async () => {
     const key = "tiny-key-0123456789";
-    const limitedPort = await freePort();
+    const limited = await exposition();
+    const limitedPort = limited.port;
     const tiny = await startTestService({
       METRICS_API_KEY_TINY: key,
       METRICS_RATE_LIMIT: "1",
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(limitedPort),
+      ...limited.env,
     });
     try {
       await postMetrics(tiny.url, { service: "tiny", metrics: [legacyMetric()] }, { key });

@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { postMetrics } from "../support/legacy.js";
-import { freePort, startTestService, type TestService, tempDir } from "../support/service.js";
+import {
+  exposition,
+  freePort,
+  startTestService,
+  type TestService,
+  tempDir,
+} from "../support/service.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const DASHBOARD = JSON.parse(
@@ -166,13 +172,9 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
   };
 
   beforeAll(async () => {
-    const exporterPort = await freePort();
-    svc = await startTestService({
-      OTEL_PROMETHEUS_ENABLED: "true",
-      OTEL_PROMETHEUS_HOST: "127.0.0.1",
-      OTEL_PROMETHEUS_PORT: String(exporterPort),
-    });
-    prometheus = await startPrometheus(exporterPort);
+    const exporter = await exposition();
+    svc = await startTestService(exporter.env);
+    prometheus = await startPrometheus(exporter.port);
     // Phase 1 over the legacy JSON API, phase 2 over gRPC, with a scrape between, so that rates are not zero.
     const json = legacyMix();
     for (let i = 0; i < json.length; i += 50) {
