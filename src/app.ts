@@ -7,10 +7,8 @@ import type { Logger } from "./log.js";
 import { createSharedRateLimiter, type SharedRateLimiter } from "./ratelimit/shared-limiter.js";
 import { localRateLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsServer } from "./server.js";
-import { type BatchLedger, createBatchLedger } from "./storage/batch-ledger.js";
-import { openDatabase, seedRetentionPolicies, useStatementBusyWait } from "./storage/database.js";
-import { createEventStore } from "./storage/event-store.js";
-import { createKeyStore } from "./storage/key-store.js";
+import { openStorage } from "./storage/backend.js";
+import type { BatchLedger } from "./storage/batch-ledger.js";
 import { createRetention } from "./storage/retention.js";
 import { type RetentionSchedule, scheduleRetention } from "./storage/retention-schedule.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
@@ -58,10 +56,7 @@ export interface RunningService {
  * event store, ingestor and the one-port server.
  */
 export async function startService(config: Config, log: Logger): Promise<RunningService> {
-  const db = openDatabase(config.sqlitePath, {
-    synchronous: config.sqliteSynchronous,
-    busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
-  });
+  const storage = await openStorage(config);
   let telemetry: Telemetry | undefined;
   let shared: SharedRateLimiter | undefined;
   try {
@@ -70,29 +65,24 @@ export async function startService(config: Config, log: Logger): Promise<Running
     let draining = () => false;
     telemetry = await createTelemetry({
       ...config.telemetry,
-      databasePath: config.sqlitePath,
+      ...(storage.filePath === undefined ? {} : { databasePath: storage.filePath }),
       queuedRows: () => queuedRows(),
     });
     const metrics = telemetry.service;
-    seedRetentionPolicies(db, config.retentionDays);
-    const registry = createKeyRegistry({
-      store: createKeyStore(db),
+    await storage.seedRetentionPolicies(config.retentionDays);
+    const registry = await createKeyRegistry({
+      store: storage.keys,
       defaultRateLimit: config.rateLimitPerMinute,
       log,
     });
-    registry.syncEnvKeys(config.envApiKeys);
-    const bootstrapKey = registry.ensureBootstrapKey();
-    useStatementBusyWait(db);
-    const readiness = createReadiness({ db, draining: () => draining() });
-    const ledger: BatchLedger | undefined =
-      config.idempotencyWindowSeconds > 0
-        ? createBatchLedger(db, { windowMillis: config.idempotencyWindowSeconds * 1000 })
-        : undefined;
-    const store = createEventStore(db, {
-      ...(ledger ? { ledger } : {}),
+    await registry.syncEnvKeys(config.envApiKeys);
+    const bootstrapKey = await registry.ensureBootstrapKey();
+    storage.startupDone();
+    const readiness = createReadiness({ probe: storage.readiness, draining: () => draining() });
+    const ledger: BatchLedger | undefined = storage.ledger;
+    const store = storage.createEventStore({
       maxBatchRows: config.commitMaxRows,
       maxDelayMillis: config.commitMaxDelayMillis,
-      busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
       requestsInFlight: () => requestsInFlight(),
       onCommit: (stats) => {
         readiness.noteCommit(stats.error);
@@ -100,9 +90,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
       },
     });
     queuedRows = () => store.queuedRows;
-    const retention = createRetention({
-      db,
-      dbPath: config.sqlitePath,
+    const retention = await createRetention({
+      store: storage.retention,
       log,
       minDays: config.retention.minDays,
       batchRows: config.retention.batchRows,
@@ -149,27 +138,39 @@ export async function startService(config: Config, log: Logger): Promise<Running
     const schedule: RetentionSchedule | undefined = config.retention.scheduled
       ? scheduleRetention(retention, { ...config.retention, log })
       : undefined;
-    const usageTimer = setInterval(() => registry.flushUsage(), config.keyUsageFlushMillis);
+    const usageTimer = setInterval(() => void registry.flushUsage(), config.keyUsageFlushMillis);
     usageTimer.unref();
     // Expired batch ids go in small transactions, one per loop turn, so ingest keeps its pace.
     let pruning = true;
-    const pruneSome = (batchIds: BatchLedger): void => {
-      if (!pruning) return;
+    const pruneSome = async (batchIds: BatchLedger): Promise<void> => {
       try {
-        if (batchIds.prune(LEDGER_PRUNE_ROWS) === LEDGER_PRUNE_ROWS) {
-          setImmediate(() => pruneSome(batchIds));
+        while (pruning && (await batchIds.prune(LEDGER_PRUNE_ROWS)) === LEDGER_PRUNE_ROWS) {
+          await new Promise(setImmediate);
         }
       } catch (error) {
         log.warn({ err: error }, "could not delete expired batch ids; will try again");
       }
     };
-    const pruneTimer = ledger && setInterval(() => pruneSome(ledger), LEDGER_PRUNE_MILLIS).unref();
-    // Keys created, revoked or rotated with the CLI apply within this interval.
+    const pruneTimer =
+      ledger && setInterval(() => void pruneSome(ledger), LEDGER_PRUNE_MILLIS).unref();
+    // Keys created, revoked or rotated with the CLI (or by another replica's
+    // start) apply within this interval, and so do retention policies another
+    // replica's admin API changed.
     const reloadTimer = setInterval(() => {
-      try {
-        registry.reload();
-      } catch (error) {
-        log.warn({ err: error }, "could not reload api keys; keeping the ones loaded");
+      registry
+        .reload()
+        .catch((error: unknown) =>
+          log.warn({ err: error }, "could not reload api keys; keeping the ones loaded"),
+        );
+      if (storage.kind === "postgres") {
+        retention
+          .reload()
+          .catch((error: unknown) =>
+            log.warn(
+              { err: error },
+              "could not reload retention policies; keeping the ones loaded",
+            ),
+          );
       }
     }, config.keyReloadMillis);
     reloadTimer.unref();
@@ -178,7 +179,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         host: address.address,
         port: address.port,
         tls: config.tls !== undefined,
-        database: config.sqlitePath,
+        storage: storage.kind,
+        database: storage.location,
         prometheus: telemetry.prometheusUrl,
         otlp: config.telemetry.otlp?.url,
       },
@@ -216,9 +218,9 @@ export async function startService(config: Config, log: Logger): Promise<Running
           await server.close(config.shutdownTimeoutMillis - exportReserve);
           await retentionClosed;
           await sweepEnded;
-          store.close();
-          registry.flushUsage();
-          db.close();
+          await store.close();
+          await registry.flushUsage();
+          await storage.close();
           await shared?.close();
           // Last, and bounded: a final export to a collector that does not answer
           // must not outlast the orchestrator's grace period.
@@ -235,7 +237,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
   } catch (error) {
     await boundedShutdown(telemetry, TELEMETRY_SHUTDOWN_MILLIS, log);
     await shared?.close();
-    db.close();
+    await storage.close();
     throw error;
   }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * `mcp-metrics keys ...`: the API-key lifecycle, on the service's database
- * (`SQLITE_DB_PATH`, or `--db`). A running service picks changes up within
- * `METRICS_KEY_RELOAD_MS`. Keys are printed once, at creation; `list` never
+ * (`DATABASE_URL` when it names PostgreSQL, else `SQLITE_DB_PATH` or `--db`).
+ * Running services, every replica on a shared database, pick changes up
+ * within `METRICS_KEY_RELOAD_MS`. Keys are printed once, at creation; `list` never
  * shows a key or its hash.
  *
  *   mcp-metrics keys create --service NAME [--scope ingest|admin] [--rate-limit N] [--expires 90d]
@@ -14,17 +15,16 @@ import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
 import type { KeyScope } from "./auth/principal.js";
 import { loadConfig } from "./config.js";
-import { openDatabase } from "./storage/database.js";
-import { createKeyStore } from "./storage/key-store.js";
+import { openStorage } from "./storage/backend.js";
 
 const USAGE = `usage:
   mcp-metrics keys create --service NAME [--scope ingest|admin] [--rate-limit N] [--expires 90d] [--description TEXT]
   mcp-metrics keys list [--json]
   mcp-metrics keys revoke ID
   mcp-metrics keys rotate ID [--grace 24h]
-options: --db PATH (default: SQLITE_DB_PATH or ./data/metrics.db), --json`;
+options: --db PATH (SQLite; default: SQLITE_DB_PATH or ./data/metrics.db; DATABASE_URL wins), --json`;
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -46,14 +46,11 @@ function main(argv: string[]): number {
     return values.help ? 0 : 2;
   }
   const config = loadConfig(process.env);
-  const db = openDatabase(values.db ?? config.sqlitePath, {
-    synchronous: config.sqliteSynchronous,
-    busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
-  });
+  const storage = await openStorage({ ...config, sqlitePath: values.db ?? config.sqlitePath });
   const print = (text: string, data: unknown) =>
     console.log(values.json ? JSON.stringify(data, null, 2) : text);
   try {
-    const keys = createKeyAdmin(createKeyStore(db));
+    const keys = createKeyAdmin(storage.keys);
     switch (command) {
       case "create": {
         if (values.service === undefined) throw new KeyAdminError("--service is required");
@@ -66,7 +63,7 @@ function main(argv: string[]): number {
             `--rate-limit must be a whole number, got ${values["rate-limit"]}`,
           );
         }
-        const created = keys.create({
+        const created = await keys.create({
           service: values.service,
           scope: values.scope as KeyScope,
           rateLimit,
@@ -81,7 +78,7 @@ function main(argv: string[]): number {
         return 0;
       }
       case "list": {
-        const rows = keys.list();
+        const rows = await keys.list();
         const lines = rows.map((k) =>
           [
             k.id,
@@ -100,13 +97,13 @@ function main(argv: string[]): number {
       }
       case "revoke": {
         if (id === undefined) throw new KeyAdminError("revoke needs a key id (see keys list)");
-        keys.revoke(id);
+        await keys.revoke(id);
         print(`revoked ${id}`, { id, revoked: true });
         return 0;
       }
       case "rotate": {
         if (id === undefined) throw new KeyAdminError("rotate needs a key id (see keys list)");
-        const created = keys.rotate(id, parseDuration(values.grace));
+        const created = await keys.rotate(id, parseDuration(values.grace));
         print(
           `rotated ${id} (it keeps working for ${values.grace}); new key ${created.id}, ` +
             `shown only this once:\n${created.key}`,
@@ -119,12 +116,12 @@ function main(argv: string[]): number {
         return 2;
     }
   } finally {
-    db.close();
+    await storage.close();
   }
 }
 
 try {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   if (!(error instanceof KeyAdminError || error instanceof TypeError)) throw error;
   // TypeError: parseArgs's unknown or malformed option.

@@ -24,6 +24,13 @@ export interface Config {
   /** How long a write waits for another process's lock (`SQLITE_BUSY_TIMEOUT_MS`, default 5000). */
   readonly sqliteBusyTimeoutMillis: number;
   /**
+   * PostgreSQL that replicas share (`DATABASE_URL`, `postgres://...`); when
+   * set it replaces the SQLite file, and the `SQLITE_*` settings do not apply.
+   */
+  readonly databaseUrl: string | undefined;
+  /** Most PostgreSQL connections per replica (`DATABASE_POOL_MAX`, default 10). */
+  readonly databasePoolMax: number;
+  /**
    * Redis holding the rate-limit buckets that replicas share (`REDIS_URL`,
    * e.g. `redis://redis:6379`); each process keeps its own when absent.
    */
@@ -137,8 +144,13 @@ export class ConfigError extends Error {
   }
 }
 
-/** `REDIS_URL` as given, once it is a redis:// or rediss:// URL. */
-function redisUrlOf(raw: string | undefined, problems: string[]): string | undefined {
+/** A URL setting as given, once its scheme is one of `protocols` (`redis:`, …). */
+function urlOf(
+  name: string,
+  raw: string | undefined,
+  protocols: readonly string[],
+  problems: string[],
+): string | undefined {
   if (raw === undefined) return undefined;
   let protocol = "";
   try {
@@ -146,8 +158,9 @@ function redisUrlOf(raw: string | undefined, problems: string[]): string | undef
   } catch {
     // reported below
   }
-  if (protocol !== "redis:" && protocol !== "rediss:") {
-    problems.push(`REDIS_URL: must be a redis:// or rediss:// URL`);
+  if (!protocols.includes(protocol)) {
+    const schemes = protocols.map((p) => `${p}//`).join(" or ");
+    problems.push(`${name}: must be a ${schemes} URL`);
     return undefined;
   }
   return raw;
@@ -262,7 +275,14 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: oneOf<SqliteSynchronous>("SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"]),
     sqliteBusyTimeoutMillis: integer("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600_000),
     rateLimitPerMinute: integer("METRICS_RATE_LIMIT", 1000, 0, 100_000_000),
-    redisUrl: redisUrlOf(read("REDIS_URL"), problems),
+    databaseUrl: urlOf(
+      "DATABASE_URL",
+      read("DATABASE_URL"),
+      ["postgres:", "postgresql:"],
+      problems,
+    ),
+    databasePoolMax: integer("DATABASE_POOL_MAX", 10, 2, 1000),
+    redisUrl: urlOf("REDIS_URL", read("REDIS_URL"), ["redis:", "rediss:"], problems),
     authFailuresPerMinute: integer("METRICS_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
     retention: Object.freeze({

@@ -2,7 +2,6 @@ import { accessSync, constants } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { PROBE_WRITE_SQL } from "./admin/readiness.js";
 import { type RunningService, startService } from "./app.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
@@ -12,8 +11,9 @@ import { pathOf } from "./http/respond.js";
 import { answerUnread } from "./http/unread-answer.js";
 import type { Logger } from "./log.js";
 import { portTls } from "./server.js";
-import { openDatabase } from "./storage/database.js";
-import { storageProblemName } from "./storage/storage-error.js";
+import { openDatabase, PROBE_WRITE_SQL } from "./storage/database.js";
+import { redactedUrl } from "./storage/postgres/pool.js";
+import { StorageError, storageProblemName } from "./storage/storage-error.js";
 
 /** How often a service in standby tries its database again. */
 const STANDBY_RETRY_MILLIS = 2000;
@@ -34,7 +34,13 @@ const TRANSIENT_SQLITE = /^SQLITE_(READONLY|FULL|BUSY|LOCKED|IOERR)/;
  * Undefined for anything else: a path that cannot be opened on a writable
  * file system, missing permissions or a newer schema are not waited for.
  */
-export function transientStorageProblem(error: unknown, databasePath: string): string | undefined {
+export function transientStorageProblem(error: unknown, config: Config): string | undefined {
+  if (config.databaseUrl !== undefined) {
+    // PostgreSQL not answering yet (starting, restarting, out of connections) passes by itself.
+    const failure = StorageError.from(error);
+    return failure.failure === "unavailable" ? storageProblemName(failure.code) : undefined;
+  }
+  const databasePath = config.sqlitePath;
   const code = String((error as { code?: unknown } | undefined)?.code ?? "");
   if (TRANSIENT_FS_CODES.has(code)) {
     return code === "EROFS" ? "read-only" : code === "ENOSPC" ? "full" : code;
@@ -55,6 +61,11 @@ function directoryReadOnly(databasePath: string): boolean {
   }
 }
 
+/** The database for logs: the SQLite file, or PostgreSQL's URL without its password. */
+function databaseName(config: Config): string {
+  return config.databaseUrl === undefined ? config.sqlitePath : redactedUrl(config.databaseUrl);
+}
+
 /** A service that may be waiting for its storage. */
 export interface SupervisedService {
   /** Stops the service, or the standby and its retries. */
@@ -71,6 +82,8 @@ export interface SupervisorEvents {
 
 /** Whether the database opens, migrates and takes a write, tried on a connection of its own. */
 function databaseWritable(config: Config): unknown {
+  // PostgreSQL is simply tried by the start itself, which fails back to standby.
+  if (config.databaseUrl !== undefined) return undefined;
   try {
     // A short lock wait: this runs on the standby's event loop, which must keep answering.
     const db = openDatabase(config.sqlitePath, {
@@ -108,9 +121,9 @@ export async function startSupervised(
     events.onStarted(running);
     return running;
   } catch (error) {
-    reason = transientStorageProblem(error, config.sqlitePath);
+    reason = transientStorageProblem(error, config);
     if (reason === undefined) throw error;
-    log.error({ err: error, database: config.sqlitePath, reason }, "database not writable");
+    log.error({ err: error, database: databaseName(config), reason }, "database not writable");
   }
 
   const stop = new AbortController();
@@ -124,7 +137,7 @@ export async function startSupervised(
       if (stop.signal.aborted) return;
       const problem = databaseWritable(config);
       if (problem !== undefined) {
-        const now = transientStorageProblem(problem, config.sqlitePath);
+        const now = transientStorageProblem(problem, config);
         if (now === undefined) {
           events.onFailed(problem);
           return;
@@ -138,7 +151,7 @@ export async function startSupervised(
       try {
         running = await startService({ ...config, port }, log);
       } catch (error) {
-        reason = transientStorageProblem(error, config.sqlitePath);
+        reason = transientStorageProblem(error, config);
         if (reason === undefined) {
           events.onFailed(error);
           return;
@@ -153,7 +166,7 @@ export async function startSupervised(
         }
         continue;
       }
-      log.info({ database: config.sqlitePath }, "database writable: out of standby");
+      log.info({ database: databaseName(config) }, "database writable: out of standby");
       events.onStarted(running);
       return;
     }

@@ -124,7 +124,7 @@ async function fill(
       }
       pending.push(store.append(`req_${(request++).toString(16).padStart(12, "0")}`, rows));
     }
-    store.flush();
+    await store.flush();
     await Promise.all(pending);
     if (done >= nextReport || done === events) {
       const seconds = (performance.now() - started) / 1000;
@@ -136,7 +136,7 @@ async function fill(
       nextReport += reportEvery;
     }
   }
-  store.close();
+  await store.close();
   return (performance.now() - started) / 1000;
 }
 

@@ -29,7 +29,7 @@ const server = createServer((req, res) => {
     const now = Date.now();
     const rows = (body.metrics as Record<string, unknown>[]).map((e) => bareRow(e, body, now));
     const done = store.append(`req_${++requests}`, rows);
-    store.flush();
+    void store.flush();
     done.then(
       () => {
         res.writeHead(200, { "content-type": "application/json" });
@@ -48,7 +48,8 @@ server.listen(0, "127.0.0.1", () => {
 });
 process.on("SIGTERM", () => {
   server.close();
-  store.close();
-  db.close();
-  process.exit(0);
+  void store.close().finally(() => {
+    db.close();
+    process.exit(0);
+  });
 });

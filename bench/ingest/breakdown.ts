@@ -60,7 +60,7 @@ const BINARY_DECODE = "fromBinary";
 const BINARY_ALL = "binary path: fromBinary, validate, render, instruments, auth, rate limit";
 
 /** Measures the stages over `rounds` rounds (the first only warms the JIT up). */
-export function measureBreakdown(rounds: number): Breakdown {
+export async function measureBreakdown(rounds: number): Promise<Breakdown> {
   const batches = 200;
   const workload = buildWorkload(batches, 7);
   const texts = workload.json.map((b) => b.toString("utf8"));
@@ -83,12 +83,12 @@ export function measureBreakdown(rounds: number): Breakdown {
 
   const dir = mkdtempSync(join(tmpdir(), "mcp-metrics-breakdown-"));
   const db = openDatabase(join(dir, "keys.db"), { synchronous: "FULL", busyTimeoutMillis: 1000 });
-  const registry = createKeyRegistry({
+  const registry = await createKeyRegistry({
     store: createKeyStore(db),
     defaultRateLimit: 100_000_000,
     log: createLogger("silent"),
   });
-  registry.syncEnvKeys([
+  await registry.syncEnvKeys([
     {
       variable: "METRICS_API_KEY_BENCH_GATEWAY",
       service: BENCH_SERVICE,
@@ -201,7 +201,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       json: { type: "boolean", default: false },
     },
   });
-  const breakdown = measureBreakdown(Number(values.rounds));
+  const breakdown = await measureBreakdown(Number(values.rounds));
   if (values.json) {
     // For npm run bench, which runs this pinned to the servers' core.
     console.log(JSON.stringify(breakdown));

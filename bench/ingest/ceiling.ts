@@ -34,12 +34,12 @@ while (performance.now() - start < seconds * 1000) {
     rows.push(bareRow(pool[next++ % pool.length] as Record<string, unknown>, envelope, now));
   }
   void store.append(`req_${events}`, rows);
-  store.flush();
+  await store.flush();
   events += perCommit;
 }
 const elapsed = (performance.now() - start) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
-store.close();
+await store.close();
 db.close();
 process.stdout.write(
   `${JSON.stringify({

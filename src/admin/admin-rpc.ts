@@ -86,9 +86,9 @@ export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof
       admin(ctx, () => ({ policies: retention.policies().map(policyMessage) })),
 
     updateRetentionPolicy: (req, ctx) =>
-      admin(ctx, () => ({
+      admin(ctx, async () => ({
         policy: policyMessage(
-          retention.updatePolicy(req.tableName, req.retentionDays, req.isActive ?? true),
+          await retention.updatePolicy(req.tableName, req.retentionDays, req.isActive ?? true),
         ),
       })),
 
@@ -155,8 +155,8 @@ export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof
       }),
 
     getDatabaseSize: (_req, ctx) =>
-      admin(ctx, () => {
-        const size = retention.databaseSize();
+      admin(ctx, async () => {
+        const size = await retention.databaseSize();
         const used = size.pageCount - size.freePages;
         return {
           mainDbBytes: BigInt(size.mainDbBytes),

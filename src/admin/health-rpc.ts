@@ -29,14 +29,14 @@ export interface HealthServiceOptions {
 export function createHealthServiceImpl(options: HealthServiceOptions): ServiceImpl<typeof Health> {
   const { readiness, draining } = options;
   const interval = options.watchIntervalMillis ?? 1000;
-  const status = (service: string): ServingStatus => {
+  const status = async (service: string): Promise<ServingStatus> => {
     if (!KNOWN_SERVICES.has(service)) return ServingStatus.SERVICE_UNKNOWN;
-    return readiness.check().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    return (await readiness.check()).ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
   };
   return {
-    check(req) {
+    async check(req) {
       if (!KNOWN_SERVICES.has(req.service)) throw errors.unknownHealthService(req.service);
-      return { status: status(req.service) };
+      return { status: await status(req.service) };
     },
     async *watch(req, context) {
       // Ends once draining (after NOT_SERVING), so that no watch holds a shutdown up.
@@ -47,7 +47,7 @@ export function createHealthServiceImpl(options: HealthServiceOptions): ServiceI
       try {
         let last: ServingStatus | undefined;
         for (;;) {
-          const now = status(req.service);
+          const now = await status(req.service);
           if (now !== last) yield { status: now };
           last = now;
           if (stop.signal.aborted || draining.aborted || context.signal.aborted) return;

@@ -1,4 +1,3 @@
-import type { Database } from "better-sqlite3";
 import { SCHEMA_VERSION } from "../storage/migrations.js";
 import { StorageError, storageProblemName } from "../storage/storage-error.js";
 
@@ -18,14 +17,22 @@ export interface ReadinessReport {
 /** Whether the service can take events now, and what changed it. */
 export interface Readiness {
   /** Checks now; the database is probed with a write at most once per probe interval. */
-  check(): ReadinessReport;
+  check(): Promise<ReadinessReport>;
   /** The outcome of a commit: a failure to write makes the service unready until a write succeeds. */
   noteCommit(error?: StorageError): void;
 }
 
+/** How readiness asks the database (each backend provides its own). */
+export interface ReadinessProbe {
+  /** Writes the one row of `readiness_probe`; throws what the driver threw. */
+  write(): Promise<void>;
+  /** The schema version the database is at. */
+  schemaVersion(): Promise<number>;
+}
+
 /** Options of {@link createReadiness}. */
 export interface ReadinessOptions {
-  readonly db: Database;
+  readonly probe: ReadinessProbe;
   /** Whether a shutdown began. */
   readonly draining: () => boolean;
   /** How long a probe's or a commit's verdict stands before the next probe, in ms. */
@@ -35,14 +42,9 @@ export interface ReadinessOptions {
 /** How long after a failed commit a successful probe alone does not make the service ready. */
 const FAILURE_HOLD_MILLIS = 3000;
 
-/** The write that asks whether the database takes writes (one row, overwritten). */
-export const PROBE_WRITE_SQL =
-  "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at";
-
 /** The short name of a write failure, for the report. */
 function describeFailure(error: StorageError): string {
-  const cause = error.cause as { code?: unknown } | undefined;
-  return storageProblemName(typeof cause?.code === "string" ? cause.code : error.failure);
+  return storageProblemName(error.code || error.failure);
 }
 
 /**
@@ -55,19 +57,17 @@ function describeFailure(error: StorageError): string {
  * fault: it leaves the last verdict standing.
  */
 export function createReadiness(options: ReadinessOptions): Readiness {
-  const { db } = options;
+  const { probe } = options;
   const interval = options.probeIntervalMillis ?? 1000;
-  const probe = db.prepare(PROBE_WRITE_SQL);
-  const writeProbe = db.transaction((at: number) => probe.run(at));
   let database = "writable";
   let decidedAt = Number.NEGATIVE_INFINITY;
   let commitFailedAt = Number.NEGATIVE_INFINITY;
 
-  const databaseState = (): string => {
-    const now = performance.now();
-    if (now - decidedAt < interval) return database;
+  /** The probe under way, which concurrent checks share. */
+  let probing: Promise<string> | undefined;
+  const probeDatabase = async (now: number): Promise<string> => {
     try {
-      writeProbe.immediate(Date.now());
+      await probe.write();
       // A one-row write can pass where a batch's commit still fails (a nearly
       // full disk): after a failed commit, only a successful commit, or a
       // while without failures, makes the service ready again.
@@ -79,10 +79,18 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     decidedAt = now;
     return database;
   };
+  const databaseState = (): Promise<string> => {
+    const now = performance.now();
+    if (now - decidedAt < interval) return Promise.resolve(database);
+    probing ??= probeDatabase(now).finally(() => {
+      probing = undefined;
+    });
+    return probing;
+  };
 
-  const migrationState = (): string => {
+  const migrationState = async (): Promise<string> => {
     try {
-      const version = db.pragma("user_version", { simple: true }) as number;
+      const version = await probe.schemaVersion();
       return version === SCHEMA_VERSION ? "applied" : `at version ${version} of ${SCHEMA_VERSION}`;
     } catch (cause) {
       return describeFailure(StorageError.from(cause));
@@ -90,16 +98,17 @@ export function createReadiness(options: ReadinessOptions): Readiness {
   };
 
   return {
-    check() {
+    async check() {
       const draining = options.draining();
       // A draining service answers from what it knows: no probe writes during a shutdown.
       const checks = {
-        database: draining ? database : databaseState(),
-        migrations: migrationState(),
-        draining,
+        database: draining ? database : await databaseState(),
+        migrations: await migrationState(),
+        draining: options.draining(),
       };
       return {
-        ready: !draining && checks.database === "writable" && checks.migrations === "applied",
+        ready:
+          !checks.draining && checks.database === "writable" && checks.migrations === "applied",
         checks,
       };
     },

@@ -59,15 +59,15 @@ export function parseDuration(text: string): number {
  * next reload (`METRICS_KEY_RELOAD_MS`).
  */
 export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date()) {
-  const find = (id: string): ApiKeyRow => {
-    const row = store.all().find((r) => r.keyId === id);
+  const find = async (id: string): Promise<ApiKeyRow> => {
+    const row = (await store.all()).find((r) => r.keyId === id);
     if (row === undefined) throw new KeyAdminError(`no key with id ${id}`);
     return row;
   };
   const expiry = (millis: number | undefined) =>
     millis === undefined ? null : sqliteDateTime(new Date(now().getTime() + millis));
 
-  const create = (options: CreateKeyOptions): CreatedKey => {
+  const create = async (options: CreateKeyOptions): Promise<CreatedKey> => {
     if (!SERVICE_NAME.test(options.service)) {
       throw new KeyAdminError(
         `service must be 1 to 50 characters of [a-zA-Z0-9_-], got ${JSON.stringify(options.service)}`,
@@ -76,7 +76,7 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     const key = generateApiKey();
     const expiresAt = expiry(options.expiresInMillis);
     const keyId = newKeyId();
-    store.insert({
+    await store.insert({
       keyId,
       keyHash: hashApiKey(key),
       serviceName: options.service,
@@ -92,8 +92,8 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
   return {
     create,
 
-    list(): KeyListing[] {
-      return store.all().map((r) => ({
+    async list(): Promise<KeyListing[]> {
+      return (await store.all()).map((r) => ({
         id: r.keyId,
         service: r.serviceName,
         scope: r.scope,
@@ -107,18 +107,18 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     },
 
     /** Deactivates a key at once. */
-    revoke(id: string): void {
-      store.setActive(find(id).id, false);
+    async revoke(id: string): Promise<void> {
+      await store.setActive((await find(id)).id, false);
     },
 
     /**
      * Issues a new key for the same service, scope and rate limit; the old one
      * keeps working for `graceMillis` (0: it stops at once).
      */
-    rotate(id: string, graceMillis: number): CreatedKey {
-      const old = find(id);
+    async rotate(id: string, graceMillis: number): Promise<CreatedKey> {
+      const old = await find(id);
       if (!old.isActive) throw new KeyAdminError(`key ${id} is revoked; create a new one instead`);
-      const created = create({
+      const created = await create({
         service: old.serviceName,
         scope: old.scope,
         rateLimit: old.rateLimit,
@@ -127,12 +127,12 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
       if (graceMillis > 0) {
         // A grace never extends a key that was due to expire sooner.
         const until = expiry(graceMillis) as string;
-        store.setExpiresAt(
+        await store.setExpiresAt(
           old.id,
           old.expiresAt !== null && old.expiresAt < until ? old.expiresAt : until,
         );
       } else {
-        store.setActive(old.id, false);
+        await store.setActive(old.id, false);
       }
       return created;
     },

@@ -37,19 +37,19 @@ export interface KeyRegistry {
    * Stores the environment's keys (hash only), retires a variable's previous
    * key when its value changed (W24), and syncs their rate limit.
    */
-  syncEnvKeys(keys: readonly EnvApiKey[]): void;
+  syncEnvKeys(keys: readonly EnvApiKey[]): Promise<void>;
   /** On a first start with no key at all, creates one and returns it (once); otherwise undefined. */
-  ensureBootstrapKey(): { key: string; service: string } | undefined;
+  ensureBootstrapKey(): Promise<{ key: string; service: string } | undefined>;
   /**
    * Checks an `x-api-key` value: missing, unknown and inactive keys fail
    * (contract §1 steps 1-3). A success counts as a use of the key unless
    * `recordUse` is false (reporting a key's own state is not a use).
    */
   authenticate(key: string | null | undefined, options?: { recordUse?: boolean }): AuthResult;
-  /** Re-reads the keys from storage. */
-  reload(): void;
-  /** Writes the in-memory last-use times to storage. */
-  flushUsage(): void;
+  /** Re-reads the keys from storage; a reload asked for while one runs waits for it and runs once more. */
+  reload(): Promise<void>;
+  /** Writes the in-memory last-use times to storage; a failure is logged and the times kept for the next flush. */
+  flushUsage(): Promise<void>;
 }
 
 interface CachedKey {
@@ -68,15 +68,15 @@ function expiryMillis(expiresAt: string | null): number {
 }
 
 /** Creates the key registry and loads the stored keys. */
-export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
+export async function createKeyRegistry(options: KeyRegistryOptions): Promise<KeyRegistry> {
   const { store, log } = options;
   const now = options.now ?? (() => new Date());
   let byHash = new Map<string, CachedKey>();
   const lastUsed = new Map<number, Date>();
 
-  const reload = (): void => {
+  const load = async (): Promise<void> => {
     const next = new Map<string, CachedKey>();
-    for (const row of store.all()) {
+    for (const row of await store.all()) {
       next.set(row.keyHash, {
         row,
         digest: Buffer.from(row.keyHash, "hex"),
@@ -101,21 +101,43 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
     return cached;
   };
 
-  reload();
+  /** The reload running now, and whether another was asked for meanwhile. */
+  let reloading: Promise<void> | undefined;
+  let again = false;
+  const reload = (): Promise<void> => {
+    if (reloading !== undefined) {
+      again = true;
+      return reloading;
+    }
+    const run = async (): Promise<void> => {
+      try {
+        do {
+          again = false;
+          await load();
+        } while (again);
+      } finally {
+        reloading = undefined;
+      }
+    };
+    reloading = run();
+    return reloading;
+  };
+
+  await reload();
 
   return {
-    syncEnvKeys(keys) {
+    async syncEnvKeys(keys) {
       for (const env of keys) {
         const keyHash = hashApiKey(env.key);
         const source = `env:${env.variable}`;
         const existing = byHash.get(keyHash);
         if (existing?.row.source === source && !existing.row.isActive) {
           // The variable went back to a key it had before (a rotation rolled back).
-          store.setActive(existing.row.id, true);
+          await store.setActive(existing.row.id, true);
           log.info({ keyId: existing.row.id, variable: env.variable }, "previous api key restored");
         }
         if (existing === undefined) {
-          const id = store.insert({
+          const id = await store.insert({
             keyHash,
             serviceName: env.service,
             rateLimit: options.defaultRateLimit,
@@ -126,17 +148,17 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
           log.info({ keyId: id, service: env.service, variable: env.variable }, "api key added");
         } else if (existing.row.source === source) {
           if (existing.row.rateLimit !== options.defaultRateLimit) {
-            store.setRateLimit(existing.row.id, options.defaultRateLimit);
+            await store.setRateLimit(existing.row.id, options.defaultRateLimit);
           }
-          if (existing.row.scope !== env.scope) store.setScope(existing.row.id, env.scope);
+          if (existing.row.scope !== env.scope) await store.setScope(existing.row.id, env.scope);
         }
         for (const { row } of byHash.values()) {
           if (row.source === source && row.keyHash !== keyHash && row.isActive) {
-            store.setActive(row.id, false);
+            await store.setActive(row.id, false);
             log.info({ keyId: row.id, variable: env.variable }, "previous api key retired");
           }
         }
-        reload();
+        await reload();
       }
       // The admin key is retired when its variable is unset: an admin scope
       // must not outlive the operator's intent.
@@ -144,22 +166,22 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
       if (!keys.some((k) => k.variable === ENV_ADMIN_KEY)) {
         for (const { row } of byHash.values()) {
           if (row.source === adminSource && row.isActive) {
-            store.setActive(row.id, false);
+            await store.setActive(row.id, false);
             log.info(
               { keyId: row.id, variable: ENV_ADMIN_KEY },
               "admin api key retired: variable unset",
             );
           }
         }
-        reload();
+        await reload();
       }
     },
 
-    ensureBootstrapKey() {
+    async ensureBootstrapKey() {
       if (byHash.size > 0) return undefined;
       const key = generateApiKey();
       const service = "default";
-      const id = store.insert({
+      const id = await store.insert({
         keyHash: hashApiKey(key),
         serviceName: service,
         rateLimit: options.defaultRateLimit,
@@ -167,7 +189,7 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
         source: "generated",
         description: "created on first start",
       });
-      reload();
+      await reload();
       log.info({ keyId: id, service }, "first start: api key generated");
       return { key, service };
     },
@@ -193,12 +215,12 @@ export function createKeyRegistry(options: KeyRegistryOptions): KeyRegistry {
 
     reload,
 
-    flushUsage() {
+    async flushUsage() {
       if (lastUsed.size === 0) return;
       const uses = new Map(lastUsed);
       lastUsed.clear();
       try {
-        store.recordLastUsed(uses);
+        await store.recordLastUsed(uses);
       } catch (error) {
         // Keep the times for the next flush unless newer ones arrived meanwhile.
         for (const [id, at] of uses) if (!lastUsed.has(id)) lastUsed.set(id, at);

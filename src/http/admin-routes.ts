@@ -156,7 +156,7 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
     ),
   );
 
-  const putPolicy = route((query, req) => {
+  const putPolicy = route(async (query, req) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     let table: string;
     try {
@@ -167,7 +167,7 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
     const retentionDays = query.requiredInt("retention_days");
     const isActive = query.bool("is_active", true);
     if (query.problems.length > 0) return undefined;
-    const policy = retention.updatePolicy(table, retentionDays, isActive);
+    const policy = await retention.updatePolicy(table, retentionDays, isActive);
     return {
       status: "success",
       message: `Updated retention policy for ${policy.tableName}`,
@@ -233,8 +233,8 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
     );
   });
 
-  const getSize = route(() => {
-    const size = retention.databaseSize();
+  const getSize = route(async () => {
+    const size = await retention.databaseSize();
     const mb = (bytes: number) => round(bytes / 1024 / 1024, 2);
     const total = size.mainDbBytes + size.walBytes + size.shmBytes;
     const used = size.pageCount - size.freePages;

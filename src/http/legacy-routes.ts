@@ -283,9 +283,17 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const routes = new Map<string, ReadonlyMap<string, Handler>>([
     ...admin.exact,
     ["/", new Map([["GET", (_req, res) => sendJson(res, 200, ROOT)]])],
-    ["/health", new Map([["GET", (_req, res) => answerHealth(res, options.readiness.check())]])],
+    [
+      "/health",
+      new Map([["GET", async (_req, res) => answerHealth(res, await options.readiness.check())]]),
+    ],
     ["/healthz", new Map([["GET", (_req, res) => answerLiveness(res)]])],
-    ["/readyz", new Map([["GET", (_req, res) => answerReadiness(res, options.readiness.check())]])],
+    [
+      "/readyz",
+      new Map([
+        ["GET", async (_req, res) => answerReadiness(res, await options.readiness.check())],
+      ]),
+    ],
     ["/metrics", new Map([["POST", postMetrics]])],
     ["/flush", new Map([["POST", postFlush]])],
     ["/rate-limit", new Map([["GET", getRateLimit]])],

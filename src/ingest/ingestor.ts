@@ -165,7 +165,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     for (let pending = appending.get(key); pending; pending = appending.get(key)) {
       await pending.catch(() => undefined);
     }
-    const found = ledger?.find(claim.service, claim.batchId);
+    const found = await ledger?.find(claim.service, claim.batchId);
     return found && replayOf(found, claim);
   };
 
@@ -241,7 +241,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         // A batch with this id committed first: another process, or an append of
         // ours in the same or an earlier group (the ledger claim is checked in
         // the transaction). Answer with its result.
-        const found = ledger?.find(claim.service, claim.batchId);
+        const found = await ledger?.find(claim.service, claim.batchId);
         if (found === undefined) throw errors.internal(new Error("claimed batch id not found"));
         return replayOf(found, claim);
       }

@@ -28,22 +28,29 @@ export interface BatchLedger {
   /** How long a batch id is remembered, in ms. */
   readonly windowMillis: number;
   /** The batch committed under this id within the window, if any. */
-  find(service: string, batchId: string): CommittedBatch | undefined;
+  find(service: string, batchId: string): Promise<CommittedBatch | undefined>;
+  /** Deletes up to `maxRows` ids older than the window; returns how many went. */
+  prune(maxRows: number): Promise<number>;
+}
+
+/** The SQLite ledger, whose claims its event store makes inside each group's transaction. */
+export interface SqliteBatchLedger extends BatchLedger {
   /**
    * Records a batch id; call inside the transaction that writes its rows.
    * False when a batch within the window already holds the id: the rows must
    * not be written. An id older than the window is taken over.
    */
   claim(claim: BatchClaim, requestId: string, nowMillis: number): boolean;
-  /** Deletes up to `maxRows` ids older than the window; returns how many went. */
-  prune(maxRows: number): number;
 }
 
-/** Creates the ledger over an open, migrated database. */
-export function createBatchLedger(
-  db: Database,
-  options: { readonly windowMillis: number; readonly now?: () => number },
-): BatchLedger {
+/** Options of a ledger: its window, and a clock for tests. */
+export interface BatchLedgerOptions {
+  readonly windowMillis: number;
+  readonly now?: () => number;
+}
+
+/** Creates the ledger over an open, migrated SQLite database. */
+export function createBatchLedger(db: Database, options: BatchLedgerOptions): SqliteBatchLedger {
   const now = options.now ?? Date.now;
   const windowMillis = options.windowMillis;
   const select = db.prepare<
@@ -67,7 +74,7 @@ export function createBatchLedger(
   );
   return {
     windowMillis,
-    find(service, batchId) {
+    async find(service, batchId) {
       const row = select.get(service, batchId, now() - windowMillis);
       return row && { requestId: row.request_id, events: row.events, digest: row.digest };
     },
@@ -83,7 +90,7 @@ export function createBatchLedger(
       });
       return result.changes > 0;
     },
-    prune(maxRows) {
+    async prune(maxRows) {
       return prune.run(now() - windowMillis, maxRows).changes;
     },
   };

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
+import type { ReadinessProbe } from "../admin/readiness.js";
 import { migrate } from "./migrations.js";
 
 export type { Database };
@@ -33,6 +34,24 @@ export const STATEMENT_BUSY_WAIT_MILLIS = 10;
  */
 export function useStatementBusyWait(db: Database): void {
   db.pragma(`busy_timeout = ${STATEMENT_BUSY_WAIT_MILLIS}`);
+}
+
+/** The write that asks whether the database takes writes (one row, overwritten). */
+export const PROBE_WRITE_SQL =
+  "INSERT INTO readiness_probe (id, probed_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at";
+
+/** Readiness's questions to a SQLite database: the probe row, and `user_version`. */
+export function sqliteReadinessProbe(db: Database): ReadinessProbe {
+  const probe = db.prepare(PROBE_WRITE_SQL);
+  const writeProbe = db.transaction((at: number) => probe.run(at));
+  return {
+    async write() {
+      writeProbe.immediate(Date.now());
+    },
+    async schemaVersion() {
+      return db.pragma("user_version", { simple: true }) as number;
+    },
+  };
 }
 
 /** The tables whose rows age out, with the default retention seeded for each. */

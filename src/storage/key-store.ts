@@ -41,24 +41,37 @@ export interface NewApiKey {
   readonly expiresAt?: string | null;
 }
 
-/** Access to the `api_keys` table. Only the key registry calls it, never per request. */
+/**
+ * Access to the `api_keys` table. Only the key registry and the key CLI call
+ * it, never per request.
+ */
 export interface KeyStore {
-  all(): ApiKeyRow[];
-  insert(key: NewApiKey): number;
-  setActive(id: number, active: boolean): void;
-  setRateLimit(id: number, rateLimit: number): void;
-  setScope(id: number, scope: "ingest" | "admin"): void;
+  all(): Promise<ApiKeyRow[]>;
+  /**
+   * Inserts a key and returns its row id. A key whose hash is already stored
+   * (another replica stored the same configured key first) is left as it is,
+   * and its id returned.
+   */
+  insert(key: NewApiKey): Promise<number>;
+  setActive(id: number, active: boolean): Promise<void>;
+  setRateLimit(id: number, rateLimit: number): Promise<void>;
+  setScope(id: number, scope: "ingest" | "admin"): Promise<void>;
   /** Sets or clears when a key stops working. */
-  setExpiresAt(id: number, expiresAt: string | null): void;
-  /** Persists last-use times tracked in memory, in one transaction. */
-  recordLastUsed(uses: ReadonlyMap<number, Date>): void;
+  setExpiresAt(id: number, expiresAt: string | null): Promise<void>;
+  /** Persists last-use times tracked in memory, in one transaction; a later time already stored wins. */
+  recordLastUsed(uses: ReadonlyMap<number, Date>): Promise<void>;
 }
 
-interface RawKeyRow {
+/** The columns the key stores select, in this order. */
+export const KEY_COLUMNS = `id, key_id, key_hash, service_name, is_active, rate_limit, scope, source,
+  created_at, last_used_at, expires_at, description`;
+
+/** A row of `api_keys` as a driver returns it (SQLite's booleans are 0 and 1). */
+export interface RawKeyRow {
   id: number;
   key_hash: string;
   service_name: string;
-  is_active: number;
+  is_active: number | boolean;
   rate_limit: number;
   scope: string;
   source: string | null;
@@ -74,17 +87,51 @@ export function sqliteDateTime(date: Date): string {
   return date.toISOString().slice(0, 19).replace("T", " ");
 }
 
-/** Creates the key store over an open database. */
+/** A stored key's row as the key registry uses it. */
+export function keyRowOf(r: RawKeyRow): ApiKeyRow {
+  return {
+    id: Number(r.id),
+    keyId: r.key_id,
+    keyHash: r.key_hash,
+    serviceName: r.service_name,
+    isActive: r.is_active !== 0 && r.is_active !== false,
+    rateLimit: Number(r.rate_limit),
+    scope: r.scope === "admin" ? "admin" : "ingest",
+    source: r.source,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+    expiresAt: r.expires_at,
+    description: r.description,
+  };
+}
+
+/** The values of a new key, in the order of {@link INSERT_KEY_COLUMNS}. */
+export function newKeyValues(k: NewApiKey): unknown[] {
+  return [
+    k.keyId ?? newKeyId(),
+    k.keyHash,
+    k.serviceName,
+    k.rateLimit,
+    k.scope,
+    k.source,
+    k.description,
+    k.expiresAt ?? null,
+  ];
+}
+
+/** The columns {@link newKeyValues} fills. */
+export const INSERT_KEY_COLUMNS =
+  "key_id, key_hash, service_name, rate_limit, scope, source, description, expires_at";
+
+/** Creates the key store over an open SQLite database. */
 export function createKeyStore(db: Database): KeyStore {
-  const selectAll = db.prepare<[], RawKeyRow>(
-    `SELECT id, key_id, key_hash, service_name, is_active, rate_limit, scope, source, created_at,
-            last_used_at, expires_at, description
-     FROM api_keys ORDER BY id`,
-  );
+  const selectAll = db.prepare<[], RawKeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY id`);
   const insert = db.prepare(
-    `INSERT INTO api_keys
-       (key_id, key_hash, service_name, rate_limit, scope, source, description, expires_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO api_keys (${INSERT_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (key_hash) DO NOTHING`,
+  );
+  const idOfHash = db.prepare<[string], { id: number }>(
+    "SELECT id FROM api_keys WHERE key_hash = ?",
   );
   const setActive = db.prepare("UPDATE api_keys SET is_active = ? WHERE id = ?");
   const setRateLimit = db.prepare("UPDATE api_keys SET rate_limit = ? WHERE id = ?");
@@ -102,47 +149,25 @@ export function createKeyStore(db: Database): KeyStore {
   });
 
   return {
-    all: () =>
-      selectAll.all().map((r) => ({
-        id: r.id,
-        keyId: r.key_id,
-        keyHash: r.key_hash,
-        serviceName: r.service_name,
-        isActive: r.is_active !== 0,
-        rateLimit: r.rate_limit,
-        scope: r.scope === "admin" ? "admin" : "ingest",
-        source: r.source,
-        createdAt: r.created_at,
-        lastUsedAt: r.last_used_at,
-        expiresAt: r.expires_at,
-        description: r.description,
-      })),
-    insert: (k) =>
-      Number(
-        insert.run(
-          k.keyId ?? newKeyId(),
-          k.keyHash,
-          k.serviceName,
-          k.rateLimit,
-          k.scope,
-          k.source,
-          k.description,
-          k.expiresAt ?? null,
-        ).lastInsertRowid,
-      ),
-    setActive: (id, active) => {
+    all: async () => selectAll.all().map(keyRowOf),
+    insert: async (k) => {
+      const result = insert.run(...newKeyValues(k));
+      if (result.changes > 0) return Number(result.lastInsertRowid);
+      return idOfHash.get(k.keyHash)?.id ?? 0;
+    },
+    setActive: async (id, active) => {
       setActive.run(active ? 1 : 0, id);
     },
-    setRateLimit: (id, rateLimit) => {
+    setRateLimit: async (id, rateLimit) => {
       setRateLimit.run(rateLimit, id);
     },
-    setScope: (id, scope) => {
+    setScope: async (id, scope) => {
       setScope.run(scope, id);
     },
-    setExpiresAt: (id, expiresAt) => {
+    setExpiresAt: async (id, expiresAt) => {
       setExpiresAt.run(expiresAt, id);
     },
-    recordLastUsed: (uses) => {
+    recordLastUsed: async (uses) => {
       if (uses.size > 0) recordLastUsed.immediate(uses);
     },
   };

@@ -1,6 +1,4 @@
-import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Database, Statement } from "better-sqlite3";
 import type { Logger } from "../log.js";
 import { RETAINED_TABLES } from "./database.js";
 import { StorageError } from "./storage-error.js";
@@ -103,11 +101,45 @@ export class RetentionOutOfRangeError extends Error {
   }
 }
 
+/**
+ * What retention needs of a database: the backend's statements, on the
+ * allow-listed tables only (W11). Deletions run in bounded batches, each its
+ * own transaction.
+ */
+export interface RetentionStore {
+  loadPolicies(): Promise<{ tableName: string; retentionDays: number; isActive: boolean }[]>;
+  /** Persists a policy set through the admin API (`origin = 'admin'`). */
+  upsertPolicy(table: string, retentionDays: number, isActive: boolean): Promise<void>;
+  countExpired(table: string, cutoff: string): Promise<number>;
+  expiredRange(
+    table: string,
+    cutoff: string,
+  ): Promise<{ oldest: string | null; newest: string | null }>;
+  countAll(table: string): Promise<number>;
+  /**
+   * Deletes up to `limit` of the oldest rows older than `cutoff`, in one
+   * transaction, and returns how many went. `stopped` says whether to give
+   * up waiting for another process's lock (the retention is closing).
+   */
+  deleteExpired(
+    table: string,
+    cutoff: string,
+    limit: number,
+    stopped: () => boolean,
+  ): Promise<number>;
+  /** Hands freed space back, in bounded steps, where the backend needs it done (SQLite). */
+  reclaim(stopped: () => boolean): Promise<void>;
+  /** Rows and age range of a table, on the given column. */
+  tableStats(
+    table: string,
+    column: string,
+  ): Promise<{ n: number; oldest: string | null; newest: string | null }>;
+  databaseSize(): Promise<DatabaseSize>;
+}
+
 /** Options of {@link createRetention}. */
 export interface RetentionOptions {
-  readonly db: Database;
-  /** The database file, for its size (`:memory:` has none). */
-  readonly dbPath: string;
+  readonly store: RetentionStore;
   readonly log: Logger;
   /** The shortest retention a policy may be given, in days (one call cannot wipe a table). */
   readonly minDays: number;
@@ -120,22 +152,24 @@ export interface RetentionOptions {
 }
 
 /**
- * Retention of the event tables: policies persisted in SQLite (inactive ones
+ * Retention of the event tables: policies persisted in the database (inactive ones
  * stay inactive across restarts, W12), ages from each event's own indexed
  * timestamp, and cleanup in bounded transactions that yield to ingestion
- * between batches, with space handed back by incremental vacuum, never a
- * full VACUUM (W18). Operations run one at a time.
+ * between batches, with space handed back as the backend needs (SQLite:
+ * incremental vacuum, never a full VACUUM, W18). Operations run one at a time.
  */
 export interface Retention {
   policies(): RetentionPolicy[];
   /** Persists the policy, then applies it. Throws for a table off the allow-list or days below the floor. */
-  updatePolicy(table: string, retentionDays: number, isActive: boolean): RetentionPolicy;
+  updatePolicy(table: string, retentionDays: number, isActive: boolean): Promise<RetentionPolicy>;
   /** Previews the active policies, or one table's (an inactive one previews nothing). */
   preview(table?: string): Promise<Record<string, TablePreview>>;
   cleanupTable(table: string, dryRun: boolean): Promise<CleanupResult>;
   cleanupAll(dryRun: boolean): Promise<CleanupSummary>;
   tableStats(): Promise<Record<string, TableStats>>;
-  databaseSize(): DatabaseSize;
+  databaseSize(): Promise<DatabaseSize>;
+  /** Re-reads the persisted policies (another replica may have changed them). */
+  reload(): Promise<void>;
   /**
    * Refuses new operations and waits for the running one, which stops after
    * its current batch and fails as `closed` (the caller answers "shutting
@@ -144,16 +178,13 @@ export interface Retention {
   close(): Promise<void>;
 }
 
-interface TableStatements {
-  readonly count: Statement<[string], { n: number }>;
-  readonly range: Statement<[string], { oldest: string | null; newest: string | null }>;
-  readonly total: Statement<[], { n: number }>;
-  readonly deleteBatch: Statement<[string, number]>;
-}
+/** What an operation stopped by a shutdown fails with. */
+export const closedError = (): StorageError =>
+  new StorageError("closed", "retention stopped: the service is shutting down", {
+    cause: undefined,
+  });
 
 const DAY_MILLIS = 86_400_000;
-/** Pages handed back per incremental-vacuum transaction (2 MiB of 4 KiB pages). */
-const VACUUM_PAGES = 512;
 /** Tables reported by the database stats besides the retained ones, with their age column. */
 const OTHER_TABLES: readonly [string, string][] = [
   ["api_keys", "created_at"],
@@ -161,60 +192,26 @@ const OTHER_TABLES: readonly [string, string][] = [
 ];
 
 /** Creates the retention manager and loads the persisted policies. */
-export function createRetention(options: RetentionOptions): Retention {
-  const { db, log } = options;
+export async function createRetention(options: RetentionOptions): Promise<Retention> {
+  const { store, log } = options;
   const now = options.now ?? Date.now;
-  // Table names come only from this allow-list, never from a request: the
-  // statements are prepared once per known table (W11).
-  const statements = new Map<string, TableStatements>(
-    RETAINED_TABLES.map((table) => [
-      table,
-      {
-        count: db.prepare(`SELECT count(*) AS n FROM ${table} WHERE timestamp < ?`),
-        range: db.prepare(
-          `SELECT min(timestamp) AS oldest, max(timestamp) AS newest FROM ${table} WHERE timestamp < ?`,
-        ),
-        total: db.prepare(`SELECT count(*) AS n FROM ${table}`),
-        // Oldest first through the timestamp index, by primary key: each batch
-        // touches a contiguous run of pages.
-        deleteBatch: db.prepare(
-          `DELETE FROM ${table} WHERE id IN
-             (SELECT id FROM ${table} WHERE timestamp < ? ORDER BY timestamp LIMIT ?)`,
-        ),
-      },
-    ]),
-  );
-  const upsert = db.prepare(
-    `INSERT INTO retention_policies
-       (table_name, retention_days, is_active, timestamp_column, origin, updated_at)
-     VALUES (?, ?, ?, 'timestamp', 'admin', datetime('now'))
-     ON CONFLICT (table_name) DO UPDATE SET
-       retention_days = excluded.retention_days, is_active = excluded.is_active,
-       origin = 'admin', updated_at = excluded.updated_at`,
-  );
+  const retained = new Set(RETAINED_TABLES);
   const policies = new Map<string, RetentionPolicy>();
-  const load = () => {
-    const rows = db
-      .prepare("SELECT table_name, retention_days, is_active FROM retention_policies")
-      .all() as { table_name: string; retention_days: number; is_active: number }[];
-    for (const row of rows) {
-      if (!statements.has(row.table_name)) continue;
-      policies.set(row.table_name, {
-        tableName: row.table_name,
-        retentionDays: row.retention_days,
-        isActive: row.is_active !== 0,
+  const load = async () => {
+    for (const row of await store.loadPolicies()) {
+      if (!retained.has(row.tableName)) continue;
+      policies.set(row.tableName, {
+        tableName: row.tableName,
+        retentionDays: row.retentionDays,
+        isActive: row.isActive,
         timestampColumn: "timestamp",
       });
     }
   };
-  load();
+  await load();
 
   let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
-  const closedError = () =>
-    new StorageError("closed", "retention stopped: the service is shutting down", {
-      cause: undefined,
-    });
   /** Runs write operations one at a time: two sweeps never interleave their batches. */
   const exclusive = <T>(operation: () => Promise<T>): Promise<T> => {
     if (closed) return Promise.reject(closedError());
@@ -228,24 +225,8 @@ export function createRetention(options: RetentionOptions): Retention {
     if (policy === undefined) throw new UnknownTableError(table);
     return policy;
   };
-  const statementsOf = (table: string) => statements.get(table) as TableStatements;
   const cutoffOf = (policy: RetentionPolicy) =>
     storedTimeOfMillis(now() - policy.retentionDays * DAY_MILLIS);
-
-  /** Runs one write transaction, retrying while another process holds the lock. */
-  const write = async <T>(work: () => T): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return db.transaction(work).immediate();
-      } catch (error) {
-        const failure = StorageError.from(error);
-        // The lock is another process's: wait for it on a timer, not in SQLite's busy loop.
-        if (!failure.busy || attempt >= 100) throw failure;
-        await sleep(50);
-        if (closed) throw closedError();
-      }
-    }
-  };
 
   /**
    * Deletes the table's expired rows, a batch per transaction, oldest first.
@@ -253,7 +234,6 @@ export function createRetention(options: RetentionOptions): Retention {
    * policy deactivated during a sweep takes effect at once.
    */
   const deleteExpired = async (table: string, firstCutoff: string): Promise<number> => {
-    const { deleteBatch } = statementsOf(table);
     let cutoff = firstCutoff;
     let deleted = 0;
     for (;;) {
@@ -263,7 +243,7 @@ export function createRetention(options: RetentionOptions): Retention {
       const current = cutoffOf(policy);
       if (current < cutoff) cutoff = current;
       const started = performance.now();
-      const changes = await write(() => deleteBatch.run(cutoff, options.batchRows).changes);
+      const changes = await store.deleteExpired(table, cutoff, options.batchRows, () => closed);
       deleted += changes;
       if (changes < options.batchRows) break;
       // Give ingestion three times the batch's time: its commits wait at most
@@ -273,30 +253,12 @@ export function createRetention(options: RetentionOptions): Retention {
     return deleted;
   };
 
-  /**
-   * Hands free pages back to the file system, a bounded chunk per transaction.
-   * Only a database created with auto_vacuum=INCREMENTAL can; and it stops as
-   * soon as a step frees nothing.
-   */
-  const reclaim = async (): Promise<void> => {
-    if ((db.pragma("auto_vacuum", { simple: true }) as number) !== 2) return;
-    let free = db.pragma("freelist_count", { simple: true }) as number;
-    while (!closed && free > 0) {
-      const started = performance.now();
-      await write(() => db.pragma(`incremental_vacuum(${VACUUM_PAGES})`));
-      const left = db.pragma("freelist_count", { simple: true }) as number;
-      if (left >= free) break;
-      free = left;
-      await sleep(Math.max(1, 3 * (performance.now() - started)));
-    }
-  };
-
   const cleanupOne = async (table: string, dryRun: boolean): Promise<CleanupResult> => {
     const policy = policyOf(table);
     if (!policy.isActive) return { table, status: "skipped", reason: "policy_inactive" };
     const cutoff = cutoffOf(policy);
     if (dryRun) {
-      const expired = statementsOf(table).count.get(cutoff)?.n ?? 0;
+      const expired = await store.countExpired(table, cutoff);
       return expired === 0
         ? { table, status: "completed", recordsDeleted: 0, reason: "no_records_to_delete" }
         : { table, status: "dry_run", recordsWouldDelete: expired };
@@ -322,7 +284,7 @@ export function createRetention(options: RetentionOptions): Retention {
   return {
     policies: () => [...policies.values()],
 
-    updatePolicy(table, retentionDays, isActive) {
+    async updatePolicy(table, retentionDays, isActive) {
       policyOf(table);
       const maxDays = options.maxDays ?? 36_500;
       if (retentionDays < options.minDays || retentionDays > maxDays) {
@@ -330,7 +292,7 @@ export function createRetention(options: RetentionOptions): Retention {
       }
       // The database first, then memory: a failed write changes nothing (W12).
       try {
-        upsert.run(table, retentionDays, isActive ? 1 : 0);
+        await store.upsertPolicy(table, retentionDays, isActive);
       } catch (error) {
         throw StorageError.from(error);
       }
@@ -347,23 +309,21 @@ export function createRetention(options: RetentionOptions): Retention {
 
     preview(table) {
       if (table !== undefined) policyOf(table);
-      // Reads only, and synchronous: they never interleave with a batch, so
-      // they need not wait for a sweep to end.
+      // Reads only: they need not wait for a sweep to end.
       return (async () => {
         const previews: Record<string, TablePreview> = {};
         for (const policy of policies.values()) {
           if (!policy.isActive || (table !== undefined && policy.tableName !== table)) continue;
-          const s = statementsOf(policy.tableName);
           const cutoff = cutoffOf(policy);
-          const recordsToDelete = s.count.get(cutoff)?.n ?? 0;
-          const range = s.range.get(cutoff);
-          const totalRecords = s.total.get()?.n ?? 0;
+          const recordsToDelete = await store.countExpired(policy.tableName, cutoff);
+          const range = await store.expiredRange(policy.tableName, cutoff);
+          const totalRecords = await store.countAll(policy.tableName);
           previews[policy.tableName] = {
             retentionDays: policy.retentionDays,
             recordsToDelete,
             totalRecords,
-            oldestRecordToDelete: range?.oldest ?? null,
-            newestRecordToDelete: range?.newest ?? null,
+            oldestRecordToDelete: range.oldest,
+            newestRecordToDelete: range.newest,
             cutoffDate: cutoff,
             percentageToDelete: totalRecords > 0 ? (recordsToDelete / totalRecords) * 100 : 0,
           };
@@ -376,7 +336,8 @@ export function createRetention(options: RetentionOptions): Retention {
       policyOf(table);
       return exclusive(async () => {
         const result = await cleanupOne(table, dryRun);
-        if (result.status === "completed" && result.recordsDeleted > 0) await reclaim();
+        if (result.status === "completed" && result.recordsDeleted > 0)
+          await store.reclaim(() => closed);
         return result;
       });
     },
@@ -395,7 +356,7 @@ export function createRetention(options: RetentionOptions): Retention {
           total += recordsProcessed(result);
           if (result.status === "completed" || result.status === "dry_run") tablesProcessed++;
         }
-        if (!dryRun && total > 0) await reclaim();
+        if (!dryRun && total > 0) await store.reclaim(() => closed);
         return {
           operation: dryRun ? "dry_run" : "cleanup",
           totalRecordsProcessed: total,
@@ -416,11 +377,7 @@ export function createRetention(options: RetentionOptions): Retention {
           ...OTHER_TABLES,
         ];
         for (const [table, column] of columns) {
-          const row = db
-            .prepare(
-              `SELECT count(*) AS n, min(${column}) AS oldest, max(${column}) AS newest FROM ${table}`,
-            )
-            .get() as { n: number; oldest: string | null; newest: string | null };
+          const row = await store.tableStats(table, column);
           const policy = policies.get(table);
           stats[table] = {
             recordCount: row.n,
@@ -435,24 +392,9 @@ export function createRetention(options: RetentionOptions): Retention {
       })();
     },
 
-    databaseSize() {
-      const size = (path: string) => {
-        try {
-          return statSync(path).size;
-        } catch {
-          return 0; // no WAL or shared-memory file right now
-        }
-      };
-      const file = options.dbPath === ":memory:" ? undefined : options.dbPath;
-      return {
-        mainDbBytes: file ? size(file) : 0,
-        walBytes: file ? size(`${file}-wal`) : 0,
-        shmBytes: file ? size(`${file}-shm`) : 0,
-        pageCount: db.pragma("page_count", { simple: true }) as number,
-        pageSize: db.pragma("page_size", { simple: true }) as number,
-        freePages: db.pragma("freelist_count", { simple: true }) as number,
-      };
-    },
+    databaseSize: () => store.databaseSize(),
+
+    reload: load,
 
     async close() {
       closed = true;

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3, { SqliteError } from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createReadiness, type Readiness } from "../../src/admin/readiness.js";
-import { type Database, openDatabase } from "../../src/storage/database.js";
+import { type Database, openDatabase, sqliteReadinessProbe } from "../../src/storage/database.js";
 import { StorageError } from "../../src/storage/storage-error.js";
 import { tempDir } from "../support/service.js";
 
@@ -25,7 +25,7 @@ describe("createReadiness", () => {
     db = openDatabase(path, { synchronous: "FULL", busyTimeoutMillis: 10 });
     draining = false;
     readiness = createReadiness({
-      db,
+      probe: sqliteReadinessProbe(db),
       draining: () => draining,
       probeIntervalMillis: PROBE_INTERVAL_MILLIS,
     });
@@ -45,18 +45,18 @@ describe("createReadiness", () => {
   /** Waits out the probe interval, so that the next check probes again. */
   const nextProbe = () => sleep(PROBE_INTERVAL_MILLIS + 5);
 
-  it("should be ready when the database takes writes, having probed it", () => {
-    expect(readiness.check()).toEqual({
+  it("should be ready when the database takes writes, having probed it", async () => {
+    expect(await readiness.check()).toEqual({
       ready: true,
       checks: { database: "writable", migrations: "applied", draining: false },
     });
     expect(probedAt()).toBeTypeOf("number");
   });
 
-  it("should turn unready at once, as full, when a commit fails with SQLITE_FULL", () => {
-    expect(readiness.check().ready).toBe(true);
+  it("should turn unready at once, as full, when a commit fails with SQLITE_FULL", async () => {
+    expect((await readiness.check()).ready).toBe(true);
     readiness.noteCommit(sqliteFailure("SQLITE_FULL"));
-    expect(readiness.check()).toMatchObject({ ready: false, checks: { database: "full" } });
+    expect(await readiness.check()).toMatchObject({ ready: false, checks: { database: "full" } });
   });
 
   it("should stay unready on a successful probe within 3 s of a failed commit, and be ready again after a successful commit", async () => {
@@ -64,27 +64,33 @@ describe("createReadiness", () => {
     const before = probedAt();
     await nextProbe();
     // The probe's one-row write passes (the disk is not really full), yet the verdict stands.
-    expect(readiness.check()).toMatchObject({ ready: false, checks: { database: "full" } });
+    expect(await readiness.check()).toMatchObject({ ready: false, checks: { database: "full" } });
     expect(probedAt()).not.toBe(before);
     readiness.noteCommit();
-    expect(readiness.check()).toMatchObject({ ready: true, checks: { database: "writable" } });
+    expect(await readiness.check()).toMatchObject({
+      ready: true,
+      checks: { database: "writable" },
+    });
   });
 
-  it("should be ready again on a successful probe once 3 s passed without a failed commit", () => {
+  it("should be ready again on a successful probe once 3 s passed without a failed commit", async () => {
     vi.useFakeTimers({ toFake: ["performance"] });
     readiness.noteCommit(sqliteFailure("SQLITE_FULL"));
     vi.advanceTimersByTime(2900);
-    expect(readiness.check().checks.database).toBe("full");
+    expect((await readiness.check()).checks.database).toBe("full");
     vi.advanceTimersByTime(200);
-    expect(readiness.check()).toMatchObject({ ready: true, checks: { database: "writable" } });
+    expect(await readiness.check()).toMatchObject({
+      ready: true,
+      checks: { database: "writable" },
+    });
   });
 
   it("should be unready while draining, without probing", async () => {
-    expect(readiness.check().ready).toBe(true);
+    expect((await readiness.check()).ready).toBe(true);
     const before = probedAt();
     draining = true;
     await nextProbe();
-    expect(readiness.check()).toEqual({
+    expect(await readiness.check()).toEqual({
       ready: false,
       checks: { database: "writable", migrations: "applied", draining: true },
     });
@@ -93,18 +99,21 @@ describe("createReadiness", () => {
 
   it("should leave the verdict standing on a busy commit or a probe that meets another connection's lock", async () => {
     readiness.noteCommit(sqliteFailure("SQLITE_BUSY"));
-    expect(readiness.check().ready).toBe(true);
+    expect((await readiness.check()).ready).toBe(true);
 
     readiness.noteCommit(sqliteFailure("SQLITE_FULL"));
     readiness.noteCommit(sqliteFailure("SQLITE_BUSY"));
-    expect(readiness.check().checks.database).toBe("full");
+    expect((await readiness.check()).checks.database).toBe("full");
 
     readiness.noteCommit();
     const other = new BetterSqlite3(path);
     try {
       other.exec("BEGIN IMMEDIATE");
       await nextProbe();
-      expect(readiness.check()).toMatchObject({ ready: true, checks: { database: "writable" } });
+      expect(await readiness.check()).toMatchObject({
+        ready: true,
+        checks: { database: "writable" },
+      });
     } finally {
       other.exec("ROLLBACK");
       other.close();

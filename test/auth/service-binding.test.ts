@@ -61,7 +61,7 @@ describe("API keys are bound to their service (W15)", () => {
     "should end a $name stream that switches to another service, keeping what its own service sent",
     async (protocol) => {
       const before = countRows(svc.db, "metrics", "service = 'streamer'");
-      const client = ingestClient(protocol ?? GRPC, svc.url, svc.keyFor("streamer"));
+      const client = ingestClient(protocol ?? GRPC, svc.url, await svc.keyFor("streamer"));
       async function* messages() {
         yield authBatch(3, "streamer");
         yield authBatch(2, "someone-else");
@@ -83,7 +83,7 @@ describe("API keys are bound to their service (W15)", () => {
       yield { events: authBatch(2).events };
     }
     const error = await failure(
-      ingestClient(GRPC, svc.url, svc.keyFor("nameless")).ingestStream(messages()),
+      ingestClient(GRPC, svc.url, await svc.keyFor("nameless")).ingestStream(messages()),
     );
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage).toContain("messages[0].service: Service name is required");

@@ -20,7 +20,7 @@ describe("legacy JSON API (contract §1)", () => {
       .prepare("INSERT INTO api_keys (key_hash, service_name, is_active) VALUES (?, 'old', 0)")
       .run(hashApiKey(inactiveKey));
     writer.close();
-    svc.running.registry.reload();
+    await svc.running.registry.reload();
   });
   afterAll(async () => {
     await svc.close();
@@ -53,7 +53,7 @@ describe("legacy JSON API (contract §1)", () => {
         instance_id: "ok-1",
         metrics: [legacyMetric(), legacyMetric()],
       },
-      { key: svc.keyFor("ok-svc") },
+      { key: await svc.keyFor("ok-svc") },
     );
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
@@ -247,7 +247,7 @@ describe("legacy JSON API (contract §1)", () => {
 
     it("should answer 413 before parsing a body over METRICS_MAX_REQUEST_BYTES, storing nothing", async () => {
       const res = await postMetrics(svc.url, undefined, {
-        key: svc.keyFor("big"),
+        key: await svc.keyFor("big"),
         raw: bigBody(70_000),
       });
       expect(res.status).toBe(413);
@@ -260,7 +260,7 @@ describe("legacy JSON API (contract §1)", () => {
         JSON.stringify({ service: "gzipped", metrics: [legacyMetric(), legacyMetric()] }),
       );
       const res = await postMetrics(svc.url, undefined, {
-        key: svc.keyFor("gzipped"),
+        key: await svc.keyFor("gzipped"),
         raw,
         headers: { "content-encoding": "gzip" },
       });
@@ -272,7 +272,7 @@ describe("legacy JSON API (contract §1)", () => {
       const raw = gzipSync(bigBody(500_000));
       expect(raw.length).toBeLessThan(65536);
       const res = await postMetrics(svc.url, undefined, {
-        key: svc.keyFor("big"),
+        key: await svc.keyFor("big"),
         raw,
         headers: { "content-encoding": "gzip" },
       });

@@ -314,7 +314,7 @@ describe("legacy validation (contract §2) over POST /metrics", () => {
           legacyMetric({ timestamp: null }),
         ],
       },
-      { key: svc.keyFor("edges_OK-1") },
+      { key: await svc.keyFor("edges_OK-1") },
     );
     expect(res.json).toMatchObject({ accepted: 7, rejected: 0, errors: [] });
     expect(countRows(svc.db, "metrics", "service = 'edges_OK-1'")).toBe(7);

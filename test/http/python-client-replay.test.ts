@@ -31,7 +31,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
   async function replay(raw: string) {
     // Keys are bound to their service: send with the key of the body's service.
     const service = (JSON.parse(raw) as { service: string }).service;
-    const res = await postMetrics(svc.url, undefined, { key: svc.keyFor(service), raw });
+    const res = await postMetrics(svc.url, undefined, { key: await svc.keyFor(service), raw });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({
       status: "success",
@@ -369,9 +369,9 @@ describe("one event through JSON and through gRPC", () => {
     const json = await postMetrics(
       svc.url,
       { service: "twins", version: "2.0.0", metrics: [legacy] },
-      { key: svc.keyFor("twins") },
+      { key: await svc.keyFor("twins") },
     );
-    const grpc = await ingestClient(GRPC, svc.url, svc.keyFor("twins")).ingest({
+    const grpc = await ingestClient(GRPC, svc.url, await svc.keyFor("twins")).ingest({
       service: "twins",
       version: "2.0.0",
       events: [typed],

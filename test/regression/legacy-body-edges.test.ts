@@ -64,18 +64,19 @@ describe("regression: legacy bodies that once hung, crashed or passed", () => {
 
   it("should accept a UTF-8 byte order mark before the JSON", async () => {
     const raw = `\uFEFF${JSON.stringify({ service: "bom", metrics: [legacyMetric()] })}`;
-    expect((await postMetrics(svc.url, undefined, { key: svc.keyFor("bom"), raw })).status).toBe(
-      200,
-    );
+    expect(
+      (await postMetrics(svc.url, undefined, { key: await svc.keyFor("bom"), raw })).status,
+    ).toBe(200);
   });
 
   it("should read the first of repeated X-API-Key headers, as Starlette does", async () => {
     // fetch folds repeated headers into one line; node:http sends an array as separate lines.
     const body = JSON.stringify({ service: "dup", metrics: [legacyMetric()] });
+    const key = await svc.keyFor("dup");
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(`${svc.url}/metrics`, {
         method: "POST",
-        headers: { "content-type": "application/json", "X-API-Key": [svc.keyFor("dup"), "second"] },
+        headers: { "content-type": "application/json", "X-API-Key": [key, "second"] },
       });
       req.on("response", (res) => {
         res.resume();

@@ -33,6 +33,7 @@ describe("regression: strings that name Object properties as numbers", () => {
   });
 
   it("should store concurrent valid requests whatever a neighbour sends", async () => {
+    const key = await svc.keyFor("neighbours");
     const sends = Array.from({ length: 8 }, (_, i) =>
       postMetrics(
         svc.url,
@@ -40,7 +41,7 @@ describe("regression: strings that name Object properties as numbers", () => {
           service: "neighbours",
           metrics: [legacyMetric(i % 2 ? { duration_ms: "constructor" } : {})],
         },
-        { key: svc.keyFor("neighbours") },
+        { key },
       ),
     );
     const statuses = (await Promise.all(sends)).map((r) => r.status);

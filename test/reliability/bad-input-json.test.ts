@@ -177,7 +177,7 @@ describe("bad input over POST /metrics (property-based)", () => {
     // A known good batch, stored before any bad input arrives.
     const res = await fetch(`${svc.url}/metrics`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-api-key": svc.keyFor("baseline") },
+      headers: { "content-type": "application/json", "x-api-key": await svc.keyFor("baseline") },
       body: JSON.stringify({
         service: "baseline",
         metrics: [legacyMetric(), legacyMetric({ type: "custom", value: 2 }), legacyMetric()],

@@ -337,7 +337,7 @@ describe("bad input over the RPCs (property-based)", () => {
     const res = await ingestClient(
       PROTOCOLS[0] as (typeof PROTOCOLS)[number],
       svc.url,
-      svc.keyFor("baseline"),
+      await svc.keyFor("baseline"),
     ).ingest(mixedBatch("baseline"));
     baseline = { requestId: res.requestId, rows: res.accepted };
     expect(res.accepted).toBe(7);

@@ -36,7 +36,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
 
   it.each(PROTOCOLS)("should store a retried batch once over $name", async (protocol) => {
     const service = `retry-${PROTOCOLS.indexOf(protocol)}`;
-    const client = ingestClient(protocol, svc.url, svc.keyFor(service));
+    const client = ingestClient(protocol, svc.url, await svc.keyFor(service));
     const batch = { ...authBatch(4, service), batchId: newBatchId() };
     let replayed: string | null = "unset";
     const first = await client.ingest(batch);
@@ -52,7 +52,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should answer a first send without the replayed header", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("first-send"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("first-send"));
     let replayed: string | null = "unset";
     await client.ingest(
       { ...authBatch(1, "first-send"), batchId: newBatchId() },
@@ -66,7 +66,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should store a batch sent many times at once exactly once, every answer naming the same request", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("concurrent"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("concurrent"));
     const batch = { ...authBatch(10, "concurrent"), batchId: newBatchId() };
     const answers = await Promise.all(Array.from({ length: 8 }, () => client.ingest(batch)));
     expect(new Set(answers.map((a) => a.requestId)).size).toBe(1);
@@ -75,8 +75,8 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should keep batches with different ids apart, and the same id apart per service", async () => {
-    const a = ingestClient(GRPC, svc.url, svc.keyFor("svc-a"));
-    const b = ingestClient(GRPC, svc.url, svc.keyFor("svc-b"));
+    const a = ingestClient(GRPC, svc.url, await svc.keyFor("svc-a"));
+    const b = ingestClient(GRPC, svc.url, await svc.keyFor("svc-b"));
     const shared = newBatchId();
     await a.ingest({ ...authBatch(2, "svc-a"), batchId: shared });
     await b.ingest({ ...authBatch(2, "svc-b"), batchId: shared });
@@ -88,7 +88,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should refuse an id reused for a batch of another size with ALREADY_EXISTS naming batch_id", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("reused"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("reused"));
     const batchId = newBatchId();
     await client.ingest({ ...authBatch(3, "reused"), batchId });
     const error = await failure(client.ingest({ ...authBatch(5, "reused"), batchId }));
@@ -99,7 +99,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should refuse an id reused for other events of the same number with ALREADY_EXISTS", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("reused-same-size"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("reused-same-size"));
     const batchId = newBatchId();
     const batch = authBatch(3, "reused-same-size");
     await client.ingest({ ...batch, batchId });
@@ -111,7 +111,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should recognise a retry sent over another ingress", async () => {
-    const key = svc.keyFor("cross-ingress");
+    const key = await svc.keyFor("cross-ingress");
     const batchId = newBatchId();
     const legacy = await postMetrics(
       svc.url,
@@ -140,7 +140,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   ])(
     "should refuse the batch id %j with INVALID_ARGUMENT naming batch_id",
     async (batchId, text) => {
-      const client = ingestClient(GRPC, svc.url, svc.keyFor("bad-id"));
+      const client = ingestClient(GRPC, svc.url, await svc.keyFor("bad-id"));
       const error = await failure(client.ingest({ ...authBatch(1, "bad-id"), batchId }));
       expect(error.code).toBe(Code.InvalidArgument);
       expect(error.rawMessage).toContain(`batch_id: ${text}`);
@@ -149,7 +149,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   );
 
   it("should count each message of a stream once, a repeated message's id not stored again", async () => {
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("streamed"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("streamed"));
     const ids = [newBatchId(), newBatchId()];
     async function* messages() {
       yield { ...authBatch(2, "streamed"), batchId: ids[0] };
@@ -162,7 +162,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should store a retried legacy POST once, by body batch_id or Idempotency-Key header", async () => {
-    const key = svc.keyFor("legacy-retry");
+    const key = await svc.keyFor("legacy-retry");
     const body = { service: "legacy-retry", batch_id: newBatchId(), metrics: [legacyMetric()] };
     const first = await postMetrics(svc.url, body, { key });
     const second = await postMetrics(svc.url, body, { key });
@@ -191,7 +191,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
   });
 
   it("should answer a legacy batch_id reused for another batch 409, and a bad one as a rejection", async () => {
-    const key = svc.keyFor("legacy-reused");
+    const key = await svc.keyFor("legacy-reused");
     const batch_id = newBatchId();
     await postMetrics(
       svc.url,

@@ -222,8 +222,8 @@ describe("a write lock held by a second process", () => {
   });
 
   it("should delay requests until the lock is released, not fail them, within the busy timeout", async () => {
-    const rpcKey = svc.keyFor("locked-rpc");
-    const jsonKey = svc.keyFor("locked-json");
+    const rpcKey = await svc.keyFor("locked-rpc");
+    const jsonKey = await svc.keyFor("locked-json");
     // Another process takes the write lock and holds it for 800 ms.
     const holder = spawn(
       process.execPath,

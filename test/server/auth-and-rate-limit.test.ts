@@ -25,7 +25,7 @@ describe("authentication and rate limiting on every protocol", () => {
       .prepare("INSERT INTO api_keys (key_hash, service_name, is_active) VALUES (?, 'retired', 0)")
       .run(hashApiKey(inactiveKey));
     writer.close();
-    svc.running.registry.reload();
+    await svc.running.registry.reload();
   });
   afterAll(async () => {
     await svc.close();

@@ -46,7 +46,7 @@ describe("buf curl against the one port", () => {
     "should store an event over --protocol %s, visible in metrics and its specialized table as soon as the call returns",
     async (protocol) => {
       const service = `curl-${protocol}`;
-      const result = await bufCurl(protocol, svc.url, svc.keyFor(service), {
+      const result = await bufCurl(protocol, svc.url, await svc.keyFor(service), {
         service,
         events: [
           {

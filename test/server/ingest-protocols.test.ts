@@ -165,7 +165,7 @@ describe("IngestService over every protocol on one port", () => {
 
   describe.each(PROTOCOLS)("$name streaming", (protocol) => {
     it("should commit each message of a client stream and total them", async () => {
-      const client = ingestClient(protocol, svc.url, svc.keyFor("stream-ok"));
+      const client = ingestClient(protocol, svc.url, await svc.keyFor("stream-ok"));
       async function* messages() {
         yield { ...authBatch(10, "stream-ok") };
         // Later messages may leave the envelope out.
@@ -182,7 +182,7 @@ describe("IngestService over every protocol on one port", () => {
 
     it("should keep the valid messages of a stream and report the invalid one with the totals", async () => {
       const service = `stream-bad-${protocol.name.replace(/[^a-zA-Z0-9]/g, "-")}`;
-      const client = ingestClient(protocol, svc.url, svc.keyFor(service));
+      const client = ingestClient(protocol, svc.url, await svc.keyFor(service));
       async function* messages() {
         yield authBatch(3, service);
         yield { events: [{ value: Number.NaN, kind: { case: "custom" as const, value: {} } }] };

@@ -29,8 +29,8 @@ describe("request size limits and storage faults", () => {
   );
 
   it("should answer UNAVAILABLE with a retry hint while another process holds the write lock, then recover", async () => {
-    const lockedOut = ingestClient(GRPC, svc.url, svc.keyFor("locked-out"));
-    const afterLock = ingestClient(GRPC, svc.url, svc.keyFor("after-lock"));
+    const lockedOut = ingestClient(GRPC, svc.url, await svc.keyFor("locked-out"));
+    const afterLock = ingestClient(GRPC, svc.url, await svc.keyFor("after-lock"));
     const other = new BetterSqlite3(svc.dbPath);
     other.exec("BEGIN IMMEDIATE");
     const error = await failure(lockedOut.ingest(authBatch(3, "locked-out")));

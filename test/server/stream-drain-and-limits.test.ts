@@ -10,7 +10,7 @@ describe("streams and large rejections", () => {
   it("should end an idle stream at shutdown with UNAVAILABLE and the totals of what it stored", async () => {
     // A shutdown that waited for this stream would outlast the test's 30 s timeout.
     const svc = await startTestService({ METRICS_SHUTDOWN_TIMEOUT_MS: "120000" });
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("long-lived"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("long-lived"));
     let release: () => void = () => {};
     const held = new Promise<void>((r) => {
       release = r;
@@ -54,7 +54,7 @@ describe("streams and large rejections", () => {
   it("should keep answering other requests while a commit waits for another process's lock", async () => {
     const svc = await startTestService({ SQLITE_BUSY_TIMEOUT_MS: "20000" });
     const BetterSqlite3 = (await import("better-sqlite3")).default;
-    const client = ingestClient(GRPC, svc.url, svc.keyFor("behind-lock"));
+    const client = ingestClient(GRPC, svc.url, await svc.keyFor("behind-lock"));
     const other = new BetterSqlite3(svc.dbPath);
     try {
       other.exec("BEGIN IMMEDIATE");

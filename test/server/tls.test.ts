@@ -105,14 +105,14 @@ describe("TLS on the one port (METRICS_TLS_CERT_FILE, METRICS_TLS_KEY_FILE)", ()
   it.each(transports)("should store a batch sent with %s", async (name, transport) => {
     const service = `tls-${name.replace(/[^a-zA-Z0-9]/g, "-")}`;
     const client = createClient(IngestService, transport(base, ca));
-    const key = svc.keyFor(service);
+    const key = await svc.keyFor(service);
     const res = await client.ingest(authBatch(2, service), { headers: { "x-api-key": key } });
     expect(res.accepted).toBe(2);
     expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(2);
   });
 
   it("should serve the legacy JSON route over HTTPS", async () => {
-    const key = svc.keyFor("tls-json");
+    const key = await svc.keyFor("tls-json");
     const body = JSON.stringify({
       service: "tls-json",
       metrics: [{ type: "auth_request", value: 1, dimensions: { success: true } }],

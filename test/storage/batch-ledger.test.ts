@@ -4,8 +4,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type BatchClaim,
-  type BatchLedger,
   createBatchLedger,
+  type SqliteBatchLedger,
 } from "../../src/storage/batch-ledger.js";
 import { type Database, openDatabase } from "../../src/storage/database.js";
 import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
@@ -27,7 +27,7 @@ const claim = (batchId: string, events = 1): BatchClaim => ({
 });
 
 /** An event store claiming batch ids in `ledger`, committing each group at once, and its commits. */
-function storeWith(db: Database, ledger: BatchLedger) {
+function storeWith(db: Database, ledger: SqliteBatchLedger) {
   const commits: CommitStats[] = [];
   const store = createEventStore(db, {
     maxBatchRows: 1000,
@@ -50,22 +50,22 @@ describe("createBatchLedger", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("should hold an id for its window and let a claim take it over once it expired", () => {
+  it("should hold an id for its window and let a claim take it over once it expired", async () => {
     const t0 = 1_000_000;
     let now = t0;
     const ledger = createBatchLedger(db, { windowMillis: 1000, now: () => now });
     expect(ledger.claim(claim("b1"), "req_1", t0)).toBe(true);
     expect(ledger.claim(claim("b1"), "req_2", t0 + 1000)).toBe(false);
     now = t0 + 1000;
-    expect(ledger.find("svc", "b1")).toEqual({
+    expect(await ledger.find("svc", "b1")).toEqual({
       requestId: "req_1",
       events: 1,
       digest: "digest-b1",
     });
     now = t0 + 1001;
-    expect(ledger.find("svc", "b1")).toBeUndefined();
+    expect(await ledger.find("svc", "b1")).toBeUndefined();
     expect(ledger.claim(claim("b1", 2), "req_3", t0 + 1001)).toBe(true);
-    expect(ledger.find("svc", "b1")).toEqual({
+    expect(await ledger.find("svc", "b1")).toEqual({
       requestId: "req_3",
       events: 2,
       digest: "digest-b1",
@@ -73,18 +73,18 @@ describe("createBatchLedger", () => {
     expect(countRows(db, "ingest_batches")).toBe(1);
   });
 
-  it("should prune only expired ids, oldest first, at most maxRows at a time", () => {
+  it("should prune only expired ids, oldest first, at most maxRows at a time", async () => {
     const now = 10_000_000;
     const ledger = createBatchLedger(db, { windowMillis: 1000, now: () => now });
     for (let i = 0; i < 5; i++) ledger.claim(claim(`old${i}`), "req_old", now - 5000 + i);
     ledger.claim(claim("fresh1"), "req_new", now - 1000);
     ledger.claim(claim("fresh2"), "req_new", now);
-    expect(ledger.prune(3)).toBe(3);
+    expect(await ledger.prune(3)).toBe(3);
     expect(
       db.prepare("SELECT batch_id FROM ingest_batches ORDER BY batch_id").pluck().all(),
     ).toEqual(["fresh1", "fresh2", "old3", "old4"]);
-    expect(ledger.prune(10)).toBe(2);
-    expect(ledger.prune(10)).toBe(0);
+    expect(await ledger.prune(10)).toBe(2);
+    expect(await ledger.prune(10)).toBe(0);
     expect(
       db.prepare("SELECT batch_id FROM ingest_batches ORDER BY batch_id").pluck().all(),
     ).toEqual(["fresh1", "fresh2"]);
@@ -102,7 +102,7 @@ describe("createBatchLedger", () => {
       expect(results).toEqual(["stored", "duplicate"]);
       expect(countRows(db, "metrics")).toBe(2);
       expect(countRows(db, "metrics", "request_id = 'req_1'")).toBe(2);
-      expect(ledger.find("svc", "same")?.requestId).toBe("req_1");
+      expect((await ledger.find("svc", "same"))?.requestId).toBe("req_1");
     });
 
     it("should claim the good requests' ids exactly once when their group fails and is retried request by request", async () => {
@@ -153,7 +153,7 @@ describe("createBatchLedger", () => {
       await sleep(50);
       expect(await store.append("req_3", [row()], claim("late"))).toBe("stored");
       expect(countRows(db, "metrics")).toBe(2);
-      expect(ledger.find("svc", "late")?.requestId).toBe("req_3");
+      expect((await ledger.find("svc", "late"))?.requestId).toBe("req_3");
       expect(countRows(db, "ingest_batches")).toBe(1);
     });
   });

@@ -160,7 +160,7 @@ describe("createEventStore", () => {
     expect(count(db, "service = 'patient'")).toBe(1);
   });
 
-  it("should settle every request on a synchronous flush even while the lock is held", () => {
+  it("should make a flush wait out another connection's lock, and fail what a close leaves locked", async () => {
     const other = new BetterSqlite3(join(dir, "m.db"));
     other.exec("BEGIN IMMEDIATE");
     const store = createEventStore(db, {
@@ -168,11 +168,21 @@ describe("createEventStore", () => {
       maxDelayMillis: 1000,
       busyTimeoutMillis: 60_000,
     });
-    const pending = store.append("flushed", [authRow("x")]);
-    store.flush();
+    const flushed = store.append("flushed", [authRow("waits")]);
+    const flushing = store.flush();
+    await new Promise((r) => setTimeout(r, 50));
+    other.exec("ROLLBACK");
+    await flushing;
+    expect(await flushed).toBe("stored");
+    expect(count(db, "service = 'waits'")).toBe(1);
+
+    // A close does not wait for the lock: the shutdown must not hang on another process.
+    other.exec("BEGIN IMMEDIATE");
+    const closing = store.append("closing", [authRow("x")]);
+    await store.close();
     other.exec("ROLLBACK");
     other.close();
-    return expect(pending).rejects.toMatchObject({ failure: "unavailable", busy: true });
+    await expect(closing).rejects.toMatchObject({ failure: "unavailable", busy: true });
   });
 
   it("should report a write lock held by another process as retryable once the busy timeout passes", async () => {
@@ -195,7 +205,7 @@ describe("createEventStore", () => {
   it("should commit what is queued on close and refuse appends after it", async () => {
     const store = createEventStore(db, { maxBatchRows: 1000, maxDelayMillis: 1000 });
     const pending = store.append("late", [authRow("closing")]);
-    store.close();
+    await store.close();
     await pending;
     expect(count(db, "service = 'closing'")).toBe(1);
     await expect(store.append("too-late", [authRow("closing")])).rejects.toMatchObject({

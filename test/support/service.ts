@@ -7,14 +7,25 @@ import { type RunningService, startService } from "../../src/app.js";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
-import { createKeyStore } from "../../src/storage/key-store.js";
+import { openStorage } from "../../src/storage/backend.js";
+import { freshPgSchema, onPostgres, pgTestDb, sqliteTestDb, type TestDb } from "./database.js";
 
-/** A real service on 127.0.0.1 and a free port, with its own temporary SQLite file. */
+export { countIn, onPostgres, type TestDb } from "./database.js";
+
+/**
+ * A real service on 127.0.0.1 and a free port, with its own temporary SQLite
+ * file, or (in the PostgreSQL project) its own schema in the tests' PostgreSQL.
+ */
 export interface TestService {
   readonly url: string;
   readonly port: number;
   readonly dir: string;
+  /** The SQLite file (empty on PostgreSQL). */
   readonly dbPath: string;
+  /** The environment that points another service at this one's database (a second replica). */
+  readonly storageEnv: Readonly<Record<string, string>>;
+  /** The service's database, on either backend, for reading and writing rows. */
+  readonly sql: TestDb;
   /** The API key configured for service `test-service`. */
   readonly key: string;
   /**
@@ -22,9 +33,9 @@ export interface TestService {
    * service), made once per service through the key CLI's code path and
    * loaded into the running service at once.
    */
-  keyFor(service: string): string;
+  keyFor(service: string): Promise<string>;
   readonly running: RunningService;
-  /** A read-only connection to the service's database file, for checking rows. */
+  /** A read-only connection to the service's SQLite file, for checking rows (SQLite only). */
   readonly db: Database;
   close(): Promise<void>;
 }
@@ -39,41 +50,65 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   const dir = tempDir();
   const key = `test-${randomBytes(12).toString("hex")}`;
   const dbPath = join(dir, "metrics.db");
+  // On PostgreSQL, a schema of its own unless the test points it at another service's.
+  const schema =
+    onPostgres && env.DATABASE_URL === undefined && env.SQLITE_DB_PATH === undefined
+      ? await freshPgSchema()
+      : undefined;
   const config = loadConfig({
     METRICS_SERVICE_HOST: "127.0.0.1",
     METRICS_SERVICE_PORT: "0",
     SQLITE_DB_PATH: dbPath,
+    ...(schema ? { DATABASE_URL: schema.url } : {}),
     LOG_LEVEL: "silent",
     // Tests that read the exposition enable it on a free port of their own.
     OTEL_PROMETHEUS_ENABLED: "false",
     METRICS_API_KEY_TEST_SERVICE: key,
     ...env,
   });
-  const running = await startService(config, createLogger(config.logLevel));
+  let running: RunningService;
+  try {
+    running = await startService(config, createLogger(config.logLevel));
+  } catch (error) {
+    await schema?.drop();
+    throw error;
+  }
+  const databaseUrl = config.databaseUrl;
   // The database the service opened: SQLITE_DB_PATH may point at another test's.
-  const db = new BetterSqlite3(config.sqlitePath, { readonly: true });
+  const db =
+    databaseUrl === undefined
+      ? new BetterSqlite3(config.sqlitePath, { readonly: true })
+      : sqliteOnlyHandle();
+  const sql = databaseUrl === undefined ? sqliteTestDb(config.sqlitePath) : pgTestDb(databaseUrl);
   const port = running.address.port;
   const serviceKeys = new Map<string, string>([["test-service", key]]);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
     dir,
-    dbPath: config.sqlitePath,
+    dbPath: databaseUrl === undefined ? config.sqlitePath : "",
+    storageEnv:
+      databaseUrl === undefined
+        ? { SQLITE_DB_PATH: config.sqlitePath }
+        : { DATABASE_URL: databaseUrl },
+    sql,
     key,
-    keyFor(service) {
+    async keyFor(service) {
       let made = serviceKeys.get(service);
       if (made === undefined) {
-        const writer = new BetterSqlite3(config.sqlitePath);
+        const storage = await openStorage(config);
         try {
-          made = createKeyAdmin(createKeyStore(writer)).create({
-            service,
-            scope: "ingest",
-            rateLimit: config.rateLimitPerMinute,
-          }).key;
+          made = (
+            await createKeyAdmin(storage.keys).create({
+              service,
+              scope: "ingest",
+              rateLimit: config.rateLimitPerMinute,
+            })
+          ).key;
         } finally {
-          writer.close();
+          await storage.close();
         }
-        running.registry.reload();
+        await running.registry.reload();
         serviceKeys.set(service, made);
       }
       return made;
@@ -82,13 +117,25 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     db,
     async close() {
       await running.close();
-      db.close();
+      if (databaseUrl === undefined) db.close();
+      await sql.close();
+      await schema?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-/** Counts rows of a table, optionally filtered by a WHERE clause. */
+/** What `svc.db` is on PostgreSQL: a handle whose every use says to use `svc.sql` instead. */
+function sqliteOnlyHandle(): Database {
+  return new Proxy({} as Database, {
+    get(_target, property) {
+      if (property === "close") return () => {};
+      throw new Error(`svc.db.${String(property)}: svc.db is SQLite's; use svc.sql on PostgreSQL`);
+    },
+  });
+}
+
+/** Counts rows of a table of a SQLite database, optionally filtered by a WHERE clause. */
 export function countRows(
   db: Database,
   table: string,

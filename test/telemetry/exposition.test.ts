@@ -65,7 +65,7 @@ describe("the Prometheus exposition", () => {
           { type: "custom", value: 3, dimensions: { metric_name: "x" } },
         ],
       },
-      { key: svc.keyFor("expo") },
+      { key: await svc.keyFor("expo") },
     );
     const text = await scrape(port);
     expect(samples(text, "mcp_auth_requests_total").sort()).toEqual([
@@ -98,7 +98,7 @@ describe("the Prometheus exposition", () => {
     const res = await postMetrics(
       svc.url,
       { service: "expo-rejected", metrics: [legacyMetric(), legacyMetric({ duration_ms: -1 })] },
-      { key: svc.keyFor("expo-rejected") },
+      { key: await svc.keyFor("expo-rejected") },
     );
     expect(res.json.accepted).toBe(0);
     const text = await scrape(port);
@@ -107,7 +107,7 @@ describe("the Prometheus exposition", () => {
   });
 
   it("should count RPCs by ingress and code, rate-limit refusals included", async () => {
-    await ingestClient(GRPC, svc.url, svc.keyFor("expo-grpc")).ingest({
+    await ingestClient(GRPC, svc.url, await svc.keyFor("expo-grpc")).ingest({
       service: "expo-grpc",
       events: [{ kind: { case: "authRequest", value: { success: true } } }],
     });
@@ -149,7 +149,7 @@ describe("the Prometheus exposition", () => {
       const res = await postMetrics(
         svc.url,
         { service: "cardinality", metrics },
-        { key: svc.keyFor("cardinality") },
+        { key: await svc.keyFor("cardinality") },
       );
       expect(res.json.accepted).toBe(100);
     }

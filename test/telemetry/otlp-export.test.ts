@@ -30,9 +30,9 @@ describe("OTLP/gRPC export", () => {
     await postMetrics(
       svc.url,
       { service: "otlp", metrics: [legacyMetric(), legacyMetric()] },
-      { key: svc.keyFor("otlp") },
+      { key: await svc.keyFor("otlp") },
     );
-    await ingestClient(GRPC, svc.url, svc.keyFor("otlp")).ingest({
+    await ingestClient(GRPC, svc.url, await svc.keyFor("otlp")).ingest({
       service: "otlp",
       events: [
         {
@@ -97,7 +97,7 @@ describe("OTLP/gRPC export", () => {
         const res = await postMetrics(
           lonely.url,
           { service: "alone", metrics: [legacyMetric()] },
-          { key: lonely.keyFor("alone") },
+          { key: await lonely.keyFor("alone") },
         );
         expect(res.json.accepted).toBe(1);
         await new Promise((r) => setTimeout(r, 20));

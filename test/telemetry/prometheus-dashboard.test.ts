@@ -182,13 +182,13 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
       const res = await postMetrics(
         svc.url,
         { service: "gateway", metrics },
-        { key: svc.keyFor("gateway") },
+        { key: await svc.keyFor("gateway") },
       );
       expect(res.json.accepted).toBe(metrics.length);
     }
     await until("sum(mcp_tool_executions_total)", 60);
     await new Promise((r) => setTimeout(r, 1500));
-    const grpc = ingestClient(GRPC, svc.url, svc.keyFor("gateway"));
+    const grpc = ingestClient(GRPC, svc.url, await svc.keyFor("gateway"));
     const mix = legacyMix();
     for (let i = 0; i < mix.length; i += 50) {
       // The same events through the typed API: type and dimensions carry over via the legacy keys.

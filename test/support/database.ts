@@ -1,0 +1,117 @@
+import { randomBytes } from "node:crypto";
+import BetterSqlite3 from "better-sqlite3";
+import pg from "pg";
+
+/**
+ * The storage backend the suites run on: SQLite unless the vitest project
+ * sets `METRICS_TEST_BACKEND=postgres` (see vitest.config.ts), which runs the
+ * ingest, legacy, retention, admin and key suites again on PostgreSQL.
+ */
+export const onPostgres = process.env.METRICS_TEST_BACKEND === "postgres";
+
+/** The tests' PostgreSQL (`.ci/test-deps` starts it): trust auth, database `test`. */
+export const PG_TEST_URL =
+  process.env.METRICS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/**
+ * A database as the tests read and write it, whichever the backend. SQL is
+ * written with `?` placeholders; PostgreSQL's booleans read as 1 and 0, as
+ * SQLite's do, and counts as numbers, so assertions hold on both.
+ */
+export interface TestDb {
+  all<T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T | undefined>;
+  /** Runs a write; returns how many rows it changed. */
+  run(sql: string, ...params: unknown[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** `?` placeholders as PostgreSQL's `$1`, `$2`, … (outside quoted text). */
+export function numberedPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/'(?:[^']|'')*'|\?/g, (token) => (token === "?" ? `$${++n}` : token));
+}
+
+/** A connection to the SQLite file. */
+export function sqliteTestDb(path: string): TestDb {
+  const db = new BetterSqlite3(path);
+  return {
+    all: async <T>(sql: string, ...params: unknown[]) => db.prepare(sql).all(...params) as T[],
+    get: async <T>(sql: string, ...params: unknown[]) =>
+      db.prepare(sql).get(...params) as T | undefined,
+    run: async (sql, ...params) => db.prepare(sql).run(...params).changes,
+    close: async () => {
+      db.close();
+    },
+  };
+}
+
+const normalized = (row: Record<string, unknown>): Record<string, unknown> => {
+  for (const [key, value] of Object.entries(row)) {
+    if (typeof value === "boolean") row[key] = value ? 1 : 0;
+  }
+  return row;
+};
+
+/** A client of one PostgreSQL database URL (its schema selected by the URL's `options`). */
+export function pgTestDb(url: string): TestDb {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    types: {
+      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+        oid === 20 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  const query = (sql: string, params: unknown[]) => pool.query(numberedPlaceholders(sql), params);
+  return {
+    all: async <T>(sql: string, ...params: unknown[]) =>
+      (await query(sql, params)).rows.map(normalized) as T[],
+    get: async <T>(sql: string, ...params: unknown[]) => {
+      const row = (await query(sql, params)).rows[0];
+      return (row && normalized(row)) as T | undefined;
+    },
+    run: async (sql, ...params) => (await query(sql, params)).rowCount ?? 0,
+    close: () => pool.end(),
+  };
+}
+
+/** A new, empty schema in the tests' PostgreSQL, and the `DATABASE_URL` whose connections use it. */
+export async function freshPgSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_TEST_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(PG_TEST_URL);
+  url.searchParams.set("options", `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: PG_TEST_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** Counts rows of a table, optionally filtered by a WHERE clause. */
+export async function countIn(
+  db: TestDb,
+  table: string,
+  where = "1 = 1",
+  ...params: unknown[]
+): Promise<number> {
+  const row = await db.get<{ n: number }>(
+    `SELECT count(*) AS n FROM ${table} WHERE ${where}`,
+    ...params,
+  );
+  return Number(row?.n ?? 0);
+}
