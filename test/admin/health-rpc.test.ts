@@ -1,20 +1,12 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../../gen/grpc/health/v1/health_pb.js";
+import { refuseWrites } from "../support/database.js";
 import { startTestService, type TestService } from "../support/service.js";
-
-/**
- * Makes every readiness probe fail from a second connection, as a full or
- * read-only disk would: a real SQLite error that is not a lock (which would
- * leave the verdict standing). No commit is needed to notice it.
- */
-const REFUSE_PROBES =
-  "CREATE TRIGGER refuse_probe BEFORE INSERT ON readiness_probe BEGIN SELECT RAISE(ABORT, 'refused'); END";
 
 /** A running Watch: the statuses it has seen, and how it ended. */
 function watch(url: string) {
@@ -55,15 +47,18 @@ describe("grpc.health.v1.Health Watch", () => {
 
   it("should send SERVING, then NOT_SERVING once the database refuses writes, then SERVING again", async () => {
     const w = watch(svc.url);
-    const writer = new BetterSqlite3(svc.dbPath);
+    // Every readiness probe fails from a second connection, as a full or
+    // read-only disk would: a real database error that is not a lock (which
+    // would leave the verdict standing). No commit is needed to notice it.
+    let undo: (() => Promise<void>) | undefined;
     try {
       await until(() => w.statuses.length > 0, 5000);
       expect(w.statuses).toEqual([ServingStatus.SERVING]);
-      writer.exec(REFUSE_PROBES);
+      undo = await refuseWrites(svc.sql, "readiness_probe", "INSERT");
       // Within a probe interval and a watch interval (1 s each).
       await until(() => w.statuses.length > 1, 5000);
       expect(w.statuses).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING]);
-      writer.exec("DROP TRIGGER refuse_probe");
+      await undo();
       await until(() => w.statuses.length > 2, 5000);
       expect(w.statuses).toEqual([
         ServingStatus.SERVING,
@@ -71,8 +66,7 @@ describe("grpc.health.v1.Health Watch", () => {
         ServingStatus.SERVING,
       ]);
     } finally {
-      writer.exec("DROP TRIGGER IF EXISTS refuse_probe");
-      writer.close();
+      await undo?.();
       w.abort();
       await w.ended;
     }

@@ -1,10 +1,9 @@
 import { Code, createClient } from "@connectrpc/connect";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService, CleanupStatus } from "../../gen/mcp/metrics/v1/admin_pb.js";
 import { apiKey, failure, GRPC } from "../support/clients.js";
 import { postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, onPostgres, startTestService, type TestService } from "../support/service.js";
 
 const ADMIN_KEY = "admin-key-for-tests";
 const DAY = 86_400_000;
@@ -105,7 +104,7 @@ describe("the HTTP admin API", () => {
     expect(json.auth_metrics.newest_record_to_delete < json.auth_metrics.cutoff_date).toBe(true);
     const one = await admin(svc, "GET", "/admin/retention/preview?table_name=auth_metrics");
     expect(Object.keys(one.json)).toEqual(["auth_metrics"]);
-    expect(countRows(svc.db, "auth_metrics")).toBe(50);
+    expect(await countIn(svc.sql, "auth_metrics")).toBe(50);
   });
 
   it("should only count on a cleanup without dry_run=false (the contract's default)", async () => {
@@ -132,7 +131,7 @@ describe("the HTTP admin API", () => {
       records_deleted: 0,
       reason: "no_records_to_delete",
     });
-    expect(countRows(svc.db, "auth_metrics")).toBe(50);
+    expect(await countIn(svc.sql, "auth_metrics")).toBe(50);
   });
 
   it("should refuse tables off the allow-list, a retention below the floor, and bad parameters", async () => {
@@ -184,7 +183,7 @@ describe("the HTTP admin API", () => {
       type: "bool_parsing",
       loc: ["query", "dry_run"],
     });
-    expect(countRows(svc.db, "api_keys")).toBeGreaterThan(0);
+    expect(await countIn(svc.sql, "api_keys")).toBeGreaterThan(0);
     expect((await admin(svc, "GET", "/admin/retention/policies")).json.metrics.retention_days).toBe(
       90,
     );
@@ -217,8 +216,8 @@ describe("the HTTP admin API", () => {
       retention_days: 90,
     });
     expect(json.total_records_processed).toBe(30);
-    expect(countRows(svc.db, "auth_metrics")).toBe(20);
-    expect(countRows(svc.db, "metrics")).toBe(50);
+    expect(await countIn(svc.sql, "auth_metrics")).toBe(20);
+    expect(await countIn(svc.sql, "metrics")).toBe(50);
     const single = await admin(
       svc,
       "POST",
@@ -232,7 +231,7 @@ describe("the HTTP admin API", () => {
       "/admin/retention/cleanup?table_name=metrics&dry_run=false",
     );
     expect(now.json).toMatchObject({ table: "metrics", status: "completed", records_deleted: 30 });
-    expect(countRows(svc.db, "metrics")).toBe(20);
+    expect(await countIn(svc.sql, "metrics")).toBe(20);
   });
 
   it("should report every table's rows and ages, and the database's size", async () => {
@@ -267,7 +266,9 @@ describe("the HTTP admin API", () => {
         "database_efficiency",
       ].sort(),
     );
-    expect(size.json.page_size).toBe(16_384);
+    // SQLite's page; PostgreSQL's block.
+    expect(size.json.page_size).toBe(onPostgres ? 8192 : 16_384);
+    expect(size.json.main_db_bytes).toBeGreaterThan(0);
     expect(size.json.used_pages).toBe(size.json.page_count - size.json.free_pages);
   });
 });
@@ -284,7 +285,7 @@ describe("retention policies across a restart", () => {
     await first.running.close();
     const second = await startTestService({
       METRICS_ADMIN_API_KEY: ADMIN_KEY,
-      SQLITE_DB_PATH: first.dbPath,
+      ...first.storageEnv,
     });
     const { json } = await admin(second, "GET", "/admin/retention/policies");
     expect(json.tool_metrics).toMatchObject({ retention_days: 30, is_active: false });
@@ -294,7 +295,7 @@ describe("retention policies across a restart", () => {
     // A new METRICS_RETENTION_DAYS moves the policies nobody changed, and only those.
     const third = await startTestService({
       METRICS_ADMIN_API_KEY: ADMIN_KEY,
-      SQLITE_DB_PATH: first.dbPath,
+      ...first.storageEnv,
       METRICS_RETENTION_DAYS: "45",
     });
     const after = (await admin(third, "GET", "/admin/retention/policies")).json;
@@ -340,7 +341,7 @@ describe("the admin RPCs", () => {
     const done = await rpc.runRetentionCleanup({ dryRun: false });
     expect(done.operation).toBe("cleanup");
     expect(done.totalRecordsProcessed).toBe(20n); // 10 from metrics, 10 from auth_metrics
-    expect(countRows(svc.db, "auth_metrics")).toBe(5);
+    expect(await countIn(svc.sql, "auth_metrics")).toBe(5);
     const updated = await rpc.updateRetentionPolicy({ tableName: "metrics", retentionDays: 30 });
     expect(updated.policy).toMatchObject({
       tableName: "metrics",
@@ -350,7 +351,7 @@ describe("the admin RPCs", () => {
     const stats = await rpc.getDatabaseStats({});
     expect(stats.tables.find((t) => t.tableName === "auth_metrics")?.recordCount).toBe(5n);
     const size = await rpc.getDatabaseSize({});
-    expect(size.pageSize).toBe(16_384);
+    expect(size.pageSize).toBe(onPostgres ? 8192 : 16_384);
     expect(size.usedPages).toBe(size.pageCount - size.freePages);
   });
 
@@ -377,9 +378,9 @@ describe("the retention schedule", () => {
     });
     try {
       await seedAuth(svc, 25, 5);
-      expect(countRows(svc.db, "auth_metrics")).toBe(30);
-      await expect.poll(() => countRows(svc.db, "auth_metrics"), { timeout: 10_000 }).toBe(5);
-      expect(countRows(svc.db, "metrics")).toBe(5);
+      expect(await countIn(svc.sql, "auth_metrics")).toBe(30);
+      await expect.poll(() => countIn(svc.sql, "auth_metrics"), { timeout: 10_000 }).toBe(5);
+      expect(await countIn(svc.sql, "metrics")).toBe(5);
     } finally {
       await svc.close();
     }
@@ -389,16 +390,14 @@ describe("the retention schedule", () => {
 describe("a shutdown during a cleanup", () => {
   it("should stop the sweep after its batch and answer 503, not a short count", async () => {
     const svc = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
-    const writer = new BetterSqlite3(svc.dbPath);
-    const insert = writer.prepare(
-      `INSERT INTO metrics (request_id, service, metric_type, timestamp, value)
-       VALUES ('req_00000000000000bb', 'test-service', 'custom', ?, 1)`,
-    );
     const old = new Date(Date.now() - 200 * DAY).toISOString().replace("Z", "000Z");
-    writer.transaction(() => {
-      for (let i = 0; i < 200_000; i++) insert.run(old);
-    })();
-    writer.close();
+    // 200,000 old rows in one statement on either backend.
+    await svc.sql.run(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+       INSERT INTO metrics (request_id, service, metric_type, timestamp, value)
+       SELECT 'req_00000000000000bb', 'test-service', 'custom', ?, 1 FROM n`,
+      old,
+    );
     const cleanup = admin(svc, "POST", "/admin/retention/cleanup?table_name=metrics&dry_run=false");
     await new Promise((resolve) => setTimeout(resolve, 300));
     await svc.running.close();
@@ -407,7 +406,7 @@ describe("a shutdown during a cleanup", () => {
       status: 503,
       json: { detail: "the service is shutting down; retry later" },
     });
-    const left = countRows(svc.db, "metrics");
+    const left = await countIn(svc.sql, "metrics");
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThan(200_000);
     await svc.close();

@@ -9,6 +9,7 @@ import {
   freshPgSchema,
   onPostgres,
   pgTestDb,
+  refuseWrites,
   sqliteTestDb,
   type TestDb,
 } from "../support/database.js";
@@ -45,27 +46,6 @@ async function setup() {
     now: () => now,
   });
   return { db, registry, closeStorage, setNow: (d: Date) => (now = d) };
-}
-
-/** Makes every update of `api_keys` fail, as a failing disk would; returns the undo. */
-async function failKeyUpdates(db: TestDb): Promise<() => Promise<void>> {
-  if (onPostgres) {
-    await db.run(
-      "CREATE FUNCTION fail_touch() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk trouble'; END $$ LANGUAGE plpgsql",
-    );
-    await db.run(
-      "CREATE TRIGGER fail_touch BEFORE UPDATE ON api_keys FOR EACH ROW EXECUTE FUNCTION fail_touch()",
-    );
-    return async () => {
-      await db.run("DROP TRIGGER fail_touch ON api_keys");
-    };
-  }
-  await db.run(
-    "CREATE TRIGGER fail_touch BEFORE UPDATE ON api_keys BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
-  );
-  return async () => {
-    await db.run("DROP TRIGGER fail_touch");
-  };
 }
 
 const env = (variable: string, key: string) => ({
@@ -169,7 +149,7 @@ describe("createKeyRegistry", () => {
     await registry.syncEnvKeys([env("METRICS_API_KEY_AUTH", "k1")]);
     setNow(new Date("2026-11-25T12:00:07Z"));
     registry.authenticate("k1");
-    const undo = await failKeyUpdates(db);
+    const undo = await refuseWrites(db, "api_keys", "UPDATE");
     await expect(registry.flushUsage()).resolves.toBeUndefined();
     await undo();
     await registry.flushUsage();

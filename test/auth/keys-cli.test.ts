@@ -1,22 +1,19 @@
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postMetrics } from "../support/legacy.js";
-import { startTestService, type TestService, tempDir } from "../support/service.js";
+import { startTestService, type TestService } from "../support/service.js";
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
 
 describe("the keys CLI against a running service", () => {
-  const dir = tempDir();
-  const dbPath = join(dir, "metrics.db");
   let svc: TestService;
   /** Runs `mcp-metrics keys ...` on the service's database; returns its parsed --json output. */
   const keys = async (...args: string[]) => {
     const { stdout } = await run(process.execPath, [CLI, "keys", ...args, "--json"], {
-      env: { ...process.env, SQLITE_DB_PATH: dbPath },
+      env: { ...process.env, ...svc.storageEnv },
     });
     return JSON.parse(stdout) as Record<string, unknown> & Record<string, unknown>[];
   };
@@ -28,11 +25,11 @@ describe("the keys CLI against a running service", () => {
     (await fetch(`${svc.url}/admin/database/size`, { headers: { "x-api-key": key } })).status;
 
   beforeAll(async () => {
-    svc = await startTestService({ SQLITE_DB_PATH: dbPath, METRICS_KEY_RELOAD_MS: "100" });
+    // The service's own database, SQLite or PostgreSQL: the CLI reaches it by the same settings.
+    svc = await startTestService({ METRICS_KEY_RELOAD_MS: "100" });
   });
   afterAll(async () => {
     await svc.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("should create a key, print it once, and have the running service honour it", async () => {
@@ -93,7 +90,7 @@ describe("the keys CLI against a running service", () => {
   it("should refuse bad arguments with a message and a non-zero exit", async () => {
     const failure = (args: string[]) =>
       run(process.execPath, [CLI, "keys", ...args], {
-        env: { ...process.env, SQLITE_DB_PATH: dbPath },
+        env: { ...process.env, ...svc.storageEnv },
       }).then(
         () => ({ code: 0, stderr: "" }),
         (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),

@@ -5,7 +5,7 @@ import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.j
 import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 const ADMIN_KEY = "admin-key-for-binding-0123456789";
 const MISMATCH =
@@ -28,8 +28,8 @@ describe("API keys are bound to their service (W15)", () => {
     );
     expect(res.status).toBe(403);
     expect(res.json).toEqual({ detail: MISMATCH });
-    expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
-    expect(countRows(svc.db, "auth_metrics", "service = 'someone-else'")).toBe(0);
+    expect(await countIn(svc.sql, "metrics", "service = 'someone-else'")).toBe(0);
+    expect(await countIn(svc.sql, "auth_metrics", "service = 'someone-else'")).toBe(0);
   });
 
   it("should still report a malformed service name as a validation error, not as a mismatch", async () => {
@@ -53,14 +53,14 @@ describe("API keys are bound to their service (W15)", () => {
       expect(error.rawMessage).toBe(MISMATCH);
       expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("SERVICE_MISMATCH");
       expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations[0]?.field).toBe("service");
-      expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'someone-else'")).toBe(0);
     },
   );
 
   it.each([PROTOCOLS[0], PROTOCOLS[1]])(
     "should end a $name stream that switches to another service, keeping what its own service sent",
     async (protocol) => {
-      const before = countRows(svc.db, "metrics", "service = 'streamer'");
+      const before = await countIn(svc.sql, "metrics", "service = 'streamer'");
       const client = ingestClient(protocol ?? GRPC, svc.url, await svc.keyFor("streamer"));
       async function* messages() {
         yield authBatch(3, "streamer");
@@ -73,8 +73,8 @@ describe("API keys are bound to their service (W15)", () => {
         accepted: 3,
         messages: 2,
       });
-      expect(countRows(svc.db, "metrics", "service = 'streamer'")).toBe(before + 3);
-      expect(countRows(svc.db, "metrics", "service = 'someone-else'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'streamer'")).toBe(before + 3);
+      expect(await countIn(svc.sql, "metrics", "service = 'someone-else'")).toBe(0);
     },
   );
 
@@ -87,7 +87,7 @@ describe("API keys are bound to their service (W15)", () => {
     );
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage).toContain("messages[0].service: Service name is required");
-    expect(countRows(svc.db, "metrics", "service = ''")).toBe(0);
+    expect(await countIn(svc.sql, "metrics", "service = ''")).toBe(0);
   });
 
   it("should match names as the legacy key variables derive them: auth_server and Auth-Server are auth-server", async () => {
@@ -123,7 +123,7 @@ describe("API keys are bound to their service (W15)", () => {
     expect(res.json.accepted).toBe(1);
     const rpc = await ingestClient(GRPC, svc.url, ADMIN_KEY).ingest(authBatch(2, "relayed"));
     expect(rpc.accepted).toBe(2);
-    expect(countRows(svc.db, "metrics", "service = 'relayed'")).toBe(3);
+    expect(await countIn(svc.sql, "metrics", "service = 'relayed'")).toBe(3);
   });
 });
 
@@ -139,8 +139,8 @@ describe("METRICS_KEY_SERVICE_BINDING=false", () => {
       expect(res.json.accepted).toBe(1);
       const rpc = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(2, "shared-b"));
       expect(rpc.accepted).toBe(2);
-      expect(countRows(svc.db, "metrics", "service = 'shared-a'")).toBe(1);
-      expect(countRows(svc.db, "metrics", "service = 'shared-b'")).toBe(2);
+      expect(await countIn(svc.sql, "metrics", "service = 'shared-a'")).toBe(1);
+      expect(await countIn(svc.sql, "metrics", "service = 'shared-b'")).toBe(2);
     } finally {
       await svc.close();
     }

@@ -1,9 +1,8 @@
 import { gzipSync } from "node:zlib";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/auth/api-key.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 describe("legacy JSON API (contract §1)", () => {
   let svc: TestService;
@@ -14,12 +13,11 @@ describe("legacy JSON API (contract §1)", () => {
       METRICS_API_KEY_LIMITED: limitedKey,
       METRICS_MAX_REQUEST_BYTES: "65536",
     });
-    const writer = new BetterSqlite3(svc.dbPath);
-    writer.prepare("UPDATE api_keys SET rate_limit = 3 WHERE service_name = 'limited'").run();
-    writer
-      .prepare("INSERT INTO api_keys (key_hash, service_name, is_active) VALUES (?, 'old', 0)")
-      .run(hashApiKey(inactiveKey));
-    writer.close();
+    await svc.sql.run("UPDATE api_keys SET rate_limit = 3 WHERE service_name = 'limited'");
+    await svc.sql.run(
+      "INSERT INTO api_keys (key_hash, service_name, is_active, key_id) VALUES (?, 'old', FALSE, 'key_old')",
+      hashApiKey(inactiveKey),
+    );
     await svc.running.registry.reload();
   });
   afterAll(async () => {
@@ -68,18 +66,18 @@ describe("legacy JSON API (contract §1)", () => {
     expect(res.headers.get("ratelimit-policy")).toBe('"default";q=1000;w=60');
     expect(res.headers.get("ratelimit")).toMatch(/^"default";r=\d+;t=\d+$/);
     expect(
-      countRows(
-        svc.db,
+      await countIn(
+        svc.sql,
         "metrics",
         "request_id = ? AND service = 'ok-svc' AND service_version = '1.0.0' AND instance_id = 'ok-1'",
         res.json.request_id,
       ),
     ).toBe(2);
     expect(
-      countRows(
-        svc.db,
+      await countIn(
+        svc.sql,
         "auth_metrics",
-        "request_id = ? AND success = 1 AND method = 'jwt'",
+        "request_id = ? AND success = TRUE AND method = 'jwt'",
         res.json.request_id,
       ),
     ).toBe(2);
@@ -101,7 +99,7 @@ describe("legacy JSON API (contract §1)", () => {
       expect(res.status).toBe(401);
       expect(res.json).toEqual({ detail });
       expect(res.headers.get("x-ratelimit-limit")).toBeNull();
-      expect(countRows(svc.db, "metrics", "service = 'no-auth'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'no-auth'")).toBe(0);
     },
   );
 
@@ -148,7 +146,7 @@ describe("legacy JSON API (contract §1)", () => {
     // 3 per minute: the next token is at most 20 s away.
     expect(Number(last?.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(Number(last?.headers.get("retry-after"))).toBeLessThanOrEqual(20);
-    expect(countRows(svc.db, "metrics", "service = 'limited'")).toBe(3);
+    expect(await countIn(svc.sql, "metrics", "service = 'limited'")).toBe(3);
     // /rate-limit reports the empty bucket without spending from it.
     const state = await (
       await fetch(`${svc.url}/rate-limit`, { headers: { "X-API-Key": limitedKey } })
@@ -252,7 +250,7 @@ describe("legacy JSON API (contract §1)", () => {
       });
       expect(res.status).toBe(413);
       expect(res.json).toEqual({ detail: "Request body too large: the limit is 65536 bytes" });
-      expect(countRows(svc.db, "metrics", "service = 'big'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'big'")).toBe(0);
     });
 
     it("should accept a gzip body, storing its events", async () => {
@@ -265,7 +263,7 @@ describe("legacy JSON API (contract §1)", () => {
         headers: { "content-encoding": "gzip" },
       });
       expect(res.status).toBe(200);
-      expect(countRows(svc.db, "metrics", "service = 'gzipped'")).toBe(2);
+      expect(await countIn(svc.sql, "metrics", "service = 'gzipped'")).toBe(2);
     });
 
     it("should apply the limit to the decompressed size of a gzip body", async () => {
@@ -277,7 +275,7 @@ describe("legacy JSON API (contract §1)", () => {
         headers: { "content-encoding": "gzip" },
       });
       expect(res.status).toBe(413);
-      expect(countRows(svc.db, "metrics", "service = 'big'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'big'")).toBe(0);
     });
 
     it("should answer 400 for a corrupt gzip body and 415 for an unknown encoding", async () => {

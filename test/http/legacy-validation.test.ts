@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 const many = (n: number, prefix: string, value: unknown = 1) =>
   Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, value]));
@@ -262,7 +262,7 @@ describe("legacy validation (contract §2) over POST /metrics", () => {
   it.each(REJECTED)(
     "should reject the whole batch for %s: 200, every message, nothing stored",
     async (_name, raw, errors) => {
-      const before = countRows(svc.db, "metrics");
+      const before = await countIn(svc.sql, "metrics");
       const count = (JSON.parse(raw.replace(/-?Infinity|NaN/g, "0")) as { metrics: unknown[] })
         .metrics.length;
       const res = await postMetrics(svc.url, undefined, { key: svc.key, raw });
@@ -274,14 +274,14 @@ describe("legacy validation (contract §2) over POST /metrics", () => {
         errors,
         request_id: expect.stringMatching(/^req_[0-9a-f]{16}$/),
       });
-      expect(countRows(svc.db, "metrics")).toBe(before);
+      expect(await countIn(svc.sql, "metrics")).toBe(before);
     },
   );
 
   it.each(SCHEMA_ERRORS)(
     "should answer 422 for %s, storing nothing",
     async (_name, body, expected) => {
-      const before = countRows(svc.db, "metrics");
+      const before = await countIn(svc.sql, "metrics");
       const res = await postMetrics(svc.url, body, { key: svc.key });
       expect(res.status).toBe(422);
       expect(
@@ -290,7 +290,7 @@ describe("legacy validation (contract §2) over POST /metrics", () => {
           loc,
         })),
       ).toEqual(expected);
-      expect(countRows(svc.db, "metrics")).toBe(before);
+      expect(await countIn(svc.sql, "metrics")).toBe(before);
     },
   );
 
@@ -317,7 +317,7 @@ describe("legacy validation (contract §2) over POST /metrics", () => {
       { key: await svc.keyFor("edges_OK-1") },
     );
     expect(res.json).toMatchObject({ accepted: 7, rejected: 0, errors: [] });
-    expect(countRows(svc.db, "metrics", "service = 'edges_OK-1'")).toBe(7);
-    expect(countRows(svc.db, "metrics", "service = 'edges_OK-1' AND value = 1.5")).toBe(1);
+    expect(await countIn(svc.sql, "metrics", "service = 'edges_OK-1'")).toBe(7);
+    expect(await countIn(svc.sql, "metrics", "service = 'edges_OK-1' AND value = 1.5")).toBe(1);
   });
 });

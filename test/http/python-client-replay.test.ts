@@ -40,13 +40,14 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
       errors: [],
     });
     const requestId = res.json.request_id as string;
-    const rows = svc.db
-      .prepare("SELECT * FROM metrics WHERE request_id = ? ORDER BY id")
-      .all(requestId) as Record<string, unknown>[];
+    const rows = (await svc.sql.all(
+      "SELECT * FROM metrics WHERE request_id = ? ORDER BY id",
+      requestId,
+    )) as Record<string, unknown>[];
     return { requestId, rows, row: rows[0] as Record<string, unknown> };
   }
-  const one = (sql: string, requestId: string) =>
-    svc.db.prepare(sql).get(requestId) as Record<string, unknown>;
+  const one = async (sql: string, requestId: string) =>
+    (await svc.sql.get(sql, requestId)) as Record<string, unknown>;
 
   it("should store emit_auth_metric with every auth_metrics column filled, reading the naive timestamp as UTC", async () => {
     const ts = utcnowIso();
@@ -73,7 +74,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
     });
     expect(JSON.parse(row.metadata as string)).toEqual({ error_code: "invalid_token" });
     expect(
-      one(
+      await one(
         "SELECT timestamp, service, duration_ms, success, method, server, user_hash, error_code FROM auth_metrics WHERE request_id = ?",
         requestId,
       ),
@@ -97,7 +98,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
       ),
     );
     expect(
-      one(
+      await one(
         "SELECT tool_name, server_path, server_name, success, error_code, input_size_bytes, output_size_bytes, duration_ms FROM tool_metrics WHERE request_id = ?",
         requestId,
       ),
@@ -126,7 +127,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
         ),
       );
       expect(
-        one(
+        await one(
           "SELECT query, results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms, duration_ms FROM discovery_metrics WHERE request_id = ?",
           requestId,
         ),
@@ -208,9 +209,9 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
     });
     // No timestamp: the server's time, in UTC.
     expect(Math.abs(Date.parse(row.timestamp as string) - Date.now())).toBeLessThan(60_000);
-    expect(one("SELECT success, method FROM auth_metrics WHERE request_id = ?", requestId)).toEqual(
-      { success: 1, method: "jwt" },
-    );
+    expect(
+      await one("SELECT success, method FROM auth_metrics WHERE request_id = ?", requestId),
+    ).toEqual({ success: 1, method: "jwt" });
   });
 
   it("should store a compact nginx batch with epoch-second timestamps", async () => {
@@ -232,7 +233,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
     expect(rows).toHaveLength(50);
     expect(Date.parse(rows[0]?.timestamp as string) / 1000).toBeCloseTo(now, 2);
     expect(
-      one(
+      await one(
         "SELECT count(*) AS n FROM tool_metrics WHERE request_id = ? AND client_name = 'claude-desktop' AND method IN ('tools/call', 'tools/list')",
         requestId,
       ),
@@ -376,13 +377,13 @@ describe("one event through JSON and through gRPC", () => {
       version: "2.0.0",
       events: [typed],
     });
-    const rowOf = (table: string, requestId: unknown) => {
+    const rowOf = async (table: string, requestId: unknown) => {
       const {
         id: _id,
         request_id: _r,
         created_at: _c,
         ...rest
-      } = svc.db.prepare(`SELECT * FROM ${table} WHERE request_id = ?`).get(requestId) as Record<
+      } = (await svc.sql.get(`SELECT * FROM ${table} WHERE request_id = ?`, requestId)) as Record<
         string,
         unknown
       >;
@@ -394,7 +395,7 @@ describe("one event through JSON and through gRPC", () => {
       tool_discovery: "discovery_metrics",
     }[_type];
     for (const t of ["metrics", ...(table ? [table] : [])]) {
-      expect(rowOf(t, json.json.request_id)).toEqual(rowOf(t, grpc.requestId));
+      expect(await rowOf(t, json.json.request_id)).toEqual(await rowOf(t, grpc.requestId));
     }
   });
 });

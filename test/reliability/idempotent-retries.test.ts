@@ -9,7 +9,7 @@ import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import {
-  countRows,
+  countIn,
   exposition,
   samples,
   scrape,
@@ -18,10 +18,13 @@ import {
 } from "../support/service.js";
 
 /** Rows stored for a service, and the batch ids recorded for it. */
-function stored(svc: TestService, service: string): { rows: number; batches: number } {
+async function stored(
+  svc: TestService,
+  service: string,
+): Promise<{ rows: number; batches: number }> {
   return {
-    rows: countRows(svc.db, "metrics", "service = ?", service),
-    batches: countRows(svc.db, "ingest_batches", "service = ?", service),
+    rows: await countIn(svc.sql, "metrics", "service = ?", service),
+    batches: await countIn(svc.sql, "ingest_batches", "service = ?", service),
   };
 }
 
@@ -48,7 +51,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     expect(first.accepted).toBe(4);
     expect(second).toMatchObject({ accepted: 4, rejected: 0, requestId: first.requestId });
     expect(replayed).toBe("true");
-    expect(stored(svc, service)).toEqual({ rows: 4, batches: 1 });
+    expect(await stored(svc, service)).toEqual({ rows: 4, batches: 1 });
   });
 
   it("should answer a first send without the replayed header", async () => {
@@ -71,7 +74,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     const answers = await Promise.all(Array.from({ length: 8 }, () => client.ingest(batch)));
     expect(new Set(answers.map((a) => a.requestId)).size).toBe(1);
     expect(answers.every((a) => a.accepted === 10)).toBe(true);
-    expect(stored(svc, "concurrent")).toEqual({ rows: 10, batches: 1 });
+    expect(await stored(svc, "concurrent")).toEqual({ rows: 10, batches: 1 });
   });
 
   it("should keep batches with different ids apart, and the same id apart per service", async () => {
@@ -83,8 +86,8 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     await a.ingest({ ...authBatch(2, "svc-a"), batchId: newBatchId() });
     await a.ingest(authBatch(2, "svc-a")); // no batch id: always stored
     await a.ingest(authBatch(2, "svc-a"));
-    expect(stored(svc, "svc-a")).toEqual({ rows: 8, batches: 2 });
-    expect(stored(svc, "svc-b")).toEqual({ rows: 2, batches: 1 });
+    expect(await stored(svc, "svc-a")).toEqual({ rows: 8, batches: 2 });
+    expect(await stored(svc, "svc-b")).toEqual({ rows: 2, batches: 1 });
   });
 
   it("should refuse an id reused for a batch of another size with ALREADY_EXISTS naming batch_id", async () => {
@@ -95,7 +98,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     expect(error.code).toBe(Code.AlreadyExists);
     expect(error.rawMessage).toContain("batch_id");
     expect(error.rawMessage).toContain("3 events");
-    expect(stored(svc, "reused")).toEqual({ rows: 3, batches: 1 });
+    expect(await stored(svc, "reused")).toEqual({ rows: 3, batches: 1 });
   });
 
   it("should refuse an id reused for other events of the same number with ALREADY_EXISTS", async () => {
@@ -107,7 +110,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     const error = await failure(client.ingest({ ...other, batchId }));
     expect(error.code).toBe(Code.AlreadyExists);
     expect(error.rawMessage).toContain("different batch");
-    expect(stored(svc, "reused-same-size")).toEqual({ rows: 3, batches: 1 });
+    expect(await stored(svc, "reused-same-size")).toEqual({ rows: 3, batches: 1 });
   });
 
   it("should recognise a retry sent over another ingress", async () => {
@@ -130,7 +133,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
       ],
     });
     expect(rpc.requestId).toBe(legacy.json.request_id);
-    expect(stored(svc, "cross-ingress")).toEqual({ rows: 1, batches: 1 });
+    expect(await stored(svc, "cross-ingress")).toEqual({ rows: 1, batches: 1 });
   });
 
   it.each([
@@ -144,7 +147,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
       const error = await failure(client.ingest({ ...authBatch(1, "bad-id"), batchId }));
       expect(error.code).toBe(Code.InvalidArgument);
       expect(error.rawMessage).toContain(`batch_id: ${text}`);
-      expect(stored(svc, "bad-id")).toEqual({ rows: 0, batches: 0 });
+      expect(await stored(svc, "bad-id")).toEqual({ rows: 0, batches: 0 });
     },
   );
 
@@ -158,7 +161,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     }
     const totals = await client.ingestStream(messages());
     expect(totals).toMatchObject({ accepted: 7, rejected: 0, messages: 3 });
-    expect(stored(svc, "streamed")).toEqual({ rows: 5, batches: 2 });
+    expect(await stored(svc, "streamed")).toEqual({ rows: 5, batches: 2 });
   });
 
   it("should store a retried legacy POST once, by body batch_id or Idempotency-Key header", async () => {
@@ -179,7 +182,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     const fourth = await postMetrics(svc.url, plain, { key, headers: headerId });
     expect(fourth.json.request_id).toBe(third.json.request_id);
     expect(fourth.json.accepted).toBe(2);
-    expect(stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
+    expect(await stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
 
     const badHeader = await postMetrics(svc.url, plain, {
       key,
@@ -187,7 +190,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     });
     expect(badHeader.status).toBe(400);
     expect(String(badHeader.json.detail)).toMatch(/^Idempotency-Key: Batch ID must contain only/);
-    expect(stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
+    expect(await stored(svc, "legacy-retry")).toEqual({ rows: 3, batches: 2 });
   });
 
   it("should answer a legacy batch_id reused for another batch 409, and a bad one as a rejection", async () => {
@@ -222,7 +225,7 @@ describe("idempotent retries: a batch id is stored once and answered with the or
     );
     expect(wrongType.status).toBe(422);
     expect(JSON.stringify(wrongType.json)).toContain('"batch_id"');
-    expect(stored(svc, "legacy-reused")).toEqual({ rows: 1, batches: 1 });
+    expect(await stored(svc, "legacy-reused")).toEqual({ rows: 1, batches: 1 });
   });
 
   it("should count replayed events apart from accepted ones in the service's metrics", async () => {
@@ -264,7 +267,7 @@ describe("the idempotency window", () => {
     const config = loadConfig({
       METRICS_SERVICE_HOST: "127.0.0.1",
       METRICS_SERVICE_PORT: "0",
-      SQLITE_DB_PATH: svc.dbPath,
+      ...svc.storageEnv,
       LOG_LEVEL: "silent",
       OTEL_PROMETHEUS_ENABLED: "false",
       METRICS_API_KEY_TEST_SERVICE: svc.key,
@@ -275,17 +278,17 @@ describe("the idempotency window", () => {
       const url = `http://127.0.0.1:${restarted.address.port}`;
       const client = ingestClient(GRPC, url, svc.key);
       expect((await client.ingest(batch)).requestId).toBe(first.requestId);
-      expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(2);
+      expect(await countIn(svc.sql, "metrics", "service = 'test-service'")).toBe(2);
 
       expect(Date.now() - committedAt).toBeLessThan(4000); // the replay came within the window
       await new Promise((resolve) => setTimeout(resolve, committedAt + 4100 - Date.now()));
       const late = await client.ingest(batch);
       expect(late.requestId).not.toBe(first.requestId);
-      expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(4);
-      expect(countRows(svc.db, "ingest_batches")).toBe(1);
+      expect(await countIn(svc.sql, "metrics", "service = 'test-service'")).toBe(4);
+      expect(await countIn(svc.sql, "ingest_batches")).toBe(1);
     } finally {
       await restarted.close();
-      svc.db.close();
+      await svc.close();
     }
   });
 
@@ -296,8 +299,8 @@ describe("the idempotency window", () => {
       const batch = { ...authBatch(1), batchId: newBatchId() };
       await client.ingest(batch);
       await client.ingest(batch);
-      expect(countRows(svc.db, "metrics")).toBe(2);
-      expect(countRows(svc.db, "ingest_batches")).toBe(0);
+      expect(await countIn(svc.sql, "metrics")).toBe(2);
+      expect(await countIn(svc.sql, "ingest_batches")).toBe(0);
     } finally {
       await svc.close();
     }
@@ -340,8 +343,8 @@ describe("the TypeScript client's retries", () => {
       expect(connections).toBeGreaterThan(1);
       expect(client.stats()).toMatchObject({ sent: 20, failed: 0 });
       expect(client.stats().retries).toBeGreaterThan(0);
-      expect(countRows(svc.db, "metrics", "service = 'test-service'")).toBe(20);
-      expect(countRows(svc.db, "ingest_batches")).toBe(1);
+      expect(await countIn(svc.sql, "metrics", "service = 'test-service'")).toBe(20);
+      expect(await countIn(svc.sql, "ingest_batches")).toBe(1);
     } finally {
       await client.close();
       proxy.close();

@@ -1,11 +1,10 @@
 import { Code } from "@connectrpc/connect";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { hashApiKey } from "../../src/auth/api-key.js";
 import { CONNECT_HTTP1, failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 /** One key per protocol, so each protocol has a bucket of its own. */
 const protocolKeys = PROTOCOLS.map((_, i) => `rate-key-${i}-0123456789`);
@@ -20,11 +19,10 @@ describe("authentication and rate limiting on every protocol", () => {
       ...Object.fromEntries(protocolKeys.map((k, i) => [`METRICS_API_KEY_RATE_${i}`, k])),
     });
     // A deactivated key, as an operator would leave it.
-    const writer = new BetterSqlite3(svc.dbPath);
-    writer
-      .prepare("INSERT INTO api_keys (key_hash, service_name, is_active) VALUES (?, 'retired', 0)")
-      .run(hashApiKey(inactiveKey));
-    writer.close();
+    await svc.sql.run(
+      "INSERT INTO api_keys (key_hash, service_name, is_active, key_id) VALUES (?, 'retired', FALSE, 'key_retired')",
+      hashApiKey(inactiveKey),
+    );
     await svc.running.registry.reload();
   });
   afterAll(async () => {
@@ -41,7 +39,7 @@ describe("authentication and rate limiting on every protocol", () => {
       );
       expect(error.code).toBe(Code.Unauthenticated);
       expect(error.rawMessage).toBe("API key required in X-API-Key header");
-      expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(0);
     });
 
     it("should answer UNAUTHENTICATED for an unknown key and store nothing", async () => {
@@ -50,7 +48,7 @@ describe("authentication and rate limiting on every protocol", () => {
       );
       expect(error.code).toBe(Code.Unauthenticated);
       expect(error.rawMessage).toBe("Invalid API key");
-      expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(0);
     });
 
     it("should answer UNAUTHENTICATED for an inactive key and store nothing", async () => {
@@ -59,7 +57,7 @@ describe("authentication and rate limiting on every protocol", () => {
       );
       expect(error.code).toBe(Code.Unauthenticated);
       expect(error.rawMessage).toBe("API key is inactive");
-      expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(0);
     });
 
     it("should answer RESOURCE_EXHAUSTED with a retry delay once the bucket is empty", async () => {
@@ -81,8 +79,8 @@ describe("authentication and rate limiting on every protocol", () => {
       const reset = /^"default";r=0;t=(\d+)$/.exec(error.metadata.get("ratelimit") ?? "");
       expect(Number(reset?.[1])).toBeGreaterThan(25);
       expect(Number(reset?.[1])).toBeLessThanOrEqual(30);
-      expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(2);
-      expect(countRows(svc.db, "metrics", "service = ?", `${service}-limited`)).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(2);
+      expect(await countIn(svc.sql, "metrics", "service = ?", `${service}-limited`)).toBe(0);
     });
   });
 
@@ -99,7 +97,7 @@ describe("authentication and rate limiting on every protocol", () => {
       }
       const error = await failure(client.ingestStream(messages()));
       expect(error.code).toBe(Code.ResourceExhausted);
-      expect(countRows(streaming.db, "metrics", "service = 'streamer'")).toBe(6);
+      expect(await countIn(streaming.sql, "metrics", "service = 'streamer'")).toBe(6);
     } finally {
       await streaming.close();
     }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { failure, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch, mixedBatch, recentMs } from "../support/events.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 function isoMicros(ms: number): string {
   return new Date(ms).toISOString().replace("Z", "000Z");
@@ -28,11 +28,10 @@ describe("IngestService over every protocol on one port", () => {
       expect(res.rejected).toBe(0);
       expect(res.requestId).toMatch(/^req_[0-9a-f]{16}$/);
 
-      const rows = svc.db
-        .prepare(
-          "SELECT service, service_version, instance_id, metric_type, timestamp, value, duration_ms, dimensions, metadata FROM metrics WHERE request_id = ? ORDER BY id",
-        )
-        .all(res.requestId) as Record<string, unknown>[];
+      const rows = (await svc.sql.all(
+        "SELECT service, service_version, instance_id, metric_type, timestamp, value, duration_ms, dimensions, metadata FROM metrics WHERE request_id = ? ORDER BY id",
+        res.requestId,
+      )) as Record<string, unknown>[];
       expect(rows.map((r) => r.metric_type)).toEqual([
         "auth_request",
         "tool_execution",
@@ -74,11 +73,10 @@ describe("IngestService over every protocol on one port", () => {
       expect(rows[6]).toMatchObject({ value: 17 });
 
       expect(
-        svc.db
-          .prepare(
-            "SELECT timestamp, service, duration_ms, success, method, server, user_hash, error_code FROM auth_metrics WHERE request_id = ?",
-          )
-          .all(res.requestId),
+        await svc.sql.all(
+          "SELECT timestamp, service, duration_ms, success, method, server, user_hash, error_code FROM auth_metrics WHERE request_id = ?",
+          res.requestId,
+        ),
       ).toEqual([
         {
           timestamp: isoMicros(at),
@@ -92,11 +90,10 @@ describe("IngestService over every protocol on one port", () => {
         },
       ]);
       expect(
-        svc.db
-          .prepare(
-            "SELECT tool_name, server_path, server_name, success, client_name, client_version, method, user_hash, error_code, input_size_bytes, output_size_bytes, duration_ms FROM tool_metrics WHERE request_id = ?",
-          )
-          .all(res.requestId),
+        await svc.sql.all(
+          "SELECT tool_name, server_path, server_name, success, client_name, client_version, method, user_hash, error_code, input_size_bytes, output_size_bytes, duration_ms FROM tool_metrics WHERE request_id = ?",
+          res.requestId,
+        ),
       ).toEqual([
         {
           tool_name: "current_time",
@@ -114,11 +111,10 @@ describe("IngestService over every protocol on one port", () => {
         },
       ]);
       expect(
-        svc.db
-          .prepare(
-            "SELECT query, results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms FROM discovery_metrics WHERE request_id = ?",
-          )
-          .all(res.requestId),
+        await svc.sql.all(
+          "SELECT query, results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms FROM discovery_metrics WHERE request_id = ?",
+          res.requestId,
+        ),
       ).toEqual([
         {
           query: "what time is it",
@@ -158,8 +154,8 @@ describe("IngestService over every protocol on one port", () => {
           description: "Metric value cannot be infinite",
         }),
       ]);
-      expect(countRows(svc.db, "metrics", "service = ?", "invalid-batch")).toBe(0);
-      expect(countRows(svc.db, "auth_metrics", "service = ?", "invalid-batch")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = ?", "invalid-batch")).toBe(0);
+      expect(await countIn(svc.sql, "auth_metrics", "service = ?", "invalid-batch")).toBe(0);
     });
   });
 
@@ -175,9 +171,14 @@ describe("IngestService over every protocol on one port", () => {
       const res = await client.ingestStream(messages());
       expect(res).toMatchObject({ accepted: 16, rejected: 0, messages: 3 });
       expect(
-        countRows(svc.db, "metrics", "request_id = ? AND service = 'stream-ok'", res.requestId),
+        await countIn(
+          svc.sql,
+          "metrics",
+          "request_id = ? AND service = 'stream-ok'",
+          res.requestId,
+        ),
       ).toBe(16);
-      expect(countRows(svc.db, "auth_metrics", "request_id = ?", res.requestId)).toBe(16);
+      expect(await countIn(svc.sql, "auth_metrics", "request_id = ?", res.requestId)).toBe(16);
     });
 
     it("should keep the valid messages of a stream and report the invalid one with the totals", async () => {
@@ -193,7 +194,7 @@ describe("IngestService over every protocol on one port", () => {
       expect(error.rawMessage).toContain("messages[1].events[0].value: Metric value cannot be NaN");
       const totals = error.findDetails(IngestStreamResponseSchema)[0];
       expect(totals).toMatchObject({ accepted: 5, rejected: 1, messages: 3 });
-      expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(5);
+      expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(5);
     });
   });
 });

@@ -115,3 +115,33 @@ export async function countIn(
   );
   return Number(row?.n ?? 0);
 }
+
+/**
+ * Makes every `INSERT` or `UPDATE` of a table fail, as a failing disk would,
+ * with a trigger on either backend; returns the undo.
+ */
+export async function refuseWrites(
+  db: TestDb,
+  table: string,
+  operation: "INSERT" | "UPDATE",
+): Promise<() => Promise<void>> {
+  const name = `refuse_${table}_${operation.toLowerCase()}`;
+  if (onPostgres) {
+    await db.run(
+      `CREATE FUNCTION ${name}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`,
+    );
+    await db.run(
+      `CREATE TRIGGER ${name} BEFORE ${operation} ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`,
+    );
+    return async () => {
+      await db.run(`DROP TRIGGER IF EXISTS ${name} ON ${table}`);
+      await db.run(`DROP FUNCTION IF EXISTS ${name}()`);
+    };
+  }
+  await db.run(
+    `CREATE TRIGGER ${name} BEFORE ${operation} ON ${table} BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+  );
+  return async () => {
+    await db.run(`DROP TRIGGER IF EXISTS ${name}`);
+  };
+}
