@@ -9,6 +9,7 @@ describe("loadConfig", () => {
       sqlitePath: "./data/metrics.db",
       sqliteSynchronous: "FULL",
       sqliteBusyTimeoutMillis: 5000,
+      databasePoolMax: 10,
       rateLimitPerMinute: 1000,
       authFailuresPerMinute: 30,
       retentionDays: 90,

@@ -55,9 +55,9 @@ export interface EventStore {
   append(requestId: string, rows: readonly EventRow[], batch?: BatchClaim): Promise<AppendResult>;
   /** Commits everything queued so far, now, and resolves when it is committed (or failed). */
   flush(): Promise<void>;
-  /** About how many bytes the queued rows take (see {@link approximateRowBytes}). */
+  /** About how many bytes the rows not yet committed take (see {@link approximateRowBytes}). */
   readonly queuedBytes: number;
-  /** Rows queued and not yet committed. */
+  /** Rows not yet committed: queued, or in a commit under way (retrying a lock, say). */
   readonly queuedRows: number;
   /** Commits what is queued and refuses further appends. */
   close(): Promise<void>;
@@ -106,6 +106,9 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
   let queue: Pending[] = [];
   let queuedRows = 0;
   let queuedBytes = 0;
+  /** Rows and bytes taken by commits under way: still in memory until they settle. */
+  let committingRows = 0;
+  let committingBytes = 0;
   let timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   let closed = false;
   /** Whether the scheduled commit may not be brought forward: it is already immediate. */
@@ -143,7 +146,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
   };
 
   /** Takes whole requests from the queue up to the row bound. */
-  const takeGroup = (): { group: Pending[]; rows: number } => {
+  const takeGroup = (): { group: Pending[]; rows: number; bytes: number } => {
     let rows = 0;
     let bytes = 0;
     let count = 0;
@@ -158,7 +161,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     queue = queue.slice(count);
     queuedRows -= rows;
     queuedBytes -= bytes;
-    return { group, rows };
+    return { group, rows, bytes };
   };
 
   /** Writes a group, retrying while another connection holds the lock, within the busy budget. */
@@ -225,8 +228,12 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     timer = undefined;
     timerFinal = false;
     if (queue.length === 0 || commits.size >= writer.maxConcurrentCommits) return;
-    const { group, rows } = takeGroup();
+    const { group, rows, bytes } = takeGroup();
+    committingRows += rows;
+    committingBytes += bytes;
     const commit = commitGroup(group, rows).finally(() => {
+      committingRows -= rows;
+      committingBytes -= bytes;
       commits.delete(commit);
       schedule();
     });
@@ -262,10 +269,10 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     },
     flush,
     get queuedRows() {
-      return queuedRows;
+      return queuedRows + committingRows;
     },
     get queuedBytes() {
-      return queuedBytes;
+      return queuedBytes + committingBytes;
     },
     async close() {
       closed = true;

@@ -61,9 +61,7 @@ describe("the PostgreSQL event store", () => {
     expect(commits.reduce((n, c) => n + c.rows, 0)).toBe(100);
     expect(await countIn(db, "metrics")).toBe(100);
     expect(await countIn(db, "auth_metrics")).toBe(50);
-    expect(
-      await db.get("SELECT * FROM tool_metrics WHERE request_id = 'req_7'"),
-    ).toMatchObject({
+    expect(await db.get("SELECT * FROM tool_metrics WHERE request_id = 'req_7'")).toMatchObject({
       tool_name: "tool-7",
       success: 0,
       input_size_bytes: 2 ** 40,

@@ -1,0 +1,232 @@
+/**
+ * The scale-out benchmark (issue 11): events/s one SQLite process sustains,
+ * one replica on PostgreSQL, and two replicas on one PostgreSQL and one Redis,
+ * measured in the same run, rate by rate, so machine noise falls on all arms
+ * alike.
+ *
+ * Every arm runs the real service (`dist/src/main.js`) as deployed: the
+ * exposition on, a batch id on every request (as the generated clients send),
+ * JSON `POST /metrics` with batches of the ingest benchmark's workload. The
+ * service processes run on core 0 and the load generator on core 1; the two
+ * replicas share core 0, so the third arm measures what sharing one store
+ * costs, not what a second machine adds. PostgreSQL runs unpinned, and its
+ * CPU per event is reported beside the service's. An arm's sustained rate is
+ * the highest step with p99 under 50 ms and no error.
+ *
+ * Usage: npm run bench:replicas [-- --quick] [-- --out DIR]
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import BetterSqlite3 from "better-sqlite3";
+import pg from "pg";
+import type { LoadResult } from "./ingest/load.js";
+import {
+  cpuSecondsOf,
+  KEY,
+  pinnable,
+  runLoad,
+  type Server,
+  startServer,
+} from "./ingest/processes.js";
+import { EVENTS_PER_BATCH } from "./ingest/workload.js";
+
+const { values: args } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, out: { type: "string" } },
+});
+const QUICK = args.quick === true;
+const OUT = resolve(args.out ?? (QUICK ? "bench/results/quick" : "bench/results"));
+const STEP_SECONDS = QUICK ? 1.5 : 8;
+const RATES = QUICK
+  ? [5_000, 10_000, 20_000, 30_000]
+  : [5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 35_000, 40_000, 50_000, 60_000];
+const P99_LIMIT_MS = 50;
+const PG_URL = process.env.METRICS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** CPU seconds of every PostgreSQL server process on this machine, from /proc. */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
+      total += cpuSecondsOf(Number(pid));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** A schema of its own in the bench's PostgreSQL, and the URL whose connections use it. */
+async function schemaUrl(admin: pg.Client, name: string): Promise<string> {
+  await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
+  await admin.query(`CREATE SCHEMA ${name}`);
+  const url = new URL(PG_URL);
+  url.searchParams.set("options", `-c search_path=${name}`);
+  return url.toString();
+}
+
+interface Arm {
+  readonly name: string;
+  readonly servers: Server[];
+  /** The PostgreSQL schema, for the stored rows; undefined on SQLite. */
+  readonly schema?: string;
+  readonly steps: { rate: number; load: LoadResult; serviceCpu: number; databaseCpu: number }[];
+  sustained: number;
+  p99Ms: number;
+  serviceMicrosPerEvent: number;
+  databaseMicrosPerEvent: number;
+}
+
+/** Offers `rate` across the arm's replicas, half each for two, at once; the answers combined. */
+async function offer(arm: Arm, rate: number): Promise<LoadResult> {
+  const share = rate / arm.servers.length;
+  const loads = await Promise.all(
+    arm.servers.map((s) =>
+      runLoad({
+        ingress: "json",
+        url: s.url,
+        key: KEY,
+        eventsPerSecond: share,
+        seconds: STEP_SECONDS,
+        batchIds: true,
+      }),
+    ),
+  );
+  const sum = (f: (l: LoadResult) => number) => loads.reduce((n, l) => n + f(l), 0);
+  return {
+    requests: sum((l) => l.requests),
+    ok: sum((l) => l.ok),
+    errors: sum((l) => l.errors),
+    sessionsLost: sum((l) => l.sessionsLost),
+    errorSamples: loads.flatMap((l) => l.errorSamples),
+    p50Ms: Math.max(...loads.map((l) => l.p50Ms)),
+    p99Ms: Math.max(...loads.map((l) => l.p99Ms)),
+    maxMs: Math.max(...loads.map((l) => l.maxMs)),
+    eventsPerSecond: sum((l) => l.eventsPerSecond),
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-metrics-replicas-"));
+  const started = new Date();
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  const one = await schemaUrl(admin, "bench_one_replica");
+  const two = await schemaUrl(admin, "bench_two_replicas");
+  const serving = (name: string, env: Record<string, string> = {}) =>
+    startServer(name, "json", dir, { LOG_LEVEL: "warn", ...env });
+  const arms: Arm[] = [
+    { name: "1 SQLite process", servers: [await serving("sqlite")] },
+    {
+      name: "1 PostgreSQL replica",
+      schema: "bench_one_replica",
+      servers: [await serving("pg-one", { DATABASE_URL: one })],
+    },
+    {
+      name: "2 PostgreSQL replicas",
+      schema: "bench_two_replicas",
+      servers: [
+        await serving("pg-two-a", { DATABASE_URL: two, REDIS_URL }),
+        await serving("pg-two-b", { DATABASE_URL: two, REDIS_URL }),
+      ],
+    },
+  ].map((a) => ({
+    ...a,
+    steps: [],
+    sustained: 0,
+    p99Ms: Number.NaN,
+    serviceMicrosPerEvent: Number.NaN,
+    databaseMicrosPerEvent: Number.NaN,
+  }));
+  console.log(
+    `scale-out benchmark (${QUICK ? "quick" : "full"}): ${cpus().length} cores, service on core 0, ` +
+      `load on core 1${pinnable ? "" : " (not pinned)"}, PostgreSQL unpinned`,
+  );
+  for (const arm of arms) await offer(arm, 5000); // warm-up: JIT, connections, caches
+
+  const alive = new Set(arms);
+  for (const rate of RATES) {
+    for (const arm of arms) {
+      if (!alive.has(arm)) continue;
+      const pids = arm.servers.map((s) => s.child.pid ?? 0);
+      const serviceBefore = pids.reduce((n, p) => n + cpuSecondsOf(p), 0);
+      const databaseBefore = postgresCpuSeconds();
+      const load = await offer(arm, rate);
+      const serviceCpu = pids.reduce((n, p) => n + cpuSecondsOf(p), 0) - serviceBefore;
+      const databaseCpu = arm.schema ? postgresCpuSeconds() - databaseBefore : 0;
+      arm.steps.push({ rate, load, serviceCpu, databaseCpu });
+      const events = Math.max(1, load.ok * EVENTS_PER_BATCH);
+      const passed = load.errors === 0 && load.p99Ms < P99_LIMIT_MS;
+      console.log(
+        `${arm.name.padEnd(24)} ${String(rate).padStart(6)}/s offered: ${Math.round(load.eventsPerSecond)}/s acked, ` +
+          `p99 ${load.p99Ms.toFixed(1)} ms, errors ${load.errors}, service ${((serviceCpu / events) * 1e6).toFixed(1)} µs/event` +
+          (arm.schema ? `, PostgreSQL ${((databaseCpu / events) * 1e6).toFixed(1)} µs/event` : "") +
+          (load.errorSamples.length > 0 ? ` [${load.errorSamples[0]}]` : ""),
+      );
+      if (!passed) {
+        alive.delete(arm);
+        continue;
+      }
+      arm.sustained = rate;
+      arm.p99Ms = load.p99Ms;
+      arm.serviceMicrosPerEvent = (serviceCpu / events) * 1e6;
+      arm.databaseMicrosPerEvent = arm.schema ? (databaseCpu / events) * 1e6 : 0;
+    }
+  }
+
+  const stored: Record<string, number> = {};
+  for (const arm of arms) {
+    for (const server of arm.servers) await server.stop();
+    if (arm.schema) {
+      const result = await admin.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${arm.schema}.metrics`,
+      );
+      stored[arm.name] = Number(result.rows[0]?.n ?? 0);
+      await admin.query(`DROP SCHEMA ${arm.schema} CASCADE`);
+    } else {
+      const db = new BetterSqlite3(arm.servers[0]?.dbPath ?? "", { readonly: true });
+      stored[arm.name] = (db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number }).n;
+      db.close();
+    }
+  }
+  await admin.end();
+  rmSync(dir, { recursive: true, force: true });
+
+  const sqlite = arms[0] as Arm;
+  const table = [
+    "| Arm | Sustained events/s | Ratio to 1 SQLite process | p99 there, ms | Service CPU µs per event | PostgreSQL CPU µs per event | Rows stored |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...arms.map(
+      (a) =>
+        `| ${a.name} | ${a.sustained} | ${(a.sustained / Math.max(1, sqlite.sustained)).toFixed(2)} | ${a.p99Ms.toFixed(1)} | ${a.serviceMicrosPerEvent.toFixed(1)} | ${a.schema ? a.databaseMicrosPerEvent.toFixed(1) : "–"} | ${stored[a.name]} |`,
+    ),
+  ].join("\n");
+  console.log(`\n${table}`);
+  mkdirSync(OUT, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, "-");
+  const report = {
+    benchmark: "replicas",
+    mode: QUICK ? "quick" : "full",
+    started: started.toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", pinned: pinnable },
+    settings: {
+      stepSeconds: STEP_SECONDS,
+      rates: RATES,
+      p99LimitMs: P99_LIMIT_MS,
+      ingress: "json",
+    },
+    arms: arms.map(({ servers: _servers, ...a }) => ({ ...a, stored: stored[a.name] })),
+  };
+  writeFileSync(join(OUT, `replicas-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(
+    join(OUT, `replicas-${stamp}.md`),
+    `# Scale-out benchmark, ${report.mode}, ${report.started}\n\n` +
+      `JSON \`POST /metrics\`, ${EVENTS_PER_BATCH} events per request, a batch id on each; ` +
+      `${STEP_SECONDS} s per step; sustained = highest step with p99 under ${P99_LIMIT_MS} ms and no error.\n\n${table}\n`,
+  );
+}
+
+await main();
