@@ -117,7 +117,7 @@ async function main(): Promise<void> {
   const one = await schemaUrl(admin, "bench_one_replica");
   const two = await schemaUrl(admin, "bench_two_replicas");
   const serving = (name: string, env: Record<string, string> = {}) =>
-    startServer(name, "json", dir, { LOG_LEVEL: "warn", ...env });
+    startServer(name, "json", dir, env);
   const arms: Arm[] = [
     { name: "1 SQLite process", servers: [await serving("sqlite")] },
     {

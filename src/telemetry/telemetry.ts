@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -147,6 +148,9 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
  */
 export async function createTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const resource = resourceFromAttributes({
+    // One id per process unless configured, as the semantic conventions ask: the
+    // cumulative series of replicas exporting to one Collector never collide.
+    "service.instance.id": randomUUID(),
     ...options.resourceAttributes,
     "service.name": options.serviceName,
   });

@@ -8,47 +8,72 @@ import {
   type QueuedAppend,
 } from "../group-commit.js";
 import type { EventRow, SqlBool } from "../rows.js";
-import { inTransaction } from "./pool.js";
 
 /**
- * Each table's rows go in one statement whatever their number: one array
- * parameter per column, expanded by `unnest` (no 65,535-parameter limit, and
- * one statement to parse and plan per table and commit).
+ * A whole group commit in one statement, so one round trip: PostgreSQL runs a
+ * single statement as its own transaction, and its data-modifying CTEs all
+ * see the claims' `RETURNING`. Batch ids are claimed first: a row older than
+ * the window is taken over, one within it is left alone and not returned. A
+ * concurrent claim of the same id by another replica waits for that
+ * transaction; when it commits, this claim finds the row and fails, when it
+ * rolls back, this one succeeds. Each table's rows come as one array per
+ * column, expanded by `unnest` (no 65,535-parameter limit, one plan whatever
+ * the rows), with `k`, the row's batch key (NULL without a batch id): a row
+ * is written only if its batch's claim succeeded.
  */
-const INSERT_METRICS = `INSERT INTO metrics (request_id, service, service_version, instance_id,
-    metric_type, timestamp, value, duration_ms, dimensions, metadata)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::float8[], $8::float8[], $9::text[], $10::text[])`;
-const INSERT_AUTH = `INSERT INTO auth_metrics (request_id, timestamp, service, duration_ms,
-    success, method, server, user_hash, error_code)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::bool[], $6::text[],
-    $7::text[], $8::text[], $9::text[])`;
-const INSERT_TOOL = `INSERT INTO tool_metrics (request_id, timestamp, service, duration_ms,
-    tool_name, server_path, server_name, success, client_name, client_version, method, user_hash,
-    error_code, input_size_bytes, output_size_bytes)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[],
-    $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-    $14::int8[], $15::int8[])`;
-const INSERT_DISCOVERY = `INSERT INTO discovery_metrics (request_id, timestamp, service,
-    duration_ms, query, results_count, top_k_services, top_n_tools, embedding_time_ms,
-    faiss_search_time_ms)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int4[],
-    $7::int4[], $8::int4[], $9::float8[], $10::float8[])`;
-
-/**
- * Claims a group's batch ids at once. A row older than the window is taken
- * over; one within it is left alone and not returned. A concurrent claim of
- * the same id by another replica waits for that transaction: when it
- * commits, this claim finds the row and fails; when it rolls back, this one
- * succeeds.
- */
-const CLAIM = `INSERT INTO ingest_batches (service, batch_id, request_id, events, digest, committed_ms)
+const COMMIT_GROUP = `
+WITH claimed AS (
+  INSERT INTO ingest_batches (service, batch_id, request_id, events, digest, committed_ms)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::int8[])
   ON CONFLICT (service, batch_id) DO UPDATE SET
     request_id = excluded.request_id, events = excluded.events, digest = excluded.digest,
     committed_ms = excluded.committed_ms
   WHERE ingest_batches.committed_ms < $7
-  RETURNING service, batch_id`;
+  RETURNING service || E'\\n' || batch_id AS k
+), m AS (
+  INSERT INTO metrics (request_id, service, service_version, instance_id, metric_type,
+    timestamp, value, duration_ms, dimensions, metadata)
+  SELECT request_id, service, service_version, instance_id, metric_type, timestamp, value,
+    duration_ms, dimensions, metadata
+  FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::text[], $15::float8[], $16::float8[], $17::text[], $18::text[])
+    AS r(k, request_id, service, service_version, instance_id, metric_type, timestamp, value,
+      duration_ms, dimensions, metadata)
+  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
+), a AS (
+  INSERT INTO auth_metrics (request_id, timestamp, service, duration_ms, success, method, server,
+    user_hash, error_code)
+  SELECT request_id, timestamp, service, duration_ms, success, method, server, user_hash, error_code
+  FROM unnest($19::text[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::bool[],
+    $25::text[], $26::text[], $27::text[], $28::text[])
+    AS r(k, request_id, timestamp, service, duration_ms, success, method, server, user_hash,
+      error_code)
+  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
+), t AS (
+  INSERT INTO tool_metrics (request_id, timestamp, service, duration_ms, tool_name, server_path,
+    server_name, success, client_name, client_version, method, user_hash, error_code,
+    input_size_bytes, output_size_bytes)
+  SELECT request_id, timestamp, service, duration_ms, tool_name, server_path, server_name, success,
+    client_name, client_version, method, user_hash, error_code, input_size_bytes, output_size_bytes
+  FROM unnest($29::text[], $30::text[], $31::text[], $32::text[], $33::float8[], $34::text[],
+    $35::text[], $36::text[], $37::bool[], $38::text[], $39::text[], $40::text[], $41::text[],
+    $42::text[], $43::int8[], $44::int8[])
+    AS r(k, request_id, timestamp, service, duration_ms, tool_name, server_path, server_name,
+      success, client_name, client_version, method, user_hash, error_code, input_size_bytes,
+      output_size_bytes)
+  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
+), d AS (
+  INSERT INTO discovery_metrics (request_id, timestamp, service, duration_ms, query,
+    results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms)
+  SELECT request_id, timestamp, service, duration_ms, query, results_count, top_k_services,
+    top_n_tools, embedding_time_ms, faiss_search_time_ms
+  FROM unnest($45::text[], $46::text[], $47::text[], $48::text[], $49::float8[], $50::text[],
+    $51::int4[], $52::int4[], $53::int4[], $54::float8[], $55::float8[])
+    AS r(k, request_id, timestamp, service, duration_ms, query, results_count, top_k_services,
+      top_n_tools, embedding_time_ms, faiss_search_time_ms)
+  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
+)
+SELECT k FROM claimed`;
 
 const bool = (value: SqlBool): boolean | null => (value === null ? null : value === 1);
 
@@ -60,110 +85,118 @@ function push(target: unknown[][], values: readonly unknown[]): void {
   for (let i = 0; i < values.length; i++) target[i]?.push(values[i]);
 }
 
-/** Writes rows of many requests with one statement per table. */
-async function insertRows(client: pg.PoolClient, appends: readonly QueuedAppend[]): Promise<void> {
-  const metrics = columns(10);
-  const auth = columns(9);
-  const tool = columns(15);
-  const discovery = columns(10);
-  for (const { requestId, rows } of appends) {
-    for (const r of rows) writeColumns(requestId, r, metrics, auth, tool, discovery);
-  }
-  if (metrics[0]?.length) await client.query(INSERT_METRICS, metrics);
-  if (auth[0]?.length) await client.query(INSERT_AUTH, auth);
-  if (tool[0]?.length) await client.query(INSERT_TOOL, tool);
-  if (discovery[0]?.length) await client.query(INSERT_DISCOVERY, discovery);
-}
-
-function writeColumns(
-  requestId: string,
-  r: EventRow,
-  metrics: unknown[][],
-  auth: unknown[][],
-  tool: unknown[][],
-  discovery: unknown[][],
-): void {
-  push(metrics, [
-    requestId,
-    r.service,
-    r.serviceVersion,
-    r.instanceId,
-    r.metricType,
-    r.timestamp,
-    r.value,
-    r.durationMs,
-    r.dimensions,
-    r.metadata,
-  ]);
-  const shared = [requestId, r.timestamp, r.service, r.durationMs];
-  if (r.auth) {
-    const a = r.auth;
-    push(auth, [...shared, bool(a.success), a.method, a.server, a.userHash, a.errorCode]);
-  } else if (r.tool) {
-    const t = r.tool;
-    push(tool, [
-      ...shared,
-      t.toolName,
-      t.serverPath,
-      t.serverName,
-      bool(t.success),
-      t.clientName,
-      t.clientVersion,
-      t.method,
-      t.userHash,
-      t.errorCode,
-      t.inputSizeBytes,
-      t.outputSizeBytes,
-    ]);
-  } else if (r.discovery) {
-    const d = r.discovery;
-    push(discovery, [
-      ...shared,
-      d.query,
-      d.resultsCount,
-      d.topKServices,
-      d.topNTools,
-      d.embeddingTimeMs,
-      d.faissSearchTimeMs,
-    ]);
-  }
-}
-
 const keyOf = (claim: BatchClaim) => `${claim.service}\n${claim.batchId}`;
 
+/** The parameters of {@link COMMIT_GROUP}: claims, then each table's columns, each row led by its batch key. */
+class GroupParameters {
+  readonly claims = columns(6);
+  readonly metrics = columns(11);
+  readonly auth = columns(10);
+  readonly tool = columns(16);
+  readonly discovery = columns(11);
+
+  claim(batch: BatchClaim, requestId: string, now: number): void {
+    push(this.claims, [batch.service, batch.batchId, requestId, batch.events, batch.digest, now]);
+  }
+
+  row(key: string | null, requestId: string, r: EventRow): void {
+    push(this.metrics, [
+      key,
+      requestId,
+      r.service,
+      r.serviceVersion,
+      r.instanceId,
+      r.metricType,
+      r.timestamp,
+      r.value,
+      r.durationMs,
+      r.dimensions,
+      r.metadata,
+    ]);
+    const shared = [key, requestId, r.timestamp, r.service, r.durationMs];
+    if (r.auth) {
+      const a = r.auth;
+      push(this.auth, [...shared, bool(a.success), a.method, a.server, a.userHash, a.errorCode]);
+    } else if (r.tool) {
+      const t = r.tool;
+      push(this.tool, [
+        ...shared,
+        t.toolName,
+        t.serverPath,
+        t.serverName,
+        bool(t.success),
+        t.clientName,
+        t.clientVersion,
+        t.method,
+        t.userHash,
+        t.errorCode,
+        t.inputSizeBytes,
+        t.outputSizeBytes,
+      ]);
+    } else if (r.discovery) {
+      const d = r.discovery;
+      push(this.discovery, [
+        ...shared,
+        d.query,
+        d.resultsCount,
+        d.topKServices,
+        d.topNTools,
+        d.embeddingTimeMs,
+        d.faissSearchTimeMs,
+      ]);
+    }
+  }
+
+  values(windowStart: number): unknown[] {
+    return [
+      ...this.claims,
+      windowStart,
+      ...this.metrics,
+      ...this.auth,
+      ...this.tool,
+      ...this.discovery,
+    ];
+  }
+}
+
 /**
- * Claims the group's batch ids and returns each append's result. Claims go in
- * key order, so that two replicas claiming overlapping ids lock them in the
- * same order; an id twice in one group is claimed once, the later append
- * being its duplicate.
+ * Commits a group in one statement and returns each append's result. Claims
+ * go in key order, so that two replicas claiming overlapping ids lock them in
+ * the same order; an id twice in one group is claimed once, the later append
+ * being its duplicate (nothing of it sent).
  */
-async function claimBatchIds(
-  client: pg.PoolClient,
+async function commitGroup(
+  pool: pg.Pool,
   group: readonly QueuedAppend[],
-  windowMillis: number,
+  windowMillis: number | undefined,
 ): Promise<AppendResult[]> {
   const results: AppendResult[] = group.map(() => "stored");
+  const keys: (string | null)[] = group.map(() => null);
   const first = new Map<string, number>();
   group.forEach((p, i) => {
-    if (p.batch === undefined) return;
+    if (p.batch === undefined || windowMillis === undefined) return;
     const key = keyOf(p.batch);
     if (first.has(key)) results[i] = "duplicate";
     else first.set(key, i);
+    keys[i] = key;
   });
-  if (first.size === 0) return results;
   const now = Date.now();
+  const params = new GroupParameters();
   const claims = [...first.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const values = columns(6);
   for (const [, i] of claims) {
     const p = group[i] as QueuedAppend;
-    const b = p.batch as BatchClaim;
-    push(values, [b.service, b.batchId, p.requestId, b.events, b.digest, now]);
+    params.claim(p.batch as BatchClaim, p.requestId, now);
   }
-  const claimed = await client.query<{ service: string; batch_id: string }>(CLAIM, [
-    ...values,
-    now - windowMillis,
-  ]);
-  const won = new Set(claimed.rows.map((r) => `${r.service}\n${r.batch_id}`));
+  group.forEach((p, i) => {
+    if (results[i] === "duplicate") return;
+    for (const row of p.rows) params.row(keys[i] ?? null, p.requestId, row);
+  });
+  const claimed = await pool.query<{ k: string }>({
+    name: "mcp-metrics-commit-group",
+    text: COMMIT_GROUP,
+    values: params.values(now - (windowMillis ?? 0)),
+  });
+  const won = new Set(claimed.rows.map((r) => r.k));
   for (const [key, i] of first) if (!won.has(key)) results[i] = "duplicate";
   return results;
 }
@@ -179,26 +212,14 @@ export interface PgEventStoreOptions extends EventStoreOptions {
 /**
  * The event store on PostgreSQL: group commit as on SQLite (a commit takes
  * whole requests up to the row bound and acknowledges them only once
- * committed), with a few commits overlapping on the pool, each one
- * transaction of one `INSERT ... SELECT FROM unnest(...)` per table, batch
- * ids claimed first.
+ * committed), with a few commits overlapping on the pool, each one statement
+ * ({@link COMMIT_GROUP}): claims and every table's rows in one round trip.
  */
 export function createPgEventStore(pool: pg.Pool, options: PgEventStoreOptions): EventStore {
   const windowMillis = options.ledger?.windowMillis;
   return createGroupCommit(
     {
-      write: (group) =>
-        inTransaction(pool, async (client) => {
-          const results =
-            windowMillis === undefined
-              ? group.map((): AppendResult => "stored")
-              : await claimBatchIds(client, group, windowMillis);
-          await insertRows(
-            client,
-            group.filter((_, i) => results[i] === "stored"),
-          );
-          return results;
-        }),
+      write: (group) => commitGroup(pool, group, windowMillis),
       claimsBatchIds: windowMillis !== undefined,
       maxConcurrentCommits: options.maxConcurrentCommits,
     },
