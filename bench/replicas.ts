@@ -6,12 +6,15 @@
  *
  * Every arm runs the real service (`dist/src/main.js`) as deployed: the
  * exposition on, a batch id on every request (as the generated clients send),
- * JSON `POST /metrics` with batches of the ingest benchmark's workload. The
- * service processes run on core 0 and the load generator on core 1; the two
+ * JSON `POST /metrics` with batches of the ingest benchmark's workload, one
+ * load generator spreading them over the replicas round robin, as a load
+ * balancer would. The service processes run on core 0 and the load generator
+ * on core 1; the two
  * replicas share core 0, so the third arm measures what sharing one store
  * costs, not what a second machine adds. PostgreSQL runs unpinned, and its
  * CPU per event is reported beside the service's. An arm's sustained rate is
- * the highest step with p99 under 50 ms and no error.
+ * the highest step with p99 under 50 ms and no error; a failed step is
+ * measured once more before the arm is dropped.
  *
  * Usage: npm run bench:replicas [-- --quick] [-- --out DIR]
  */
@@ -80,33 +83,18 @@ interface Arm {
   databaseMicrosPerEvent: number;
 }
 
-/** Offers `rate` across the arm's replicas, half each for two, at once; the answers combined. */
-async function offer(arm: Arm, rate: number): Promise<LoadResult> {
-  const share = rate / arm.servers.length;
-  const loads = await Promise.all(
-    arm.servers.map((s) =>
-      runLoad({
-        ingress: "json",
-        url: s.url,
-        key: KEY,
-        eventsPerSecond: share,
-        seconds: STEP_SECONDS,
-        batchIds: true,
-      }),
-    ),
-  );
-  const sum = (f: (l: LoadResult) => number) => loads.reduce((n, l) => n + f(l), 0);
-  return {
-    requests: sum((l) => l.requests),
-    ok: sum((l) => l.ok),
-    errors: sum((l) => l.errors),
-    sessionsLost: sum((l) => l.sessionsLost),
-    errorSamples: loads.flatMap((l) => l.errorSamples),
-    p50Ms: Math.max(...loads.map((l) => l.p50Ms)),
-    p99Ms: Math.max(...loads.map((l) => l.p99Ms)),
-    maxMs: Math.max(...loads.map((l) => l.maxMs)),
-    eventsPerSecond: sum((l) => l.eventsPerSecond),
-  };
+/** Offers `rate` to the arm, spread over its replicas round robin by one load generator. */
+function offer(arm: Arm, rate: number): Promise<LoadResult> {
+  const [first, ...others] = arm.servers.map((s) => s.url);
+  return runLoad({
+    ingress: "json",
+    url: first as string,
+    alsoUrls: others,
+    key: KEY,
+    eventsPerSecond: rate,
+    seconds: STEP_SECONDS,
+    batchIds: true,
+  });
 }
 
 async function main(): Promise<void> {
@@ -152,21 +140,32 @@ async function main(): Promise<void> {
     for (const arm of arms) {
       if (!alive.has(arm)) continue;
       const pids = arm.servers.map((s) => s.child.pid ?? 0);
-      const serviceBefore = pids.reduce((n, p) => n + cpuSecondsOf(p), 0);
-      const databaseBefore = postgresCpuSeconds();
-      const load = await offer(arm, rate);
-      const serviceCpu = pids.reduce((n, p) => n + cpuSecondsOf(p), 0) - serviceBefore;
-      const databaseCpu = arm.schema ? postgresCpuSeconds() - databaseBefore : 0;
-      arm.steps.push({ rate, load, serviceCpu, databaseCpu });
-      const events = Math.max(1, load.ok * EVENTS_PER_BATCH);
-      const passed = load.errors === 0 && load.p99Ms < P99_LIMIT_MS;
-      console.log(
-        `${arm.name.padEnd(24)} ${String(rate).padStart(6)}/s offered: ${Math.round(load.eventsPerSecond)}/s acked, ` +
-          `p99 ${load.p99Ms.toFixed(1)} ms, errors ${load.errors}, service ${((serviceCpu / events) * 1e6).toFixed(1)} µs/event` +
-          (arm.schema ? `, PostgreSQL ${((databaseCpu / events) * 1e6).toFixed(1)} µs/event` : "") +
-          (load.errorSamples.length > 0 ? ` [${load.errorSamples[0]}]` : ""),
-      );
-      if (!passed) {
+      // A failed step is measured once more before the arm is dropped: on a shared
+      // machine one stall elsewhere can spoil a step's p99 (not in quick mode).
+      let passed = false;
+      let serviceCpu = 0;
+      let databaseCpu = 0;
+      let events = 1;
+      let load: LoadResult | undefined;
+      for (let attempt = 1; attempt <= (QUICK ? 1 : 2) && !passed; attempt++) {
+        const serviceBefore = pids.reduce((n, p) => n + cpuSecondsOf(p), 0);
+        const databaseBefore = postgresCpuSeconds();
+        load = await offer(arm, rate);
+        serviceCpu = pids.reduce((n, p) => n + cpuSecondsOf(p), 0) - serviceBefore;
+        databaseCpu = arm.schema ? postgresCpuSeconds() - databaseBefore : 0;
+        arm.steps.push({ rate, load, serviceCpu, databaseCpu });
+        events = Math.max(1, load.ok * EVENTS_PER_BATCH);
+        passed = load.errors === 0 && load.p99Ms < P99_LIMIT_MS;
+        console.log(
+          `${arm.name.padEnd(24)} ${String(rate).padStart(6)}/s offered${attempt > 1 ? " (again)" : ""}: ${Math.round(load.eventsPerSecond)}/s acked, ` +
+            `p99 ${load.p99Ms.toFixed(1)} ms, errors ${load.errors}, service ${((serviceCpu / events) * 1e6).toFixed(1)} µs/event` +
+            (arm.schema
+              ? `, PostgreSQL ${((databaseCpu / events) * 1e6).toFixed(1)} µs/event`
+              : "") +
+            (load.errorSamples.length > 0 ? ` [${load.errorSamples[0]}]` : ""),
+        );
+      }
+      if (!passed || load === undefined) {
         alive.delete(arm);
         continue;
       }

@@ -20,6 +20,11 @@ import { buildWorkload, EVENTS_PER_BATCH, type WorkloadOptions } from "./workloa
 export interface LoadSpec {
   readonly ingress: "json" | "connect" | "grpc" | "stream" | "bare";
   readonly url: string;
+  /**
+   * More servers to spread the batches over, round robin, as a load balancer
+   * would (replicas; JSON and Connect only).
+   */
+  readonly alsoUrls?: readonly string[];
   readonly key: string;
   /** Events per second (batches of {@link EVENTS_PER_BATCH}). */
   readonly eventsPerSecond: number;
@@ -126,10 +131,8 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
   const workload = buildWorkload(64, 42, spec.workload);
   if (spec.ingress === "json" || spec.ingress === "connect" || spec.ingress === "bare") {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-    const target = new URL(
-      spec.ingress === "connect" ? "/mcp.metrics.v1.IngestService/Ingest" : "/metrics",
-      spec.url,
-    );
+    const path = spec.ingress === "connect" ? "/mcp.metrics.v1.IngestService/Ingest" : "/metrics";
+    const targets = [spec.url, ...(spec.alsoUrls ?? [])].map((url) => new URL(path, url));
     const contentType = spec.ingress === "connect" ? "application/proto" : "application/json";
     return {
       send(batch, done) {
@@ -141,7 +144,7 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
               : message
             : workload.json[batch % 64];
         const req = http.request(
-          target,
+          targets[batch % targets.length] as URL,
           {
             method: "POST",
             agent,
