@@ -14,6 +14,7 @@ const BOTH_BACKENDS = [
   "test/http/python-client-replay.test.ts",
   "test/admin/health-rpc.test.ts",
   "test/admin/retention-api.test.ts",
+  "test/admin/retention-sweep.test.ts",
   "test/auth/key-registry.test.ts",
   "test/auth/keys-cli.test.ts",
   "test/auth/service-binding.test.ts",

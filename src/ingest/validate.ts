@@ -138,6 +138,8 @@ export function validateBatch(batch: BatchInput, options: ValidateOptions): Vali
   if (version) {
     if (pyLen(version) > LIMITS.versionMaxLength) {
       fail("version", `Version too long: ${pyLen(version)} chars, max ${LIMITS.versionMaxLength}`);
+    } else if (version.includes(NUL)) {
+      fail("version", "Version must not contain a NUL character (U+0000)");
     } else if (!VERSION_PATTERN.test(version)) {
       warnings.push(`Version '${version}' does not follow semantic versioning (x.y.z)`);
     }
@@ -308,6 +310,15 @@ function typedIn(
   return typed;
 }
 
+/**
+ * NUL, which a text column cannot hold on PostgreSQL (SQLite would store it):
+ * refused in every value that may land in one, on both backends alike, so
+ * that moving to PostgreSQL changes no answer. Values inside nested objects
+ * and arrays are stored as escaped JSON text and may hold it.
+ */
+const NUL = "\u0000";
+const nulMessage = (label: string) => `${label} value must not contain a NUL character (U+0000)`;
+
 function validateMap(
   map: JsonObject | undefined,
   origin: "dimensions" | "metadata",
@@ -345,6 +356,10 @@ function validateMap(
       );
       continue;
     }
+    if (typeof value === "string" && value.includes(NUL)) {
+      fail(path(), nulMessage(label));
+      continue;
+    }
     if (field.type === "double" && !Number.isFinite(value)) {
       fail(path(), `${label} value must be a finite number, got ${pyFloat(value as number)}`);
       continue;
@@ -374,6 +389,10 @@ function validateMap(
       );
     }
     if (value === null) continue;
+    if (typeof value === "string" && value.includes(NUL)) {
+      fail(`${mapPath}.${key}`, nulMessage(label));
+      continue;
+    }
     if (typeof value !== "object") {
       if (shortEnough(value, valueMax)) continue;
     } else if (nestedDeeperThan(value, LIMITS.maxNesting)) {

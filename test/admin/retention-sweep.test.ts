@@ -3,8 +3,11 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { openStorage } from "../../src/storage/backend.js";
 import { openDatabase } from "../../src/storage/database.js";
 import { GRPC, ingestClient } from "../support/clients.js";
+import { countIn, freshPgSchema, onPostgres, pgTestDb } from "../support/database.js";
 import { spawnService } from "../support/process.js";
 import { tempDir } from "../support/service.js";
 
@@ -16,7 +19,7 @@ const INGEST_KEY = "sweep-ingest-key";
 const PERIOD_MILLIS = 10;
 const BATCH = 50;
 
-/** Seeds `count` rows older than 90 days straight into the service's schema, before it starts. */
+/** Seeds `count` rows older than 90 days straight into the service's SQLite file, before it starts. */
 function seedExpired(path: string, count: number): void {
   const db = openDatabase(path, { synchronous: "OFF" as "NORMAL", busyTimeoutMillis: 5000 });
   const insert = db.prepare(
@@ -33,6 +36,25 @@ function seedExpired(path: string, count: number): void {
     })();
   }
   db.close();
+}
+
+/** The same on PostgreSQL: the service's schema, migrated, and the rows in one statement. */
+async function seedExpiredPg(url: string, count: number): Promise<void> {
+  await (await openStorage(loadConfig({ DATABASE_URL: url }))).close();
+  const db = pgTestDb(url);
+  try {
+    await db.run(
+      `INSERT INTO metrics (request_id, service, metric_type, timestamp, value, dimensions)
+       SELECT 'req_00000000000000aa', 'test-service', 'auth_request',
+         to_char((now() - interval '190 days' + i * (interval '95 days' / ?)) AT TIME ZONE 'UTC',
+           'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 1, '{"success":true}'
+       FROM generate_series(0, ? - 1) AS i`,
+      count,
+      count,
+    );
+  } finally {
+    await db.close();
+  }
 }
 
 /**
@@ -84,9 +106,11 @@ describe("a retention sweep of 1,000,000 expired rows under continuous ingestion
 
   it("should finish, delete every expired row, and never fail an ingest", async () => {
     const dbPath = join(dir, "metrics.db");
-    seedExpired(dbPath, EXPIRED);
+    const schema = onPostgres ? await freshPgSchema() : undefined;
+    if (schema) await seedExpiredPg(schema.url, EXPIRED);
+    else seedExpired(dbPath, EXPIRED);
     const service = await spawnService({
-      SQLITE_DB_PATH: dbPath,
+      ...(schema ? { DATABASE_URL: schema.url } : { SQLITE_DB_PATH: dbPath }),
       METRICS_ADMIN_API_KEY: ADMIN_KEY,
       METRICS_API_KEY_SWEEP: INGEST_KEY,
       METRICS_RATE_LIMIT: "1000000",
@@ -124,16 +148,25 @@ describe("a retention sweep of 1,000,000 expired rows under continuous ingestion
       expect(quiet.errors + during.errors).toBe(0);
       expect(during.sent).toBeGreaterThan(50);
 
-      const db = new BetterSqlite3(dbPath, { readonly: true });
-      const rows = db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number };
-      const free = db.pragma("freelist_count", { simple: true }) as number;
-      db.close();
-      // Only what was ingested is left, and the freed pages went back to the file system.
-      expect(rows.n).toBe((warm.sent + quiet.sent + during.sent) * BATCH);
-      expect(free).toBe(0);
+      const ingested = (warm.sent + quiet.sent + during.sent) * BATCH;
+      if (schema) {
+        // Only what was ingested is left (PostgreSQL's autovacuum reuses the space).
+        const db = pgTestDb(schema.url);
+        expect(await countIn(db, "metrics")).toBe(ingested);
+        await db.close();
+      } else {
+        const db = new BetterSqlite3(dbPath, { readonly: true });
+        const rows = db.prepare("SELECT count(*) AS n FROM metrics").get() as { n: number };
+        const free = db.pragma("freelist_count", { simple: true }) as number;
+        db.close();
+        // Only what was ingested is left, and the freed pages went back to the file system.
+        expect(rows.n).toBe(ingested);
+        expect(free).toBe(0);
+      }
     } finally {
       service.child.kill("SIGTERM");
       await service.exited;
+      await schema?.drop();
     }
   }, 240_000);
 });

@@ -29,6 +29,19 @@ const REJECTED: [string, string, string[]][] = [
     ],
   ],
   [
+    "a NUL character in a dimension value",
+    JSON.stringify({
+      service: "svc",
+      metrics: [legacyMetric({ dimensions: { tool_name: "a\u0000b" } })],
+    }),
+    ["metrics[0].dimensions.tool_name: Dimension value must not contain a NUL character (U+0000)"],
+  ],
+  [
+    "a NUL character in the version",
+    JSON.stringify({ service: "svc", version: "1.0\u0000", metrics: [legacyMetric()] }),
+    ["version: Version must not contain a NUL character (U+0000)"],
+  ],
+  [
     "no metrics",
     JSON.stringify({ service: "svc", metrics: [] }),
     ["metrics: At least one metric is required"],

@@ -132,6 +132,9 @@ describe("IngestService over every protocol on one port", () => {
       const batch = mixedBatch("invalid-batch");
       const events = batch.events;
       events[0] = { ...events[0], durationMs: -1 };
+      // A NUL, which a PostgreSQL text column cannot hold: refused on both backends.
+      const tool = events[1]?.kind;
+      if (tool?.case === "toolExecution") tool.value = { ...tool.value, toolName: "bad\u0000name" };
       events[2] = { ...events[2], value: Number.POSITIVE_INFINITY };
       const error = await failure(client.ingest(batch));
       expect(error.code).toBe(Code.InvalidArgument);
@@ -143,6 +146,10 @@ describe("IngestService over every protocol on one port", () => {
         expect.objectContaining({
           field: "events[0].duration_ms",
           description: "Duration cannot be negative: -1.0",
+        }),
+        expect.objectContaining({
+          field: expect.stringMatching(/^events\[1\]\..*tool_name$/),
+          description: "Dimension value must not contain a NUL character (U+0000)",
         }),
         expect.objectContaining({
           field: "events[2].value",

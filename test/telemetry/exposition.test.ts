@@ -90,7 +90,10 @@ describe("the Prometheus exposition", () => {
     );
     expect(text).toContain('mcp_metrics_events_total{outcome="accepted"}');
     expect(text).toMatch(/mcp_metrics_requests_total\{ingress="json",code="200"\} \d+/);
-    expect(text).toContain('target_info{service_name="mcp-metrics-service"} 1');
+    // A service.instance.id of its own per process (a UUID), so that replicas never collide.
+    expect(text).toMatch(
+      /^target_info\{service_instance_id="[0-9a-f-]{36}",service_name="mcp-metrics-service"\} 1$/m,
+    );
     expect(text).not.toContain("custom");
   });
 
