@@ -7,7 +7,7 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "./group-commit.js";
-import type { EventRow } from "./rows.js";
+import { type EventRow, rowValues } from "./rows.js";
 
 export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "./group-commit.js";
 
@@ -44,51 +44,15 @@ export function createEventStore(db: Database, options: SqliteEventStoreOptions)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
 
+  const specialized = {
+    auth_metrics: insertAuth,
+    tool_metrics: insertTool,
+    discovery_metrics: insertDiscovery,
+  };
   const writeRow = (requestId: string, r: EventRow): void => {
-    insertMetric.run(
-      requestId,
-      r.service,
-      r.serviceVersion,
-      r.instanceId,
-      r.metricType,
-      r.timestamp,
-      r.value,
-      r.durationMs,
-      r.dimensions,
-      r.metadata,
-    );
-    const shared = [requestId, r.timestamp, r.service, r.durationMs] as const;
-    if (r.auth) {
-      const a = r.auth;
-      insertAuth.run(...shared, a.success, a.method, a.server, a.userHash, a.errorCode);
-    } else if (r.tool) {
-      const t = r.tool;
-      insertTool.run(
-        ...shared,
-        t.toolName,
-        t.serverPath,
-        t.serverName,
-        t.success,
-        t.clientName,
-        t.clientVersion,
-        t.method,
-        t.userHash,
-        t.errorCode,
-        t.inputSizeBytes,
-        t.outputSizeBytes,
-      );
-    } else if (r.discovery) {
-      const d = r.discovery;
-      insertDiscovery.run(
-        ...shared,
-        d.query,
-        d.resultsCount,
-        d.topKServices,
-        d.topNTools,
-        d.embeddingTimeMs,
-        d.faissSearchTimeMs,
-      );
-    }
+    const values = rowValues(requestId, r);
+    insertMetric.run(...values.metrics);
+    if (values.specialized) specialized[values.specialized.table].run(...values.specialized.values);
   };
 
   const ledger = options.ledger;

@@ -68,3 +68,85 @@ const ROW_OVERHEAD_BYTES = 512;
 export function approximateRowBytes(row: EventRow): number {
   return ROW_OVERHEAD_BYTES + 2 * (row.dimensions.length + row.metadata.length);
 }
+
+/** The specialized tables, by the event kinds that have one. */
+export type SpecializedTable = "auth_metrics" | "tool_metrics" | "discovery_metrics";
+
+/**
+ * A row's values in the order of both backends' INSERTs: `metrics` from
+ * `request_id` to `metadata`, and its specialized table's from `request_id`
+ * on (booleans as 1, 0 or NULL, which PostgreSQL's `bool` reads too).
+ */
+export function rowValues(
+  requestId: string,
+  r: EventRow,
+): {
+  readonly metrics: unknown[];
+  readonly specialized?: { readonly table: SpecializedTable; readonly values: unknown[] };
+} {
+  const metrics = [
+    requestId,
+    r.service,
+    r.serviceVersion,
+    r.instanceId,
+    r.metricType,
+    r.timestamp,
+    r.value,
+    r.durationMs,
+    r.dimensions,
+    r.metadata,
+  ];
+  const shared = [requestId, r.timestamp, r.service, r.durationMs];
+  if (r.auth) {
+    const a = r.auth;
+    return {
+      metrics,
+      specialized: {
+        table: "auth_metrics",
+        values: [...shared, a.success, a.method, a.server, a.userHash, a.errorCode],
+      },
+    };
+  }
+  if (r.tool) {
+    const t = r.tool;
+    return {
+      metrics,
+      specialized: {
+        table: "tool_metrics",
+        values: [
+          ...shared,
+          t.toolName,
+          t.serverPath,
+          t.serverName,
+          t.success,
+          t.clientName,
+          t.clientVersion,
+          t.method,
+          t.userHash,
+          t.errorCode,
+          t.inputSizeBytes,
+          t.outputSizeBytes,
+        ],
+      },
+    };
+  }
+  if (r.discovery) {
+    const d = r.discovery;
+    return {
+      metrics,
+      specialized: {
+        table: "discovery_metrics",
+        values: [
+          ...shared,
+          d.query,
+          d.resultsCount,
+          d.topKServices,
+          d.topNTools,
+          d.embeddingTimeMs,
+          d.faissSearchTimeMs,
+        ],
+      },
+    };
+  }
+  return { metrics };
+}

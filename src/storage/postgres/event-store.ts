@@ -7,7 +7,7 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "../group-commit.js";
-import type { EventRow, SqlBool } from "../rows.js";
+import { type EventRow, rowValues, type SpecializedTable } from "../rows.js";
 
 /**
  * A whole group commit in one statement, so one round trip: PostgreSQL runs a
@@ -75,8 +75,6 @@ WITH claimed AS (
 )
 SELECT k FROM claimed`;
 
-const bool = (value: SqlBool): boolean | null => (value === null ? null : value === 1);
-
 /** Column arrays of one table, filled row by row. */
 function columns(count: number): unknown[][] {
   return Array.from({ length: count }, () => []);
@@ -91,60 +89,21 @@ const keyOf = (claim: BatchClaim) => `${claim.service}\n${claim.batchId}`;
 class GroupParameters {
   readonly claims = columns(6);
   readonly metrics = columns(11);
-  readonly auth = columns(10);
-  readonly tool = columns(16);
-  readonly discovery = columns(11);
+  readonly tables: Readonly<Record<SpecializedTable, unknown[][]>> = {
+    auth_metrics: columns(10),
+    tool_metrics: columns(16),
+    discovery_metrics: columns(11),
+  };
 
   claim(batch: BatchClaim, requestId: string, now: number): void {
     push(this.claims, [batch.service, batch.batchId, requestId, batch.events, batch.digest, now]);
   }
 
   row(key: string | null, requestId: string, r: EventRow): void {
-    push(this.metrics, [
-      key,
-      requestId,
-      r.service,
-      r.serviceVersion,
-      r.instanceId,
-      r.metricType,
-      r.timestamp,
-      r.value,
-      r.durationMs,
-      r.dimensions,
-      r.metadata,
-    ]);
-    const shared = [key, requestId, r.timestamp, r.service, r.durationMs];
-    if (r.auth) {
-      const a = r.auth;
-      push(this.auth, [...shared, bool(a.success), a.method, a.server, a.userHash, a.errorCode]);
-    } else if (r.tool) {
-      const t = r.tool;
-      push(this.tool, [
-        ...shared,
-        t.toolName,
-        t.serverPath,
-        t.serverName,
-        bool(t.success),
-        t.clientName,
-        t.clientVersion,
-        t.method,
-        t.userHash,
-        t.errorCode,
-        t.inputSizeBytes,
-        t.outputSizeBytes,
-      ]);
-    } else if (r.discovery) {
-      const d = r.discovery;
-      push(this.discovery, [
-        ...shared,
-        d.query,
-        d.resultsCount,
-        d.topKServices,
-        d.topNTools,
-        d.embeddingTimeMs,
-        d.faissSearchTimeMs,
-      ]);
-    }
+    const values = rowValues(requestId, r);
+    push(this.metrics, [key, ...values.metrics]);
+    if (values.specialized)
+      push(this.tables[values.specialized.table], [key, ...values.specialized.values]);
   }
 
   values(windowStart: number): unknown[] {
@@ -152,9 +111,9 @@ class GroupParameters {
       ...this.claims,
       windowStart,
       ...this.metrics,
-      ...this.auth,
-      ...this.tool,
-      ...this.discovery,
+      ...this.tables.auth_metrics,
+      ...this.tables.tool_metrics,
+      ...this.tables.discovery_metrics,
     ];
   }
 }
