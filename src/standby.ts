@@ -2,6 +2,7 @@ import { accessSync, constants } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
 import { type RunningService, startService } from "./app.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
@@ -61,6 +62,32 @@ function directoryReadOnly(databasePath: string): boolean {
   }
 }
 
+/**
+ * Whether PostgreSQL answers a query, asked on a connection of its own within
+ * a few seconds: the standby port is kept until it does, so that clients and
+ * load balancers get 503s, not refused connections, while it does not.
+ */
+async function postgresAnswers(url: string): Promise<unknown> {
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: PROBE_CONNECT_MILLIS,
+    query_timeout: PROBE_CONNECT_MILLIS,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+    return undefined;
+  } catch (error) {
+    return error;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** How long the standby's probe of PostgreSQL waits to connect, and then for its answer. */
+const PROBE_CONNECT_MILLIS = 2000;
+
 /** The database for logs: the SQLite file, or PostgreSQL's URL without its password. */
 function databaseName(config: Config): string {
   return config.databaseUrl === undefined ? config.sqlitePath : redactedUrl(config.databaseUrl);
@@ -81,9 +108,8 @@ export interface SupervisorEvents {
 }
 
 /** Whether the database opens, migrates and takes a write, tried on a connection of its own. */
-function databaseWritable(config: Config): unknown {
-  // PostgreSQL is simply tried by the start itself, which fails back to standby.
-  if (config.databaseUrl !== undefined) return undefined;
+async function databaseWritable(config: Config): Promise<unknown> {
+  if (config.databaseUrl !== undefined) return postgresAnswers(config.databaseUrl);
   try {
     // A short lock wait: this runs on the standby's event loop, which must keep answering.
     const db = openDatabase(config.sqlitePath, {
@@ -135,7 +161,7 @@ export async function startSupervised(
     while (!stop.signal.aborted) {
       await sleep(STANDBY_RETRY_MILLIS, undefined, { signal: stop.signal }).catch(() => {});
       if (stop.signal.aborted) return;
-      const problem = databaseWritable(config);
+      const problem = await databaseWritable(config);
       if (problem !== undefined) {
         const now = transientStorageProblem(problem, config);
         if (now === undefined) {

@@ -159,13 +159,35 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     return { ok: true, accepted: found.events, requestId: found.requestId, replayed: true };
   };
 
+  /**
+   * The batch committed under this id, read from the ledger; a failure to read
+   * it is storage trouble, answered as such (503 while the database is
+   * unreachable), with nothing stored.
+   */
+  const committed = async (
+    claim: BatchClaim,
+    requestId: string,
+  ): Promise<CommittedBatch | undefined> => {
+    try {
+      return await ledger?.find(claim.service, claim.batchId);
+    } catch (cause) {
+      const error = StorageError.from(cause);
+      log.error({ requestId, err: error.cause ?? error }, "batch id not looked up");
+      options.observer?.rejected(claim.events, "storage");
+      throw errors.storage(error);
+    }
+  };
+
   /** The earlier commit of this batch id, after any append of it under way has ended. */
-  const earlierCommit = async (claim: BatchClaim): Promise<IngestOutcome | undefined> => {
+  const earlierCommit = async (
+    claim: BatchClaim,
+    requestId: string,
+  ): Promise<IngestOutcome | undefined> => {
     const key = keyOf(claim);
     for (let pending = appending.get(key); pending; pending = appending.get(key)) {
       await pending.catch(() => undefined);
     }
-    const found = await ledger?.find(claim.service, claim.batchId);
+    const found = await committed(claim, requestId);
     return found && replayOf(found, claim);
   };
 
@@ -208,7 +230,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
             }
           : undefined;
       // A retry of a committed batch is answered before the overload check: it stores nothing.
-      const replay = claim && (await earlierCommit(claim));
+      const replay = claim && (await earlierCommit(claim, requestId));
       if (replay) return replay;
       if (store.queuedRows >= maxQueuedRows || store.queuedBytes >= maxQueuedBytes) {
         options.observer?.rejected(batch.events.length, "overloaded");
@@ -241,7 +263,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         // A batch with this id committed first: another process, or an append of
         // ours in the same or an earlier group (the ledger claim is checked in
         // the transaction). Answer with its result.
-        const found = await ledger?.find(claim.service, claim.batchId);
+        const found = await committed(claim, requestId);
         if (found === undefined) throw errors.internal(new Error("claimed batch id not found"));
         return replayOf(found, claim);
       }

@@ -16,7 +16,7 @@ import { createKeyStore } from "./key-store.js";
 import { createPgBatchLedger, createPgEventStore } from "./postgres/event-store.js";
 import { createPgKeyStore } from "./postgres/key-store.js";
 import { migratePg, pgSchemaVersion } from "./postgres/migrations.js";
-import { createPgPool, redactedUrl } from "./postgres/pool.js";
+import { createPgPool, query, redactedUrl } from "./postgres/pool.js";
 import { pgRetentionStore } from "./postgres/retention-store.js";
 import type { RetentionStore } from "./retention.js";
 import { sqliteRetentionStore } from "./sqlite-retention.js";
@@ -106,7 +106,11 @@ function probeTimeout(): Error {
   });
 }
 
-/** Bounds a probe's wait, so that `/readyz` answers while the server does not. */
+/**
+ * Bounds a probe's wait, so that `/readyz` answers while the server does not.
+ * The query itself runs on (to the pool's query timeout): `shared` keeps one
+ * of each kind under way, so that unanswered probes cannot fill the pool.
+ */
 async function bounded<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -121,14 +125,36 @@ async function bounded<T>(work: Promise<T>): Promise<T> {
   }
 }
 
+/** Runs `start` unless a run of it is still under way, whose promise is then shared. */
+function shared<T>(start: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | undefined;
+  return () => {
+    running ??= start().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+}
+
 async function openPostgres(config: Config, url: string): Promise<StorageBackend> {
-  const pool = createPgPool({ url, max: config.databasePoolMax });
+  // Migrations on a connection of their own, without the query timeout: a step
+  // may take long on a big table, and it may wait for another replica's lock.
+  const migrator = createPgPool({ url, max: 1, queryTimeoutMillis: 0 });
   try {
-    await migratePg(pool);
-  } catch (error) {
-    await pool.end();
-    throw error;
+    await migratePg(migrator);
+  } finally {
+    await migrator.end();
   }
+  const pool = createPgPool({ url, max: config.databasePoolMax });
+  const probeWrite = shared(() =>
+    query(
+      pool,
+      `INSERT INTO readiness_probe (id, probed_at) VALUES (1, $1)
+       ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at`,
+      [Date.now()],
+    ),
+  );
+  const probeVersion = shared(() => pgSchemaVersion(pool));
   const windowMillis = ledgerWindowMillis(config);
   const ledger =
     windowMillis === undefined ? undefined : createPgBatchLedger(pool, { windowMillis });
@@ -140,15 +166,9 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
     retention: pgRetentionStore(pool),
     readiness: {
       async write() {
-        await bounded(
-          pool.query(
-            `INSERT INTO readiness_probe (id, probed_at) VALUES (1, $1)
-             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at`,
-            [Date.now()],
-          ),
-        );
+        await bounded(probeWrite());
       },
-      schemaVersion: () => bounded(pgSchemaVersion(pool)),
+      schemaVersion: () => bounded(probeVersion()),
     },
     ledger,
     createEventStore: (options) =>
@@ -166,12 +186,14 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
 
 /** {@link seedRetentionPolicies} on PostgreSQL: one statement per step, safe when replicas start together. */
 async function seedPgRetentionPolicies(pool: pg.Pool, retentionDays: number): Promise<void> {
-  await pool.query(
+  await query(
+    pool,
     `INSERT INTO retention_policies (table_name, retention_days)
      SELECT unnest($1::text[]), $2 ON CONFLICT (table_name) DO NOTHING`,
     [RETAINED_TABLES, retentionDays],
   );
-  await pool.query(
+  await query(
+    pool,
     `UPDATE retention_policies
      SET retention_days = $1, updated_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
      WHERE origin = 'default' AND retention_days <> $1`,

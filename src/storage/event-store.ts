@@ -69,6 +69,8 @@ export function createEventStore(db: Database, options: SqliteEventStoreOptions)
     {
       write: (group) => writeGroup.immediate(group),
       claimsBatchIds: ledger !== undefined,
+      // A failed SQLite transaction is rolled back, whatever failed: never ambiguous.
+      retryAlone: () => true,
       maxConcurrentCommits: 1,
     },
     options,

@@ -82,6 +82,14 @@ export interface GroupWriter {
   /** Whether appends may carry a batch id (the writer has a ledger to claim it in). */
   readonly claimsBatchIds: boolean;
   /**
+   * Whether a group that failed so may be tried again request by request: only
+   * when the failure says the group was not committed and one request's rows
+   * may be the cause. A lost connection to a server is neither: the group may
+   * have committed with only the answer lost, and writing it again would
+   * store it twice.
+   */
+  retryAlone(error: StorageError): boolean;
+  /**
    * Most commits at once: 1 where the database takes one writer (SQLite), more
    * where a connection pool can overlap commits' round trips (PostgreSQL).
    */
@@ -191,7 +199,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     }
     lastCommitEnded = performance.now();
     const durationMillis = lastCommitEnded - started;
-    if (error && !error.busy && group.length > 1) {
+    if (error && !error.busy && group.length > 1 && writer.retryAlone(error)) {
       // One request's rows may be what the database refused: commit each request
       // alone, so that only that request fails and the others are stored. What
       // is reported is how that went: no error if every request was stored.

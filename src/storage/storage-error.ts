@@ -9,15 +9,16 @@ export type StorageFailure = "unavailable" | "closed" | "internal";
 
 /**
  * PostgreSQL SQLSTATEs that pass by themselves: a lost or refused connection
- * (class 08), a server shutting down or starting (57P01-57P03), insufficient
+ * (class 08), a server shutting down or starting (57P01-57P03), a statement
+ * cancelled by its timeout (57014), a lock not available (55P03), insufficient
  * resources (class 53, 53100 being a full disk), a serialization failure or
  * deadlock (40001, 40P01), a read-only server (25006), an I/O error (58030).
  */
-const TRANSIENT_SQLSTATE = /^(08|53|57P0[123]|40001|40P01|25006|58030)/;
+const TRANSIENT_SQLSTATE = /^(08|53|57P0[123]|57014|55P03|40001|40P01|25006|58030)/;
 
 /** The pg driver's own connection failures, which carry no SQLSTATE. */
 const PG_CONNECTION_FAILURE =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection terminated unexpectedly)/;
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 
 /** Node's socket errors when a database server cannot be reached. */
 const SOCKET_CODES = new Set([

@@ -1,29 +1,8 @@
-import { createConnection, createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { freshPgSchema, PG_TEST_URL } from "../support/database.js";
+import { pgRelay, viaRelay } from "../support/pg-relay.js";
 import { spawnService } from "../support/process.js";
 import { freePort } from "../support/service.js";
-
-/** A TCP relay to the tests' PostgreSQL, opened on `port` only when asked: PostgreSQL "starting". */
-function relayTo(target: URL, port: number): Promise<{ close(): void }> {
-  const sockets = new Set<{ destroy(): void }>();
-  const server: Server = createServer((client) => {
-    const upstream = createConnection(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", end);
-    upstream.on("error", end);
-  });
-  const close = () => {
-    server.close();
-    for (const socket of sockets) socket.destroy();
-  };
-  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve({ close })));
-}
 
 describe("a replica whose PostgreSQL does not answer at start-up", () => {
   const cleanups: (() => unknown)[] = [];
@@ -35,10 +14,8 @@ describe("a replica whose PostgreSQL does not answer at start-up", () => {
     const schema = await freshPgSchema();
     cleanups.push(() => schema.drop());
     const port = await freePort();
-    const url = new URL(schema.url);
-    url.host = `127.0.0.1:${port}`; // nothing listens there yet
     const service = await spawnService({
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: viaRelay(schema.url, port), // nothing listens there yet
       METRICS_API_KEY_TEST_SERVICE: "standby-key-0123456789",
       LOG_LEVEL: "info",
     });
@@ -59,7 +36,7 @@ describe("a replica whose PostgreSQL does not answer at start-up", () => {
     expect(refused.headers.get("retry-after")).not.toBeNull();
 
     // PostgreSQL comes up: the replica migrates it and takes the port over.
-    const relay = await relayTo(new URL(PG_TEST_URL), port);
+    const relay = await pgRelay(new URL(PG_TEST_URL), port);
     cleanups.push(() => relay.close());
     await expect
       .poll(async () => (await fetch(`${service.url}/readyz`)).status, { timeout: 15_000 })

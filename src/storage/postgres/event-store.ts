@@ -8,6 +8,7 @@ import {
   type QueuedAppend,
 } from "../group-commit.js";
 import { type EventRow, rowValues, type SpecializedTable } from "../rows.js";
+import { query } from "./pool.js";
 
 /**
  * A whole group commit in one statement, so one round trip: PostgreSQL runs a
@@ -180,6 +181,9 @@ export function createPgEventStore(pool: pg.Pool, options: PgEventStoreOptions):
     {
       write: (group) => commitGroup(pool, group, windowMillis),
       claimsBatchIds: windowMillis !== undefined,
+      // Only a refusal of the data itself (a SQLSTATE PostgreSQL answered, not a lost
+      // connection, after which the group may be committed) is worth a retry per request.
+      retryAlone: (error) => error.failure === "internal" && /^[0-9A-Z]{5}$/.test(error.code),
       maxConcurrentCommits: options.maxConcurrentCommits,
     },
     options,
@@ -193,7 +197,8 @@ export function createPgBatchLedger(pool: pg.Pool, options: BatchLedgerOptions):
   return {
     windowMillis,
     async find(service, batchId) {
-      const result = await pool.query<{ request_id: string; events: number; digest: string }>(
+      const result = await query<{ request_id: string; events: number; digest: string }>(
+        pool,
         `SELECT request_id, events, digest FROM ingest_batches
          WHERE service = $1 AND batch_id = $2 AND committed_ms >= $3`,
         [service, batchId, now() - windowMillis],
@@ -202,7 +207,8 @@ export function createPgBatchLedger(pool: pg.Pool, options: BatchLedgerOptions):
       return row && { requestId: row.request_id, events: row.events, digest: row.digest };
     },
     async prune(maxRows) {
-      const result = await pool.query(
+      const result = await query(
+        pool,
         `DELETE FROM ingest_batches WHERE (service, batch_id) IN (
            SELECT service, batch_id FROM ingest_batches WHERE committed_ms < $1
            ORDER BY committed_ms LIMIT $2 FOR UPDATE SKIP LOCKED)`,

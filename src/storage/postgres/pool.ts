@@ -1,4 +1,5 @@
 import pg from "pg";
+import { StorageError } from "../storage-error.js";
 
 /** Options of {@link createPgPool}. */
 export interface PgPoolOptions {
@@ -10,7 +11,15 @@ export interface PgPoolOptions {
   readonly connectionTimeoutMillis?: number;
   /** Name shown in `pg_stat_activity`. */
   readonly applicationName?: string;
+  /**
+   * How long a query may go unanswered before it fails as unavailable, in ms
+   * (0: no bound, for migrations); a half-open connection never answers.
+   */
+  readonly queryTimeoutMillis?: number;
 }
+
+/** The default bound on a query: far above a commit's or a retention batch's time. */
+const QUERY_TIMEOUT_MILLIS = 30_000;
 
 /** OID of `bigint`: counts and ids, which stay well inside a double here. */
 const INT8_OID = 20;
@@ -25,6 +34,12 @@ export function createPgPool(options: PgPoolOptions): pg.Pool {
     max: options.max,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
     idleTimeoutMillis: 30_000,
+    // A peer gone without a word (a partition, a firewall's drop) is noticed.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(options.queryTimeoutMillis === 0
+      ? {}
+      : { query_timeout: options.queryTimeoutMillis ?? QUERY_TIMEOUT_MILLIS }),
     application_name: options.applicationName ?? "mcp-metrics",
     types: {
       getTypeParser: ((oid: number, format?: "text" | "binary") =>
@@ -38,11 +53,17 @@ export function createPgPool(options: PgPoolOptions): pg.Pool {
   return pool;
 }
 
-/** The URL with its password hidden, for logs. */
+/** Query parameters of a connection URL that hold secrets. */
+const SECRET_PARAMETERS = ["password", "sslpassword"];
+
+/** The URL with its passwords hidden (user info and query parameters), for logs. */
 export function redactedUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== "") parsed.password = "***";
+    for (const name of SECRET_PARAMETERS) {
+      if (parsed.searchParams.has(name)) parsed.searchParams.set(name, "***");
+    }
     return parsed.toString();
   } catch {
     return "postgres://(unparsable)";
@@ -68,5 +89,22 @@ export async function inTransaction<T>(
     throw error;
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * Runs a query; a failure comes as a {@link StorageError}, so that callers
+ * answer it as storage trouble (503 with `Retry-After` when PostgreSQL is
+ * unreachable), never as an internal error.
+ */
+export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(
+  db: pg.Pool,
+  text: string,
+  values?: unknown[],
+): Promise<pg.QueryResult<T>> {
+  try {
+    return await db.query<T>(text, values);
+  } catch (error) {
+    throw StorageError.from(error);
   }
 }

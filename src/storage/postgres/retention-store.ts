@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { RETAINED_TABLES } from "../database.js";
 import type { DatabaseSize, RetentionStore } from "../retention.js";
+import { query } from "./pool.js";
 
 /** The SQLite `datetime('now')` text, for `updated_at`. */
 const NOW_TEXT = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
@@ -20,14 +21,14 @@ function allowed(table: string): string {
  */
 export function pgRetentionStore(pool: pg.Pool): RetentionStore {
   const one = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []) =>
-    (await pool.query<T>(sql, params)).rows[0] as T;
+    (await query<T>(pool, sql, params)).rows[0] as T;
   return {
     async loadPolicies() {
-      const result = await pool.query<{
+      const result = await query<{
         table_name: string;
         retention_days: number;
         is_active: boolean;
-      }>("SELECT table_name, retention_days, is_active FROM retention_policies");
+      }>(pool, "SELECT table_name, retention_days, is_active FROM retention_policies");
       return result.rows.map((r) => ({
         tableName: r.table_name,
         retentionDays: r.retention_days,
@@ -35,7 +36,8 @@ export function pgRetentionStore(pool: pg.Pool): RetentionStore {
       }));
     },
     async upsertPolicy(table, retentionDays, isActive) {
-      await pool.query(
+      await query(
+        pool,
         `INSERT INTO retention_policies
            (table_name, retention_days, is_active, timestamp_column, origin, updated_at)
          VALUES ($1, $2, $3, 'timestamp', 'admin', ${NOW_TEXT})
@@ -63,7 +65,8 @@ export function pgRetentionStore(pool: pg.Pool): RetentionStore {
     },
     async deleteExpired(table, cutoff, limit) {
       const name = allowed(table);
-      const result = await pool.query(
+      const result = await query(
+        pool,
         `DELETE FROM ${name} WHERE id IN (
            SELECT id FROM ${name} WHERE timestamp < $1 ORDER BY timestamp LIMIT $2
            FOR UPDATE SKIP LOCKED)`,
