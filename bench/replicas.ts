@@ -48,18 +48,33 @@ const P99_LIMIT_MS = 50;
 const PG_URL = process.env.METRICS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
-/** CPU seconds of every PostgreSQL server process on this machine, from /proc. */
+/**
+ * CPU seconds of the PostgreSQL server on this machine, from /proc: every
+ * live postgres process's own, plus, for the postmaster, its ended children's
+ * (a backend whose connection the pool closed took its CPU with it).
+ */
 function postgresCpuSeconds(): number {
-  let total = 0;
+  const processes = new Map<number, { ppid: number; own: number; children: number }>();
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "postgres") continue;
-      total += cpuSecondsOf(Number(pid));
+      // Fields after the command: state, ppid, ..., utime (12th), stime, cutime, cstime.
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      processes.set(Number(pid), {
+        ppid: Number(f[1]),
+        own: Number(f[11]) + Number(f[12]),
+        children: Number(f[13]) + Number(f[14]),
+      });
     } catch {
       // the process ended meanwhile
     }
   }
-  return total;
+  let ticks = 0;
+  for (const p of processes.values()) {
+    ticks += p.own;
+    if (!processes.has(p.ppid)) ticks += p.children; // the postmaster
+  }
+  return ticks / 100;
 }
 
 /** A schema of its own in the bench's PostgreSQL, and the URL whose connections use it. */
