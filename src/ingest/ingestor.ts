@@ -3,7 +3,12 @@ import { serviceNameFromSuffix } from "../auth/env-keys.js";
 import type { Principal } from "../auth/principal.js";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { BatchClaim, BatchLedger, CommittedBatch } from "../storage/batch-ledger.js";
+import {
+  type BatchClaim,
+  type BatchLedger,
+  batchKey,
+  type CommittedBatch,
+} from "../storage/batch-ledger.js";
 import type { AppendResult, EventStore } from "../storage/event-store.js";
 import { StorageError } from "../storage/storage-error.js";
 import type { CommittedEvent } from "../telemetry/instruments.js";
@@ -147,7 +152,6 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const ledger = options.ledger;
   /** Appends under way per batch id, so that a retry sent before the first try ended waits for it. */
   const appending = new Map<string, Promise<AppendResult>>();
-  const keyOf = (claim: BatchClaim) => `${claim.service}\n${claim.batchId}`;
 
   /** The answer to a batch whose id was committed before: that commit's result. */
   const replayOf = (found: CommittedBatch, claim: BatchClaim): IngestOutcome => {
@@ -183,7 +187,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     claim: BatchClaim,
     requestId: string,
   ): Promise<IngestOutcome | undefined> => {
-    const key = keyOf(claim);
+    const key = batchKey(claim);
     for (let pending = appending.get(key); pending; pending = appending.get(key)) {
       await pending.catch(() => undefined);
     }
@@ -243,7 +247,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         claim,
       );
       if (claim) {
-        const key = keyOf(claim);
+        const key = batchKey(claim);
         appending.set(key, appended);
         const done = () => {
           if (appending.get(key) === appended) appending.delete(key);

@@ -16,7 +16,7 @@ import { createKeyStore } from "./key-store.js";
 import { createPgBatchLedger, createPgEventStore } from "./postgres/event-store.js";
 import { createPgKeyStore } from "./postgres/key-store.js";
 import { migratePg, pgSchemaVersion } from "./postgres/migrations.js";
-import { createPgPool, query, redactedUrl } from "./postgres/pool.js";
+import { createPgPool, NOW_TEXT, query, redactedUrl } from "./postgres/pool.js";
 import { pgRetentionStore } from "./postgres/retention-store.js";
 import type { RetentionStore } from "./retention.js";
 import { sqliteRetentionStore } from "./sqlite-retention.js";
@@ -44,11 +44,6 @@ export interface StorageBackend {
   /** Start-up's writes are done: from now on, writes wait on locks the run-time way. */
   startupDone(): void;
   close(): Promise<void>;
-}
-
-/** Whether a `DATABASE_URL` names a PostgreSQL server. */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url);
 }
 
 /**
@@ -195,7 +190,7 @@ async function seedPgRetentionPolicies(pool: pg.Pool, retentionDays: number): Pr
   await query(
     pool,
     `UPDATE retention_policies
-     SET retention_days = $1, updated_at = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+     SET retention_days = $1, updated_at = ${NOW_TEXT}
      WHERE origin = 'default' AND retention_days <> $1`,
     [retentionDays],
   );

@@ -11,6 +11,9 @@ export interface BatchClaim {
   readonly digest: string;
 }
 
+/** A claim's key: its service and batch id, joined by a newline (which neither may hold). */
+export const batchKey = (claim: BatchClaim): string => `${claim.service}\n${claim.batchId}`;
+
 /** What the ledger knows of a committed batch. */
 export interface CommittedBatch {
   /** The request id its rows were stored with. */

@@ -1,5 +1,10 @@
 import type pg from "pg";
-import type { BatchClaim, BatchLedger, BatchLedgerOptions } from "../batch-ledger.js";
+import {
+  type BatchClaim,
+  type BatchLedger,
+  type BatchLedgerOptions,
+  batchKey,
+} from "../batch-ledger.js";
 import {
   type AppendResult,
   createGroupCommit,
@@ -30,7 +35,7 @@ WITH claimed AS (
     request_id = excluded.request_id, events = excluded.events, digest = excluded.digest,
     committed_ms = excluded.committed_ms
   WHERE ingest_batches.committed_ms < $7
-  RETURNING service || E'\\n' || batch_id AS k
+  RETURNING service || E'\\n' || batch_id AS k -- batchKey()
 ), m AS (
   INSERT INTO metrics (request_id, service, service_version, instance_id, metric_type,
     timestamp, value, duration_ms, dimensions, metadata)
@@ -84,8 +89,6 @@ function push(target: unknown[][], values: readonly unknown[]): void {
   for (let i = 0; i < values.length; i++) target[i]?.push(values[i]);
 }
 
-const keyOf = (claim: BatchClaim) => `${claim.service}\n${claim.batchId}`;
-
 /** The parameters of {@link COMMIT_GROUP}: claims, then each table's columns, each row led by its batch key. */
 class GroupParameters {
   readonly claims = columns(6);
@@ -135,7 +138,7 @@ async function commitGroup(
   const first = new Map<string, number>();
   group.forEach((p, i) => {
     if (p.batch === undefined || windowMillis === undefined) return;
-    const key = keyOf(p.batch);
+    const key = batchKey(p.batch);
     if (first.has(key)) results[i] = "duplicate";
     else first.set(key, i);
     keys[i] = key;

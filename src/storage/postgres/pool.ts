@@ -53,6 +53,12 @@ export function createPgPool(options: PgPoolOptions): pg.Pool {
   return pool;
 }
 
+/**
+ * SQLite's `datetime('now')` text on PostgreSQL (UTC, `YYYY-MM-DD HH:MM:SS`):
+ * the contract's `*_at` columns keep that format on both backends.
+ */
+export const NOW_TEXT = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
+
 /** Query parameters of a connection URL that hold secrets. */
 const SECRET_PARAMETERS = ["password", "sslpassword"];
 

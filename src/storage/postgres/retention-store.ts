@@ -1,10 +1,7 @@
 import type pg from "pg";
 import { RETAINED_TABLES } from "../database.js";
 import type { DatabaseSize, RetentionStore } from "../retention.js";
-import { query } from "./pool.js";
-
-/** The SQLite `datetime('now')` text, for `updated_at`. */
-const NOW_TEXT = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
+import { NOW_TEXT, query } from "./pool.js";
 
 /** The allow-listed table, or a throw: names are interpolated only from this list (W11). */
 function allowed(table: string): string {
