@@ -15,7 +15,14 @@
  * Results go to a JSON file, a Markdown table and an SVG chart; the ratios of
  * the service to A and to B are printed last.
  *
- * Usage: npm run bench [-- --quick] [-- --out DIR]
+ * Batch size: nginx-shaped legacy batches of 1,024 events against 100, the same
+ * events/s, interleaved rounds on a service of their own; the ratio of their
+ * CPU per event and a `batch-size verdict:` line are printed last (see
+ * ingest/batch-size.ts). `--only batch-size` runs that part alone;
+ * `--batch-sizes BIG,SMALL` changes the sizes (e.g. `100,50` where the service
+ * takes no more than 100).
+ *
+ * Usage: npm run bench [-- --quick] [-- --out DIR] [-- --only batch-size] [-- --batch-sizes 1024,100]
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -24,6 +31,12 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import BetterSqlite3 from "better-sqlite3";
 import { LIMIT_MS, runAnalytics } from "./ingest/analytics.js";
+import {
+  type BatchSizeResult,
+  batchSizeMarkdown,
+  batchSizeSummary,
+  measureBatchSize,
+} from "./ingest/batch-size.js";
 import { type Breakdown, breakdownTable } from "./ingest/breakdown.js";
 import { latencyChart } from "./ingest/chart.js";
 import type { LoadResult, LoadSpec } from "./ingest/load.js";
@@ -49,9 +62,30 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     out: { type: "string" },
+    only: { type: "string" },
+    "batch-sizes": { type: "string", default: "1024,100" },
   },
 });
 const QUICK = args.quick === true;
+if (args.only !== undefined && args.only !== "batch-size") {
+  throw new Error(`--only ${args.only}: the only part that runs alone is batch-size`);
+}
+const ONLY_BATCH_SIZE = args.only === "batch-size";
+const [BATCH_BIG, BATCH_SMALL] = (args["batch-sizes"] ?? "").split(",").map(Number);
+if (
+  !Number.isInteger(BATCH_BIG) ||
+  !Number.isInteger(BATCH_SMALL) ||
+  (BATCH_BIG ?? 0) < 1 ||
+  (BATCH_SMALL ?? 0) < 1
+) {
+  throw new Error(`--batch-sizes ${args["batch-sizes"]}: want two event counts, BIG,SMALL`);
+}
+/**
+ * Events/s offered to both batch sizes: half of what the JSON arm sustains with
+ * 100-event batches on a 2-core machine (20,000), so that neither size runs
+ * near saturation, where queueing would dominate the CPU and the latency.
+ */
+const BATCH_EVENTS_PER_SECOND = 10_000;
 const OUT = resolve(args.out ?? (QUICK ? "bench/results/quick" : "bench/results"));
 const STEP_SECONDS = QUICK ? 1.5 : 10;
 const RATES = QUICK
@@ -114,6 +148,31 @@ async function main(): Promise<void> {
     `ingest benchmark (${QUICK ? "quick" : "full"}): ${cpus().length} cores (${cpus()[0]?.model}), ` +
       `servers on core ${SERVER_CORE}, load on core ${LOAD_CORE}${pinnable ? "" : " (not pinned: taskset unavailable)"}`,
   );
+  const stamp = started.toISOString().replace(/[:.]/g, "-");
+
+  if (ONLY_BATCH_SIZE) {
+    const batchSize = await measureBatchSizes(dir);
+    rmSync(dir, { recursive: true, force: true });
+    const report = {
+      benchmark: "ingest",
+      only: "batch-size",
+      commit: commitOf(),
+      mode: QUICK ? "quick" : "full",
+      started: started.toISOString(),
+      machine: machineOf(),
+      batchSize,
+    };
+    mkdirSync(OUT, { recursive: true });
+    // Named apart, so that a partial run is never read as a whole one.
+    const base = join(OUT, `ingest-batch-size-${stamp}`);
+    writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+    const markdown = batchSizeMarkdown(batchSize);
+    writeFileSync(`${base}.md`, `${markdown}\n`);
+    console.log(`\n${markdown}\n`);
+    console.log(`results: ${base}.json\n`);
+    for (const line of batchSizeSummary(batchSize)) console.log(line);
+    return;
+  }
 
   // A, the ceiling, at the request size and at a group-commit size.
   const ceiling: Record<string, { eventsPerSecond: number; cpuSecondsPerMillion: number }> = {};
@@ -255,6 +314,9 @@ async function main(): Promise<void> {
     result.bytesPerEvent = stored.bytes / Math.max(1, stored.rows);
   }
 
+  // After the arms' servers have stopped, so that its server has core 0 to itself.
+  const batchSize = await measureBatchSizes(dir);
+
   const scrapes = await measureScrapes(dir, QUICK ? 2 : 20);
   for (const s of scrapes) {
     console.log(
@@ -278,13 +340,7 @@ async function main(): Promise<void> {
     commit: commitOf(),
     mode: QUICK ? "quick" : "full",
     started: started.toISOString(),
-    machine: {
-      cpus: cpus().length,
-      model: cpus()[0]?.model ?? "unknown",
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      pinned: pinnable,
-    },
+    machine: machineOf(),
     settings: {
       stepSeconds: STEP_SECONDS,
       rates: RATES,
@@ -295,11 +351,11 @@ async function main(): Promise<void> {
     arms,
     breakdown,
     rejections,
+    batchSize,
     scrapes,
     analytics,
   };
   mkdirSync(OUT, { recursive: true });
-  const stamp = started.toISOString().replace(/[:.]/g, "-");
   writeFileSync(join(OUT, `ingest-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
   const table = [
     "| Arm | Sustained events/s | p50 ms | p99 ms | CPU s per M events | Loop delay p99 ms | Bytes per event | Peak RSS MiB |",
@@ -348,7 +404,14 @@ async function main(): Promise<void> {
     "",
     breakdownTable(breakdown),
   ].join("\n");
-  const markdown = [table, ownWork, refusals, scrapeTable, questions].join("\n\n");
+  const markdown = [
+    table,
+    ownWork,
+    refusals,
+    batchSizeMarkdown(batchSize),
+    scrapeTable,
+    questions,
+  ].join("\n\n");
   writeFileSync(join(OUT, `ingest-${stamp}.md`), `${markdown}\n`);
   const chart = await latencyChart(
     arms.flatMap((a) =>
@@ -380,6 +443,41 @@ async function main(): Promise<void> {
       `JSON ${((bareCpu + breakdown.jsonOwnMicrosPerEvent) / bareCpu).toFixed(2)}, ` +
       `binary ingresses ${((bareCpu + breakdown.binaryOwnMicrosPerEvent) / bareCpu).toFixed(2)} (beyond the protobuf decode)`,
   );
+  for (const line of batchSizeSummary(batchSize)) console.log(line);
+}
+
+/** The batch-size part with this run's settings. */
+function measureBatchSizes(dir: string): Promise<BatchSizeResult> {
+  return measureBatchSize({
+    dir,
+    big: BATCH_BIG as number,
+    small: BATCH_SMALL as number,
+    eventsPerSecond: BATCH_EVENTS_PER_SECOND,
+    // Quick (CI): about 25 s in all, three rounds per arm being the fewest
+    // whose spread says something. Full: six rounds of a full step's length.
+    rounds: QUICK ? 3 : 6,
+    seconds: QUICK ? 2.5 : STEP_SECONDS,
+    warmUpSeconds: QUICK ? 2.5 : 5,
+    idleSeconds: QUICK ? 1 : 3,
+    log: (line) => console.log(`batch size: ${line}`),
+  });
+}
+
+/** What the run ran on, for the report. */
+function machineOf(): {
+  cpus: number;
+  model: string;
+  memoryGiB: number;
+  node: string;
+  pinned: boolean;
+} {
+  return {
+    cpus: cpus().length,
+    model: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    pinned: pinnable,
+  };
 }
 
 /** The checkout's commit, so that a committed result says what it measured. */

@@ -29,6 +29,7 @@ export function bareRow(
     durationMs: num(event.duration_ms),
     dimensions: JSON.stringify(d),
     metadata: JSON.stringify(m),
+    keyService: envelope.service,
   };
   switch (event.type) {
     case "auth_request":
@@ -40,6 +41,7 @@ export function bareRow(
           server: text(d.server),
           userHash: text(d.user_hash),
           errorCode: text(m.error_code),
+          targetKind: text(d.target_kind),
         },
       };
     case "tool_execution":

@@ -26,12 +26,15 @@ export interface LoadSpec {
    */
   readonly alsoUrls?: readonly string[];
   readonly key: string;
-  /** Events per second (batches of {@link EVENTS_PER_BATCH}). */
+  /** Events per second (batches of `workload.eventsPerBatch`, default {@link EVENTS_PER_BATCH}). */
   readonly eventsPerSecond: number;
   readonly seconds: number;
   /** Messages per client stream (ingress `stream`). */
   readonly messagesPerStream?: number;
-  /** The batches' service and timestamps (default: the bench's service, stamped by the server). */
+  /**
+   * The batches' service, timestamps, size and shape (default: the bench's
+   * service, stamped by the server, {@link EVENTS_PER_BATCH} mixed events).
+   */
   readonly workload?: WorkloadOptions;
   /**
    * Give every request a batch id of its own, as the generated clients do: an
@@ -128,7 +131,11 @@ function withBatchId(message: Uint8Array): Buffer {
  * or an error ended (the sender opens another, as a client would).
  */
 function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
-  const workload = buildWorkload(64, 42, spec.workload);
+  const perBatch = eventsPerBatchOf(spec);
+  // 64 distinct batches of the default size; as many events over fewer batches
+  // when they are bigger (building 64 of 1,024 events took a second per run).
+  const distinct = Math.max(1, Math.ceil((64 * EVENTS_PER_BATCH) / perBatch));
+  const workload = buildWorkload(distinct, 42, spec.workload);
   if (spec.ingress === "json" || spec.ingress === "connect" || spec.ingress === "bare") {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
     const path = spec.ingress === "connect" ? "/mcp.metrics.v1.IngestService/Ingest" : "/metrics";
@@ -136,13 +143,13 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
     const contentType = spec.ingress === "connect" ? "application/proto" : "application/json";
     return {
       send(batch, done) {
-        const message = workload.proto[batch % 64] as Uint8Array;
+        const message = workload.proto[batch % distinct] as Uint8Array;
         const body =
           spec.ingress === "connect"
             ? spec.batchIds
               ? withBatchId(message)
               : message
-            : workload.json[batch % 64];
+            : workload.json[batch % distinct];
         const req = http.request(
           targets[batch % targets.length] as URL,
           {
@@ -165,7 +172,7 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
               // batch; only a whole batch accepted is a success.
               if (res.statusCode === 200 && spec.ingress === "json") {
                 const text = Buffer.concat(chunks).toString("utf8");
-                if (acceptedOf(text) === EVENTS_PER_BATCH) return done(undefined, true);
+                if (acceptedOf(text) === perBatch) return done(undefined, true);
                 return done(`HTTP 200 not all accepted: ${text.slice(0, 200)}`, true);
               }
               if (res.statusCode === 200) return done(undefined, true);
@@ -216,7 +223,7 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
   return {
     send(batch, done) {
       const frame = spec.batchIds
-        ? grpcFrame(withBatchId(workload.proto[batch % 64] as Uint8Array))
+        ? grpcFrame(withBatchId(workload.proto[batch % distinct] as Uint8Array))
         : (frames[batch % frames.length] as Buffer);
       if (open === undefined) {
         const slot = next++ % sessions.length;
@@ -281,8 +288,14 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
   };
 }
 
+/** Events in each of `spec`'s batches. */
+function eventsPerBatchOf(spec: LoadSpec): number {
+  return spec.workload?.eventsPerBatch ?? EVENTS_PER_BATCH;
+}
+
 async function run(spec: LoadSpec): Promise<LoadResult> {
-  const batchesPerSecond = spec.eventsPerSecond / EVENTS_PER_BATCH;
+  const perBatch = eventsPerBatchOf(spec);
+  const batchesPerSecond = spec.eventsPerSecond / perBatch;
   const total = Math.max(1, Math.round(batchesPerSecond * spec.seconds));
   const latencies: number[] = [];
   const errorSamples: string[] = [];
@@ -372,7 +385,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
     p50Ms: quantile(latencies, 0.5),
     p99Ms: quantile(latencies, 0.99),
     maxMs: latencies.at(-1) ?? 0,
-    eventsPerSecond: (ok * EVENTS_PER_BATCH) / elapsed,
+    eventsPerSecond: (ok * perBatch) / elapsed,
   };
 }
 

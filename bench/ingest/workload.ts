@@ -109,6 +109,32 @@ function legacyEvent(next: () => number): Record<string, unknown> {
   };
 }
 
+/** The service the gateway's nginx reports its tool calls as. */
+export const NGINX_SERVICE = "nginx";
+
+/**
+ * One tool call as the gateway's nginx flushes it: always `tool_execution`,
+ * the five dimensions it sets, `success` as the string it writes
+ * (not a JSON boolean) and an empty metadata object. No timestamp. `value`
+ * goes out as `1` (Lua's cjson writes 1.0 so too; JSON reads both the same).
+ */
+function nginxEvent(next: () => number): Record<string, unknown> {
+  const pick = <T>(values: readonly T[]): T => values[Math.floor(next() * values.length)] as T;
+  return {
+    type: "tool_execution",
+    value: 1,
+    duration_ms: Math.round(next() * 2000) / 10,
+    dimensions: {
+      method: pick(METHODS),
+      server_name: pick(SERVERS),
+      tool_name: pick(TOOLS),
+      client_name: pick(CLIENTS),
+      success: "true",
+    },
+    metadata: {},
+  };
+}
+
 /** The same batches in every wire format the arms send. */
 export interface Workload {
   /** Legacy `POST /metrics` bodies. */
@@ -128,23 +154,37 @@ export interface WorkloadOptions {
    * events carry no timestamp and the server stamps them as received.
    */
   readonly timestampSeconds?: number;
+  /** Events per batch; default {@link EVENTS_PER_BATCH}. */
+  readonly eventsPerBatch?: number;
+  /**
+   * `mixed` (default): the gateway's mix of event types, with an instance id.
+   * `nginx`: the gateway's nginx flush, tool calls only under
+   * `{"service":"nginx","version":"1.0.0","metrics":[...]}` (its key must be
+   * allowed to report as `nginx`; the service defaults to it).
+   */
+  readonly shape?: "mixed" | "nginx";
 }
 
-/** Builds `count` distinct batches of {@link EVENTS_PER_BATCH} events. */
+/** Builds `count` distinct batches of `options.eventsPerBatch` ({@link EVENTS_PER_BATCH}) events. */
 export function buildWorkload(count: number, seed = 42, options: WorkloadOptions = {}): Workload {
   const next = random(seed);
-  const service = options.service ?? BENCH_SERVICE;
+  const nginx = options.shape === "nginx";
+  const service = options.service ?? (nginx ? NGINX_SERVICE : BENCH_SERVICE);
   const stamp = options.timestampSeconds;
   const json: Buffer[] = [];
   const proto: Uint8Array[] = [];
   const events: Record<string, unknown>[][] = [];
+  const eventOf = nginx ? nginxEvent : legacyEvent;
   for (let i = 0; i < count; i++) {
-    const metrics = Array.from({ length: EVENTS_PER_BATCH }, () =>
+    const metrics = Array.from({ length: options.eventsPerBatch ?? EVENTS_PER_BATCH }, () =>
       stamp === undefined
-        ? legacyEvent(next)
-        : { ...legacyEvent(next), timestamp: stamp - Math.floor(next() * 86_400) },
+        ? eventOf(next)
+        : { ...eventOf(next), timestamp: stamp - Math.floor(next() * 86_400) },
     );
-    const body = { service, version: "1.0.0", instance_id: "bench-1", metrics };
+    // nginx sends no instance id.
+    const body = nginx
+      ? { service, version: "1.0.0", metrics }
+      : { service, version: "1.0.0", instance_id: "bench-1", metrics };
     const decoded = decodeLegacyBatch(body);
     if (!decoded.ok)
       throw new Error(`benchmark batch does not decode: ${JSON.stringify(decoded.errors)}`);
