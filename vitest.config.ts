@@ -12,6 +12,7 @@ const BOTH_BACKENDS = [
   "test/http/legacy-api.test.ts",
   "test/http/legacy-validation.test.ts",
   "test/http/python-client-replay.test.ts",
+  "test/http/gateway-emitters.test.ts",
   "test/admin/health-rpc.test.ts",
   "test/admin/retention-api.test.ts",
   "test/admin/retention-sweep.test.ts",

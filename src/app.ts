@@ -11,6 +11,7 @@ import { openStorage } from "./storage/backend.js";
 import type { BatchLedger } from "./storage/batch-ledger.js";
 import { createRetention } from "./storage/retention.js";
 import { type RetentionSchedule, scheduleRetention } from "./storage/retention-schedule.js";
+import { createRefusalLog } from "./telemetry/refusal-log.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
 /** The most of the shutdown budget kept for the final telemetry export. */
@@ -115,7 +116,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
       ingestor: createIngestor({
         store,
         log,
-        bindKeysToService: config.keyServiceBinding,
+        keyServiceBinding: config.keyServiceBinding,
+        maxBatchEvents: config.maxBatchEvents,
         maxQueuedRows: config.maxQueuedRows,
         maxQueuedBytes: config.maxQueuedBytes,
         ...(ledger ? { ledger } : {}),
@@ -126,11 +128,17 @@ export async function startService(config: Config, log: Logger): Promise<Running
             instruments.record(events);
           },
           rejected: (count, reason) => metrics.events("rejected", count, reason),
+          mismatched: (principal, reported, count) =>
+            metrics.serviceMismatch(principal.publicId, principal.service, reported, count),
         },
       }),
       retention,
       metrics,
       readiness,
+      refusals: createRefusalLog({
+        log,
+        count: (service, reason) => metrics.refused(service, reason),
+      }),
     });
     draining = () => server.draining;
     requestsInFlight = () => server.inFlight;

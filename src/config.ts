@@ -4,6 +4,13 @@ import { discoverEnvApiKeys, type EnvApiKey } from "./auth/env-keys.js";
 export type SqliteSynchronous = "FULL" | "NORMAL";
 
 /**
+ * What happens to a batch whose `service` is not its key's
+ * (`METRICS_KEY_SERVICE_BINDING`): `audit` stores it and reports the
+ * mismatch, `enforce` refuses it (403 / PERMISSION_DENIED), `off` neither.
+ */
+export type KeyServiceBinding = "audit" | "enforce" | "off";
+
+/**
  * The service's whole configuration, read once from the environment at start-up,
  * validated and frozen. Nothing else in the service reads `process.env`.
  */
@@ -85,8 +92,18 @@ export interface Config {
   readonly keyUsageFlushMillis: number;
   /** How often the keys are re-read, so that `keys create/revoke/rotate` apply (`METRICS_KEY_RELOAD_MS`, default 5000). */
   readonly keyReloadMillis: number;
-  /** Whether an ingest key may only report as its own service (`METRICS_KEY_SERVICE_BINDING`, default true). */
-  readonly keyServiceBinding: boolean;
+  /**
+   * What a batch reported as another service than its key's gets
+   * (`METRICS_KEY_SERVICE_BINDING`: `audit`, the default, `enforce` or `off`;
+   * the older `true` and `false` read as `enforce` and `off`).
+   */
+  readonly keyServiceBinding: KeyServiceBinding;
+  /**
+   * Most events in one request: a legacy body, a unary `Ingest` or one stream
+   * message (`METRICS_MAX_BATCH_EVENTS`, default 5000; the gateway's nginx
+   * flushes up to 1,024 at once). The body-size limit still applies.
+   */
+  readonly maxBatchEvents: number;
   /** Log level: fatal, error, warn, info, debug, trace or silent (`LOG_LEVEL`, default `info`). */
   readonly logLevel: string;
   /** Keys from `METRICS_API_KEY_<NAME>` variables. */
@@ -125,7 +142,11 @@ export interface TelemetryConfig {
         readonly intervalMillis: number;
       }
     | undefined;
-  /** Distinct values per label before `_other` (`METRICS_MAX_LABEL_VALUES`, default 100). */
+  /**
+   * Distinct values per label before `_other` (`METRICS_MAX_LABEL_CARDINALITY`,
+   * the upstream gateway's name, default 150; `METRICS_MAX_LABEL_VALUES` is
+   * read when it is unset).
+   */
   readonly maxValuesPerLabel: number;
   /** Longest label value (`METRICS_MAX_LABEL_LENGTH`, default 96). */
   readonly maxLabelLength: number;
@@ -209,6 +230,17 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`${name}=${JSON.stringify(raw)}: must be true or false`);
     return fallback;
   };
+  /** The key binding mode; the flag it replaced (`true`/`false`) still reads. */
+  const binding = (): KeyServiceBinding => {
+    const raw = read("METRICS_KEY_SERVICE_BINDING")?.toLowerCase();
+    if (raw === "true") return "enforce";
+    if (raw === "false") return "off";
+    return oneOf<KeyServiceBinding>("METRICS_KEY_SERVICE_BINDING", "audit", [
+      "audit",
+      "enforce",
+      "off",
+    ]);
+  };
   /** `k=v,k2=v2` lists, as OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS write them. */
   const pairs = (name: string): Record<string, string> => {
     const out: Record<string, string> = {};
@@ -252,7 +284,10 @@ export function loadConfig(env: Env = process.env): Config {
             },
             intervalMillis: integer("OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100, 86_400_000),
           },
-    maxValuesPerLabel: integer("METRICS_MAX_LABEL_VALUES", 100, 1, 100_000),
+    maxValuesPerLabel:
+      read("METRICS_MAX_LABEL_CARDINALITY") === undefined
+        ? integer("METRICS_MAX_LABEL_VALUES", 150, 1, 100_000)
+        : integer("METRICS_MAX_LABEL_CARDINALITY", 150, 1, 100_000),
     maxLabelLength: integer("METRICS_MAX_LABEL_LENGTH", 96, 8, 1024),
     semconv: flag("METRICS_OTEL_SEMCONV", false),
   };
@@ -303,7 +338,8 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMillis: integer("METRICS_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),
-    keyServiceBinding: flag("METRICS_KEY_SERVICE_BINDING", true),
+    keyServiceBinding: binding(),
+    maxBatchEvents: integer("METRICS_MAX_BATCH_EVENTS", 5000, 1, 1_000_000),
     logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
     telemetry: Object.freeze(telemetry),

@@ -33,6 +33,21 @@ export function asConnectError(error: unknown): ConnectError {
   return error instanceof ConnectError ? error : errors.internal(error);
 }
 
+/**
+ * Why an error was sent, in one lowercase word: its `ErrorInfo` reason
+ * (`rate_limited`, `api_key_invalid`, …), else its code. Read from the
+ * details as made, without decoding them.
+ */
+export function refusalReason(error: ConnectError): string {
+  for (const detail of error.details) {
+    if ("desc" in detail && detail.desc.typeName === ErrorInfoSchema.typeName) {
+      const reason = (detail.value as { reason?: unknown }).reason;
+      if (typeof reason === "string") return reason.toLowerCase();
+    }
+  }
+  return Code[error.code].replace(/(?<=[a-z])(?=[A-Z])/g, "_").toLowerCase();
+}
+
 /** The HTTP status that stands for a Connect code (500 for any other). */
 export function httpStatusOf(code: Code): number {
   return HTTP_STATUS[code] ?? 500;

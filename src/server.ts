@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import {
   Code,
-  ConnectError,
+  type ConnectError,
   type ConnectRouter,
   createContextValues,
   type Interceptor,
@@ -23,10 +23,11 @@ import {
   clientAddressKey,
   type EarlyCheck,
   earlyCheckKey,
+  type Principal,
   principalKey,
 } from "./auth/principal.js";
 import type { Config } from "./config.js";
-import { asConnectError, errors, httpStatusOf } from "./errors.js";
+import { asConnectError, errors, httpStatusOf, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
 import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
@@ -41,6 +42,7 @@ import {
 } from "./ratelimit/rate-limit-interceptor.js";
 import type { RateLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
+import type { RefusalLog } from "./telemetry/refusal-log.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
 /** What the server is built from. */
@@ -56,6 +58,8 @@ export interface MetricsServerOptions {
   readonly metrics?: ServiceMetrics;
   /** Whether the service takes events (`/readyz`, `/health`, gRPC health). */
   readonly readiness: Readiness;
+  /** Where refused requests and rejected batches are logged and counted. */
+  readonly refusals?: RefusalLog;
 }
 
 /** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
@@ -97,24 +101,42 @@ function errorBoundary(log: Logger): Interceptor {
 }
 
 /**
- * Counts every RPC by ingress and outcome, and rate-limit refusals by service.
- * Outermost, so that calls refused by auth or the rate limit are counted too.
+ * Counts every RPC by ingress and outcome, and rate-limit refusals by service,
+ * and reports refusals. Outermost, so that calls refused by auth or the rate
+ * limit are counted too.
  */
-function requestMetrics(metrics: ServiceMetrics): Interceptor {
+function requestMetrics(
+  metrics: ServiceMetrics | undefined,
+  refusals: RefusalLog | undefined,
+): Interceptor {
   return (next) => async (req) => {
     const ingress = rpcIngress(req.header.get("content-type"));
     try {
       const res = await next(req);
-      metrics.request(ingress, "ok");
+      metrics?.request(ingress, "ok");
       return res;
-    } catch (error) {
-      const code = error instanceof ConnectError ? error.code : Code.Internal;
+    } catch (cause) {
+      const error = asConnectError(cause);
+      const principal = req.contextValues.get(principalKey);
       // Only the rate limit's refusal carries x-ratelimit-limit (a size cap is RESOURCE_EXHAUSTED too).
-      if (error instanceof ConnectError && error.metadata.has("x-ratelimit-limit")) {
-        metrics.rateLimited(req.contextValues.get(principalKey)?.service ?? "unknown");
+      if (error.metadata.has("x-ratelimit-limit")) {
+        metrics?.rateLimited(principal?.service ?? "unknown");
       }
-      metrics.request(ingress, codeToString(code));
-      throw error;
+      const status = codeToString(error.code);
+      metrics?.request(ingress, status);
+      const message = req.stream
+        ? undefined
+        : (req.message as { service?: unknown; events?: unknown });
+      refusals?.refused({
+        ingress,
+        reason: refusalReason(error),
+        status,
+        error: error.rawMessage,
+        principal,
+        service: typeof message?.service === "string" ? message.service : undefined,
+        events: Array.isArray(message?.events) ? message.events.length : undefined,
+      });
+      throw cause;
     }
   };
 }
@@ -162,6 +184,7 @@ interface AdmissionOptions {
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly metrics: ServiceMetrics | undefined;
+  readonly refusals: RefusalLog | undefined;
   /** Where the early check leaves what it established, for the interceptors. */
   readonly checked: WeakMap<AnyRequest, EarlyCheck>;
   readonly draining: () => boolean;
@@ -211,7 +234,7 @@ function spendTokenBy(options: AdmissionOptions) {
       return true;
     } catch (error) {
       metrics?.rateLimited(early.principal.service);
-      refuseUnread(options, req, res, asConnectError(error));
+      refuseUnread(options, req, res, asConnectError(error), early.principal);
       return false;
     }
   };
@@ -231,15 +254,22 @@ function spendTokenBy(options: AdmissionOptions) {
  * code for RPCs.
  */
 function refuseUnread(
-  options: Pick<AdmissionOptions, "metrics" | "log">,
+  options: Pick<AdmissionOptions, "metrics" | "refusals">,
   req: AnyRequest,
   res: AnyResponse,
   error: ConnectError,
+  principal?: Principal,
 ): void {
   const ingress = answerUnread(req, res, error);
   const outcome = ingress === "json" ? String(httpStatusOf(error.code)) : codeToString(error.code);
   options.metrics?.request(ingress, outcome);
-  options.log.debug({ ingress, path: pathOf(req), code: Code[error.code] }, "request refused");
+  options.refusals?.refused({
+    ingress,
+    reason: refusalReason(error),
+    status: outcome,
+    error: error.rawMessage,
+    principal,
+  });
 }
 
 /** The one port's TLS certificate and key, read from their PEM files, or undefined for cleartext. */
@@ -282,6 +312,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     limiter: options.limiter,
     log,
     metrics: options.metrics,
+    refusals: options.refusals,
     checked,
     draining: isDraining,
   };
@@ -296,10 +327,18 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
       // Last, so that it covers every service: an undecodable message is the client's mistake.
       // Those calls never reach the interceptors: counted here.
-      mapDecodeErrors(router, (ingress) => options.metrics?.request(ingress, "invalid_argument"));
+      mapDecodeErrors(router, (ingress) => {
+        options.metrics?.request(ingress, "invalid_argument");
+        options.refusals?.refused({
+          ingress,
+          reason: "malformed_message",
+          status: "invalid_argument",
+          error: "the request message could not be decoded",
+        });
+      });
     },
     interceptors: [
-      ...(options.metrics ? [exceptHealth(requestMetrics(options.metrics))] : []),
+      exceptHealth(requestMetrics(options.metrics, options.refusals)),
       errorBoundary(log),
       ...[
         drainGuard(isDraining),
@@ -327,6 +366,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       log,
       retention: options.retention,
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.refusals ? { refusals: options.refusals } : {}),
     }),
   });
   const port = createOnePortServer(handler, {
@@ -336,7 +376,8 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     maxAnonymousRequests: config.maxAnonymousRequests,
     admission: admissionBy(admissionOptions),
     onAdmitted: spendTokenBy(admissionOptions),
-    onOverload: (req, res) => refuseUnread(admissionOptions, req, res, errors.overloaded()),
+    onOverload: (req, res) =>
+      refuseUnread(admissionOptions, req, res, errors.overloaded(), checked.get(req)?.principal),
     onError: (error) => log.error({ err: error }, "listening socket error"),
   });
 

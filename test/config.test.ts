@@ -31,7 +31,8 @@ describe("loadConfig", () => {
       idempotencyWindowSeconds: 86400,
       keyUsageFlushMillis: 60000,
       keyReloadMillis: 5000,
-      keyServiceBinding: true,
+      keyServiceBinding: "audit",
+      maxBatchEvents: 5000,
       logLevel: "info",
       envApiKeys: [],
       telemetry: {
@@ -39,7 +40,7 @@ describe("loadConfig", () => {
         resourceAttributes: {},
         prometheus: { host: "0.0.0.0", port: 9465 },
         otlp: undefined,
-        maxValuesPerLabel: 100,
+        maxValuesPerLabel: 150,
         maxLabelLength: 96,
         semconv: false,
       },
@@ -55,6 +56,35 @@ describe("loadConfig", () => {
   it("should take REDIS_URL for the shared rate limit", () => {
     expect(loadConfig({ REDIS_URL: "redis://cache:6379/0" }).redisUrl).toBe("redis://cache:6379/0");
     expect(loadConfig({}).redisUrl).toBeUndefined();
+  });
+
+  it("should read METRICS_KEY_SERVICE_BINDING's modes, and its older true and false", () => {
+    const mode = (value: string) =>
+      loadConfig({ METRICS_KEY_SERVICE_BINDING: value }).keyServiceBinding;
+    expect([mode("audit"), mode("ENFORCE"), mode("off"), mode("true"), mode("false")]).toEqual([
+      "audit",
+      "enforce",
+      "off",
+      "enforce",
+      "off",
+    ]);
+    expect(() => loadConfig({ METRICS_KEY_SERVICE_BINDING: "strict" })).toThrow(
+      /METRICS_KEY_SERVICE_BINDING="strict": must be one of audit, enforce, off/,
+    );
+  });
+
+  it("should take METRICS_MAX_LABEL_CARDINALITY, and METRICS_MAX_LABEL_VALUES when it is unset", () => {
+    const cap = (env: Record<string, string>) => loadConfig(env).telemetry.maxValuesPerLabel;
+    expect(cap({ METRICS_MAX_LABEL_CARDINALITY: "3" })).toBe(3);
+    expect(cap({ METRICS_MAX_LABEL_VALUES: "7" })).toBe(7);
+    expect(cap({ METRICS_MAX_LABEL_CARDINALITY: "3", METRICS_MAX_LABEL_VALUES: "7" })).toBe(3);
+  });
+
+  it("should take METRICS_MAX_BATCH_EVENTS within its bounds", () => {
+    expect(loadConfig({ METRICS_MAX_BATCH_EVENTS: "1024" }).maxBatchEvents).toBe(1024);
+    expect(() => loadConfig({ METRICS_MAX_BATCH_EVENTS: "0" })).toThrow(
+      /METRICS_MAX_BATCH_EVENTS="0": must be a whole number from 1 to 1000000/,
+    );
   });
 
   it("should be frozen", () => {

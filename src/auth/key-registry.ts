@@ -83,6 +83,8 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
         expiresAtMillis: expiryMillis(row.expiresAt),
         principal: {
           keyId: row.id,
+          publicId: row.keyId,
+          source: row.source,
           bucketId: row.keyHash.slice(0, 32),
           service: row.serviceName,
           rateLimitPerMinute: row.rateLimit,

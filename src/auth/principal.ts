@@ -3,8 +3,16 @@ import type { BucketDecision } from "../ratelimit/token-bucket.js";
 
 /** Who is calling: the API key that authenticated the request. */
 export interface Principal {
-  /** The key's row id in `api_keys`: safe to log, unlike the key. */
+  /** The key's row id in `api_keys`. */
   readonly keyId: number;
+  /** The key's public id (`key_...`, as the key CLI lists it): safe to log, unlike the key. */
+  readonly publicId: string;
+  /**
+   * Where the key came from (`env:<VARIABLE>`, `cli`, `generated`): a key made
+   * with the CLI names its service on purpose and is held to it in the
+   * `audit` binding mode too.
+   */
+  readonly source: string | null;
   /**
    * Names the key's rate-limit bucket where replicas share it (Redis): the
    * same key has the same bucket on every replica, whatever its row id there.

@@ -1,10 +1,11 @@
+import type { ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../admin/admin-errors.js";
 import type { Readiness } from "../admin/readiness.js";
 import { authenticateFrom } from "../auth/auth-interceptor.js";
 import type { AuthThrottle } from "../auth/auth-throttle.js";
 import type { KeyRegistry } from "../auth/key-registry.js";
 import type { Principal } from "../auth/principal.js";
-import { asConnectError, errors } from "../errors.js";
+import { asConnectError, errors, httpStatusOf, refusalReason } from "../errors.js";
 import { type Ingestor, REPLAYED_HEADER } from "../ingest/ingestor.js";
 import { batchIdProblem, LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
@@ -12,6 +13,7 @@ import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
 import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
+import type { Refusal, RefusalLog } from "../telemetry/refusal-log.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
@@ -26,6 +28,12 @@ import {
   sendJson,
   sendLegacyError,
 } from "./respond.js";
+
+/** The `service` a legacy body names, if it names one as text. */
+function serviceOf(body: unknown): string | undefined {
+  const service = (body as { service?: unknown } | null)?.service;
+  return typeof service === "string" ? service : undefined;
+}
 
 /** The plain HTTP routes served beside the RPCs, through the Connect adapter's fallback. */
 export type HttpRoutes = (req: AnyRequest, res: AnyResponse) => void;
@@ -48,7 +56,16 @@ export interface HttpRoutesOptions {
   readonly metrics?: ServiceMetrics;
   /** Retention and database operations, served under `/admin`. */
   readonly retention: Retention;
+  /** Where refused requests and rejected batches are logged and counted. */
+  readonly refusals?: RefusalLog;
 }
+
+/** The JSON route's own refusal reasons, for answers that are not catalog errors. */
+const BODY_REASONS: Readonly<Record<number, string>> = {
+  400: "unreadable_body",
+  413: "body_too_large",
+  415: "unsupported_encoding",
+};
 
 type Handler = RouteHandler;
 
@@ -118,6 +135,29 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const { registry, limiter, ingestor, log } = options;
 
+  /** Reports a refusal of the JSON route: logged (rate-limited) and counted. */
+  const refused = (
+    refusal: Omit<Refusal, "ingress" | "status"> & { readonly status: number },
+  ): void =>
+    options.refusals?.refused({ ...refusal, ingress: "json", status: String(refusal.status) });
+  /** Answers a catalog error, reporting it. */
+  const refuse = (
+    res: AnyResponse,
+    error: ConnectError,
+    principal?: Principal,
+    batch?: { readonly service: string; readonly events: readonly unknown[] },
+  ): void => {
+    refused({
+      reason: refusalReason(error),
+      status: httpStatusOf(error.code),
+      error: error.rawMessage,
+      principal,
+      service: batch?.service,
+      events: batch?.events.length,
+    });
+    sendLegacyError(res, error);
+  };
+
   /**
    * Key check (and scope, for admin routes) and token for a request; answers
    * the error itself and returns undefined on failure.
@@ -128,12 +168,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     scope: "ingest" | "admin" = "ingest",
   ): Promise<{ principal: Principal; decision: BucketDecision } | undefined> => {
     if (options.draining()) {
-      sendLegacyError(res, errors.shuttingDown());
+      refuse(res, errors.shuttingDown());
       return undefined;
     }
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) {
-      sendLegacyError(res, auth.error);
+      refuse(res, auth.error);
       return undefined;
     }
     try {
@@ -144,11 +184,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         decision: await enforceRateLimit(limiter, auth.principal),
       };
     } catch (error) {
-      const refused = asConnectError(error);
-      if (refused.metadata.has("x-ratelimit-limit")) {
+      const refusal = asConnectError(error);
+      if (refusal.metadata.has("x-ratelimit-limit")) {
         options.metrics?.rateLimited(auth.principal.service);
       }
-      sendLegacyError(res, refused);
+      refuse(res, refusal, auth.principal);
       return undefined;
     }
   };
@@ -159,6 +199,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       text = await readTextBody(req, options.maxRequestBytes);
     } catch (error) {
       if (!(error instanceof BodyError)) throw error;
+      refused({
+        reason: BODY_REASONS[error.status] ?? "unreadable_body",
+        status: error.status,
+        error: error.message,
+      });
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
       return sendJson(
         res,
@@ -171,6 +216,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     // validation, after the key check, like any other missing field.
     const parsed = text === "" ? ({ ok: true, value: null } as const) : parseLegacyJson(text);
     if (!parsed.ok) {
+      refused({ reason: "invalid_json", status: 422, error: parsed.error.message });
       return sendJson(res, 422, {
         detail: [
           {
@@ -185,13 +231,25 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     const admitted = await admit(req, res);
     if (admitted === undefined) return;
+    const { principal } = admitted;
     if (parsed.value === null) {
+      refused({ reason: "invalid_body", status: 422, error: "body: Field required", principal });
       return sendJson(res, 422, {
         detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
       });
     }
     const decoded = decodeLegacyBatch(parsed.value);
-    if (!decoded.ok) return sendJson(res, 422, { detail: decoded.errors });
+    if (!decoded.ok) {
+      const first = decoded.errors[0];
+      refused({
+        reason: "invalid_body",
+        status: 422,
+        error: first ? `${first.loc.join(".")}: ${first.msg}` : "invalid body",
+        principal,
+        service: serviceOf(parsed.value),
+      });
+      return sendJson(res, 422, { detail: decoded.errors });
+    }
 
     const { timestampDisplays } = decoded.value;
     // The body's batch_id, else an Idempotency-Key header, names the batch.
@@ -199,7 +257,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const header = req.headers["idempotency-key"];
     if (batch.batchId === undefined && typeof header === "string") {
       const key = idempotencyKeyOf(header);
-      if (!key.ok) return sendJson(res, 400, { detail: `Idempotency-Key: ${key.problem}` });
+      if (!key.ok) {
+        const detail = `Idempotency-Key: ${key.problem}`;
+        refused({ reason: "invalid_idempotency_key", status: 400, error: detail, principal });
+        return sendJson(res, 400, { detail });
+      }
       batch = { ...batch, batchId: key.batchId };
     }
     let outcome: Awaited<ReturnType<Ingestor["ingest"]>>;
@@ -207,10 +269,10 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       outcome = await ingestor.ingest(batch, {
         paths: LEGACY_PATHS,
         timestampDisplays,
-        principal: admitted.principal,
+        principal,
       });
     } catch (error) {
-      return sendLegacyError(res, asConnectError(error));
+      return refuse(res, asConnectError(error), principal, batch);
     }
     const headers = rateHeaders(admitted.decision);
     if (outcome.ok) {
@@ -229,6 +291,15 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       );
     }
     // Contract §2 layer B: the whole batch is rejected, with 200 and every message.
+    const first = outcome.violations[0];
+    refused({
+      reason: "invalid_batch",
+      status: 200,
+      error: first ? `${first.field}: ${first.description}` : "invalid batch",
+      principal,
+      service: batch.service,
+      events: batch.events.length,
+    });
     return sendJson(
       res,
       200,
@@ -262,7 +333,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
       recordUse: false,
     });
-    if (!auth.ok) return sendLegacyError(res, auth.error);
+    if (!auth.ok) return refuse(res, auth.error);
     const { bucketId, service, rateLimitPerMinute: limit } = auth.principal;
     const state = await limiter.peek(bucketId, limit);
     sendJson(res, 200, {

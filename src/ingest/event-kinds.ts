@@ -29,7 +29,7 @@ export interface TypedField {
   readonly bigint?: boolean;
   /** For enums: the legacy text of each non-zero value, e.g. 1 -> `initialize_to_tools_list`. */
   readonly labels?: ReadonlyMap<number, string>;
-  /** For enums: the reverse of `labels`. */
+  /** For enums: the reverse of `labels`, plus the other names emitters use for a value. */
   readonly values?: ReadonlyMap<string, number>;
 }
 
@@ -65,6 +65,15 @@ const LEGACY_ALIASES: Readonly<Record<string, readonly string[]>> = {
   faiss_search_time_ms: ["vector_search_time_ms"],
 };
 
+/**
+ * Other names emitters give an enum value, read as the value and stored and
+ * labelled under its own name: the upstream auth server's middleware calls the
+ * initialize -> tools/call step `full_protocol_flow`.
+ */
+const LEGACY_ENUM_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  flow_step: { full_protocol_flow: "initialize_to_tools_call" },
+};
+
 /** Kinds whose `value` is a measurement: protocol_latency (seconds) and custom. */
 const VALUE_REQUIRED = new Set(["protocol_latency", "custom"]);
 
@@ -85,6 +94,11 @@ function typedField(field: DescField): TypedField {
       if (v.number !== 0) labels.set(v.number, v.name.slice(prefix.length).toLowerCase());
     }
     const values = new Map([...labels].map(([n, label]) => [label, n]));
+    for (const [alias, canonical] of Object.entries(LEGACY_ENUM_ALIASES[field.name] ?? {})) {
+      const value = values.get(canonical);
+      if (value === undefined) throw new Error(`alias ${alias} names no value of ${field.name}`);
+      values.set(alias, value);
+    }
     return { ...base, type: "enum", labels, values };
   }
   if (field.fieldKind !== "scalar") {

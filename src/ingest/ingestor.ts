@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { serviceNameFromSuffix } from "../auth/env-keys.js";
 import type { Principal } from "../auth/principal.js";
+import type { KeyServiceBinding } from "../config.js";
 import { errors, type Violation } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
@@ -14,7 +15,7 @@ import { StorageError } from "../storage/storage-error.js";
 import type { CommittedEvent } from "../telemetry/instruments.js";
 import { liftLegacyKeys, type RenderedEvent, renderEvent } from "./normalize.js";
 import { newRequestId } from "./request-id.js";
-import { type BatchInput, type PathStyle, validateBatch } from "./validate.js";
+import { type BatchInput, LIMITS, type PathStyle, validateBatch } from "./validate.js";
 
 /**
  * The outcome of one batch: committed, or rejected whole with every violation.
@@ -69,6 +70,11 @@ export interface IngestObserver {
   rejected(count: number, reason: string): void;
   /** A retried batch was answered from its earlier commit; nothing was stored or recorded. */
   replayed?(count: number): void;
+  /**
+   * A batch reported as another service than its key's was stored
+   * (`METRICS_KEY_SERVICE_BINDING=audit`): once per batch, with its size.
+   */
+  mismatched?(principal: Principal, reported: string, count: number): void;
 }
 
 /** Options of {@link createIngestor}. */
@@ -80,10 +86,13 @@ export interface IngestorOptions {
   /** Wall-clock milliseconds; injectable for tests. */
   readonly now?: () => number;
   /**
-   * Whether ingest keys are bound to their service (`METRICS_KEY_SERVICE_BINDING`,
-   * default true). Off only to migrate emitters that shared one key.
+   * What a batch reported as another service than its ingest key's gets
+   * (`METRICS_KEY_SERVICE_BINDING`, default `audit`): stored and reported,
+   * refused, or neither. Keys made with the CLI are refused in `audit` too.
    */
-  readonly bindKeysToService?: boolean;
+  readonly keyServiceBinding?: KeyServiceBinding;
+  /** Most events in one batch (`METRICS_MAX_BATCH_EVENTS`, default {@link LIMITS.maxEvents}). */
+  readonly maxBatchEvents?: number;
   /**
    * Rows (`METRICS_MAX_QUEUED_ROWS`) and about how many bytes of them
    * (`METRICS_MAX_QUEUED_BYTES`) may wait for a commit: while the queue is at
@@ -110,6 +119,28 @@ function sameService(reported: string, principal: Principal | undefined): boolea
     serviceNameFromSuffix(reported) === serviceNameFromSuffix(principal.service)
   );
 }
+
+/**
+ * What the binding does with a batch whose service is not its key's:
+ * `refuse` it, store it and `audit` the mismatch, or `allow` it (admin keys
+ * relay for any service; `off`). Fails closed without a principal.
+ */
+function bindingOf(
+  mode: KeyServiceBinding,
+  reported: string,
+  principal: Principal | undefined,
+): "refuse" | "audit" | "allow" {
+  if (mode === "off") return "allow";
+  if (principal === undefined) return "refuse";
+  if (principal.scope === "admin" || sameService(reported, principal)) return "allow";
+  return mode === "enforce" || principal.source === "cli" ? "refuse" : "audit";
+}
+
+/**
+ * Pairs of key and reported service already logged as mismatched, at most
+ * this many (then no new pair is logged: the counter still counts them).
+ */
+const MAX_LOGGED_MISMATCHES = 10_000;
 
 /** Committed events as the instruments take them. */
 export function committedEvents(rendered: readonly RenderedEvent[]): CommittedEvent[] {
@@ -146,7 +177,21 @@ function digestOf(batch: BatchInput, rendered: readonly RenderedEvent[]): string
 export function createIngestor(options: IngestorOptions): Ingestor {
   const { store, log } = options;
   const now = options.now ?? Date.now;
-  const bindKeys = options.bindKeysToService ?? true;
+  const binding = options.keyServiceBinding ?? "audit";
+  const maxEvents = options.maxBatchEvents ?? LIMITS.maxEvents;
+  const loggedMismatches = new Set<string>();
+  /** Logs a key's batches reported as another service, once per key and service. */
+  const noteMismatch = (principal: Principal, reported: string, events: number): void => {
+    const pair = `${principal.publicId}\n${reported}`;
+    if (!loggedMismatches.has(pair) && loggedMismatches.size < MAX_LOGGED_MISMATCHES) {
+      loggedMismatches.add(pair);
+      log.warn(
+        { keyId: principal.publicId, keyService: principal.service, service: reported },
+        "api key reports as another service: stored under the reported service (METRICS_KEY_SERVICE_BINDING=audit)",
+      );
+    }
+    options.observer?.mismatched?.(principal, reported, events);
+  };
   const maxQueuedRows = options.maxQueuedRows ?? Number.POSITIVE_INFINITY;
   const maxQueuedBytes = options.maxQueuedBytes ?? Number.POSITIVE_INFINITY;
   const ledger = options.ledger;
@@ -198,11 +243,12 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   return {
     async ingest(batch, { paths, requestId = newRequestId(), timestampDisplays, principal }) {
       const receivedAt = now();
-      for (const event of batch.events) liftLegacyKeys(event);
+      const verbatim = batch.events.map(liftLegacyKeys);
       const { violations, warnings } = validateBatch(batch, {
         nowMs: receivedAt,
         paths,
         timestampDisplays,
+        maxEvents,
       });
       if (warnings.length > 0) log.warn({ requestId, warnings }, "batch accepted with warnings");
       if (violations.length > 0) {
@@ -211,17 +257,19 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         return { ok: false, violations, requestId };
       }
       // Checked after validation, so that a malformed service name is reported
-      // as such; either way nothing of the batch is stored. Fails closed: only
-      // an admin key may report as another service.
-      if (bindKeys && principal?.scope !== "admin" && !sameService(batch.service, principal)) {
-        log.debug({ requestId, keyId: principal?.keyId }, "batch refused: service mismatch");
+      // as such; either way nothing of a refused batch is stored.
+      const bound = bindingOf(binding, batch.service, principal);
+      if (bound === "refuse") {
         options.observer?.rejected(batch.events.length, "forbidden");
         throw errors.serviceMismatch(batch.service, principal?.service ?? "(none)");
       }
+      const envelope = { ...batch, keyService: principal?.service };
       // Rendered once, when needed: a batch refused for overload is not.
       let renderedOnce: RenderedEvent[] | undefined;
       const render = (): RenderedEvent[] => {
-        renderedOnce ??= batch.events.map((event) => renderEvent(event, batch, receivedAt));
+        renderedOnce ??= batch.events.map((event, i) =>
+          renderEvent(event, envelope, receivedAt, verbatim[i]),
+        );
         return renderedOnce;
       };
       const claim: BatchClaim | undefined =
@@ -275,6 +323,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
       // record it must not turn into an error reply (the client would resend it).
       try {
         options.observer?.committed(committedEvents(rendered));
+        if (bound === "audit" && principal) noteMismatch(principal, batch.service, rendered.length);
       } catch (error) {
         log.error({ requestId, err: error }, "committed batch not recorded in the instruments");
       }

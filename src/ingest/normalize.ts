@@ -17,17 +17,32 @@ export interface Envelope {
   readonly service: string;
   readonly version?: string | undefined;
   readonly instanceId?: string | undefined;
+  /** The service of the API key that sent the batch, whatever `service` says. */
+  readonly keyService?: string | undefined;
 }
 
 function kindOf(event: Event): EventKind | undefined {
   return event.kind.case === undefined ? undefined : KIND_BY_CASE.get(event.kind.case);
 }
 
+/**
+ * A boolean as the gateway's emitters spell it: JSON `true`/`false` (Python),
+ * the strings `"true"`/`"false"` in any case (the nginx Lua emitter sends
+ * strings; `str(True)` gives `"True"`), or the numbers 1 and 0.
+ */
+function legacyBoolean(value: JsonValue): boolean | undefined {
+  if (typeof value === "boolean") return value;
+  if (value === 1 || value === 0) return value === 1;
+  if (typeof value !== "string") return undefined;
+  const text = value.toLowerCase();
+  return text === "true" ? true : text === "false" ? false : undefined;
+}
+
 /** Converts a legacy JSON value to a typed field's value, or undefined when it does not fit. */
 function fromLegacy(field: TypedField, value: JsonValue): boolean | string | number | undefined {
   switch (field.type) {
     case "bool":
-      return typeof value === "boolean" ? value : undefined;
+      return legacyBoolean(value);
     case "string":
       return typeof value === "string" ? value : undefined;
     case "double":
@@ -54,6 +69,12 @@ function without(map: JsonObject, keys: readonly string[]): JsonObject {
 }
 
 /**
+ * Dimensions whose stored JSON keeps the value as the emitter sent it (the
+ * string `"true"` of a boolean field), where the typed field holds it converted.
+ */
+export type VerbatimDimensions = Readonly<Record<string, JsonValue>>;
+
+/**
  * Moves legacy keys that a typed field models (e.g. `dimensions.success` of an
  * auth event, `metadata.error_code`) into that field, so both ingress paths
  * store and count the same event the same way. A key whose value does not fit
@@ -61,12 +82,15 @@ function without(map: JsonObject, keys: readonly string[]): JsonObject {
  * Keys of typed fields that are already set are left for validation to report.
  * The event gets new dimension and metadata objects without the moved keys
  * (deleting keys would turn V8's objects slow for the rest of the request).
+ * Returns the dimensions a boolean field took from another spelling (`"true"`,
+ * `1`), for {@link renderEvent} to store as sent.
  */
-export function liftLegacyKeys(event: Event): void {
+export function liftLegacyKeys(event: Event): VerbatimDimensions | undefined {
   const kind = kindOf(event);
-  if (kind === undefined) return;
+  if (kind === undefined) return undefined;
   const message = event.kind.value as unknown as Record<string, unknown>;
   const moved: Record<LegacyOrigin, string[]> = { dimensions: [], metadata: [] };
+  let verbatim: Record<string, JsonValue> | undefined;
   for (const field of kind.fields) {
     const map = event[field.origin];
     if (map === undefined) continue;
@@ -77,12 +101,17 @@ export function liftLegacyKeys(event: Event): void {
       if (raw !== null && value === undefined) continue;
       moved[field.origin].push(key);
       if (value !== undefined) writeTypedField(message, field, value);
+      if (field.type === "bool" && raw !== null && typeof raw !== "boolean") {
+        verbatim ??= {};
+        verbatim[key] = raw;
+      }
     }
   }
   if (event.dimensions !== undefined && moved.dimensions.length > 0)
     event.dimensions = without(event.dimensions, moved.dimensions);
   if (event.metadata !== undefined && moved.metadata.length > 0)
     event.metadata = without(event.metadata, moved.metadata);
+  return verbatim;
 }
 
 const sqlBool = (v: boolean | undefined): SqlBool => (v === undefined ? null : v ? 1 : 0);
@@ -110,6 +139,7 @@ function specializedColumns(event: Event): Pick<EventRow, "auth" | "tool" | "dis
           server: text(a.server),
           userHash: text(a.userHash),
           errorCode: text(a.errorCode),
+          targetKind: text(a.targetKind),
         },
       };
     }
@@ -158,15 +188,28 @@ export function toEventRow(event: Event, envelope: Envelope, receivedAtMs: numbe
   return renderEvent(event, envelope, receivedAtMs).row;
 }
 
-/** An event rendered for storage, with its dimensions and metadata as objects for the instruments. */
+/**
+ * An event rendered for storage, with its dimensions and metadata as objects
+ * for the instruments: typed values as their fields hold them (`true`, not
+ * the `"true"` the row's JSON keeps as sent).
+ */
 export interface RenderedEvent {
   readonly row: EventRow;
   readonly dimensions: JsonObject;
   readonly metadata: JsonObject;
 }
 
-/** {@link toEventRow}, also returning the rendered dimensions and metadata. */
-export function renderEvent(event: Event, envelope: Envelope, receivedAtMs: number): RenderedEvent {
+/**
+ * {@link toEventRow}, also returning the rendered dimensions and metadata.
+ * `verbatim` (from {@link liftLegacyKeys}) replaces typed values in the
+ * stored dimensions with what the emitter sent.
+ */
+export function renderEvent(
+  event: Event,
+  envelope: Envelope,
+  receivedAtMs: number,
+  verbatim?: VerbatimDimensions,
+): RenderedEvent {
   const kind = kindOf(event);
   if (kind === undefined) throw new Error("toEventRow needs a validated event with a kind");
   const message = event.kind.value as unknown as Record<string, unknown>;
@@ -188,8 +231,10 @@ export function renderEvent(event: Event, envelope: Envelope, receivedAtMs: numb
     timestamp: event.timestamp ? formatTimestamp(event.timestamp) : formatMillis(receivedAtMs),
     value: event.value ?? 1,
     durationMs: event.durationMs ?? null,
-    dimensions: JSON.stringify(dimensions),
+    // Spread over a copy, each key keeps its place: the row reads as it was sent.
+    dimensions: JSON.stringify(verbatim ? { ...dimensions, ...verbatim } : dimensions),
     metadata: JSON.stringify(metadata),
+    keyService: envelope.keyService ?? null,
     ...specializedColumns(event),
   };
   return { row, dimensions, metadata };

@@ -52,7 +52,11 @@ export const LIMITS = {
   versionMaxLength: 20,
   instanceIdMaxLength: 50,
   batchIdMaxLength: 128,
-  maxEvents: 100,
+  /**
+   * Most events per batch unless configured (`METRICS_MAX_BATCH_EVENTS`). The
+   * Python service took 100; the gateway's nginx flushes up to 1,024 at once.
+   */
+  maxEvents: 5000,
   maxFutureSkewSeconds: 300,
   oldAfterSeconds: 7 * 24 * 3600,
   minValue: -1e12,
@@ -100,11 +104,6 @@ export function batchIdProblem(batchId: string): string | undefined {
   return undefined;
 }
 
-/**
- * Applies the rule set of contract §2 to a typed batch. Pure: the same input
- * and clock give the same result. The whole batch is judged: callers reject it
- * whole when any violation is found.
- */
 /** Options of {@link validateBatch}. */
 export interface ValidateOptions {
   /** Wall-clock milliseconds: the reference for timestamp checks. */
@@ -112,8 +111,15 @@ export interface ValidateOptions {
   readonly paths: PathStyle;
   /** How each event's timestamp was written, for messages (legacy JSON keeps Python's form). */
   readonly timestampDisplays?: readonly (string | undefined)[] | undefined;
+  /** Most events in the batch (default {@link LIMITS.maxEvents}). */
+  readonly maxEvents?: number | undefined;
 }
 
+/**
+ * Applies the rule set of contract §2 to a typed batch. Pure: the same input
+ * and clock give the same result. The whole batch is judged: callers reject it
+ * whole when any violation is found.
+ */
 export function validateBatch(batch: BatchInput, options: ValidateOptions): ValidationResult {
   const violations: Violation[] = [];
   const warnings: string[] = [];
@@ -165,10 +171,11 @@ export function validateBatch(batch: BatchInput, options: ValidateOptions): Vali
 
   const { events } = batch;
   const eventsPath = options.paths.events;
+  const maxEvents = options.maxEvents ?? LIMITS.maxEvents;
   if (events.length === 0) {
     fail(eventsPath, "At least one metric is required");
-  } else if (events.length > LIMITS.maxEvents) {
-    fail(eventsPath, `Too many metrics in request: ${events.length}, max ${LIMITS.maxEvents}`);
+  } else if (events.length > maxEvents) {
+    fail(eventsPath, `Too many metrics in request: ${events.length}, max ${maxEvents}`);
   } else {
     events.forEach((event, i) => {
       validateEvent(

@@ -7,7 +7,7 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "./group-commit.js";
-import { type EventRow, rowValues } from "./rows.js";
+import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "./rows.js";
 
 export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "./group-commit.js";
 
@@ -22,32 +22,17 @@ export interface SqliteEventStoreOptions extends EventStoreOptions {
  * each group is written in one `BEGIN IMMEDIATE` transaction (STACK.md trap 10).
  */
 export function createEventStore(db: Database, options: SqliteEventStoreOptions): EventStore {
-  const insertMetric = db.prepare(
-    `INSERT INTO metrics (request_id, service, service_version, instance_id, metric_type,
-       timestamp, value, duration_ms, dimensions, metadata)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertAuth = db.prepare(
-    `INSERT INTO auth_metrics (request_id, timestamp, service, duration_ms,
-       success, method, server, user_hash, error_code)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertTool = db.prepare(
-    `INSERT INTO tool_metrics (request_id, timestamp, service, duration_ms, tool_name,
-       server_path, server_name, success, client_name, client_version, method, user_hash,
-       error_code, input_size_bytes, output_size_bytes)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertDiscovery = db.prepare(
-    `INSERT INTO discovery_metrics (request_id, timestamp, service, duration_ms, query,
-       results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-
+  const insert = (table: EventTable) => {
+    const names = INSERT_COLUMNS[table].map(([name]) => name);
+    return db.prepare(
+      `INSERT INTO ${table} (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`,
+    );
+  };
+  const insertMetric = insert("metrics");
   const specialized = {
-    auth_metrics: insertAuth,
-    tool_metrics: insertTool,
-    discovery_metrics: insertDiscovery,
+    auth_metrics: insert("auth_metrics"),
+    tool_metrics: insert("tool_metrics"),
+    discovery_metrics: insert("discovery_metrics"),
   };
   const writeRow = (requestId: string, r: EventRow): void => {
     const values = rowValues(requestId, r);

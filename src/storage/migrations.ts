@@ -181,6 +181,19 @@ CREATE TABLE readiness_probe (
 );
 `,
   },
+  {
+    version: 6,
+    name: "key_service_and_target_kind",
+    // key_service: the service of the key that sent each event, which may
+    // report as another (METRICS_KEY_SERVICE_BINDING=audit, issue 20): the
+    // upstream gateway's nginx reports as "nginx" with the registry's key.
+    // target_kind: the newer auth-server dimension, typed (AuthRequest.target_kind).
+    // NULL in rows written before: nobody recorded them then.
+    sql: `
+ALTER TABLE metrics ADD COLUMN key_service TEXT;
+ALTER TABLE auth_metrics ADD COLUMN target_kind TEXT;
+`,
+  },
 ];
 
 /** The schema version this build expects. */

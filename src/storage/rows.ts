@@ -8,6 +8,7 @@ export interface AuthColumns {
   readonly server: string | null;
   readonly userHash: string | null;
   readonly errorCode: string | null;
+  readonly targetKind: string | null;
 }
 
 /** Columns of `tool_metrics` beyond the shared ones (contract §3). */
@@ -52,6 +53,8 @@ export interface EventRow {
   readonly dimensions: string;
   /** JSON object text of every metadata entry, typed ones included. */
   readonly metadata: string;
+  /** The service of the API key that sent the event (it may report as another, `METRICS_KEY_SERVICE_BINDING`). */
+  readonly keyService: string | null;
   readonly auth?: AuthColumns;
   readonly tool?: ToolColumns;
   readonly discovery?: DiscoveryColumns;
@@ -72,10 +75,80 @@ export function approximateRowBytes(row: EventRow): number {
 /** The specialized tables, by the event kinds that have one. */
 export type SpecializedTable = "auth_metrics" | "tool_metrics" | "discovery_metrics";
 
+/** A column's PostgreSQL array element type, for the grouped `unnest` insert. */
+export type PgColumnType = "text" | "float8" | "bool" | "int4" | "int8";
+
+/** The tables every event row is written to. */
+export type EventTable = "metrics" | SpecializedTable;
+
 /**
- * A row's values in the order of both backends' INSERTs: `metrics` from
- * `request_id` to `metadata`, and its specialized table's from `request_id`
- * on (booleans as 1, 0 or NULL, which PostgreSQL's `bool` reads too).
+ * The columns each table's INSERT names, in the order of {@link rowValues}:
+ * both backends build their statements from this list, so a column added here
+ * and in `rowValues` (a test checks that their lengths agree) is written by both.
+ */
+export const INSERT_COLUMNS: Readonly<
+  Record<EventTable, readonly (readonly [name: string, pg: PgColumnType])[]>
+> = {
+  metrics: [
+    ["request_id", "text"],
+    ["service", "text"],
+    ["service_version", "text"],
+    ["instance_id", "text"],
+    ["metric_type", "text"],
+    ["timestamp", "text"],
+    ["value", "float8"],
+    ["duration_ms", "float8"],
+    ["dimensions", "text"],
+    ["metadata", "text"],
+    ["key_service", "text"],
+  ],
+  auth_metrics: [
+    ["request_id", "text"],
+    ["timestamp", "text"],
+    ["service", "text"],
+    ["duration_ms", "float8"],
+    ["success", "bool"],
+    ["method", "text"],
+    ["server", "text"],
+    ["user_hash", "text"],
+    ["error_code", "text"],
+    ["target_kind", "text"],
+  ],
+  tool_metrics: [
+    ["request_id", "text"],
+    ["timestamp", "text"],
+    ["service", "text"],
+    ["duration_ms", "float8"],
+    ["tool_name", "text"],
+    ["server_path", "text"],
+    ["server_name", "text"],
+    ["success", "bool"],
+    ["client_name", "text"],
+    ["client_version", "text"],
+    ["method", "text"],
+    ["user_hash", "text"],
+    ["error_code", "text"],
+    ["input_size_bytes", "int8"],
+    ["output_size_bytes", "int8"],
+  ],
+  discovery_metrics: [
+    ["request_id", "text"],
+    ["timestamp", "text"],
+    ["service", "text"],
+    ["duration_ms", "float8"],
+    ["query", "text"],
+    ["results_count", "int4"],
+    ["top_k_services", "int4"],
+    ["top_n_tools", "int4"],
+    ["embedding_time_ms", "float8"],
+    ["faiss_search_time_ms", "float8"],
+  ],
+};
+
+/**
+ * A row's values in the order of {@link INSERT_COLUMNS}: its `metrics` row's,
+ * and its specialized table's (booleans as 1, 0 or NULL, which PostgreSQL's
+ * `bool` reads too).
  */
 export function rowValues(
   requestId: string,
@@ -95,6 +168,7 @@ export function rowValues(
     r.durationMs,
     r.dimensions,
     r.metadata,
+    r.keyService,
   ];
   const shared = [requestId, r.timestamp, r.service, r.durationMs];
   if (r.auth) {
@@ -103,7 +177,7 @@ export function rowValues(
       metrics,
       specialized: {
         table: "auth_metrics",
-        values: [...shared, a.success, a.method, a.server, a.userHash, a.errorCode],
+        values: [...shared, a.success, a.method, a.server, a.userHash, a.errorCode, a.targetKind],
       },
     };
   }

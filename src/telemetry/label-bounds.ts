@@ -17,14 +17,26 @@ export const OVERFLOW_VALUE = "_other";
 export const EMPTY_VALUE = "_unset";
 
 /**
- * Dimensions that may become labels, per event type (W8). Never `user_hash`,
- * free-text `query`, `resource_id` or `user_id`: those stay in SQLite only.
- * The keys are those the dashboard filters on and a few low-cardinality ones.
+ * Dimensions that become labels, per event type (W8): the upstream gateway's
+ * allow-lists (contract §8) without `user_hash`, `session_key` and free-text
+ * `query`, which are unbounded and personal: they stay in the database, where
+ * the history can still be asked about them. `resource_id` and `user_id` stay
+ * there too. Every series of a type carries every label of its list, `_unset`
+ * where the event had no value, so that series from emitters that send a
+ * dimension and from ones that leave it out add up under one label set.
  */
 export const LABEL_KEYS: Readonly<Record<string, readonly string[]>> = {
-  auth_request: ["success", "method", "server"],
-  tool_execution: ["success", "method", "server_name", "server_path", "tool_name", "client_name"],
-  tool_discovery: ["results_count"],
+  auth_request: ["success", "method", "server", "target_kind"],
+  tool_execution: [
+    "success",
+    "method",
+    "server_name",
+    "server_path",
+    "tool_name",
+    "client_name",
+    "client_version",
+  ],
+  tool_discovery: ["results_count", "top_k_services", "top_n_tools"],
   protocol_latency: ["flow_step", "server_name", "client_name"],
   health_check: ["endpoint", "status_code", "healthy"],
 };
@@ -37,8 +49,8 @@ const PATH_LABELS = new Set(["server_path", "endpoint"]);
  * the ones the dashboard filters on into `_other`.
  */
 const ALWAYS_ADMITTED: Readonly<Record<string, ReadonlySet<string>>> = {
-  success: new Set(["True", "False", "None"]),
-  healthy: new Set(["True", "False", "None"]),
+  success: new Set(["true", "false"]),
+  healthy: new Set(["true", "false"]),
   method: new Set([
     "initialize",
     "notifications/initialized",
@@ -63,14 +75,23 @@ function pathOnly(value: string): string {
   return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1").replace(/[?#].*$/s, "");
 }
 
-/** Characters kept in a label value; others become `_` (slashes keep `tools/call`). */
-const UNSAFE = /[^A-Za-z0-9\-_.:/ ]/g;
+/**
+ * Characters kept in a label value, as the upstream gateway sanitises them
+ * (contract §8); each other character, a whole code point, becomes one `_`
+ * (slashes keep `tools/call`; `weird name!` is `weird_name_`).
+ */
+const UNSAFE = /[^A-Za-z0-9\-_.:/]/gu;
 
-/** Python's `str()` of a dimension value, the label text the dashboard expects (`True`, `200`). */
+/**
+ * A dimension value as label text: booleans in lowercase, as the newest
+ * upstream and Prometheus's conventions write them (`true`, whichever
+ * spelling the emitter used: the typed fields hold them converted), whole
+ * numbers without a fraction (`200`), nothing for null (then `_unset`).
+ */
 export function labelText(value: unknown): string {
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (value === null || value === undefined) return "None";
+  if (value === true) return "true";
+  if (value === false) return "false";
+  if (value === null || value === undefined) return "";
   if (typeof value === "number") return Number.isInteger(value) ? `${value}` : String(value);
   return typeof value === "string" ? value : JSON.stringify(value);
 }
@@ -79,7 +100,8 @@ export function labelText(value: unknown): string {
 export interface LabelBounds {
   /**
    * Labels for one event: `service` and `metric_type` (which no dimension can
-   * override), plus the allowed dimensions of its type, each normalized and capped.
+   * override), plus every allowed dimension of its type, each normalized and
+   * capped, `_unset` where the event has none.
    */
   labelsFor(
     metricType: string,
@@ -118,7 +140,9 @@ export function createLabelBounds(options: LabelBoundsOptions): LabelBounds {
     labelsFor(metricType, service, dimensions) {
       const labels: Labels = {};
       for (const key of LABEL_KEYS[metricType] ?? []) {
-        if (Object.hasOwn(dimensions, key)) labels[key] = bound(key, labelText(dimensions[key]));
+        labels[key] = Object.hasOwn(dimensions, key)
+          ? bound(key, labelText(dimensions[key]))
+          : EMPTY_VALUE;
       }
       // Set last, so no dimension can take their place (W8).
       labels.service = bound("service", service);

@@ -17,6 +17,7 @@ import {
 import type { TelemetryConfig } from "../config.js";
 import { createExpositionServer } from "./exposition.js";
 import { createEventInstruments, type EventInstruments, SECONDS_BUCKETS } from "./instruments.js";
+import { createLabelBounds } from "./label-bounds.js";
 
 /**
  * How telemetry leaves the service: the telemetry configuration, plus what
@@ -40,6 +41,16 @@ export interface ServiceMetrics {
   events(outcome: "accepted" | "rejected" | "replayed", count: number, reason?: string): void;
   /** A request refused by a key's rate limit. */
   rateLimited(service: string): void;
+  /**
+   * A request refused, or a batch of it rejected, by the service of the key
+   * that sent it (`_unknown` without a valid key) and the reason.
+   */
+  refused(service: string, reason: string): void;
+  /**
+   * Events a key sent as another service than its own, stored under the one
+   * reported (`METRICS_KEY_SERVICE_BINDING=audit`).
+   */
+  serviceMismatch(keyId: string, keyService: string, reported: string, count: number): void;
   /** A rate-limit decision this replica took alone, because the shared buckets (Redis) were unreachable. */
   rateLimitedLocally(): void;
   /** One group commit: how many rows, how long, whether it failed and why. */
@@ -107,6 +118,19 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     description: "Group commit duration",
     unit: "s",
   });
+  const refusals = meter.createCounter("mcp_metrics_refused_requests_total", {
+    description:
+      "Requests refused or batches rejected, by the service of the key that sent them (_unknown without a valid key) and reason",
+  });
+  const mismatches = meter.createCounter("mcp_metrics_service_mismatch_events_total", {
+    description:
+      "Events a key sent as another service than its own, stored under the reported service (METRICS_KEY_SERVICE_BINDING=audit)",
+  });
+  // The reported service is the sender's text: bounded like the event labels.
+  const reportedServices = createLabelBounds({
+    maxValuesPerLabel: options.maxValuesPerLabel,
+    maxLength: options.maxLabelLength,
+  });
   const localDecisions = meter.createCounter("mcp_metrics_rate_limit_local_decisions_total", {
     description:
       "Rate-limit decisions taken by this replica alone while the shared buckets (Redis) were unreachable",
@@ -131,6 +155,13 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     events: (outcome, count, reason = "") =>
       events.add(count, reason ? { outcome, reason } : { outcome }),
     rateLimited: (service) => limited.add(1, { service }),
+    refused: (service, reason) => refusals.add(1, { service, reason }),
+    serviceMismatch: (keyId, keyService, reported, count) =>
+      mismatches.add(count, {
+        key_id: keyId,
+        key_service: keyService,
+        service: reportedServices.bound("service", reported),
+      }),
     rateLimitedLocally: () => localDecisions.add(1),
     commit(rows, durationMillis, failure) {
       commitRows.record(rows);

@@ -5,16 +5,26 @@ import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.j
 import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countIn, startTestService, type TestService } from "../support/service.js";
+import {
+  countIn,
+  exposition,
+  samples,
+  scrape,
+  startTestService,
+  type TestService,
+} from "../support/service.js";
 
 const ADMIN_KEY = "admin-key-for-binding-0123456789";
 const MISMATCH =
   'service: this API key belongs to service "test-service" and cannot report as "someone-else"';
 
-describe("API keys are bound to their service (W15)", () => {
+describe("METRICS_KEY_SERVICE_BINDING=enforce: API keys are bound to their service (W15)", () => {
   let svc: TestService;
   beforeAll(async () => {
-    svc = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
+    svc = await startTestService({
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+      METRICS_KEY_SERVICE_BINDING: "enforce",
+    });
   });
   afterAll(async () => {
     await svc.close();
@@ -92,7 +102,10 @@ describe("API keys are bound to their service (W15)", () => {
 
   it("should match names as the legacy key variables derive them: auth_server and Auth-Server are auth-server", async () => {
     const key = "env-key-auth-server-0123456789";
-    const withEnvKey = await startTestService({ METRICS_API_KEY_AUTH_SERVER: key });
+    const withEnvKey = await startTestService({
+      METRICS_API_KEY_AUTH_SERVER: key,
+      METRICS_KEY_SERVICE_BINDING: "enforce",
+    });
     try {
       for (const service of ["auth-server", "auth_server", "Auth-Server"]) {
         const res = await postMetrics(
@@ -127,19 +140,117 @@ describe("API keys are bound to their service (W15)", () => {
   });
 });
 
-describe("METRICS_KEY_SERVICE_BINDING=false", () => {
-  it("should let one key report as several services, for emitters migrating off a shared key", async () => {
-    const svc = await startTestService({ METRICS_KEY_SERVICE_BINDING: "false" });
+describe("METRICS_KEY_SERVICE_BINDING=audit, the default: the upstream gateway's key layout", () => {
+  // The upstream compose file: nginx reports as "nginx" with the registry's
+  // key, the auth server as "auth-server" with METRICS_API_KEY_AUTH ("auth").
+  const REGISTRY_KEY = "upstream-registry-key-0123456789";
+  const AUTH_KEY = "upstream-auth-key-0123456789";
+  let svc: TestService;
+  let port: number;
+  beforeAll(async () => {
+    const prometheus = await exposition();
+    port = prometheus.port;
+    svc = await startTestService({
+      ...prometheus.env,
+      METRICS_API_KEY_REGISTRY: REGISTRY_KEY,
+      METRICS_API_KEY_AUTH: AUTH_KEY,
+      METRICS_API_KEY_MCPGW: "upstream-mcpgw-key-0123456789",
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+    });
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
+  it("should store a batch reported as another service under that service, each row naming its key's service", async () => {
+    const res = await postMetrics(
+      svc.url,
+      { service: "nginx", metrics: [legacyMetric(), legacyMetric()] },
+      { key: REGISTRY_KEY },
+    );
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ accepted: 2, rejected: 0 });
+    const rpc = await ingestClient(GRPC, svc.url, AUTH_KEY).ingest(authBatch(3, "auth-server"));
+    expect(rpc.accepted).toBe(3);
+    expect(
+      await svc.sql.all(
+        "SELECT service, key_service, count(*) AS n FROM metrics GROUP BY 1, 2 ORDER BY 1",
+      ),
+    ).toEqual([
+      { service: "auth-server", key_service: "auth", n: 3 },
+      { service: "nginx", key_service: "registry", n: 2 },
+    ]);
+    expect(await countIn(svc.sql, "auth_metrics", "service = 'auth-server'")).toBe(3);
+  });
+
+  it("should record the key's service on rows whose service is the key's own too", async () => {
+    await postMetrics(
+      svc.url,
+      { service: "registry", metrics: [legacyMetric()] },
+      { key: REGISTRY_KEY },
+    );
+    expect(
+      await countIn(svc.sql, "metrics", "service = 'registry' AND key_service = 'registry'"),
+    ).toBe(1);
+  });
+
+  it("should count the events each key sent as another service", async () => {
+    const text = await scrape(port);
+    const lines = samples(text, "mcp_metrics_service_mismatch_events_total");
+    const has = (line: string, label: string, value: string) =>
+      new RegExp(`[{,]${label}="${value}"`).test(line);
+    const count = (keyService: string, service: string) =>
+      lines
+        .filter((l) => has(l, "key_service", keyService) && has(l, "service", service))
+        .map((l) => Number(l.split(" ").at(-1)))
+        .reduce((a, b) => a + b, 0);
+    expect(count("registry", "nginx")).toBe(2);
+    expect(count("auth", "auth-server")).toBe(3);
+    expect(lines.some((l) => has(l, "service", "registry"))).toBe(false);
+  });
+
+  it("should still refuse a key made with the CLI for a service, which names its service on purpose", async () => {
+    const key = await svc.keyFor("cli-bound");
+    const res = await postMetrics(
+      svc.url,
+      { service: "someone-else", metrics: [legacyMetric()] },
+      { key },
+    );
+    expect(res.status).toBe(403);
+    expect(res.json).toEqual({
+      detail:
+        'service: this API key belongs to service "cli-bound" and cannot report as "someone-else"',
+    });
+    const error = await failure(
+      ingestClient(GRPC, svc.url, key).ingest(authBatch(1, "someone-else")),
+    );
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(await countIn(svc.sql, "metrics", "service = 'someone-else'")).toBe(0);
+  });
+
+  it("should keep an ingest key away from the admin API", async () => {
+    const res = await fetch(`${svc.url}/admin/retention/policies`, {
+      headers: { "x-api-key": REGISTRY_KEY },
+    });
+    expect(res.status).toBe(403);
+  });
+});
+
+describe("METRICS_KEY_SERVICE_BINDING=off", () => {
+  it("should let one key report as several services, counting no mismatch", async () => {
+    const svc = await startTestService({ METRICS_KEY_SERVICE_BINDING: "off" });
     try {
       const res = await postMetrics(
         svc.url,
         { service: "shared-a", metrics: [legacyMetric()] },
-        { key: svc.key },
+        { key: await svc.keyFor("cli-made") },
       );
       expect(res.json.accepted).toBe(1);
       const rpc = await ingestClient(GRPC, svc.url, svc.key).ingest(authBatch(2, "shared-b"));
       expect(rpc.accepted).toBe(2);
-      expect(await countIn(svc.sql, "metrics", "service = 'shared-a'")).toBe(1);
+      expect(
+        await countIn(svc.sql, "metrics", "service = 'shared-a' AND key_service = 'cli-made'"),
+      ).toBe(1);
       expect(await countIn(svc.sql, "metrics", "service = 'shared-b'")).toBe(2);
     } finally {
       await svc.close();

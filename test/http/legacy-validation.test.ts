@@ -47,9 +47,12 @@ const REJECTED: [string, string, string[]][] = [
     ["metrics: At least one metric is required"],
   ],
   [
-    "101 metrics",
-    JSON.stringify({ service: "svc", metrics: Array.from({ length: 101 }, () => legacyMetric()) }),
-    ["metrics: Too many metrics in request: 101, max 100"],
+    "5,001 metrics, one past METRICS_MAX_BATCH_EVENTS's default",
+    JSON.stringify({
+      service: "svc",
+      metrics: Array.from({ length: 5001 }, () => ({ type: "custom", value: 1 })),
+    }),
+    ["metrics: Too many metrics in request: 5001, max 5000"],
   ],
   [
     "a naive timestamp far in the future",

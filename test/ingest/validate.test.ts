@@ -28,6 +28,16 @@ function violations(input: BatchInput, paths = RPC_PATHS): Violation[] {
 }
 
 describe("validateBatch", () => {
+  it("should take a batch of the configured size and name that size past it", () => {
+    const events = (n: number) => Array.from({ length: n }, () => auth());
+    const check = (n: number) =>
+      validateBatch(batch(events(n)), { nowMs: NOW, paths: RPC_PATHS, maxEvents: 1024 }).violations;
+    expect(check(1024)).toEqual([]);
+    expect(check(1025)).toEqual([
+      { field: "events", description: "Too many metrics in request: 1025, max 1024" },
+    ]);
+  });
+
   it("should accept a well-formed batch with no violations and no warnings", () => {
     const result = validateBatch(
       batch([auth({ durationMs: 0, timestamp: timestampFromMs(NOW) }, { success: true })], {
@@ -85,9 +95,9 @@ describe("validateBatch", () => {
     ],
     ["no events", batch([]), [{ field: "events", description: "At least one metric is required" }]],
     [
-      "101 events",
-      batch(Array.from({ length: 101 }, () => auth({ value: Number.NaN }))),
-      [{ field: "events", description: "Too many metrics in request: 101, max 100" }],
+      "5,001 events",
+      batch(Array.from({ length: 5001 }, () => auth({ value: Number.NaN }))),
+      [{ field: "events", description: "Too many metrics in request: 5001, max 5000" }],
     ],
     [
       "an event without a kind",

@@ -27,6 +27,8 @@ describe("regression: an instrument failing after the commit", () => {
         paths: RPC_PATHS,
         principal: {
           keyId: 1,
+          publicId: "key_000000000001",
+          source: null,
           bucketId: "k1",
           service: "svc",
           scope: "ingest",

@@ -181,6 +181,7 @@ describe("replicas starting together on an empty database", () => {
           { version: 3, name: "retention_policy_origin" },
           { version: 4, name: "api_key_ids_and_expiry" },
           { version: 5, name: "ingest_batches_and_readiness_probe" },
+          { version: 6, name: "key_service_and_target_kind" },
         ]);
         // The configured key was stored once, however many replicas stored it.
         expect(await countIn(first.sql, "api_keys", "service_name = 'test-service'")).toBe(1);

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { openDatabase, seedRetentionPolicies } from "../../src/storage/database.js";
-import { SCHEMA_VERSION } from "../../src/storage/migrations.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../src/storage/migrations.js";
 import { tempDir } from "../support/service.js";
 
 const columns = (db: BetterSqlite3.Database, table: string) =>
@@ -134,6 +134,26 @@ describe("openDatabase", () => {
       { table_name: "tool_metrics", retention_days: 90 },
     ]);
     again.close();
+  });
+
+  it("should add key_service and target_kind to a version-5 database, its rows kept with NULL in them", () => {
+    const path = join(tempDir(), "m.db");
+    const raw = new BetterSqlite3(path);
+    for (const step of MIGRATIONS.filter((m) => m.version <= 5)) raw.exec(step.sql);
+    raw.pragma("user_version = 5");
+    raw
+      .prepare(
+        "INSERT INTO metrics (request_id, service, metric_type, timestamp, value) VALUES ('r', 's', 'custom', '2026-12-01T00:00:00.000000Z', 1)",
+      )
+      .run();
+    raw.close();
+    const db = openDatabase(path, options);
+    expect(db.pragma("user_version", { simple: true })).toBe(6);
+    expect(db.prepare("SELECT service, key_service FROM metrics").all()).toEqual([
+      { service: "s", key_service: null },
+    ]);
+    expect(columns(db, "auth_metrics")).toContain("target_kind");
+    db.close();
   });
 
   it("should refuse a database written by a newer schema", () => {

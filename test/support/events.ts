@@ -125,6 +125,14 @@ export function authRow(service = "svc", i = 0): EventRow {
     durationMs: i,
     dimensions: "{}",
     metadata: "{}",
-    auth: { success: 1, method: "jwt", server: null, userHash: null, errorCode: null },
+    keyService: "svc",
+    auth: {
+      success: 1,
+      method: "jwt",
+      server: null,
+      userHash: null,
+      errorCode: null,
+      targetKind: null,
+    },
   };
 }

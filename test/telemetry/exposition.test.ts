@@ -69,24 +69,24 @@ describe("the Prometheus exposition", () => {
     );
     const text = await scrape(port);
     expect(samples(text, "mcp_auth_requests_total").sort()).toEqual([
-      'mcp_auth_requests_total{success="False",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
-      'mcp_auth_requests_total{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
+      'mcp_auth_requests_total{success="false",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request"} 1',
+      'mcp_auth_requests_total{success="true",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request"} 1',
     ]);
     expect(samples(text, "mcp_tool_executions_total")).toEqual([
-      'mcp_tool_executions_total{success="True",method="tools/call",server_name="time",tool_name="now",client_name="claude",service="expo",metric_type="tool_execution"} 1',
+      'mcp_tool_executions_total{success="true",method="tools/call",server_name="time",server_path="_unset",tool_name="now",client_name="claude",client_version="_unset",service="expo",metric_type="tool_execution"} 1',
     ]);
     // Zero durations count (W9), in seconds, with second-sized buckets.
     expect(text).toContain(
-      'mcp_auth_request_duration_seconds_count{success="False",method="jwt",server="gh",service="expo",metric_type="auth_request"} 1',
+      'mcp_auth_request_duration_seconds_count{success="false",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request"} 1',
     );
     expect(text).toContain(
-      'mcp_auth_request_duration_seconds_bucket{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request",le="0.25"} 1',
+      'mcp_auth_request_duration_seconds_bucket{success="true",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request",le="0.25"} 1',
     );
     expect(text).toContain(
-      'mcp_auth_request_duration_seconds_bucket{success="True",method="jwt",server="gh",service="expo",metric_type="auth_request",le="0.1"} 0',
+      'mcp_auth_request_duration_seconds_bucket{success="true",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request",le="0.1"} 0',
     );
     expect(text).toContain(
-      'mcp_protocol_latency_seconds_sum{flow_step="initialize_to_tools_call",service="expo",metric_type="protocol_latency"} 0.75',
+      'mcp_protocol_latency_seconds_sum{flow_step="initialize_to_tools_call",server_name="_unset",client_name="_unset",service="expo",metric_type="protocol_latency"} 0.75',
     );
     expect(text).toContain('mcp_metrics_events_total{outcome="accepted"}');
     expect(text).toMatch(/mcp_metrics_requests_total\{ingress="json",code="200"\} \d+/);
@@ -105,7 +105,10 @@ describe("the Prometheus exposition", () => {
     );
     expect(res.json.accepted).toBe(0);
     const text = await scrape(port);
-    expect(text).not.toContain('service="expo-rejected"');
+    // Only the refusal itself is counted, by the key's service.
+    expect(text.split("\n").filter((l) => l.includes('service="expo-rejected"'))).toEqual([
+      'mcp_metrics_refused_requests_total{service="expo-rejected",reason="invalid_batch"} 1',
+    ]);
     expect(text).toMatch(/mcp_metrics_events_total\{outcome="rejected",reason="invalid"\} [1-9]/);
   });
 

@@ -24,6 +24,19 @@ function instruments(maxValuesPerLabel: number, onOverflow?: (label: string) => 
   });
 }
 
+/** A tool call's labels when its event set only `labels`: every other label is `_unset`. */
+const toolLabels = (labels: Record<string, string>) => ({
+  success: "_unset",
+  method: "_unset",
+  server_name: "_unset",
+  server_path: "_unset",
+  tool_name: "_unset",
+  client_name: "_unset",
+  client_version: "_unset",
+  ...labels,
+  metric_type: "tool_execution",
+});
+
 /** The tool-call counter's series: their labels and counts. */
 async function toolCounts(events: ReturnType<typeof instruments>) {
   const { resourceMetrics } = await events.producer.collect();
@@ -40,13 +53,13 @@ describe("createEventInstruments", () => {
     events.record(["a", "b", "b", "c"].map((tool) => toolCall("s", { tool_name: tool })));
     expect(overflows).toEqual(["tool_name", "tool_name", "tool_name"]);
     expect(await toolCounts(events)).toEqual([
-      { tool_name: "a", service: "s", metric_type: "tool_execution", count: 1 },
-      { tool_name: "_other", service: "s", metric_type: "tool_execution", count: 3 },
+      { ...toolLabels({ tool_name: "a", service: "s" }), count: 1 },
+      { ...toolLabels({ tool_name: "_other", service: "s" }), count: 3 },
     ]);
   });
 
   it("should keep label sets apart whose values would run together", async () => {
-    // Joined with blanks, with "-" for a missing label, both read "- x - - - - -".
+    // Joined with blanks, with "-" for a missing label, both read "- x - - - - - -".
     const events = instruments(100);
     events.record([
       toolCall("s", { method: "x -" }),
@@ -54,8 +67,8 @@ describe("createEventInstruments", () => {
       toolCall("s", { method: "x", server_name: "- -" }),
     ]);
     expect(await toolCounts(events)).toEqual([
-      { method: "x -", service: "s", metric_type: "tool_execution", count: 1 },
-      { method: "x", server_name: "- -", service: "s", metric_type: "tool_execution", count: 2 },
+      { ...toolLabels({ method: "x_-", service: "s" }), count: 1 },
+      { ...toolLabels({ method: "x", server_name: "-_-", service: "s" }), count: 2 },
     ]);
   });
 
@@ -68,8 +81,8 @@ describe("createEventInstruments", () => {
     );
     expect(overflows).toEqual(["tool_name", "tool_name"]);
     expect(await toolCounts(events)).toEqual([
-      { tool_name: long("a").slice(0, 96), service: "s", metric_type: "tool_execution", count: 2 },
-      { tool_name: "_other", service: "s", metric_type: "tool_execution", count: 2 },
+      { ...toolLabels({ tool_name: long("a").slice(0, 96), service: "s" }), count: 2 },
+      { ...toolLabels({ tool_name: "_other", service: "s" }), count: 2 },
     ]);
   });
 
@@ -88,8 +101,6 @@ describe("createEventInstruments", () => {
       toolCall("second", {}),
     ]);
     expect(overflows).toEqual(["service"]);
-    expect(await toolCounts(events)).toEqual([
-      { service: "_other", metric_type: "tool_execution", count: 1 },
-    ]);
+    expect(await toolCounts(events)).toEqual([{ ...toolLabels({ service: "_other" }), count: 1 }]);
   });
 });

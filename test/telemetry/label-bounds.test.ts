@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createLabelBounds, OVERFLOW_VALUE } from "../../src/telemetry/label-bounds.js";
 
 describe("createLabelBounds", () => {
-  it("should label with Python's str() of allowed dimensions only, service and metric_type last", () => {
+  it("should label allowed dimensions only, booleans in lowercase, service and metric_type last", () => {
     const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
     expect(
       bounds.labelsFor("auth_request", "svc", {
@@ -14,10 +14,18 @@ describe("createLabelBounds", () => {
         le: "1",
         __name__: "n",
       }),
-    ).toEqual({ success: "True", method: "jwt", service: "svc", metric_type: "auth_request" });
+    ).toEqual({
+      success: "true",
+      method: "jwt",
+      server: "_unset",
+      target_kind: "_unset",
+      service: "svc",
+      metric_type: "auth_request",
+    });
     expect(bounds.labelsFor("health_check", "svc", { status_code: 200, healthy: false })).toEqual({
+      endpoint: "_unset",
       status_code: "200",
-      healthy: "False",
+      healthy: "false",
       service: "svc",
       metric_type: "health_check",
     });
@@ -45,6 +53,18 @@ describe("createLabelBounds", () => {
     expect(overflows).toEqual(["tool_name", "tool_name"]);
   });
 
+  it("should sanitise as the upstream does: [A-Za-z0-9-_.:/] kept, each other character _, empty _unset", () => {
+    const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
+    const tool = (name: unknown) =>
+      bounds.labelsFor("tool_execution", "s", { tool_name: name }).tool_name;
+    expect(tool("weird name!")).toBe("weird_name_");
+    expect(tool("café 🚀 ok")).toBe("caf____ok");
+    expect(tool("ns:tool.v2/run-x_y")).toBe("ns:tool.v2/run-x_y");
+    expect(tool("")).toBe("_unset");
+    expect(tool(null)).toBe("_unset");
+    expect(bounds.labelsFor("tool_execution", "s", {}).tool_name).toBe("_unset");
+  });
+
   it("should cut long values and replace unsafe characters", () => {
     const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 8 });
     expect(
@@ -63,7 +83,7 @@ describe("createLabelBounds", () => {
       method: "tools/call",
       success: false,
     });
-    expect(labels).toMatchObject({ method: "tools/call", success: "False" });
+    expect(labels).toMatchObject({ method: "tools/call", success: "false" });
   });
 
   it("should keep only scheme, host and path of URL-like labels", () => {

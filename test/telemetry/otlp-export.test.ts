@@ -70,7 +70,7 @@ describe("OTLP/gRPC export", () => {
         attr(p.attributes, "success"),
         Number(p.asDouble ?? p.asInt),
       ]),
-    ).toEqual([["True", 2]]);
+    ).toEqual([["true", 2]]);
     const tool = metrics.find((m) => m.name === "mcp_tool_execution_duration_seconds");
     expect(tool?.histogram?.dataPoints[0]?.sum).toBeCloseTo(0.03, 9);
     // The MCP semantic-convention instrument, behind METRICS_OTEL_SEMCONV.

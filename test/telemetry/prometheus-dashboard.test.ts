@@ -56,6 +56,14 @@ const CONTRACT_QUERIES = [
   "topk(15, sum(rate(mcp_tool_executions_total[5m])) by (client_name))",
 ];
 
+/**
+ * The same queries as the newest upstream dashboards write them (contract §8):
+ * booleans in lowercase, as this service exports them (issue 20).
+ */
+const LOWERCASE_QUERIES = CONTRACT_QUERIES.map((q) =>
+  q.replace('success="True"', 'success="true"').replace('success="False"', 'success="false"'),
+);
+
 /** Contract §5 p18: histogram_quantile over a counter, which has no `le`: empty whatever the exporter does. */
 const BROKEN_BY_DESIGN = [0.5, 0.95, 0.99].map(
   (q) => `histogram_quantile(${q.toFixed(2)}, rate(mcp_tool_executions_total[5m]))`,
@@ -239,18 +247,27 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
     expect(only.map((r) => r.metric.client_name)).toEqual(["cursor"]);
   });
 
-  it("should return data for every query of the contract's dashboard (p18 stays empty: it is broken by design)", async () => {
-    for (const promql of CONTRACT_QUERIES) {
+  it("should return data for every query of the contract's dashboard, its booleans in lowercase (p18 stays empty: it is broken by design)", async () => {
+    for (const promql of LOWERCASE_QUERIES) {
       expect((await query(promql)).length, promql).toBeGreaterThan(0);
     }
     for (const promql of BROKEN_BY_DESIGN) expect(await query(promql), promql).toEqual([]);
+  });
+
+  it("should export no capitalised boolean any more: the Python spelling finds nothing", async () => {
+    for (const promql of CONTRACT_QUERIES.filter((q) => /success="(True|False)"/.test(q))) {
+      expect(await query(promql), promql).toEqual([]);
+    }
+    expect(
+      await query('count by (success) (mcp_tool_executions_total{success!~"true|false"})'),
+    ).toEqual([]);
   });
 
   it("should count exactly what was sent and put the P95s in the right buckets", async () => {
     expect(await scalar("sum(mcp_auth_requests_total)")).toBe(80);
     expect(
       await scalar(
-        'sum(mcp_auth_requests_total{success="True"}) / sum(mcp_auth_requests_total) * 100',
+        'sum(mcp_auth_requests_total{success="true"}) / sum(mcp_auth_requests_total) * 100',
       ),
     ).toBeCloseTo(85, 6);
     const byMethod = Object.fromEntries(
@@ -260,7 +277,7 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
       ]),
     );
     expect(byMethod).toEqual({ initialize: 20, "tools/list": 40, "tools/call": 60 });
-    expect(await scalar('sum(mcp_tool_executions_total{success="False"})')).toBe(12);
+    expect(await scalar('sum(mcp_tool_executions_total{success="false"})')).toBe(12);
     expect(
       await scalar('sum(mcp_tool_executions_total{method="tools/call", tool_name="now"})'),
     ).toBe(20);
@@ -286,8 +303,10 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
     expect(res.data.groups.flatMap((g) => g.rules.map((r) => r.name)).sort()).toEqual([
       "AuthFailureSpike",
       "DatabaseGrowth",
+      "EventsRejected",
       "MetricsServiceDown",
       "RateLimitExhaustion",
+      "RequestsRefused",
       "StorageErrors",
     ]);
   });

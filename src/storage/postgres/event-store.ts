@@ -12,8 +12,43 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "../group-commit.js";
-import { type EventRow, rowValues, type SpecializedTable } from "../rows.js";
+import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "../rows.js";
 import { query } from "./pool.js";
+
+/** The tables of an event row, in the order of the grouped statement's arrays. */
+const EVENT_TABLES: readonly EventTable[] = [
+  "metrics",
+  "auth_metrics",
+  "tool_metrics",
+  "discovery_metrics",
+];
+
+/** The claims' columns ($1-$6) and the window's start ($7), before the tables' arrays. */
+const CLAIM_PARAMETERS = 7;
+
+/** One table's data-modifying CTE, its arrays numbered from `$first`. */
+function insertCte(table: EventTable, first: number): string {
+  const names = INSERT_COLUMNS[table].map(([name]) => name).join(", ");
+  const arrays = ["text", ...INSERT_COLUMNS[table].map(([, type]) => type)]
+    .map((type, i) => `$${first + i}::${type}[]`)
+    .join(", ");
+  return `${table}_rows AS (
+  INSERT INTO ${table} (${names})
+  SELECT ${names}
+  FROM unnest(${arrays}) AS r(k, ${names})
+  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
+)`;
+}
+
+/** Each table's CTE, numbered after the claims, in {@link EVENT_TABLES} order. */
+function tableCtes(): string[] {
+  let next = CLAIM_PARAMETERS + 1;
+  return EVENT_TABLES.map((table) => {
+    const cte = insertCte(table, next);
+    next += INSERT_COLUMNS[table].length + 1;
+    return cte;
+  });
+}
 
 /**
  * A whole group commit in one statement, so one round trip: PostgreSQL runs a
@@ -36,49 +71,7 @@ WITH claimed AS (
     committed_ms = excluded.committed_ms
   WHERE ingest_batches.committed_ms < $7
   RETURNING service || E'\\n' || batch_id AS k -- batchKey()
-), m AS (
-  INSERT INTO metrics (request_id, service, service_version, instance_id, metric_type,
-    timestamp, value, duration_ms, dimensions, metadata)
-  SELECT request_id, service, service_version, instance_id, metric_type, timestamp, value,
-    duration_ms, dimensions, metadata
-  FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-    $14::text[], $15::float8[], $16::float8[], $17::text[], $18::text[])
-    AS r(k, request_id, service, service_version, instance_id, metric_type, timestamp, value,
-      duration_ms, dimensions, metadata)
-  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
-), a AS (
-  INSERT INTO auth_metrics (request_id, timestamp, service, duration_ms, success, method, server,
-    user_hash, error_code)
-  SELECT request_id, timestamp, service, duration_ms, success, method, server, user_hash, error_code
-  FROM unnest($19::text[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::bool[],
-    $25::text[], $26::text[], $27::text[], $28::text[])
-    AS r(k, request_id, timestamp, service, duration_ms, success, method, server, user_hash,
-      error_code)
-  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
-), t AS (
-  INSERT INTO tool_metrics (request_id, timestamp, service, duration_ms, tool_name, server_path,
-    server_name, success, client_name, client_version, method, user_hash, error_code,
-    input_size_bytes, output_size_bytes)
-  SELECT request_id, timestamp, service, duration_ms, tool_name, server_path, server_name, success,
-    client_name, client_version, method, user_hash, error_code, input_size_bytes, output_size_bytes
-  FROM unnest($29::text[], $30::text[], $31::text[], $32::text[], $33::float8[], $34::text[],
-    $35::text[], $36::text[], $37::bool[], $38::text[], $39::text[], $40::text[], $41::text[],
-    $42::text[], $43::int8[], $44::int8[])
-    AS r(k, request_id, timestamp, service, duration_ms, tool_name, server_path, server_name,
-      success, client_name, client_version, method, user_hash, error_code, input_size_bytes,
-      output_size_bytes)
-  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
-), d AS (
-  INSERT INTO discovery_metrics (request_id, timestamp, service, duration_ms, query,
-    results_count, top_k_services, top_n_tools, embedding_time_ms, faiss_search_time_ms)
-  SELECT request_id, timestamp, service, duration_ms, query, results_count, top_k_services,
-    top_n_tools, embedding_time_ms, faiss_search_time_ms
-  FROM unnest($45::text[], $46::text[], $47::text[], $48::text[], $49::float8[], $50::text[],
-    $51::int4[], $52::int4[], $53::int4[], $54::float8[], $55::float8[])
-    AS r(k, request_id, timestamp, service, duration_ms, query, results_count, top_k_services,
-      top_n_tools, embedding_time_ms, faiss_search_time_ms)
-  WHERE r.k IS NULL OR r.k IN (SELECT k FROM claimed)
-)
+), ${tableCtes().join(", ")}
 SELECT k FROM claimed`;
 
 /** Column arrays of one table, filled row by row. */
@@ -86,17 +79,21 @@ function columns(count: number): unknown[][] {
   return Array.from({ length: count }, () => []);
 }
 function push(target: unknown[][], values: readonly unknown[]): void {
+  // A value short or over would shift every later column: fail the commit instead.
+  if (values.length !== target.length) {
+    throw new Error(`${values.length} values for ${target.length} columns`);
+  }
   for (let i = 0; i < values.length; i++) target[i]?.push(values[i]);
 }
 
 /** The parameters of {@link COMMIT_GROUP}: claims, then each table's columns, each row led by its batch key. */
 class GroupParameters {
-  readonly claims = columns(6);
-  readonly metrics = columns(11);
-  readonly tables: Readonly<Record<SpecializedTable, unknown[][]>> = {
-    auth_metrics: columns(10),
-    tool_metrics: columns(16),
-    discovery_metrics: columns(11),
+  readonly claims = columns(CLAIM_PARAMETERS - 1);
+  readonly tables: Readonly<Record<EventTable, unknown[][]>> = {
+    metrics: columns(INSERT_COLUMNS.metrics.length + 1),
+    auth_metrics: columns(INSERT_COLUMNS.auth_metrics.length + 1),
+    tool_metrics: columns(INSERT_COLUMNS.tool_metrics.length + 1),
+    discovery_metrics: columns(INSERT_COLUMNS.discovery_metrics.length + 1),
   };
 
   claim(batch: BatchClaim, requestId: string, now: number): void {
@@ -105,20 +102,13 @@ class GroupParameters {
 
   row(key: string | null, requestId: string, r: EventRow): void {
     const values = rowValues(requestId, r);
-    push(this.metrics, [key, ...values.metrics]);
+    push(this.tables.metrics, [key, ...values.metrics]);
     if (values.specialized)
       push(this.tables[values.specialized.table], [key, ...values.specialized.values]);
   }
 
   values(windowStart: number): unknown[] {
-    return [
-      ...this.claims,
-      windowStart,
-      ...this.metrics,
-      ...this.tables.auth_metrics,
-      ...this.tables.tool_metrics,
-      ...this.tables.discovery_metrics,
-    ];
+    return [...this.claims, windowStart, ...EVENT_TABLES.flatMap((table) => this.tables[table])];
   }
 }
 

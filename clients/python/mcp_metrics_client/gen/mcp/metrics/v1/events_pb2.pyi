@@ -12,18 +12,20 @@ FLOW_STEP_TOOLS_LIST_TO_TOOLS_CALL: FlowStep
 FLOW_STEP_UNSPECIFIED: FlowStep
 
 class AuthRequest(_message.Message):
-    __slots__ = ["error_code", "method", "server", "success", "user_hash"]
+    __slots__ = ["error_code", "method", "server", "success", "target_kind", "user_hash"]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_KIND_FIELD_NUMBER: _ClassVar[int]
     USER_HASH_FIELD_NUMBER: _ClassVar[int]
     error_code: str
     method: str
     server: str
     success: bool
+    target_kind: str
     user_hash: str
-    def __init__(self, success: bool = ..., method: _Optional[str] = ..., server: _Optional[str] = ..., user_hash: _Optional[str] = ..., error_code: _Optional[str] = ...) -> None: ...
+    def __init__(self, success: bool = ..., method: _Optional[str] = ..., server: _Optional[str] = ..., user_hash: _Optional[str] = ..., error_code: _Optional[str] = ..., target_kind: _Optional[str] = ...) -> None: ...
 
 class Custom(_message.Message):
     __slots__ = ["metric_name"]
