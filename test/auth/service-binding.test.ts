@@ -8,8 +8,8 @@ import { legacyMetric, postMetrics } from "../support/legacy.js";
 import {
   countIn,
   exposition,
-  samples,
   scrape,
+  seriesOf,
   startTestService,
   type TestService,
 } from "../support/service.js";
@@ -195,18 +195,15 @@ describe("METRICS_KEY_SERVICE_BINDING=audit, the default: the upstream gateway's
   });
 
   it("should count the events each key sent as another service", async () => {
-    const text = await scrape(port);
-    const lines = samples(text, "mcp_metrics_service_mismatch_events_total");
-    const has = (line: string, label: string, value: string) =>
-      new RegExp(`[{,]${label}="${value}"`).test(line);
+    const mismatches = seriesOf(await scrape(port), "mcp_metrics_service_mismatch_events_total");
     const count = (keyService: string, service: string) =>
-      lines
-        .filter((l) => has(l, "key_service", keyService) && has(l, "service", service))
-        .map((l) => Number(l.split(" ").at(-1)))
-        .reduce((a, b) => a + b, 0);
+      mismatches
+        .filter((m) => m.labels.key_service === keyService && m.labels.service === service)
+        .reduce((sum, m) => sum + m.value, 0);
     expect(count("registry", "nginx")).toBe(2);
     expect(count("auth", "auth-server")).toBe(3);
-    expect(lines.some((l) => has(l, "service", "registry"))).toBe(false);
+    expect(mismatches.some((m) => m.labels.service === "registry")).toBe(false);
+    expect(mismatches.every((m) => /^key_[0-9a-f]{12}$/.test(m.labels.key_id ?? ""))).toBe(true);
   });
 
   it("should still refuse a key made with the CLI for a service, which names its service on purpose", async () => {

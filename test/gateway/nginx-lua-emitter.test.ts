@@ -4,8 +4,9 @@ import { type NginxGateway, nginxAvailable, startNginxGateway } from "../support
 import {
   countIn,
   exposition,
-  samples,
+  type Sample,
   scrape,
+  seriesOf,
   startTestService,
   type TestService,
 } from "../support/service.js";
@@ -98,34 +99,6 @@ async function sendTraffic(url: string): Promise<string[]> {
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   return unexpected;
-}
-
-/** One sample line of an exposition: its labels and value. */
-interface Sample {
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
-/** The samples of one metric family, labels unescaped. */
-function parsed(text: string, name: string): Sample[] {
-  return samples(text, name).map((line) => {
-    const labels: Record<string, string> = {};
-    const close = line.lastIndexOf("}");
-    for (const match of line.slice(0, close + 1).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[match[1] as string] = (match[2] as string).replace(/\\(.)/g, (_m, c: string) =>
-        c === "n" ? "\n" : c,
-      );
-    }
-    return {
-      labels,
-      value: Number(
-        line
-          .slice(close + 1)
-          .trim()
-          .split(/\s+/)[0],
-      ),
-    };
-  });
 }
 
 /** PromQL's `sum by (labels)`, keys joined with `|`. */
@@ -276,7 +249,7 @@ describe.skipIf(skip)("nginx Lua emitter", () => {
     await expect
       .poll(
         async () => {
-          nginxSeries = parsed(await scrape(promPort), "mcp_tool_executions_total").filter(
+          nginxSeries = seriesOf(await scrape(promPort), "mcp_tool_executions_total").filter(
             (s) => s.labels.service === "nginx",
           );
           return nginxSeries.reduce((sum, s) => sum + s.value, 0);
@@ -396,19 +369,19 @@ describe.skipIf(skip)("nginx Lua emitter", () => {
       .poll(
         async () => {
           text = await scrape(promPort);
-          return sumBy(parsed(text, "mcp_tool_executions_total"), ["tool_name", "success"]);
+          return sumBy(seriesOf(text, "mcp_tool_executions_total"), ["tool_name", "success"]);
         },
         { timeout: 5000 },
       )
       .toEqual(merged);
-    const registrySeries = parsed(text, "mcp_tool_executions_total").filter(
+    const registrySeries = seriesOf(text, "mcp_tool_executions_total").filter(
       (s) => s.labels.service === "registry",
     );
     expect(new Set(registrySeries.map((s) => s.labels.success))).toEqual(
       new Set(["true", "false"]),
     );
 
-    const authSeries = parsed(text, "mcp_auth_requests_total");
+    const authSeries = seriesOf(text, "mcp_auth_requests_total");
     expect(new Set(authSeries.map((s) => s.labels.success))).toEqual(new Set(["true", "false"]));
     expect(sumBy(authSeries, ["service", "success"])).toEqual({
       "auth-server|true": 4,

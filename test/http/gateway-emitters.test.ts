@@ -5,8 +5,8 @@ import { postMetrics } from "../support/legacy.js";
 import {
   countIn,
   exposition,
-  samples,
   scrape,
+  seriesOf,
   startTestService,
   type TestService,
 } from "../support/service.js";
@@ -26,17 +26,6 @@ function nginxMetric(method: string, tool: string, success: string): Record<stri
     },
     metadata: {},
   };
-}
-
-/** The label values of every sample of `name` in an exposition, with its value. */
-function series(text: string, name: string): { labels: Record<string, string>; value: number }[] {
-  return samples(text, name).map((line) => {
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[key as string] = value as string;
-    }
-    return { labels, value: Number(line.split(" ").at(-1)) };
-  });
 }
 
 describe("real emitters' batches and spellings (issue 20)", () => {
@@ -156,7 +145,7 @@ describe("real emitters' batches and spellings (issue 20)", () => {
       { flow_step: "initialize_to_tools_call" },
       { flow_step: "initialize_to_tools_call" },
     ]);
-    const flows = series(await scrape(port), "mcp_protocol_latency_seconds_count").filter(
+    const flows = seriesOf(await scrape(port), "mcp_protocol_latency_seconds_count").filter(
       (s) => s.labels.service === "auth-flow",
     );
     expect(flows).toEqual([
@@ -189,7 +178,7 @@ describe("real emitters' batches and spellings (issue 20)", () => {
         "service = 'auth-target' AND target_kind = 'mcp_server'",
       ),
     ).toBe(1);
-    const auth = series(await scrape(port), "mcp_auth_requests_total").filter(
+    const auth = seriesOf(await scrape(port), "mcp_auth_requests_total").filter(
       (s) => s.labels.service === "auth-target",
     );
     expect(auth.map((s) => s.labels)).toEqual([
@@ -225,7 +214,7 @@ describe("real emitters' batches and spellings (issue 20)", () => {
       },
       { key: svc.key },
     );
-    const tools = series(await scrape(port), "mcp_tool_executions_total").filter(
+    const tools = seriesOf(await scrape(port), "mcp_tool_executions_total").filter(
       (s) => s.labels.service === "labels",
     );
     expect(
@@ -255,7 +244,7 @@ describe("METRICS_MAX_LABEL_CARDINALITY", () => {
       );
       await postMetrics(svc.url, { service: "test-service", metrics }, { key: svc.key });
       const names = new Set(
-        series(await scrape(prometheus.port), "mcp_tool_executions_total").map(
+        seriesOf(await scrape(prometheus.port), "mcp_tool_executions_total").map(
           (s) => s.labels.tool_name,
         ),
       );

@@ -188,3 +188,31 @@ export function samples(exposition: string, name: string): string[] {
     .split("\n")
     .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
 }
+
+/** One sample of an exposition: its labels, unescaped, and its value. */
+export interface Sample {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** The samples of one metric family in an exposition, parsed. */
+export function seriesOf(exposition: string, name: string): Sample[] {
+  return samples(exposition, name).map((line) => {
+    const labels: Record<string, string> = {};
+    const close = line.lastIndexOf("}");
+    for (const match of line.slice(0, close + 1).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[match[1] as string] = (match[2] as string).replace(/\\(.)/g, (_m, c: string) =>
+        c === "n" ? "\n" : c,
+      );
+    }
+    return {
+      labels,
+      value: Number(
+        line
+          .slice(close + 1)
+          .trim()
+          .split(/\s+/)[0],
+      ),
+    };
+  });
+}
