@@ -1,4 +1,5 @@
 import { discoverEnvApiKeys, type EnvApiKey } from "./auth/env-keys.js";
+import { LIMITS } from "./ingest/validate.js";
 
 /** SQLite `synchronous` levels this service allows (STACK.md trap 10). */
 export type SqliteSynchronous = "FULL" | "NORMAL";
@@ -339,7 +340,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyUsageFlushMillis: integer("METRICS_KEY_USAGE_FLUSH_MS", 60_000, 100, 86_400_000),
     keyReloadMillis: integer("METRICS_KEY_RELOAD_MS", 5000, 100, 86_400_000),
     keyServiceBinding: binding(),
-    maxBatchEvents: integer("METRICS_MAX_BATCH_EVENTS", 5000, 1, 1_000_000),
+    // Never below what the gateway's nginx flushes at once: it deletes a batch answered 200.
+    maxBatchEvents: integer("METRICS_MAX_BATCH_EVENTS", LIMITS.maxEvents, 1024, 1_000_000),
     logLevel: oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     envApiKeys: Object.freeze(discoverEnvApiKeys(env)),
     telemetry: Object.freeze(telemetry),

@@ -29,7 +29,7 @@ import {
 import type { Config } from "./config.js";
 import { asConnectError, errors, httpStatusOf, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
-import { apiKeyOf, createHttpRoutes } from "./http/legacy-routes.js";
+import { apiKeyOf, createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
 import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
@@ -42,7 +42,7 @@ import {
 } from "./ratelimit/rate-limit-interceptor.js";
 import type { RateLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
-import type { RefusalLog } from "./telemetry/refusal-log.js";
+import { type RefusalLog, UNKNOWN_SERVICE } from "./telemetry/refusal-log.js";
 import type { ServiceMetrics } from "./telemetry/telemetry.js";
 
 /** What the server is built from. */
@@ -120,20 +120,19 @@ function requestMetrics(
       const principal = req.contextValues.get(principalKey);
       // Only the rate limit's refusal carries x-ratelimit-limit (a size cap is RESOURCE_EXHAUSTED too).
       if (error.metadata.has("x-ratelimit-limit")) {
-        metrics?.rateLimited(principal?.service ?? "unknown");
+        metrics?.rateLimited(principal?.service ?? UNKNOWN_SERVICE);
       }
       const status = codeToString(error.code);
       metrics?.request(ingress, status);
-      const message = req.stream
-        ? undefined
-        : (req.message as { service?: unknown; events?: unknown });
+      const message = req.stream ? undefined : (req.message as { events?: unknown });
       refusals?.refused({
         ingress,
         reason: refusalReason(error),
         status,
         error: error.rawMessage,
         principal,
-        service: typeof message?.service === "string" ? message.service : undefined,
+        address: req.contextValues.get(clientAddressKey),
+        service: serviceOf(message),
         events: Array.isArray(message?.events) ? message.events.length : undefined,
       });
       throw cause;
@@ -269,6 +268,7 @@ function refuseUnread(
     status: outcome,
     error: error.rawMessage,
     principal,
+    address: addressOf(req),
   });
 }
 
@@ -376,8 +376,15 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     maxAnonymousRequests: config.maxAnonymousRequests,
     admission: admissionBy(admissionOptions),
     onAdmitted: spendTokenBy(admissionOptions),
-    onOverload: (req, res) =>
-      refuseUnread(admissionOptions, req, res, errors.overloaded(), checked.get(req)?.principal),
+    onOverload: (req, res) => {
+      // An RPC's key was checked by the admission; a JSON request's only looked at.
+      const json = ingressOf(req) === "json";
+      const auth = json
+        ? options.registry.authenticate(apiKeyOf(req), { recordUse: false })
+        : undefined;
+      const principal = auth?.ok ? auth.principal : checked.get(req)?.principal;
+      refuseUnread(admissionOptions, req, res, errors.overloaded(), principal);
+    },
     onError: (error) => log.error({ err: error }, "listening socket error"),
   });
 

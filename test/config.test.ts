@@ -82,8 +82,8 @@ describe("loadConfig", () => {
 
   it("should take METRICS_MAX_BATCH_EVENTS within its bounds", () => {
     expect(loadConfig({ METRICS_MAX_BATCH_EVENTS: "1024" }).maxBatchEvents).toBe(1024);
-    expect(() => loadConfig({ METRICS_MAX_BATCH_EVENTS: "0" })).toThrow(
-      /METRICS_MAX_BATCH_EVENTS="0": must be a whole number from 1 to 1000000/,
+    expect(() => loadConfig({ METRICS_MAX_BATCH_EVENTS: "1000" })).toThrow(
+      /METRICS_MAX_BATCH_EVENTS="1000": must be a whole number from 1024 to 1000000/,
     );
   });
 

@@ -35,6 +35,23 @@ export interface CreateKeyOptions {
   readonly description?: string | undefined;
 }
 
+/**
+ * The `source` of a key made with `keys create`: it names its service on
+ * purpose, so a batch it sends as another service is refused even in the
+ * `audit` binding mode.
+ */
+export const CLI_KEY_SOURCE = "cli";
+
+/**
+ * The `source` of a key that replaces a key from somewhere else: it inherits
+ * the old key's binding (a rotated `METRICS_API_KEY_REGISTRY` key may still
+ * report as `nginx` in `audit` mode), and its `env:` origin is not taken as
+ * the variable's own key, which the next start would retire.
+ */
+export function rotatedSource(old: string | null): string {
+  return old === CLI_KEY_SOURCE ? CLI_KEY_SOURCE : `rotated:${old ?? "unknown"}`;
+}
+
 /** A refused key operation (unknown id, bad service name): the CLI prints it and exits 1. */
 export class KeyAdminError extends Error {
   override name = "KeyAdminError";
@@ -67,7 +84,10 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
   const expiry = (millis: number | undefined) =>
     millis === undefined ? null : sqliteDateTime(new Date(now().getTime() + millis));
 
-  const create = async (options: CreateKeyOptions): Promise<CreatedKey> => {
+  const create = async (
+    options: CreateKeyOptions,
+    source: string = CLI_KEY_SOURCE,
+  ): Promise<CreatedKey> => {
     if (!SERVICE_NAME.test(options.service)) {
       throw new KeyAdminError(
         `service must be 1 to 50 characters of [a-zA-Z0-9_-], got ${JSON.stringify(options.service)}`,
@@ -82,7 +102,7 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
       serviceName: options.service,
       rateLimit: options.rateLimit,
       scope: options.scope,
-      source: "cli",
+      source,
       description: options.description ?? null,
       expiresAt,
     });
@@ -90,7 +110,7 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
   };
 
   return {
-    create,
+    create: (options: CreateKeyOptions) => create(options),
 
     async list(): Promise<KeyListing[]> {
       return (await store.all()).map((r) => ({
@@ -118,12 +138,15 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     async rotate(id: string, graceMillis: number): Promise<CreatedKey> {
       const old = await find(id);
       if (!old.isActive) throw new KeyAdminError(`key ${id} is revoked; create a new one instead`);
-      const created = await create({
-        service: old.serviceName,
-        scope: old.scope,
-        rateLimit: old.rateLimit,
-        description: `rotated from ${old.keyId}`,
-      });
+      const created = await create(
+        {
+          service: old.serviceName,
+          scope: old.scope,
+          rateLimit: old.rateLimit,
+          description: `rotated from ${old.keyId}`,
+        },
+        rotatedSource(old.source),
+      );
       if (graceMillis > 0) {
         // A grace never extends a key that was due to expire sooner.
         const until = expiry(graceMillis) as string;

@@ -29,8 +29,8 @@ import {
   sendLegacyError,
 } from "./respond.js";
 
-/** The `service` a legacy body names, if it names one as text. */
-function serviceOf(body: unknown): string | undefined {
+/** The `service` a body (legacy JSON) or a request message names, if it names one as text. */
+export function serviceOf(body: unknown): string | undefined {
   const service = (body as { service?: unknown } | null)?.service;
   return typeof service === "string" ? service : undefined;
 }
@@ -135,19 +135,36 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const { registry, limiter, ingestor, log } = options;
 
+  /**
+   * The valid key a request carries, to name who sent a request refused
+   * before its key is checked (a body too large, not JSON): an in-memory
+   * look-up that records no use and counts no failure.
+   */
+  const keyOf = (req: AnyRequest): Principal | undefined => {
+    const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
+    return auth.ok ? auth.principal : undefined;
+  };
+
   /** Reports a refusal of the JSON route: logged (rate-limited) and counted. */
   const refused = (
-    refusal: Omit<Refusal, "ingress" | "status"> & { readonly status: number },
+    req: AnyRequest,
+    refusal: Omit<Refusal, "ingress" | "status" | "address"> & { readonly status: number },
   ): void =>
-    options.refusals?.refused({ ...refusal, ingress: "json", status: String(refusal.status) });
+    options.refusals?.refused({
+      ...refusal,
+      ingress: "json",
+      status: String(refusal.status),
+      address: addressOf(req),
+    });
   /** Answers a catalog error, reporting it. */
   const refuse = (
+    req: AnyRequest,
     res: AnyResponse,
     error: ConnectError,
     principal?: Principal,
     batch?: { readonly service: string; readonly events: readonly unknown[] },
   ): void => {
-    refused({
+    refused(req, {
       reason: refusalReason(error),
       status: httpStatusOf(error.code),
       error: error.rawMessage,
@@ -168,12 +185,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     scope: "ingest" | "admin" = "ingest",
   ): Promise<{ principal: Principal; decision: BucketDecision } | undefined> => {
     if (options.draining()) {
-      refuse(res, errors.shuttingDown());
+      refuse(req, res, errors.shuttingDown());
       return undefined;
     }
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) {
-      refuse(res, auth.error);
+      refuse(req, res, auth.error);
       return undefined;
     }
     try {
@@ -188,7 +205,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       if (refusal.metadata.has("x-ratelimit-limit")) {
         options.metrics?.rateLimited(auth.principal.service);
       }
-      refuse(res, refusal, auth.principal);
+      refuse(req, res, refusal, auth.principal);
       return undefined;
     }
   };
@@ -199,10 +216,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       text = await readTextBody(req, options.maxRequestBytes);
     } catch (error) {
       if (!(error instanceof BodyError)) throw error;
-      refused({
+      refused(req, {
         reason: BODY_REASONS[error.status] ?? "unreadable_body",
         status: error.status,
         error: error.message,
+        principal: keyOf(req),
       });
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
       return sendJson(
@@ -216,7 +234,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     // validation, after the key check, like any other missing field.
     const parsed = text === "" ? ({ ok: true, value: null } as const) : parseLegacyJson(text);
     if (!parsed.ok) {
-      refused({ reason: "invalid_json", status: 422, error: parsed.error.message });
+      refused(req, {
+        reason: "invalid_json",
+        status: 422,
+        error: parsed.error.message,
+        principal: keyOf(req),
+      });
       return sendJson(res, 422, {
         detail: [
           {
@@ -233,7 +256,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     if (admitted === undefined) return;
     const { principal } = admitted;
     if (parsed.value === null) {
-      refused({ reason: "invalid_body", status: 422, error: "body: Field required", principal });
+      refused(req, {
+        reason: "invalid_body",
+        status: 422,
+        error: "body: Field required",
+        principal,
+      });
       return sendJson(res, 422, {
         detail: [{ type: "missing", loc: ["body"], msg: "Field required", input: null }],
       });
@@ -241,7 +269,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const decoded = decodeLegacyBatch(parsed.value);
     if (!decoded.ok) {
       const first = decoded.errors[0];
-      refused({
+      refused(req, {
         reason: "invalid_body",
         status: 422,
         error: first ? `${first.loc.join(".")}: ${first.msg}` : "invalid body",
@@ -259,7 +287,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       const key = idempotencyKeyOf(header);
       if (!key.ok) {
         const detail = `Idempotency-Key: ${key.problem}`;
-        refused({ reason: "invalid_idempotency_key", status: 400, error: detail, principal });
+        refused(req, { reason: "invalid_idempotency_key", status: 400, error: detail, principal });
         return sendJson(res, 400, { detail });
       }
       batch = { ...batch, batchId: key.batchId };
@@ -272,7 +300,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         principal,
       });
     } catch (error) {
-      return refuse(res, asConnectError(error), principal, batch);
+      return refuse(req, res, asConnectError(error), principal, batch);
     }
     const headers = rateHeaders(admitted.decision);
     if (outcome.ok) {
@@ -292,7 +320,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     }
     // Contract §2 layer B: the whole batch is rejected, with 200 and every message.
     const first = outcome.violations[0];
-    refused({
+    refused(req, {
       reason: "invalid_batch",
       status: 200,
       error: first ? `${first.field}: ${first.description}` : "invalid batch",
@@ -333,7 +361,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
       recordUse: false,
     });
-    if (!auth.ok) return refuse(res, auth.error);
+    if (!auth.ok) return refuse(req, res, auth.error);
     const { bucketId, service, rateLimitPerMinute: limit } = auth.principal;
     const state = await limiter.peek(bucketId, limit);
     sendJson(res, 200, {

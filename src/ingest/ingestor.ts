@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { serviceNameFromSuffix } from "../auth/env-keys.js";
+import { CLI_KEY_SOURCE } from "../auth/key-admin.js";
 import type { Principal } from "../auth/principal.js";
 import type { KeyServiceBinding } from "../config.js";
 import { errors, type Violation } from "../errors.js";
@@ -133,7 +134,7 @@ function bindingOf(
   if (mode === "off") return "allow";
   if (principal === undefined) return "refuse";
   if (principal.scope === "admin" || sameService(reported, principal)) return "allow";
-  return mode === "enforce" || principal.source === "cli" ? "refuse" : "audit";
+  return mode === "enforce" || principal.source === CLI_KEY_SOURCE ? "refuse" : "audit";
 }
 
 /**

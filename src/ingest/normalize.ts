@@ -25,17 +25,24 @@ function kindOf(event: Event): EventKind | undefined {
   return event.kind.case === undefined ? undefined : KIND_BY_CASE.get(event.kind.case);
 }
 
+/** The texts read as a boolean, lowercased and trimmed. */
+const BOOLEAN_TEXTS: ReadonlyMap<string, boolean> = new Map([
+  ["true", true],
+  ["false", false],
+  ["1", true],
+  ["0", false],
+]);
+
 /**
  * A boolean as the gateway's emitters spell it: JSON `true`/`false` (Python),
- * the strings `"true"`/`"false"` in any case (the nginx Lua emitter sends
- * strings; `str(True)` gives `"True"`), or the numbers 1 and 0.
+ * the strings `"true"`/`"false"` in any case and with blanks around (the nginx
+ * Lua emitter sends strings; `str(True)` gives `"True"`), or 1 and 0, as
+ * numbers or strings. Anything else (`"yes"`) is no boolean and stays free-form.
  */
 function legacyBoolean(value: JsonValue): boolean | undefined {
   if (typeof value === "boolean") return value;
   if (value === 1 || value === 0) return value === 1;
-  if (typeof value !== "string") return undefined;
-  const text = value.toLowerCase();
-  return text === "true" ? true : text === "false" ? false : undefined;
+  return typeof value === "string" ? BOOLEAN_TEXTS.get(value.trim().toLowerCase()) : undefined;
 }
 
 /** Converts a legacy JSON value to a typed field's value, or undefined when it does not fit. */

@@ -21,6 +21,8 @@ export interface Refusal {
   readonly service?: string | undefined;
   /** Events the refusal cost, when a batch was read (0 when none was). */
   readonly events?: number | undefined;
+  /** The client's network address: which emitter holds a stale or wrong key. */
+  readonly address?: string | undefined;
 }
 
 /** Where refusals are reported: logged (rate-limited) and counted. */
@@ -43,6 +45,10 @@ const QUIET_REASONS = new Set(["internal", "shutting_down"]);
 
 /** Keys and reasons whose last line is remembered; past it the oldest is forgotten. */
 const MAX_TRACKED = 1000;
+
+/** `text`, cut to `max` characters: what a client sent never makes a log line long. */
+const cut = (text: string, max: number): string =>
+  text.length > max ? `${text.slice(0, max)}…` : text;
 
 /** The service label of a refusal without a valid key. */
 export const UNKNOWN_SERVICE = "_unknown";
@@ -77,13 +83,14 @@ export function createRefusalLog(options: RefusalLogOptions): RefusalLog {
       options.log.warn(
         {
           ingress: refusal.ingress,
+          address: refusal.address,
           status: refusal.status,
           reason: refusal.reason,
           keyId: refusal.principal?.publicId,
           keyService: refusal.principal?.service,
-          service: refusal.service,
+          service: refusal.service === undefined ? undefined : cut(refusal.service, 100),
           events: refusal.events,
-          error: refusal.error.length > 500 ? `${refusal.error.slice(0, 500)}…` : refusal.error,
+          error: cut(refusal.error, 500),
           ...(seen && seen.suppressed > 0 ? { suppressed: seen.suppressed } : {}),
         },
         "request refused",

@@ -7,6 +7,7 @@ import { startTestService, type TestService } from "../support/service.js";
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
+const REGISTRY_KEY = "upstream-registry-key-for-rotation-0123";
 
 describe("the keys CLI against a running service", () => {
   let svc: TestService;
@@ -26,7 +27,10 @@ describe("the keys CLI against a running service", () => {
 
   beforeAll(async () => {
     // The service's own database, SQLite or PostgreSQL: the CLI reaches it by the same settings.
-    svc = await startTestService({ METRICS_KEY_RELOAD_MS: "100" });
+    svc = await startTestService({
+      METRICS_KEY_RELOAD_MS: "100",
+      METRICS_API_KEY_REGISTRY: REGISTRY_KEY,
+    });
   });
   afterAll(async () => {
     await svc.close();
@@ -78,6 +82,26 @@ describe("the keys CLI against a running service", () => {
     const now = await keys("rotate", rotated.id as string, "--grace", "0s");
     await expect.poll(() => post(rotated.key as string), { timeout: 5_000 }).toBe(401);
     await expect.poll(() => post(now.key as string), { timeout: 5_000 }).toBe(200);
+  });
+
+  it("should hold a key it creates to its service in audit mode, and let a rotated environment key keep reporting as another", async () => {
+    // Audit, the default: the registry's key may report as nginx (the
+    // upstream compose layout); a key made here for a service may not.
+    const made = await keys("create", "--service", "cli-bound");
+    await expect.poll(() => post(made.key as string, "cli-bound"), { timeout: 5_000 }).toBe(200);
+    expect(await post(made.key as string, "nginx")).toBe(403);
+    expect(await post(REGISTRY_KEY, "nginx")).toBe(200);
+    const listed = (await keys("list")) as unknown as { id: string; source: string }[];
+    const env = listed.find((k) => k.source === "env:METRICS_API_KEY_REGISTRY");
+    const rotated = await keys("rotate", env?.id as string, "--grace", "0s");
+    await expect.poll(() => post(rotated.key as string, "nginx"), { timeout: 5_000 }).toBe(200);
+    const after = (await keys("list")) as unknown as { id: string; source: string }[];
+    expect(after.find((k) => k.id === rotated.id)?.source).toBe(
+      "rotated:env:METRICS_API_KEY_REGISTRY",
+    );
+    const again = await keys("rotate", made.id as string, "--grace", "0s");
+    await expect.poll(() => post(again.key as string, "cli-bound"), { timeout: 5_000 }).toBe(200);
+    expect(await post(again.key as string, "nginx")).toBe(403);
   });
 
   it("should create admin-scoped keys that the admin API accepts, and ingest keys it refuses", async () => {

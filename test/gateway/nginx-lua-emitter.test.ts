@@ -328,7 +328,7 @@ describe.skipIf(skip)("nginx Lua emitter", () => {
     }
     expect(answers).toEqual(bodies.map(() => "200 accepted=1"));
 
-    // Stored: auth_metrics.success 1/0, each row under the key's own service.
+    // Stored: auth_metrics.success 1/0, each row naming its key's service.
     const auth = await svc.sql.all<{ success: number | null; n: number }>(
       "SELECT success, count(*) AS n FROM auth_metrics WHERE service = 'auth-server' GROUP BY success ORDER BY success",
     );

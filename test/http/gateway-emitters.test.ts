@@ -72,7 +72,10 @@ describe("real emitters' batches and spellings (issue 20)", () => {
       ["True", 1],
       ["TRUE", 1],
       [1, 1],
+      ["1", 1],
+      [" true ", 1],
       [false, 0],
+      ["0", 0],
       ["false", 0],
       ["False", 0],
       [0, 0],
@@ -101,7 +104,7 @@ describe("real emitters' batches and spellings (issue 20)", () => {
     expect(raw.map((r) => (JSON.parse(r.dimensions) as { success: unknown }).success)).toEqual(
       spellings.map(([sent]) => sent),
     );
-    // An auth event's success too, and the typed value wins over its legacy text.
+    // An auth event's success too.
     await postMetrics(
       svc.url,
       {
@@ -115,6 +118,39 @@ describe("real emitters' batches and spellings (issue 20)", () => {
     expect(await countIn(svc.sql, "auth_metrics", "service = 'spellings' AND success = ?", 0)).toBe(
       1,
     );
+  });
+
+  it("should label a health check's healthy in lowercase whatever its spelling, keeping it as sent", async () => {
+    const res = await postMetrics(
+      svc.url,
+      {
+        service: "prober",
+        metrics: ["False", "true", 0, true].map((healthy) => ({
+          type: "health_check",
+          value: 1,
+          duration_ms: 3,
+          dimensions: { endpoint: "/health", status_code: 200, healthy },
+        })),
+      },
+      { key: svc.key },
+    );
+    expect(res.json.accepted).toBe(4);
+    const health = seriesOf(await scrape(port), "mcp_health_checks_total").filter(
+      (s) => s.labels.service === "prober",
+    );
+    expect(health.map((s) => [s.labels.healthy, s.value]).sort()).toEqual([
+      ["false", 2],
+      ["true", 2],
+    ]);
+    const stored = await svc.sql.all<{ dimensions: string }>(
+      "SELECT dimensions FROM metrics WHERE service = 'prober' ORDER BY id",
+    );
+    expect(stored.map((r) => (JSON.parse(r.dimensions) as { healthy: unknown }).healthy)).toEqual([
+      "False",
+      "true",
+      0,
+      true,
+    ]);
   });
 
   it("should read the auth server's full_protocol_flow as initialize_to_tools_call", async () => {

@@ -308,6 +308,7 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
       "RateLimitExhaustion",
       "RequestsRefused",
       "StorageErrors",
+      "UnauthenticatedRequests",
     ]);
   });
 });

@@ -144,3 +144,37 @@ describe("refusals of a running service, in its log", () => {
     expect(svc.output().stdout).not.toContain(key);
   });
 });
+
+describe("a key reporting as another service, in the log (METRICS_KEY_SERVICE_BINDING=audit)", () => {
+  it("should warn once per key and reported service, however many batches follow", async () => {
+    const registry = "upstream-registry-key-0123456789";
+    const svc = await spawnService({
+      SQLITE_DB_PATH: `${tempDir()}/metrics.db`,
+      METRICS_API_KEY_REGISTRY: registry,
+    });
+    try {
+      for (const service of ["nginx", "nginx", "nginx", "registry", "edge"]) {
+        const res = await postMetrics(
+          svc.url,
+          { service, metrics: [legacyMetric()] },
+          { key: registry },
+        );
+        expect(res.json.accepted).toBe(1);
+      }
+      const lines = () =>
+        svc
+          .output()
+          .stdout.split("\n")
+          .filter((l) => l.includes("api key reports as another service"))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+      await expect.poll(() => lines().length).toBe(2);
+      expect(lines().map((l) => [l.level, l.keyService, l.service])).toEqual([
+        [40, "registry", "nginx"],
+        [40, "registry", "edge"],
+      ]);
+    } finally {
+      svc.child.kill("SIGTERM");
+      await svc.exited;
+    }
+  });
+});
