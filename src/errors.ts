@@ -206,6 +206,22 @@ export const errors = {
     ]);
   },
 
+  /**
+   * A header or query parameter given more than once, where the first and the
+   * last could decide differently (an API key, a dry run): refused rather
+   * than guessed. `field` is named as the client wrote it.
+   */
+  ambiguous: (kind: "header" | "query parameter", field: string, times: number) => {
+    const description = `the ${kind} is given ${times} times; give it once`;
+    return refusal(`${field}: ${description}`, Code.InvalidArgument, undefined, [
+      errorInfo("AMBIGUOUS_REQUEST"),
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, { fieldViolations: [{ field, description }] }),
+      },
+    ]);
+  },
+
   /** A request message whose bytes cannot be decoded (connect-es calls it INTERNAL; see http/decode-errors.ts). */
   malformedMessage: (message: string) =>
     refusal(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE")]),

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import {
@@ -29,7 +30,7 @@ import {
 import type { Config } from "./config.js";
 import { asConnectError, errors, httpStatusOf, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
-import { apiKeyOf, createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
+import { ambiguousApiKey, apiKeyOf, createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
 import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
@@ -213,6 +214,8 @@ function admissionBy(options: AdmissionOptions) {
     if (ingressOf(req) === "json") {
       return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
     }
+    const ambiguous = ambiguousApiKey(req);
+    if (ambiguous) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, ambiguous) };
     const auth = authenticateFrom(registry, throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, auth.error) };
     checked.set(req, { principal: auth.principal });
@@ -303,6 +306,9 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   const isDraining = () => drain.signal.aborted;
   // Aborted only when the shutdown timeout has passed, to cut handlers still running.
   const hardStop = new AbortController();
+  // Every open stream listens for both (its handler for the drain, connect-node
+  // for the hard stop): no listener limit, or Node warns on stderr past 10.
+  setMaxListeners(0, drain.signal, hardStop.signal);
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
   const checked = new WeakMap<AnyRequest, EarlyCheck>();
   const { readiness } = options;

@@ -1,4 +1,6 @@
+import type { ConnectError } from "@connectrpc/connect";
 import { adminErrorOf } from "../admin/admin-errors.js";
+import { errors } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { CleanupResult, Retention } from "../storage/retention.js";
 import { type AnyRequest, type AnyResponse, sendJson, sendLegacyError } from "./respond.js";
@@ -11,7 +13,21 @@ export interface AdminRoutesOptions {
   readonly retention: Retention;
   /** Authenticates, checks the admin scope and spends a token; answers the error itself when refused. */
   readonly admitAdmin: (req: AnyRequest, res: AnyResponse) => Promise<boolean>;
+  /** Answers a refusal of the request, reporting it like the other routes' refusals. */
+  readonly refuse: (req: AnyRequest, res: AnyResponse, error: ConnectError) => void;
   readonly log: Logger;
+}
+
+/**
+ * A query parameter the request gives more than once, with how many times:
+ * `?dry_run=false&dry_run=true` could mean either, and a destructive
+ * operation must not hang on which one wins (FastAPI took the last).
+ */
+function repeatedParameter(query: URLSearchParams): { name: string; times: number } | undefined {
+  const seen = new Map<string, number>();
+  for (const name of query.keys()) seen.set(name, (seen.get(name) ?? 0) + 1);
+  for (const [name, times] of seen) if (times > 1) return { name, times };
+  return undefined;
 }
 
 /** The admin routes: exact paths, and the policy path with its `{table_name}`. */
@@ -39,6 +55,8 @@ function queryReader(req: AnyRequest) {
   const problems: QueryError[] = [];
   return {
     problems,
+    /** A parameter given more than once, if any: refused before anything runs. */
+    repeated: repeatedParameter(query),
     /** A text parameter; empty counts as absent. */
     text: (name: string) => query.get(name) || undefined,
     bool(name: string, fallback: boolean): boolean {
@@ -127,6 +145,10 @@ export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
     async (req, res) => {
       if (!(await admitAdmin(req, res))) return;
       const query = queryReader(req);
+      if (query.repeated) {
+        const { name, times } = query.repeated;
+        return options.refuse(req, res, errors.ambiguous("query parameter", name, times));
+      }
       let body: unknown;
       let failure: unknown;
       try {

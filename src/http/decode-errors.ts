@@ -44,6 +44,11 @@ const CONNECT_INTERNAL_STATUS = codeToHttpStatus(Code.Internal);
 /** Stands in for an error body connect-es wrote that cannot be read back (never expected). */
 const UNREADABLE = new ConnectError("unreadable error body", Code.Unknown);
 
+/** Whether a request body is a stream of bytes (as connect-node's always is). */
+function isAsyncIterable(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof (body as AsyncIterable<Uint8Array> | null)?.[Symbol.asyncIterator] === "function";
+}
+
 /** Turns an error connect-es sent back to the client into the one it should have sent. */
 type Remap = (error: ConnectError) => ConnectError | undefined;
 
@@ -208,9 +213,68 @@ async function remapConnectUnary(
   };
 }
 
+/** The only flag a request's message envelope may set: compressed (gRPC, gRPC-Web, Connect streams). */
+const COMPRESSED_FLAG = 0x01;
+
 /**
- * Wraps one RPC's handler so that a request message that cannot be decoded
- * is answered INVALID_ARGUMENT, naming the problem, in every protocol.
+ * The request body of an enveloped protocol, passed through as it comes,
+ * refusing with INVALID_ARGUMENT an envelope whose flags set any bit but
+ * "compressed": connect-es reads only the bits it knows and would store a
+ * message flagged 0x02 or 0xFE, and answer gRPC-Web's trailer flag (0x80, a
+ * server's alone) with UNIMPLEMENTED. The headers are read across chunk
+ * boundaries; message bytes are skipped, never copied.
+ */
+async function* reservedFlagsRefused(
+  body: AsyncIterable<Uint8Array>,
+  typeName: string,
+  onRefused: () => void,
+): AsyncIterable<Uint8Array> {
+  /** Header bytes of the current envelope read so far (0-5), its length, message bytes still to skip. */
+  let header = 0;
+  let length = 0;
+  let skip = 0;
+  for await (const chunk of body) {
+    let i = 0;
+    while (i < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - i);
+        skip -= n;
+        i += n;
+        continue;
+      }
+      const byte = chunk[i++] as number;
+      if (header === 0) {
+        if ((byte & ~COMPRESSED_FLAG) !== 0) {
+          onRefused();
+          throw errors.malformedMessage(
+            `cannot decode ${typeName}: an envelope sets reserved flag bits (0x${byte.toString(16).padStart(2, "0")}); a request may set only 0x01, compressed`,
+          );
+        }
+        length = 0;
+      } else {
+        length = length * 256 + byte;
+      }
+      if (++header === 5) {
+        header = 0;
+        skip = length;
+      }
+    }
+    yield chunk;
+  }
+}
+
+/** Whether a request of this content type comes in envelopes (everything but Connect unary). */
+function enveloped(ingress: Ingress, contentType: string | null): boolean {
+  return (
+    ingress !== "connect" ||
+    (contentType?.toLowerCase().startsWith("application/connect+") ?? false)
+  );
+}
+
+/**
+ * Wraps one RPC's handler so that a request message that cannot be decoded,
+ * or whose envelope sets reserved flag bits, is answered INVALID_ARGUMENT,
+ * naming the problem, in every protocol.
  */
 export function withDecodeErrors(
   handler: UniversalHandler,
@@ -220,9 +284,20 @@ export function withDecodeErrors(
   const kind = handler.method.methodKind;
   const finalOnReturn = kind === "unary" || kind === "client_streaming";
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    const res = await handler(req);
     const contentType = req.header.get("content-type");
     const ingress = rpcIngress(contentType);
+    const body = req.body;
+    const res = await handler(
+      enveloped(ingress, contentType) && isAsyncIterable(body)
+        ? {
+            ...req,
+            // A unary request is read before any interceptor runs: counted here, like a decode error.
+            body: reservedFlagsRefused(body, typeName, () => {
+              if (kind === "unary") onMapped?.(ingress);
+            }),
+          }
+        : req,
+    );
     const remap: Remap = (error) => {
       const mapped = decodeErrorOf(error, typeName);
       if (mapped) onMapped?.(ingress);

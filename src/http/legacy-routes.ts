@@ -82,9 +82,20 @@ const ROOT = {
   },
 };
 
+/** How many `X-API-Key` headers a request has (Node joins repeats with ", " in `headers`). */
+function apiKeyCount(req: AnyRequest): number {
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]?.toLowerCase() === "x-api-key") count++;
+  }
+  return count;
+}
+
 /**
- * The first `X-API-Key` value, as Starlette reads it (Node joins repeated
- * headers with ", ", which would turn a duplicated key into a wrong one).
+ * The first `X-API-Key` value, as Starlette reads it. A request that sends
+ * more than one is refused before its key is used ({@link ambiguousApiKey});
+ * the first is what a look-up for attribution reads.
  */
 export function apiKeyOf(req: AnyRequest): string | undefined {
   const raw = req.rawHeaders;
@@ -92,6 +103,16 @@ export function apiKeyOf(req: AnyRequest): string | undefined {
     if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
   }
   return undefined;
+}
+
+/**
+ * The refusal of a request that sends `X-API-Key` more than once: the first
+ * and the last may be different keys, and which one a proxy or a framework
+ * reads differs (FastAPI took the last). Undefined for one key or none.
+ */
+export function ambiguousApiKey(req: AnyRequest): ConnectError | undefined {
+  const count = apiKeyCount(req);
+  return count > 1 ? errors.ambiguous("header", "X-API-Key", count) : undefined;
 }
 
 /**
@@ -186,6 +207,11 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   ): Promise<{ principal: Principal; decision: BucketDecision } | undefined> => {
     if (options.draining()) {
       refuse(req, res, errors.shuttingDown());
+      return undefined;
+    }
+    const ambiguous = ambiguousApiKey(req);
+    if (ambiguous) {
+      refuse(req, res, ambiguous);
       return undefined;
     }
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
@@ -358,6 +384,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const getRateLimit: Handler = async (req, res) => {
     // Reports the caller's bucket without spending from it or counting a use;
     // an unknown key is 401 (the Python service answered 500, W13).
+    const ambiguous = ambiguousApiKey(req);
+    if (ambiguous) return refuse(req, res, ambiguous);
     const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
       recordUse: false,
     });
@@ -375,6 +403,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const admin = createAdminRoutes({
     retention: options.retention,
     admitAdmin: async (req, res) => (await admit(req, res, "admin")) !== undefined,
+    refuse: (req, res, error) => refuse(req, res, error, keyOf(req)),
     log,
   });
 

@@ -129,7 +129,7 @@ export function h1Call(
   baseUrl: string,
   path: string,
   body: Uint8Array,
-  headers: Record<string, string>,
+  headers: Record<string, string | string[]>,
 ): Promise<RawOutcome> {
   return new Promise((resolve, reject) => {
     const req = request(`${baseUrl}${path}`, { method: "POST", headers });
@@ -169,7 +169,12 @@ export function createH2(baseUrl: string) {
   };
   return {
     /** A raw call over HTTP/2 with the body as given (framed or not). */
-    call(path: string, body: Uint8Array, headers: Record<string, string>): Promise<RawOutcome> {
+    /** Headers with several values are sent as that many header fields. */
+    call(
+      path: string,
+      body: Uint8Array,
+      headers: Record<string, string | string[]>,
+    ): Promise<RawOutcome> {
       return new Promise((resolve, reject) => {
         const stream = open().request({
           ":method": "POST",
