@@ -78,8 +78,12 @@ export async function startService(config: Config, log: Logger): Promise<Running
     });
     await registry.syncEnvKeys(config.envApiKeys);
     const bootstrapKey = await registry.ensureBootstrapKey();
-    storage.startupDone();
     const readiness = createReadiness({ probe: storage.readiness, draining: () => draining() });
+    // A real write before the port listens: a database that cannot take a
+    // commit fails the start here, and the supervisor waits in standby
+    // (src/standby.ts) instead of /readyz saying ready until the first commit.
+    await readiness.prove();
+    storage.startupDone();
     const ledger: BatchLedger | undefined = storage.ledger;
     const store = storage.createEventStore({
       maxBatchRows: config.commitMaxRows,

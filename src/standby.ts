@@ -12,7 +12,7 @@ import { pathOf } from "./http/respond.js";
 import { answerUnread } from "./http/unread-answer.js";
 import type { Logger } from "./log.js";
 import { portTls } from "./server.js";
-import { openDatabase, PROBE_WRITE_SQL } from "./storage/database.js";
+import { openDatabase, proveWritable } from "./storage/database.js";
 import { redactedUrl } from "./storage/postgres/pool.js";
 import { StorageError, storageProblemName } from "./storage/storage-error.js";
 
@@ -107,7 +107,7 @@ export interface SupervisorEvents {
   onFailed(error: unknown): void;
 }
 
-/** Whether the database opens, migrates and takes a write, tried on a connection of its own. */
+/** Whether the database opens, migrates and takes the start-up's proof write, tried on a connection of its own. */
 async function databaseWritable(config: Config): Promise<unknown> {
   if (config.databaseUrl !== undefined) return postgresAnswers(config.databaseUrl);
   try {
@@ -117,7 +117,10 @@ async function databaseWritable(config: Config): Promise<unknown> {
       busyTimeoutMillis: PROBE_BUSY_WAIT_MILLIS,
     });
     try {
-      db.prepare(PROBE_WRITE_SQL).run(Date.now());
+      // The start-up's own proof: a one-row write passed on a volume where
+      // every commit then failed, and the service would leave standby to say
+      // ready there.
+      proveWritable(db);
     } finally {
       db.close();
     }

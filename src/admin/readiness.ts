@@ -5,7 +5,7 @@ import { StorageError, storageProblemName } from "../storage/storage-error.js";
 export interface ReadinessReport {
   readonly ready: boolean;
   readonly checks: {
-    /** `writable`, or why not (`full`, `read-only`, the SQLite code). */
+    /** `writable`, or why not (`full`, `read-only`, the SQLite code; `unproven` before the start-up proof). */
     readonly database: string;
     /** `applied`, or which version the file is at. */
     readonly migrations: string;
@@ -16,6 +16,15 @@ export interface ReadinessReport {
 
 /** Whether the service can take events now, and what changed it. */
 export interface Readiness {
+  /**
+   * Proves the database writable with a real write sized like a commit (see
+   * {@link ReadinessProbe.prove}), as start-up does before the port listens.
+   * Throws what the driver threw, so that a start on a database that cannot
+   * take a commit waits in standby instead of saying ready; on success the
+   * database is `writable`. Until a proof succeeded, {@link check} proves
+   * instead of probing.
+   */
+  prove(): Promise<void>;
   /** Checks now; the database is probed with a write at most once per probe interval. */
   check(): Promise<ReadinessReport>;
   /** The outcome of a commit: a failure to write makes the service unready until a write succeeds. */
@@ -26,6 +35,12 @@ export interface Readiness {
 export interface ReadinessProbe {
   /** Writes the one row of `readiness_probe`; throws what the driver threw. */
   write(): Promise<void>;
+  /**
+   * A write that proves the database takes a commit, not only a row: SQLite
+   * gives the WAL's space back and writes more than a commit of an event
+   * appends (`proveWritable`). Without it, {@link write} is the proof.
+   */
+  prove?(): Promise<void>;
   /** The schema version the database is at. */
   schemaVersion(): Promise<number>;
 }
@@ -49,7 +64,9 @@ function describeFailure(error: StorageError): string {
 
 /**
  * Readiness of the service (issue 10): the database is writable, its
- * migrations are applied, and no shutdown began. Writability is known from
+ * migrations are applied, and no shutdown began. Nothing is ready before a
+ * real write sized like a commit succeeded ({@link Readiness.prove}, which
+ * start-up runs before the port listens). Writability is then known from
  * the commits themselves while events flow; when none came within the probe
  * interval, a tiny write to `readiness_probe` asks the disk again (and once a
  * commit failed, the probe alone says ready only after a few seconds without
@@ -59,15 +76,27 @@ function describeFailure(error: StorageError): string {
 export function createReadiness(options: ReadinessOptions): Readiness {
   const { probe } = options;
   const interval = options.probeIntervalMillis ?? 1000;
-  let database = "writable";
+  let database = "unproven";
+  /** Whether a proof (or a commit) showed the database takes commits since the start. */
+  let proven = false;
   let decidedAt = Number.NEGATIVE_INFINITY;
   let commitFailedAt = Number.NEGATIVE_INFINITY;
+  const proveWrite = (): Promise<void> => (probe.prove ? probe.prove() : probe.write());
 
   /** The probe under way, which concurrent checks share. */
   let probing: Promise<string> | undefined;
   const probeDatabase = async (now: number): Promise<string> => {
     try {
-      await probe.write();
+      // Until the database took a commit's worth of writes, a one-row write
+      // does not say ready: after a restart on a nearly full volume it passed
+      // (into the WAL's tail that a failed commit had left) while every commit
+      // then failed.
+      if (proven) {
+        await probe.write();
+      } else {
+        await proveWrite();
+        proven = true;
+      }
       // A one-row write can pass where a batch's commit still fails (a nearly
       // full disk): after a failed commit, only a successful commit, or a
       // while without failures, makes the service ready again.
@@ -98,6 +127,12 @@ export function createReadiness(options: ReadinessOptions): Readiness {
   };
 
   return {
+    async prove() {
+      await proveWrite();
+      proven = true;
+      database = "writable";
+      decidedAt = performance.now();
+    },
     async check() {
       const draining = options.draining();
       // A draining service answers from what it knows: no probe writes during a shutdown.
@@ -118,6 +153,7 @@ export function createReadiness(options: ReadinessOptions): Readiness {
       decidedAt = performance.now();
       if (error === undefined) {
         database = "writable";
+        proven = true;
       } else {
         database = describeFailure(error);
         commitFailedAt = decidedAt;

@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
 import type { SqliteBatchLedger } from "./batch-ledger.js";
+import { reclaimWal, walCheckpointFits } from "./database.js";
 import {
   type AppendResult,
   createGroupCommit,
@@ -8,8 +9,16 @@ import {
   type QueuedAppend,
 } from "./group-commit.js";
 import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "./rows.js";
+import { driverErrorCode, sqliteOutOfSpace } from "./storage-error.js";
 
 export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "./group-commit.js";
+
+/**
+ * Least time between attempts to give the WAL's space back after one failed
+ * with an error, not for want of room that the volume shows (a quota, an I/O
+ * error): each such attempt rewrites pages up to the failure.
+ */
+const RECLAIM_RETRY_MILLIS = 1000;
 
 /** Options of the SQLite {@link createEventStore}. */
 export interface SqliteEventStoreOptions extends EventStoreOptions {
@@ -50,9 +59,47 @@ export function createEventStore(db: Database, options: SqliteEventStoreOptions)
       return "stored";
     });
   });
+  /**
+   * A commit that failed for want of space is rolled back, and nothing of it
+   * counts; but SQLite checkpoints only after a successful commit, so the WAL
+   * kept its space, and every later commit failed the same way: on an 8 MiB
+   * volume whose WAL a reader had let grow to 7.6 MiB, once the reader was
+   * gone and 64 KiB were freed, 30 requests over 3 s were all 503. A
+   * checkpoint that cuts the WAL to zero bytes gives that space back whenever
+   * the database file has room to take the WAL's pages (there, at once):
+   * right after the failure, and before each commit while the volume is
+   * short, because a failing commit first writes its pages into whatever
+   * room was freed, and the checkpoint would then find none left.
+   */
+  let outOfSpace = false;
+  let reclaimFailedAt = Number.NEGATIVE_INFINITY;
+  const reclaim = (): void => {
+    if (performance.now() - reclaimFailedAt < RECLAIM_RETRY_MILLIS || !walCheckpointFits(db))
+      return;
+    // No wait for other connections: this runs on the event loop, per commit.
+    if (reclaimWal(db, 0) === "failed") reclaimFailedAt = performance.now();
+  };
+  const write = (group: readonly QueuedAppend[]): AppendResult[] => {
+    if (outOfSpace) reclaim();
+    try {
+      const results = writeGroup.immediate(group);
+      if (outOfSpace) {
+        outOfSpace = false;
+        // Once more after the fault: the WAL back to zero bytes, not to journal_size_limit.
+        reclaim();
+      }
+      return results;
+    } catch (error) {
+      if (sqliteOutOfSpace(driverErrorCode(error))) {
+        outOfSpace = true;
+        reclaim();
+      }
+      throw error;
+    }
+  };
   return createGroupCommit(
     {
-      write: (group) => writeGroup.immediate(group),
+      write,
       claimsBatchIds: ledger !== undefined,
       // A failed SQLite transaction is rolled back, whatever failed: never ambiguous.
       retryAlone: () => true,

@@ -46,6 +46,15 @@ export function storageProblemName(code: string): string {
   return code;
 }
 
+/**
+ * Whether a SQLite failure may be the volume running out of room: `SQLITE_FULL`
+ * (SQLite's answer to ENOSPC and short writes) or `SQLITE_IOERR_WRITE` (how a
+ * quota, EDQUOT, comes through).
+ */
+export function sqliteOutOfSpace(code: string): boolean {
+  return code.startsWith("SQLITE_FULL") || code === "SQLITE_IOERR_WRITE";
+}
+
 /** The code a driver error carries: SQLite's result code, a SQLSTATE, a socket code, or `connection`. */
 export function driverErrorCode(cause: unknown): string {
   if (cause instanceof SqliteError) return cause.code;
