@@ -64,6 +64,18 @@ export interface Config {
    */
   readonly maxAnonymousRequests: number;
   /**
+   * A key's fair share of `maxConcurrentRequests` (`METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY`,
+   * default a quarter of it, 16): past it, while the other keys would be left
+   * fewer slots than this, the key's requests get 429 / RESOURCE_EXHAUSTED.
+   */
+  readonly maxConcurrentRequestsPerKey: number;
+  /**
+   * The longest one RPC request message (gRPC, gRPC-Web, Connect streams) may
+   * take from its first byte to its last (`METRICS_MESSAGE_DEADLINE_MS`,
+   * default 30000); past it the call ends with RESOURCE_EXHAUSTED.
+   */
+  readonly messageDeadlineMillis: number;
+  /**
    * Rows waiting for a commit before new batches are refused with UNAVAILABLE / 503
    * (`METRICS_MAX_QUEUED_ROWS`, default 50000).
    */
@@ -73,6 +85,17 @@ export interface Config {
    * refused with UNAVAILABLE / 503 (`METRICS_MAX_QUEUED_BYTES`, default 64 MiB).
    */
   readonly maxQueuedBytes: number;
+  /**
+   * Connections open at once on the one port (`METRICS_MAX_CONNECTIONS`,
+   * default 4096); more are closed as they are accepted, before a byte is read.
+   */
+  readonly maxConnections: number;
+  /**
+   * Connections open at once on the one port from one client address
+   * (`METRICS_MAX_CONNECTIONS_PER_ADDRESS`, default 256: generous, as a load
+   * balancer or a NAT puts many clients behind one address); more are reset.
+   */
+  readonly maxConnectionsPerAddress: number;
   /** Most rows one group-commit transaction takes (`METRICS_COMMIT_MAX_ROWS`, default 5000). */
   readonly commitMaxRows: number;
   /**
@@ -133,7 +156,13 @@ export interface TelemetryConfig {
   readonly serviceName: string;
   /** `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`). */
   readonly resourceAttributes: Readonly<Record<string, string>>;
-  /** Prometheus exposition (`OTEL_PROMETHEUS_ENABLED`, default true; `OTEL_PROMETHEUS_HOST`, default `0.0.0.0`; `OTEL_PROMETHEUS_PORT`, default 9465). */
+  /**
+   * Prometheus exposition (`OTEL_PROMETHEUS_ENABLED`, default true): its
+   * interface (`OTEL_EXPORTER_PROMETHEUS_HOST`, the OpenTelemetry
+   * specification's name, or the older `OTEL_PROMETHEUS_HOST`; default
+   * `0.0.0.0`, so that a Prometheus in another container or pod reaches it)
+   * and port (`OTEL_EXPORTER_PROMETHEUS_PORT` or `OTEL_PROMETHEUS_PORT`, default 9465).
+   */
   readonly prometheus: { readonly host: string; readonly port: number } | undefined;
   /** OTLP/gRPC export when an endpoint is set (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, legacy `OTEL_OTLP_ENDPOINT`). */
   readonly otlp:
@@ -270,8 +299,12 @@ export function loadConfig(env: Env = process.env): Config {
     resourceAttributes,
     prometheus: flag("OTEL_PROMETHEUS_ENABLED", true)
       ? {
-          host: read("OTEL_PROMETHEUS_HOST") ?? "0.0.0.0",
-          port: integer("OTEL_PROMETHEUS_PORT", 9465, 0, 65535),
+          // The specification's names win over the older ones, as for OTLP.
+          host: read("OTEL_EXPORTER_PROMETHEUS_HOST") ?? read("OTEL_PROMETHEUS_HOST") ?? "0.0.0.0",
+          port:
+            read("OTEL_EXPORTER_PROMETHEUS_PORT") === undefined
+              ? integer("OTEL_PROMETHEUS_PORT", 9465, 0, 65535)
+              : integer("OTEL_EXPORTER_PROMETHEUS_PORT", 9465, 0, 65535),
         }
       : undefined,
     otlp:
@@ -293,6 +326,7 @@ export function loadConfig(env: Env = process.env): Config {
     semconv: flag("METRICS_OTEL_SEMCONV", false),
   };
 
+  const maxConcurrentRequests = integer("METRICS_MAX_CONCURRENT_REQUESTS", 64, 1, 1_000_000);
   const certFile = read("METRICS_TLS_CERT_FILE");
   const keyFile = read("METRICS_TLS_KEY_FILE");
   if ((certFile === undefined) !== (keyFile === undefined)) {
@@ -329,10 +363,19 @@ export function loadConfig(env: Env = process.env): Config {
       minDays: integer("METRICS_RETENTION_MIN_DAYS", 7, 1, 36_500),
     }),
     maxRequestBytes: integer("METRICS_MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
-    maxConcurrentRequests: integer("METRICS_MAX_CONCURRENT_REQUESTS", 64, 1, 1_000_000),
+    maxConcurrentRequests,
+    messageDeadlineMillis: integer("METRICS_MESSAGE_DEADLINE_MS", 30_000, 100, 600_000),
+    maxConcurrentRequestsPerKey: integer(
+      "METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY",
+      Math.max(1, Math.ceil(maxConcurrentRequests / 4)),
+      1,
+      1_000_000,
+    ),
     maxAnonymousRequests: integer("METRICS_MAX_ANONYMOUS_REQUESTS", 16, 1, 1_000_000),
     maxQueuedBytes: integer("METRICS_MAX_QUEUED_BYTES", 64 * 1024 * 1024, 1024 * 1024, 2 ** 40),
     maxQueuedRows: integer("METRICS_MAX_QUEUED_ROWS", 50_000, 100, 100_000_000),
+    maxConnections: integer("METRICS_MAX_CONNECTIONS", 4096, 1, 1_000_000),
+    maxConnectionsPerAddress: integer("METRICS_MAX_CONNECTIONS_PER_ADDRESS", 256, 1, 1_000_000),
     commitMaxRows: integer("METRICS_COMMIT_MAX_ROWS", 5000, 1, 1_000_000),
     commitMaxDelayMillis: integer("METRICS_COMMIT_MAX_DELAY_MS", 0, 0, 1000),
     idempotencyWindowSeconds: integer("METRICS_IDEMPOTENCY_WINDOW_SECONDS", 86_400, 0, 2_592_000),

@@ -222,6 +222,18 @@ export const errors = {
     ]);
   },
 
+  /**
+   * A request message still incomplete long after its first byte (a client
+   * dripping it to hold its slot): the call ends, nothing of that message stored.
+   */
+  messageTooSlow: (typeName: string, deadlineMillis: number) =>
+    refusal(
+      `a ${typeName} message took more than ${deadlineMillis / 1000} s to arrive; send each message whole`,
+      Code.ResourceExhausted,
+      undefined,
+      [errorInfo("MESSAGE_TOO_SLOW")],
+    ),
+
   /** A request message whose bytes cannot be decoded (connect-es calls it INTERNAL; see http/decode-errors.ts). */
   malformedMessage: (message: string) =>
     refusal(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE")]),
@@ -261,6 +273,19 @@ export const errors = {
       { "retry-after": "1" },
       [errorInfo("STORAGE_UNAVAILABLE"), retryInfo(1)],
       cause,
+    ),
+
+  /**
+   * The key already has its fair share of the requests in flight while the
+   * other keys need the rest: refused before its body is read; retry when
+   * one of its requests ends. Nobody else is refused for it.
+   */
+  keyShareExceeded: (share: number) =>
+    refusal(
+      `this API key already has ${share} requests in flight, its share of the service while others wait; retry shortly`,
+      Code.ResourceExhausted,
+      { "retry-after": "1" },
+      [errorInfo("KEY_SHARE_EXCEEDED"), retryInfo(1)],
     ),
 
   /**

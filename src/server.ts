@@ -212,14 +212,15 @@ function admissionBy(options: AdmissionOptions) {
       return path === GRPC_HEALTH_CHECK ? "exempt" : "anonymous";
     }
     if (ingressOf(req) === "json") {
-      return registry.authenticate(apiKeyOf(req), { recordUse: false }).ok ? "known" : "anonymous";
+      const known = registry.authenticate(apiKeyOf(req), { recordUse: false });
+      return known.ok ? { known: known.principal.bucketId } : "anonymous";
     }
     const ambiguous = ambiguousApiKey(req);
     if (ambiguous) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, ambiguous) };
     const auth = authenticateFrom(registry, throttle, addressOf(req), apiKeyOf(req));
     if (!auth.ok) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, auth.error) };
     checked.set(req, { principal: auth.principal });
-    return "known";
+    return { known: auth.principal.bucketId };
   };
 }
 
@@ -333,15 +334,20 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
       // Last, so that it covers every service: an undecodable message is the client's mistake.
       // Those calls never reach the interceptors: counted here.
-      mapDecodeErrors(router, (ingress) => {
-        options.metrics?.request(ingress, "invalid_argument");
-        options.refusals?.refused({
-          ingress,
-          reason: "malformed_message",
-          status: "invalid_argument",
-          error: "the request message could not be decoded",
-        });
-      });
+      mapDecodeErrors(
+        router,
+        (ingress, error) => {
+          const status = codeToString(error.code);
+          options.metrics?.request(ingress, status);
+          options.refusals?.refused({
+            ingress,
+            reason: refusalReason(error),
+            status,
+            error: error.rawMessage,
+          });
+        },
+        config.messageDeadlineMillis,
+      );
     },
     interceptors: [
       exceptHealth(requestMetrics(options.metrics, options.refusals)),
@@ -375,6 +381,12 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       ...(options.refusals ? { refusals: options.refusals } : {}),
     }),
   });
+  /** The key of a request refused at the port: an RPC's was checked there, a JSON request's is looked at. */
+  const principalOf = (req: AnyRequest): Principal | undefined => {
+    if (ingressOf(req) !== "json") return checked.get(req)?.principal;
+    const auth = options.registry.authenticate(apiKeyOf(req), { recordUse: false });
+    return auth.ok ? auth.principal : undefined;
+  };
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,
     tls: portTls(config),
@@ -382,16 +394,21 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     maxAnonymousRequests: config.maxAnonymousRequests,
     admission: admissionBy(admissionOptions),
     onAdmitted: spendTokenBy(admissionOptions),
-    onOverload: (req, res) => {
-      // An RPC's key was checked by the admission; a JSON request's only looked at.
-      const json = ingressOf(req) === "json";
-      const auth = json
-        ? options.registry.authenticate(apiKeyOf(req), { recordUse: false })
-        : undefined;
-      const principal = auth?.ok ? auth.principal : checked.get(req)?.principal;
-      refuseUnread(admissionOptions, req, res, errors.overloaded(), principal);
-    },
+    maxRequestsPerKey: config.maxConcurrentRequestsPerKey,
+    onShareExceeded: (req, res) =>
+      refuseUnread(
+        admissionOptions,
+        req,
+        res,
+        errors.keyShareExceeded(config.maxConcurrentRequestsPerKey),
+        principalOf(req),
+      ),
+    onOverload: (req, res) =>
+      refuseUnread(admissionOptions, req, res, errors.overloaded(), principalOf(req)),
     onError: (error) => log.error({ err: error }, "listening socket error"),
+    maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    onConnectionRefused: (reason) => options.metrics?.connectionRefused("main", reason),
   });
 
   return {

@@ -134,6 +134,9 @@ export async function startServer(
       METRICS_RETENTION_ENABLED: "false",
       METRICS_RATE_LIMIT: "100000000",
       METRICS_API_KEY_BENCH_GATEWAY: KEY,
+      // One load generator on one address stands for many clients (as a load
+      // balancer would): the per-address connection cap is not what is measured.
+      METRICS_MAX_CONNECTIONS_PER_ADDRESS: "4096",
       LOG_LEVEL: "info",
       ...env,
     });

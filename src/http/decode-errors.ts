@@ -217,23 +217,40 @@ async function remapConnectUnary(
 const COMPRESSED_FLAG = 0x01;
 
 /**
+ * The longest one request message may take to arrive, from its first byte to
+ * its last: a client that drips a message a byte at a time (each byte
+ * resetting the stream's idle timer) is cut off after it, instead of holding
+ * its slot for as long as it likes.
+ */
+export const MESSAGE_DEADLINE_MILLIS = 30_000;
+
+/**
  * The request body of an enveloped protocol, passed through as it comes,
  * refusing with INVALID_ARGUMENT an envelope whose flags set any bit but
- * "compressed": connect-es reads only the bits it knows and would store a
- * message flagged 0x02 or 0xFE, and answer gRPC-Web's trailer flag (0x80, a
- * server's alone) with UNIMPLEMENTED. The headers are read across chunk
- * boundaries; message bytes are skipped, never copied.
+ * "compressed" (connect-es reads only the bits it knows and would store a
+ * message flagged 0x02 or 0xFE, and answer gRPC-Web's trailer flag, 0x80, a
+ * server's alone, with UNIMPLEMENTED), and with RESOURCE_EXHAUSTED a message
+ * still incomplete {@link MESSAGE_DEADLINE_MILLIS} after its first byte. The
+ * headers are read across chunk boundaries; message bytes are skipped, never
+ * copied.
  */
-async function* reservedFlagsRefused(
+async function* guardedEnvelopes(
   body: AsyncIterable<Uint8Array>,
   typeName: string,
-  onRefused: () => void,
+  onRefused: (error: ConnectError) => ConnectError,
+  deadlineMillis: number,
 ): AsyncIterable<Uint8Array> {
   /** Header bytes of the current envelope read so far (0-5), its length, message bytes still to skip. */
   let header = 0;
   let length = 0;
   let skip = 0;
+  /** When the envelope under way began, or undefined between envelopes. */
+  let startedAt: number | undefined;
   for await (const chunk of body) {
+    const now = performance.now();
+    if (startedAt !== undefined && now - startedAt > deadlineMillis) {
+      throw onRefused(errors.messageTooSlow(typeName, deadlineMillis));
+    }
     let i = 0;
     while (i < chunk.length) {
       if (skip > 0) {
@@ -244,10 +261,12 @@ async function* reservedFlagsRefused(
       }
       const byte = chunk[i++] as number;
       if (header === 0) {
+        startedAt = now;
         if ((byte & ~COMPRESSED_FLAG) !== 0) {
-          onRefused();
-          throw errors.malformedMessage(
-            `cannot decode ${typeName}: an envelope sets reserved flag bits (0x${byte.toString(16).padStart(2, "0")}); a request may set only 0x01, compressed`,
+          throw onRefused(
+            errors.malformedMessage(
+              `cannot decode ${typeName}: an envelope sets reserved flag bits (0x${byte.toString(16).padStart(2, "0")}); a request may set only 0x01, compressed`,
+            ),
           );
         }
         length = 0;
@@ -259,6 +278,8 @@ async function* reservedFlagsRefused(
         skip = length;
       }
     }
+    // A chunk that ends exactly at an envelope's end leaves none under way.
+    if (header === 0 && skip === 0) startedAt = undefined;
     yield chunk;
   }
 }
@@ -278,7 +299,8 @@ function enveloped(ingress: Ingress, contentType: string | null): boolean {
  */
 export function withDecodeErrors(
   handler: UniversalHandler,
-  onMapped?: (ingress: Ingress) => void,
+  onMapped?: (ingress: Ingress, error: ConnectError) => void,
+  deadlineMillis = MESSAGE_DEADLINE_MILLIS,
 ): UniversalHandler {
   const typeName = handler.method.input.typeName;
   const kind = handler.method.methodKind;
@@ -292,15 +314,21 @@ export function withDecodeErrors(
         ? {
             ...req,
             // A unary request is read before any interceptor runs: counted here, like a decode error.
-            body: reservedFlagsRefused(body, typeName, () => {
-              if (kind === "unary") onMapped?.(ingress);
-            }),
+            body: guardedEnvelopes(
+              body,
+              typeName,
+              (error) => {
+                if (kind === "unary") onMapped?.(ingress, error);
+                return error;
+              },
+              deadlineMillis,
+            ),
           }
         : req,
     );
     const remap: Remap = (error) => {
       const mapped = decodeErrorOf(error, typeName);
-      if (mapped) onMapped?.(ingress);
+      if (mapped) onMapped?.(ingress, mapped);
       return mapped;
     };
     switch (ingress) {
@@ -338,10 +366,15 @@ export function withDecodeErrors(
  */
 export function mapDecodeErrors(
   router: ConnectRouter,
-  onMapped?: (ingress: Ingress) => void,
+  onMapped?: (ingress: Ingress, error: ConnectError) => void,
+  messageDeadlineMillis = MESSAGE_DEADLINE_MILLIS,
 ): void {
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
-    handlers[i] = withDecodeErrors(handlers[i] as UniversalHandler, onMapped);
+    handlers[i] = withDecodeErrors(
+      handlers[i] as UniversalHandler,
+      onMapped,
+      messageDeadlineMillis,
+    );
   }
 }

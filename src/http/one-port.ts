@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
+import { type ConnectionRefusal, limitConnections } from "./connection-limit.js";
 
 /** A request handler both the HTTP/1.1 and the HTTP/2 server call. */
 export type RequestHandler = (
@@ -17,7 +18,12 @@ export type RequestHandler = (
  * `{ refuse }` answers the request at once with that handler, body unread
  * (a call whose headers already show it cannot be served).
  */
-export type Admission = "exempt" | Pool | { readonly refuse: RequestHandler };
+export type Admission =
+  | "exempt"
+  | Pool
+  /** A valid key's request, `known` pool, held by that key for its fair share. */
+  | { readonly known: string }
+  | { readonly refuse: RequestHandler };
 
 /** The bounded pools of requests in flight. */
 type Pool = "known" | "anonymous";
@@ -48,6 +54,15 @@ export interface OnePortOptions {
   readonly maxConcurrentRequests: number;
   /** Requests without a valid key that may be handled at once (they are answered 401 or 422 soon). */
   readonly maxAnonymousRequests: number;
+  /**
+   * A key's fair share of `maxConcurrentRequests`: past it, a key's request is
+   * refused ({@link onShareExceeded}) while fewer than this many slots would
+   * be left for the other keys, so that one key can never hold the pool; a
+   * key alone may use the rest.
+   */
+  readonly maxRequestsPerKey: number;
+  /** Answers a key's request over its share, without reading its body (429 / RESOURCE_EXHAUSTED). */
+  readonly onShareExceeded?: RequestHandler;
   /** Sorts a request by its headers; every request counts as `known` when absent. */
   readonly admission?: (req: http.IncomingMessage | http2.Http2ServerRequest) => Admission;
   /**
@@ -68,6 +83,18 @@ export interface OnePortOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   /** Told about errors of the listening socket after start-up (they do not stop the server). */
   readonly onError?: (error: Error) => void;
+  /**
+   * Connections open at once, whatever their address (default
+   * {@link DEFAULT_MAX_CONNECTIONS}); more are closed as they are accepted.
+   */
+  readonly maxConnections?: number;
+  /**
+   * Connections open at once from one client address (default
+   * {@link DEFAULT_MAX_CONNECTIONS_PER_ADDRESS}); more are reset as they are accepted.
+   */
+  readonly maxConnectionsPerAddress?: number;
+  /** Told about each connection refused by one of those two bounds. */
+  readonly onConnectionRefused?: (reason: ConnectionRefusal) => void;
 }
 
 /** Sensible defaults for an ingestion port behind a load balancer. */
@@ -82,6 +109,7 @@ export const DEFAULT_ONE_PORT_OPTIONS: OnePortOptions = {
   http2ResetsPerSecond: 20,
   maxConcurrentRequests: 64,
   maxAnonymousRequests: 16,
+  maxRequestsPerKey: 16,
 };
 
 /**
@@ -143,6 +171,27 @@ function limitResets(session: http2.ServerHttp2Session, burst: number, perSecond
 }
 
 /**
+ * Connections the one port holds open at once by default. Every open
+ * connection is a file descriptor; Node raises its soft descriptor limit to
+ * the hard one at start-up (20,000 on the machine the limits were measured
+ * on; hosts and container runtimes differ), and a flood of 19,990 half-open
+ * connections exhausted it. 4,096 leaves most of the 20,000 to the
+ * database, the Prometheus port and the exporters, yet is 16 times what one
+ * address may hold and 64 times the requests handled at once.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+
+/**
+ * Connections one client address may hold open on the one port by default.
+ * Generous, because a load balancer, a NAT or a node's SNAT puts many clients
+ * behind one address: a gateway replica needs a few (one HTTP/2 connection
+ * carries every gRPC call; HTTP/1.1 keep-alive pools hold some tens), and
+ * 256 still caps what one attacker's address can take at a sixteenth of the
+ * total.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
+
+/**
  * Builds the one-port server. Node's `http2.createServer({ allowHTTP1 })`
  * does not serve HTTP/1.1 without TLS (nodejs/node#26795, STACK.md trap 1), so
  * a plain `net.Server` accepts each socket, reads until the first bytes show
@@ -157,6 +206,8 @@ export function createOnePortServer(
   /** Requests counted against each bound. */
   const counts: Record<Pool, number> = { known: 0, anonymous: 0 };
   const bounds = { known: options.maxConcurrentRequests, anonymous: options.maxAnonymousRequests };
+  /** Requests in flight per key (`{ known }` admissions), for the fair share. */
+  const held = new Map<string, number>();
   let draining = false;
   let onIdle: (() => void) | undefined;
   const sockets = new Set<net.Socket>();
@@ -180,16 +231,34 @@ export function createOnePortServer(
     if (!res.headersSent) res.shouldKeepAlive = false;
   };
 
+  /** Whether a request of the key `holder` would take more than its share of the known pool now. */
+  const overShare = (holder: string): boolean =>
+    (held.get(holder) ?? 0) >= options.maxRequestsPerKey &&
+    bounds.known - counts.known <= options.maxRequestsPerKey;
+
   const tracked: RequestHandler = (req, res) => {
     const admission = options.admission?.(req) ?? "known";
-    const pool = admission === "exempt" || typeof admission === "object" ? undefined : admission;
+    const holder =
+      typeof admission === "object" && "known" in admission ? admission.known : undefined;
+    const pool: Pool | undefined =
+      holder !== undefined
+        ? "known"
+        : typeof admission === "string" && admission !== "exempt"
+          ? admission
+          : undefined;
     const refused =
-      typeof admission === "object"
+      typeof admission === "object" && "refuse" in admission
         ? admission.refuse
-        : pool !== undefined && counts[pool] >= bounds[pool] && options.onOverload;
+        : pool !== undefined && counts[pool] >= bounds[pool]
+          ? options.onOverload
+          : holder !== undefined && overShare(holder)
+            ? options.onShareExceeded
+            : undefined;
     const counted = pool !== undefined && !refused ? pool : undefined;
+    const holding = counted !== undefined ? holder : undefined;
     inFlight++;
     if (counted) counts[counted]++;
+    if (holding !== undefined) held.set(holding, (held.get(holding) ?? 0) + 1);
     const h1Response = res instanceof http.ServerResponse ? res : undefined;
     if (h1Response) {
       openResponses.add(h1Response);
@@ -203,6 +272,11 @@ export function createOnePortServer(
       done = true;
       inFlight--;
       if (counted) counts[counted]--;
+      if (holding !== undefined) {
+        const left = (held.get(holding) ?? 1) - 1;
+        if (left === 0) held.delete(holding);
+        else held.set(holding, left);
+      }
       if (h1Response) openResponses.delete(h1Response);
       if (inFlight === 0) onIdle?.();
     };
@@ -284,6 +358,8 @@ export function createOnePortServer(
   });
 
   const route = (socket: net.Socket): void => {
+    // Counted before anything is read: a refused socket costs one accept.
+    if (!admitConnection(socket)) return;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     let head = Buffer.alloc(0);
@@ -341,6 +417,16 @@ export function createOnePortServer(
         // A failed handshake (a plaintext client, a bad certificate) only ends that connection.
         .on("tlsClientError", (_error, socket) => socket.destroy())
     : net.createServer({ noDelay: true }, route);
+  const admitConnection = limitConnections(server, {
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerAddress:
+      options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    onRefused: options.onConnectionRefused,
+  });
+  // The TLS server's own listener, which starts the handshake, comes first
+  // unless this one is put before it: a refused socket is then reset before
+  // any handshake work (the TLS listener only sees it closed).
+  if (options.tls) server.prependListener("connection", (s: net.Socket) => admitConnection(s));
   // After listen, errors come from accept() (e.g. EMFILE under a connection
   // flood): report them and keep serving instead of crashing.
   const onServerError = (error: Error): void => options.onError?.(error);

@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import type { Socket } from "node:net";
 import type { Attributes, AttributeValue } from "@opentelemetry/api";
 import type { Resource } from "@opentelemetry/resources";
 import {
@@ -8,6 +9,7 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from "@opentelemetry/sdk-metrics";
+import { type ConnectionRefusal, limitConnections } from "../http/connection-limit.js";
 
 /*
  * The Prometheus text exposition of the service's metrics, byte for byte what
@@ -150,39 +152,155 @@ export interface Collectable {
 }
 
 /**
+ * Timeouts and bounds of the exposition port. With Node's defaults (60 s for
+ * headers, checked every 30 s; no bound on connections) a client that drips
+ * its headers held a connection for 90 s and one that sends nothing for 60 s
+ * (measured on Node 20), and connections were bounded only by the process's
+ * descriptors. The one port's limits apply here too, smaller, for a port
+ * that serves a few scrapers.
+ */
+export const EXPOSITION_LIMITS = {
+  /** Time to receive a request's headers (as the one port). */
+  headersTimeoutMillis: 10_000,
+  /** Time to receive a whole request (as the one port). */
+  requestTimeoutMillis: 30_000,
+  /**
+   * An idle keep-alive connection's life (Node's default, made explicit):
+   * Prometheus scrapes every 10-15 s and reconnects cheaply, so a connection
+   * is not kept between scrapes.
+   */
+  keepAliveTimeoutMillis: 5_000,
+  /** How often Node looks for connections past those timeouts (its default, 30 s, adds that much). */
+  connectionsCheckingIntervalMillis: 1_000,
+  /** Connections open at once: a few Prometheus servers and agents each hold one or two. */
+  maxConnections: 64,
+  /** Connections open at once from one client address. */
+  maxConnectionsPerAddress: 16,
+  /**
+   * Least time between the starts of two collections, and how many times a
+   * collection's own duration must pass before the next starts. Each
+   * collection serializes the whole exposition on the event loop (3 ms at
+   * 4,000 series, 240 ms at 86,000): 20 scrape loops back to back raised the
+   * ingest p99 from 11-20 ms to 224-5,664 ms at 4,000 series, 18-56 ms with
+   * this bound (README, "The Prometheus port"). A scrape that comes sooner waits for the next collection,
+   * which answers every scrape that arrived meanwhile; however many ask,
+   * collections take at most a fifth of the event loop.
+   */
+  minCollectionIntervalMillis: 500,
+  collectionSpacing: 5,
+} as const;
+
+/** What the exposition server reports, and its bounds when not {@link EXPOSITION_LIMITS}'. */
+export interface ExpositionOptions {
+  /** Told about each connection refused by the total or per-address bound. */
+  readonly onConnectionRefused?: (reason: ConnectionRefusal) => void;
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerAddress?: number;
+}
+
+/**
+ * The exposition's text for a scrape, from a collection that starts after
+ * the scrape arrived (a scrape never sees counts older than itself, so a test
+ * or an operator reads what they just did), at most one collection starting
+ * per `minCollectionIntervalMillis` (or per `collectionSpacing` times the
+ * last collection's duration, when longer): scrapes that arrive sooner wait
+ * for the next one and share it. Serving the previous collection's text for
+ * 500 ms instead took the load off as well (ingest p99 18-66 ms), but a scrape
+ * right after a request missed it; sharing only a collection in progress did
+ * not help (p99 255-2,511 ms).
+ */
+function coalesced(
+  reader: Collectable,
+  onError: (error: unknown) => void,
+  limits: { readonly minCollectionIntervalMillis: number; readonly collectionSpacing: number },
+): () => Promise<Buffer> {
+  /** The collection scheduled for the scrapes that arrived since the last one started. */
+  let next: Promise<Buffer> | undefined;
+  let lastStart = Number.NEGATIVE_INFINITY;
+  let lastDuration = 0;
+  const collect = (): Promise<Buffer> => {
+    const started = performance.now();
+    lastStart = started;
+    return (
+      reader
+        .collect()
+        .then(({ resourceMetrics, errors }) => {
+          if (errors.length > 0) onError(errors[0]);
+          return Buffer.from(serializeExposition(resourceMetrics));
+        })
+        // A failed collection, or a serializer bug: answered, never an unhandled rejection.
+        .catch((error: unknown) => {
+          onError(error);
+          return Buffer.from(`# failed to export metrics: ${error}`);
+        })
+        .finally(() => {
+          lastDuration = performance.now() - started;
+        })
+    );
+  };
+  return () => {
+    if (next !== undefined) return next;
+    const spacing = Math.max(
+      limits.minCollectionIntervalMillis,
+      lastDuration * limits.collectionSpacing,
+    );
+    const wait = lastStart + spacing - performance.now();
+    if (wait <= 0) return collect();
+    next = new Promise<void>((resolve) => setTimeout(resolve, wait)).then(() => {
+      next = undefined;
+      return collect();
+    });
+    return next;
+  };
+}
+
+/**
  * The exposition's HTTP server: `GET /metrics` collects `reader` (the
  * Prometheus exporter, whose own server is not started) and answers the text;
- * any other path is 404, as the exporter's own server answers.
+ * any other path is 404, as the exporter's own server answers. Scrapes in
+ * quick succession share one collection (see {@link EXPOSITION_LIMITS}), and
+ * the connections are bounded and timed out like the one port's.
  */
 export function createExpositionServer(
   reader: Collectable,
   onError: (error: unknown) => void,
+  options: ExpositionOptions = {},
 ): Server {
-  return createServer((req, res) => {
-    let path: string;
-    try {
-      path = new URL(req.url ?? "/", "http://localhost").pathname;
-    } catch {
-      res.writeHead(400).end("Bad Request");
-      return;
-    }
-    if (path !== "/metrics") {
-      res.writeHead(404).end();
-      return;
-    }
-    reader.collect().then(
-      ({ resourceMetrics, errors }) => {
-        if (errors.length > 0) onError(errors[0]);
+  const exposition = coalesced(reader, onError, EXPOSITION_LIMITS);
+  const server = createServer(
+    {
+      headersTimeout: EXPOSITION_LIMITS.headersTimeoutMillis,
+      requestTimeout: EXPOSITION_LIMITS.requestTimeoutMillis,
+      keepAliveTimeout: EXPOSITION_LIMITS.keepAliveTimeoutMillis,
+      connectionsCheckingInterval: EXPOSITION_LIMITS.connectionsCheckingIntervalMillis,
+    },
+    (req, res) => {
+      let path: string;
+      try {
+        path = new URL(req.url ?? "/", "http://localhost").pathname;
+      } catch {
+        res.writeHead(400).end("Bad Request");
+        return;
+      }
+      if (path !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      void exposition().then((body) =>
         res
-          .writeHead(200, { "content-type": "text/plain" })
-          .end(serializeExposition(resourceMetrics));
-      },
-      (error: unknown) => {
-        onError(error);
-        res
-          .writeHead(200, { "content-type": "text/plain" })
-          .end(`# failed to export metrics: ${error}`);
-      },
-    );
+          .writeHead(200, { "content-type": "text/plain", "content-length": body.length })
+          .end(body),
+      );
+    },
+  );
+  const admit = limitConnections(server, {
+    maxConnections: options.maxConnections ?? EXPOSITION_LIMITS.maxConnections,
+    maxConnectionsPerAddress:
+      options.maxConnectionsPerAddress ?? EXPOSITION_LIMITS.maxConnectionsPerAddress,
+    onRefused: options.onConnectionRefused,
   });
+  // Before the HTTP server's own listener, which sets up a parser: a refused
+  // socket is reset before anything reads it.
+  server.prependListener("connection", (socket: Socket) => admit(socket));
+  return server;
 }

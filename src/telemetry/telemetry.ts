@@ -55,6 +55,11 @@ export interface ServiceMetrics {
   rateLimitedLocally(): void;
   /** One group commit: how many rows, how long, whether it failed and why. */
   commit(rows: number, durationMillis: number, failure?: string): void;
+  /**
+   * A connection refused as it was accepted, by the port (`main`, or the
+   * Prometheus exposition's) and the bound it was over (`total`, `per_address`).
+   */
+  connectionRefused(port: "main" | "prometheus", reason: string): void;
 }
 
 /** Everything the service records. */
@@ -135,6 +140,10 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     description:
       "Rate-limit decisions taken by this replica alone while the shared buckets (Redis) were unreachable",
   });
+  const connectionsRefused = meter.createCounter("mcp_metrics_connections_refused_total", {
+    description:
+      "Connections refused as they were accepted, by port (main, prometheus) and the bound they were over (total, per_address)",
+  });
   const storageErrors = meter.createCounter("mcp_metrics_storage_errors_total", {
     description: "Failed commits by kind",
   });
@@ -163,6 +172,7 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
         service: reportedServices.bound("service", reported),
       }),
     rateLimitedLocally: () => localDecisions.add(1),
+    connectionRefused: (port, reason) => connectionsRefused.add(1, { port, reason }),
     commit(rows, durationMillis, failure) {
       commitRows.record(rows);
       commitSeconds.record(durationMillis / 1000);
@@ -243,8 +253,10 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
   let exposition: Server | undefined;
   if (prometheus && options.prometheus) {
     const { host, port } = options.prometheus;
-    const server = createExpositionServer(prometheus, (error) =>
-      diag.error("Prometheus exposition: metrics collection failed", error),
+    const server = createExpositionServer(
+      prometheus,
+      (error) => diag.error("Prometheus exposition: metrics collection failed", error),
+      { onConnectionRefused: (reason) => service.connectionRefused("prometheus", reason) },
     );
     try {
       await new Promise<void>((resolve, reject) => {
@@ -261,7 +273,7 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
       await provider.shutdown().catch(() => {});
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(
-        `cannot serve Prometheus metrics on ${host}:${port} (OTEL_PROMETHEUS_PORT): ${reason}`,
+        `cannot serve Prometheus metrics on ${host}:${port} (OTEL_EXPORTER_PROMETHEUS_PORT or OTEL_PROMETHEUS_PORT): ${reason}`,
       );
     }
     exposition = server;

@@ -133,6 +133,11 @@ describe("memory under a flood of large requests", () => {
       METRICS_RATE_LIMIT: "100000000",
       METRICS_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES),
       METRICS_MAX_CONCURRENT_REQUESTS: String(MAX_CONCURRENT),
+      // The flood is one key from one address, and this test is about the
+      // pool's memory bound: the key's share and the address's connection cap
+      // (test/server/fair-share.test.ts, connection-limits.test.ts) stand aside.
+      METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY: String(MAX_CONCURRENT),
+      METRICS_MAX_CONNECTIONS_PER_ADDRESS: "4096",
       LOG_LEVEL: "info",
     });
   });

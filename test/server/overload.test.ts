@@ -41,7 +41,11 @@ describe("a server-wide bound on requests in flight (METRICS_MAX_CONCURRENT_REQU
   let held: Promise<unknown>[] = [];
 
   beforeAll(async () => {
-    svc = await startTestService({ METRICS_MAX_CONCURRENT_REQUESTS: "2" });
+    // One key may hold the whole pool here: this is about the pool's bound, not the key's share.
+    svc = await startTestService({
+      METRICS_MAX_CONCURRENT_REQUESTS: "2",
+      METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY: "2",
+    });
     // Two open client streams fill the bound.
     ({ held, release } = await holdSlots(svc, 2));
   });
@@ -118,6 +122,7 @@ describe("requests without a valid key (METRICS_MAX_ANONYMOUS_REQUESTS)", () => 
   it("should keep them in a pool of their own, so that they cannot crowd out keyed requests", async () => {
     const svc = await startTestService({
       METRICS_MAX_CONCURRENT_REQUESTS: "4",
+      METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY: "4",
       METRICS_MAX_ANONYMOUS_REQUESTS: "2",
     });
     const sessions: ClientHttp2Session[] = [];
@@ -200,6 +205,7 @@ describe("tokens and refusals", () => {
   it("should spend no token on a call refused for overload", async () => {
     const svc = await startTestService({
       METRICS_MAX_CONCURRENT_REQUESTS: "1",
+      METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY: "1",
       METRICS_RATE_LIMIT: "2",
     });
     const session = connect(svc.url);
