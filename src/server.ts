@@ -30,7 +30,13 @@ import {
 import type { Config } from "./config.js";
 import { asConnectError, errors, httpStatusOf, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
-import { ambiguousApiKey, apiKeyOf, createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
+import {
+  ambiguousApiKey,
+  apiKeyOf,
+  createHttpRoutes,
+  serviceOf,
+  validKeyOf,
+} from "./http/legacy-routes.js";
 import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
 import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
@@ -212,8 +218,8 @@ function admissionBy(options: AdmissionOptions) {
       return path === GRPC_HEALTH_CHECK ? "exempt" : "anonymous";
     }
     if (ingressOf(req) === "json") {
-      const known = registry.authenticate(apiKeyOf(req), { recordUse: false });
-      return known.ok ? { known: known.principal.bucketId } : "anonymous";
+      const known = validKeyOf(registry, req);
+      return known ? { known: known.bucketId } : "anonymous";
     }
     const ambiguous = ambiguousApiKey(req);
     if (ambiguous) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, ambiguous) };
@@ -384,8 +390,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   /** The key of a request refused at the port: an RPC's was checked there, a JSON request's is looked at. */
   const principalOf = (req: AnyRequest): Principal | undefined => {
     if (ingressOf(req) !== "json") return checked.get(req)?.principal;
-    const auth = options.registry.authenticate(apiKeyOf(req), { recordUse: false });
-    return auth.ok ? auth.principal : undefined;
+    return validKeyOf(options.registry, req);
   };
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,

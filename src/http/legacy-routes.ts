@@ -106,6 +106,17 @@ export function apiKeyOf(req: AnyRequest): string | undefined {
 }
 
 /**
+ * The valid key a request carries, looked at without using it: no use is
+ * recorded and no failure counted. For sorting a request into its pool and
+ * naming who sent one refused before its key is checked (a body too large,
+ * not JSON, overload).
+ */
+export function validKeyOf(registry: KeyRegistry, req: AnyRequest): Principal | undefined {
+  const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
+  return auth.ok ? auth.principal : undefined;
+}
+
+/**
  * The refusal of a request that sends `X-API-Key` more than once: the first
  * and the last may be different keys, and which one a proxy or a framework
  * reads differs (FastAPI took the last). Undefined for one key or none.
@@ -155,16 +166,6 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
  */
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const { registry, limiter, ingestor, log } = options;
-
-  /**
-   * The valid key a request carries, to name who sent a request refused
-   * before its key is checked (a body too large, not JSON): an in-memory
-   * look-up that records no use and counts no failure.
-   */
-  const keyOf = (req: AnyRequest): Principal | undefined => {
-    const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
-    return auth.ok ? auth.principal : undefined;
-  };
 
   /** Reports a refusal of the JSON route: logged (rate-limited) and counted. */
   const refused = (
@@ -246,7 +247,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         reason: BODY_REASONS[error.status] ?? "unreadable_body",
         status: error.status,
         error: error.message,
-        principal: keyOf(req),
+        principal: validKeyOf(registry, req),
       });
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
       return sendJson(
@@ -264,7 +265,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         reason: "invalid_json",
         status: 422,
         error: parsed.error.message,
-        principal: keyOf(req),
+        principal: validKeyOf(registry, req),
       });
       return sendJson(res, 422, {
         detail: [
@@ -403,7 +404,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const admin = createAdminRoutes({
     retention: options.retention,
     admitAdmin: async (req, res) => (await admit(req, res, "admin")) !== undefined,
-    refuse: (req, res, error) => refuse(req, res, error, keyOf(req)),
+    refuse: (req, res, error) => refuse(req, res, error, validKeyOf(registry, req)),
     log,
   });
 

@@ -213,6 +213,14 @@ function eventSender(url: string, key: string, service: string, idPrefix: string
         detail: res.json.detail,
       };
     },
+    /** Sends until an answer is not 200 (at most 500 times); that answer, if any. */
+    async untilRefused(): Promise<Sent | undefined> {
+      for (let i = 0; i < 500; i++) {
+        const sent = await this.send();
+        if (sent.status !== 200) return sent;
+      }
+      return undefined;
+    },
   };
 }
 
@@ -261,11 +269,7 @@ describe("a database on a small volume (8 MiB tmpfs)", () => {
 
       // Fill: a file takes every free byte; commits fail, with 503 and Retry-After.
       const filler = fill(mount);
-      let refused: Sent | undefined;
-      for (let i = 0; i < 500 && refused === undefined; i++) {
-        const sent = await sender.send();
-        if (sent.status !== 200) refused = sent;
-      }
+      const refused = await sender.untilRefused();
       expect(refused?.status).toBe(503);
       expect(refused?.retryAfter).toBe("1");
       expect(String(refused?.detail)).toContain("nothing of this request was stored");
@@ -320,11 +324,7 @@ describe("a database on a small volume (8 MiB tmpfs)", () => {
       // checkpoint may restart the WAL, which grows until the volume is full.
       reader.exec("BEGIN");
       reader.prepare("SELECT count(*) FROM metrics").get();
-      let refused: Sent | undefined;
-      for (let i = 0; i < 500 && refused === undefined; i++) {
-        const sent = await sender.send();
-        if (sent.status !== 200) refused = sent;
-      }
+      const refused = await sender.untilRefused();
       expect(refused?.status).toBe(503);
       expect(refused?.retryAfter).toBe("1");
       const filledWal = bytesOf(`${dbPath}-wal`);

@@ -1,9 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as net from "node:net";
-import { join } from "node:path";
 import * as tls from "node:tls";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +18,7 @@ import {
   type TestService,
   tempDir,
 } from "../support/service.js";
+import { selfSignedCertificate } from "../support/tls.js";
 
 /*
  * Linux routes all of 127.0.0.0/8 to the loopback interface, so a client can
@@ -141,35 +140,12 @@ describe("connection bounds on the one port", () => {
 
 describe("connection bounds with TLS on the one port", () => {
   it("should reset an address's connection past its bound before any handshake", async () => {
-    const dir = tempDir();
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    const cert = readFileSync(join(dir, "cert.pem"));
+    const { certFile, keyFile } = selfSignedCertificate(tempDir());
+    const cert = readFileSync(certFile);
     const reasons: ConnectionRefusal[] = [];
     const port = createOnePortServer((_req, res) => res.end("ok"), {
       ...DEFAULT_ONE_PORT_OPTIONS,
-      tls: { cert, key: readFileSync(join(dir, "key.pem")) },
+      tls: { cert, key: readFileSync(keyFile) },
       maxConnectionsPerAddress: 2,
       onConnectionRefused: (reason) => reasons.push(reason),
     });

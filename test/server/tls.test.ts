@@ -1,8 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import * as https from "node:https";
 import * as net from "node:net";
-import { join } from "node:path";
 import * as tls from "node:tls";
 import { createClient, type Transport } from "@connectrpc/connect";
 import {
@@ -15,36 +12,7 @@ import { IngestService } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { loadConfig } from "../../src/config.js";
 import { authBatch } from "../support/events.js";
 import { countRows, startTestService, type TestService, tempDir } from "../support/service.js";
-
-/** A self-signed certificate for 127.0.0.1 and localhost, made with openssl. */
-function selfSignedCertificate(dir: string): { certFile: string; keyFile: string; ca: Buffer } {
-  const certFile = join(dir, "cert.pem");
-  const keyFile = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    { stdio: "ignore" },
-  );
-  return { certFile, keyFile, ca: readFileSync(certFile) };
-}
+import { selfSignedCertificate } from "../support/tls.js";
 
 /** The protocol a TLS handshake with `protocols` offered settles on. */
 function negotiated(port: number, ca: Buffer, protocols: string[]): Promise<string | false> {
