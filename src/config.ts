@@ -1,4 +1,5 @@
 import { discoverEnvApiKeys, type EnvApiKey } from "./auth/env-keys.js";
+import { DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { LIMITS } from "./ingest/validate.js";
 
 /** SQLite `synchronous` levels this service allows (STACK.md trap 10). */
@@ -39,6 +40,14 @@ export interface Config {
   /** Most PostgreSQL connections per replica (`DATABASE_POOL_MAX`, default 10). */
   readonly databasePoolMax: number;
   /**
+   * The longest one wait of a request for storage, in ms
+   * (`METRICS_STORAGE_TIMEOUT_MS`, default 10000): a commit (its time queued
+   * included), a batch id's lookup, a PostgreSQL connection or query. Past it
+   * the request gets UNAVAILABLE / 503 with `Retry-After`. Kept below the one
+   * port's request timeout (see {@link STORAGE_WAITS_PER_REQUEST}).
+   */
+  readonly storageTimeoutMillis: number;
+  /**
    * Redis holding the rate-limit buckets that replicas share (`REDIS_URL`,
    * e.g. `redis://redis:6379`); each process keeps its own when absent.
    */
@@ -70,11 +79,19 @@ export interface Config {
    */
   readonly maxConcurrentRequestsPerKey: number;
   /**
-   * The longest one RPC request message (gRPC, gRPC-Web, Connect streams) may
-   * take from its first byte to its last (`METRICS_MESSAGE_DEADLINE_MS`,
-   * default 30000); past it the call ends with RESOURCE_EXHAUSTED.
+   * The longest one request message may take to arrive (`METRICS_MESSAGE_DEADLINE_MS`,
+   * default 30000): a stream's messages each from its first byte to its last,
+   * a unary call's or a JSON route's body from the request's start; past it
+   * the call ends with RESOURCE_EXHAUSTED (RPCs) or 408 (JSON routes).
    */
   readonly messageDeadlineMillis: number;
+  /**
+   * The least rate, in bytes per second, at which a request message or body
+   * must arrive once it has taken 5 s (`METRICS_MIN_DATA_RATE`, default 240,
+   * Kestrel's; 0 turns it off): a slower one ends with RESOURCE_EXHAUSTED
+   * (RPCs) or 408 (JSON routes).
+   */
+  readonly minDataRate: number;
   /**
    * Rows waiting for a commit before new batches are refused with UNAVAILABLE / 503
    * (`METRICS_MAX_QUEUED_ROWS`, default 50000).
@@ -217,6 +234,23 @@ function urlOf(
   return raw;
 }
 
+/**
+ * Storage waits one request may make in a row: a batch id's lookup, then its
+ * commit. Both must end before the one port's request timeout (the HTTP/2
+ * stream idle timer and the HTTP/1.1 request timeout), which resets a stream
+ * without a status (issue 21, part 5: a 30 s query timeout tied with it).
+ */
+const STORAGE_WAITS_PER_REQUEST = 2;
+
+/** Room left after those waits to write the answer before the transport's timer fires. */
+const STORAGE_TIMEOUT_HEADROOM_MILLIS = 1000;
+
+/** The longest storage timeout that keeps a request's waits below the one port's timers. */
+export const MAX_STORAGE_TIMEOUT_MILLIS = Math.floor(
+  (DEFAULT_ONE_PORT_OPTIONS.requestTimeoutMillis - STORAGE_TIMEOUT_HEADROOM_MILLIS) /
+    STORAGE_WAITS_PER_REQUEST,
+);
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -250,6 +284,20 @@ export function loadConfig(env: Env = process.env): Config {
       return fallback;
     }
     return match;
+  };
+
+  /** METRICS_STORAGE_TIMEOUT_MS, refused with the reason when the transport's timers would fire first. */
+  const storageTimeout = (): number => {
+    const name = "METRICS_STORAGE_TIMEOUT_MS";
+    const value = integer(name, 10_000, 100, Number.MAX_SAFE_INTEGER);
+    if (value <= MAX_STORAGE_TIMEOUT_MILLIS) return value;
+    problems.push(
+      `${name}=${value}: must be at most ${MAX_STORAGE_TIMEOUT_MILLIS}, so that a request's ` +
+        `${STORAGE_WAITS_PER_REQUEST} storage waits (a batch id's lookup, then its commit) end in ` +
+        `503 / UNAVAILABLE ${STORAGE_TIMEOUT_HEADROOM_MILLIS} ms before the one port's ` +
+        `${DEFAULT_ONE_PORT_OPTIONS.requestTimeoutMillis} ms request timeout would reset its stream`,
+    );
+    return MAX_STORAGE_TIMEOUT_MILLIS;
   };
 
   const flag = (name: string, fallback: boolean): boolean => {
@@ -352,6 +400,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems,
     ),
     databasePoolMax: integer("DATABASE_POOL_MAX", 10, 2, 1000),
+    storageTimeoutMillis: storageTimeout(),
     redisUrl: urlOf("REDIS_URL", read("REDIS_URL"), ["redis:", "rediss:"], problems),
     authFailuresPerMinute: integer("METRICS_AUTH_FAILURES_PER_MINUTE", 30, 0, 1_000_000),
     retentionDays: integer("METRICS_RETENTION_DAYS", 90, 1, 36_500),
@@ -365,6 +414,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: integer("METRICS_MAX_REQUEST_BYTES", 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxConcurrentRequests,
     messageDeadlineMillis: integer("METRICS_MESSAGE_DEADLINE_MS", 30_000, 100, 600_000),
+    minDataRate: integer("METRICS_MIN_DATA_RATE", 240, 0, 1_000_000_000),
     maxConcurrentRequestsPerKey: integer(
       "METRICS_MAX_CONCURRENT_REQUESTS_PER_KEY",
       Math.max(1, Math.ceil(maxConcurrentRequests / 4)),

@@ -65,6 +65,15 @@ function retryInfo(seconds: number) {
   };
 }
 
+/** What a client is told of a request storage could not take, by what is known of it. */
+const STORAGE_UNAVAILABLE_MESSAGES = {
+  nothing: "storage is temporarily unavailable; nothing of this request was stored, retry later",
+  partial:
+    "storage is temporarily unavailable; the operation may have completed in part, retry later",
+  unknown:
+    "storage did not answer in time; this request may have been stored: retry it with the same batch id (or Idempotency-Key), which is never stored twice",
+} as const;
+
 /** How many violations the error message itself lists. */
 const MESSAGE_VIOLATIONS = 10;
 
@@ -223,16 +232,15 @@ export const errors = {
   },
 
   /**
-   * A request message still incomplete long after its first byte (a client
-   * dripping it to hold its slot): the call ends, nothing of that message stored.
+   * A request message (or a Connect unary body) that arrived too slowly: not
+   * whole within its deadline, or under the minimum data rate (a client
+   * dripping it to hold its slot). The call ends; nothing of that message is
+   * stored. `lateness` says which, e.g. "a … message took more than 30 s to arrive".
    */
-  messageTooSlow: (typeName: string, deadlineMillis: number) =>
-    refusal(
-      `a ${typeName} message took more than ${deadlineMillis / 1000} s to arrive; send each message whole`,
-      Code.ResourceExhausted,
-      undefined,
-      [errorInfo("MESSAGE_TOO_SLOW")],
-    ),
+  messageTooSlow: (lateness: string) =>
+    refusal(`${lateness}; send each message whole`, Code.ResourceExhausted, undefined, [
+      errorInfo("MESSAGE_TOO_SLOW"),
+    ]),
 
   /** A request message whose bytes cannot be decoded (connect-es calls it INTERNAL; see http/decode-errors.ts). */
   malformedMessage: (message: string) =>
@@ -261,14 +269,16 @@ export const errors = {
     ]),
 
   /**
-   * Storage could not commit right now (busy, full, read-only, I/O); the client
-   * may retry. `partial`: an admin operation whose earlier batches committed.
+   * Storage could not commit right now (busy, full, read-only, I/O, or it did
+   * not answer in time); the client may retry. `stored` says what is known of
+   * the request: `nothing` of it was stored; an admin operation's earlier
+   * batches committed (`partial`); or a write whose answer never came may
+   * have committed (`unknown`: a retry with the same batch id is answered
+   * from the first, never stored twice).
    */
-  storageUnavailable: (cause: unknown, partial = false) =>
+  storageUnavailable: (cause: unknown, stored: "nothing" | "partial" | "unknown" = "nothing") =>
     refusal(
-      partial
-        ? "storage is temporarily unavailable; the operation may have completed in part, retry later"
-        : "storage is temporarily unavailable; nothing of this request was stored, retry later",
+      STORAGE_UNAVAILABLE_MESSAGES[stored],
       Code.Unavailable,
       { "retry-after": "1" },
       [errorInfo("STORAGE_UNAVAILABLE"), retryInfo(1)],
@@ -311,7 +321,7 @@ export const errors = {
   storage: (error: StorageError): ConnectError => {
     switch (error.failure) {
       case "unavailable":
-        return errors.storageUnavailable(error);
+        return errors.storageUnavailable(error, error.uncertain ? "unknown" : "nothing");
       case "closed":
         return errors.shuttingDown();
       case "internal":

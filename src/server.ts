@@ -3,7 +3,6 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import {
   Code,
-  type ConnectError,
   type ConnectRouter,
   createContextValues,
   type Interceptor,
@@ -13,40 +12,35 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
-import { requireAdmin } from "./admin/admin-errors.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
 import { createHealthServiceImpl } from "./admin/health-rpc.js";
 import type { Readiness } from "./admin/readiness.js";
-import { authenticateFrom, createAuthInterceptor } from "./auth/auth-interceptor.js";
-import { type AuthThrottle, createAuthThrottle } from "./auth/auth-throttle.js";
+import {
+  type Admission,
+  type AdmissionControl,
+  admissionKey,
+  admittedIn,
+  createAdmissionControl,
+  refusalError,
+} from "./auth/admission.js";
+import { createAuthThrottle } from "./auth/auth-throttle.js";
 import type { KeyRegistry } from "./auth/key-registry.js";
-import {
-  clientAddressKey,
-  type EarlyCheck,
-  earlyCheckKey,
-  type Principal,
-  principalKey,
-} from "./auth/principal.js";
+import { clientAddressKey } from "./auth/principal.js";
 import type { Config } from "./config.js";
-import { asConnectError, errors, httpStatusOf, refusalReason } from "./errors.js";
+import { asConnectError, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
+import { createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
 import {
-  ambiguousApiKey,
-  apiKeyOf,
-  createHttpRoutes,
-  serviceOf,
-  validKeyOf,
-} from "./http/legacy-routes.js";
-import { type Admission, createOnePortServer, DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
-import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "./http/respond.js";
-import { answerUnread, ingressOf, rpcIngress } from "./http/unread-answer.js";
+  createOnePortServer,
+  DEFAULT_ONE_PORT_OPTIONS,
+  type PortAdmission,
+} from "./http/one-port.js";
+import { type AnyRequest, type AnyResponse, addressOf } from "./http/respond.js";
+import { ingressOf, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
-import {
-  createRateLimitInterceptor,
-  enforceRateLimit,
-} from "./ratelimit/rate-limit-interceptor.js";
+import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
 import type { RateLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
 import { type RefusalLog, UNKNOWN_SERVICE } from "./telemetry/refusal-log.js";
@@ -124,17 +118,16 @@ function requestMetrics(
       return res;
     } catch (cause) {
       const error = asConnectError(cause);
-      const principal = req.contextValues.get(principalKey);
-      // Only the rate limit's refusal carries x-ratelimit-limit (a size cap is RESOURCE_EXHAUSTED too).
-      if (error.metadata.has("x-ratelimit-limit")) {
-        metrics?.rateLimited(principal?.service ?? UNKNOWN_SERVICE);
-      }
+      const principal = admittedIn(req.contextValues)?.principal;
+      const reason = refusalReason(error);
+      // A stream that ran out of tokens (a unary call's token is spent at the door).
+      if (reason === "rate_limited") metrics?.rateLimited(principal?.service ?? UNKNOWN_SERVICE);
       const status = codeToString(error.code);
       metrics?.request(ingress, status);
       const message = req.stream ? undefined : (req.message as { events?: unknown });
       refusals?.refused({
         ingress,
-        reason: refusalReason(error),
+        reason,
         status,
         error: error.rawMessage,
         principal,
@@ -144,14 +137,6 @@ function requestMetrics(
       });
       throw cause;
     }
-  };
-}
-
-/** Refuses new RPCs with UNAVAILABLE once shutdown began. */
-function drainGuard(isDraining: () => boolean): Interceptor {
-  return (next) => async (req) => {
-    if (isDraining()) throw errors.shuttingDown();
-    return await next(req);
   };
 }
 
@@ -166,120 +151,53 @@ function exceptHealth(interceptor: Interceptor): Interceptor {
   };
 }
 
-/** Refuses AdminService calls from keys without the admin scope, before they spend a token (W10). */
-const adminScope: Interceptor = (next) => async (req) => {
-  if (req.service.typeName === AdminService.typeName) {
-    requireAdmin(req.contextValues.get(principalKey));
-  }
+/**
+ * Answers an RPC the door refused to be answered after its body (a
+ * shutdown's refusal), now that connect-es has read it.
+ */
+const refusedAfterBody: Interceptor = (next) => async (req) => {
+  const admission = req.contextValues.get(admissionKey);
+  if (admission?.kind === "refused") throw refusalError(admission.refusal);
   return await next(req);
 };
 
-/** Paths of the health checks, which are never counted against the request bounds. */
-const HEALTH_PATHS = new Set(["/", "/health", "/healthz", "/readyz"]);
-
-/** The gRPC health service's paths: served without a key. */
-const GRPC_HEALTH_PREFIX = `/${Health.typeName}/`;
-const GRPC_HEALTH_CHECK = `${GRPC_HEALTH_PREFIX}${Health.method.check.name}`;
-
-/** The unary ingest RPC, whose token the early check spends (a stream spends one per message). */
-const UNARY_INGEST_PATH = `/${IngestService.typeName}/${IngestService.method.ingest.name}`;
-
-interface AdmissionOptions {
-  readonly registry: KeyRegistry;
-  readonly throttle: AuthThrottle;
-  readonly limiter: RateLimiter;
-  readonly log: Logger;
-  readonly metrics: ServiceMetrics | undefined;
-  readonly refusals: RefusalLog | undefined;
-  /** Where the early check leaves what it established, for the interceptors. */
-  readonly checked: WeakMap<AnyRequest, EarlyCheck>;
-  readonly draining: () => boolean;
+/**
+ * The one port's view of an admission: which pool a request counts in, and
+ * whose share it holds; a refusal decided for an RPC is answered at once,
+ * body unread. A JSON request refused by the door counts as anonymous until
+ * its route answers the refusal (the legacy order).
+ */
+function portAdmission(door: AdmissionControl, admission: Admission): PortAdmission {
+  switch (admission.kind) {
+    case "exempt":
+    case "anonymous":
+      return admission.kind;
+    case "known":
+      return { known: admission.principal.bucketId };
+    case "refused": {
+      if (admission.answer === "after_body") return "anonymous";
+      const { refusal } = admission;
+      return { refuse: (req, res) => door.refuse(req, res, refusal) };
+    }
+  }
 }
 
 /**
- * Sorts a request for the port's bounds from its headers: health checks are
- * exempt; a request with a valid key is `known`; anything else `anonymous`.
- *
- * An RPC's key is checked in full here, before its body is read or parsed: a
- * missing, wrong or throttled key is answered at once in the call's protocol,
- * so that refusing a call costs a fraction of accepting one. The JSON routes
- * keep the legacy order (a body that is not JSON is 422 even without a key,
- * contract §1), so their key check stays in the route and this one does not
- * count a use.
+ * Spends the token of an RPC the door admitted, still before its body is
+ * read (a unary call's, a stream's opening one): an empty bucket is answered
+ * at once, and a call refused for overload or its share spends none. A JSON
+ * request spends its token in its route, after its body (the legacy order).
  */
-function admissionBy(options: AdmissionOptions) {
-  const { registry, throttle, checked } = options;
-  return (req: AnyRequest): Admission => {
-    const method = req.method ?? "GET";
-    const path = pathOf(req);
-    if ((method === "GET" || method === "HEAD") && HEALTH_PATHS.has(path)) return "exempt";
-    // A health Check is exempt like /readyz; a Watch is long-lived, so it takes a slot of the anonymous pool.
-    if (path.startsWith(GRPC_HEALTH_PREFIX)) {
-      return path === GRPC_HEALTH_CHECK ? "exempt" : "anonymous";
-    }
-    if (ingressOf(req) === "json") {
-      const known = validKeyOf(registry, req);
-      return known ? { known: known.bucketId } : "anonymous";
-    }
-    const ambiguous = ambiguousApiKey(req);
-    if (ambiguous) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, ambiguous) };
-    const auth = authenticateFrom(registry, throttle, addressOf(req), apiKeyOf(req));
-    if (!auth.ok) return { refuse: (rq, rs) => refuseUnread(options, rq, rs, auth.error) };
-    checked.set(req, { principal: auth.principal });
-    return { known: auth.principal.bucketId };
-  };
-}
-
-/**
- * Spends the token of an admitted unary ingest call, still before its body
- * is read: an empty bucket is answered at once, and a call refused for
- * overload or shutdown spends none.
- */
-function spendTokenBy(options: AdmissionOptions) {
-  const { limiter, metrics, checked } = options;
-  const spend = async (req: AnyRequest, res: AnyResponse, early: EarlyCheck): Promise<boolean> => {
-    try {
-      checked.set(req, { ...early, decision: await enforceRateLimit(limiter, early.principal) });
-      return true;
-    } catch (error) {
-      metrics?.rateLimited(early.principal.service);
-      refuseUnread(options, req, res, asConnectError(error), early.principal);
-      return false;
-    }
+function chargeRpc(door: AdmissionControl) {
+  const charge = async (req: AnyRequest, res: AnyResponse): Promise<boolean> => {
+    const admission = await door.charge(req);
+    if (admission.kind !== "refused") return true;
+    door.refuse(req, res, admission.refusal);
+    return false;
   };
   // Synchronous for every other request: only a spend waits (for a shared bucket).
-  return (req: AnyRequest, res: AnyResponse): boolean | Promise<boolean> => {
-    const early = checked.get(req);
-    if (early === undefined || options.draining() || pathOf(req) !== UNARY_INGEST_PATH) {
-      return true;
-    }
-    return spend(req, res, early);
-  };
-}
-
-/**
- * Answers a request refused before its body is read, in its protocol, and
- * counts it as the instruments label outcomes: the HTTP status for JSON, the
- * code for RPCs.
- */
-function refuseUnread(
-  options: Pick<AdmissionOptions, "metrics" | "refusals">,
-  req: AnyRequest,
-  res: AnyResponse,
-  error: ConnectError,
-  principal?: Principal,
-): void {
-  const ingress = answerUnread(req, res, error);
-  const outcome = ingress === "json" ? String(httpStatusOf(error.code)) : codeToString(error.code);
-  options.metrics?.request(ingress, outcome);
-  options.refusals?.refused({
-    ingress,
-    reason: refusalReason(error),
-    status: outcome,
-    error: error.rawMessage,
-    principal,
-    address: addressOf(req),
-  });
+  return (req: AnyRequest, res: AnyResponse): boolean | Promise<boolean> =>
+    door.of(req).kind === "known" && ingressOf(req) !== "json" ? charge(req, res) : true;
 }
 
 /** The one port's TLS certificate and key, read from their PEM files, or undefined for cleartext. */
@@ -303,8 +221,11 @@ function readPem(setting: string, path: string): Buffer {
 }
 
 /**
- * Builds the server without listening (tests listen on port 0). Interceptors
- * run outermost first: error boundary, drain guard, auth, admin scope, rate limit.
+ * Builds the server without listening (tests listen on port 0). Every request
+ * passes the door first (src/auth/admission.ts: draining, key, scope, and for
+ * an RPC its token, decided once from the headers), then the port's bounds;
+ * the RPC interceptors, outermost first, count and report outcomes, turn
+ * unexpected failures into INTERNAL, and meter client streams per message.
  */
 export function createMetricsServer(options: MetricsServerOptions): MetricsServer {
   const { config, log } = options;
@@ -317,19 +238,21 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
   // for the hard stop): no listener limit, or Node warns on stderr past 10.
   setMaxListeners(0, drain.signal, hardStop.signal);
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
-  const checked = new WeakMap<AnyRequest, EarlyCheck>();
   const { readiness } = options;
-  const admissionOptions: AdmissionOptions = {
+  const door = createAdmissionControl({
     registry: options.registry,
     throttle,
     limiter: options.limiter,
-    log,
+    draining: isDraining,
     metrics: options.metrics,
     refusals: options.refusals,
-    checked,
-    draining: isDraining,
-  };
+  });
 
+  // How fast a request message or body must arrive, on every ingress.
+  const arrival = {
+    deadlineMillis: config.messageDeadlineMillis,
+    minBytesPerSecond: config.minDataRate,
+  };
   const handler = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
       router.service(
@@ -352,64 +275,58 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
             error: error.rawMessage,
           });
         },
-        config.messageDeadlineMillis,
+        arrival,
       );
     },
     interceptors: [
       exceptHealth(requestMetrics(options.metrics, options.refusals)),
       errorBoundary(log),
-      ...[
-        drainGuard(isDraining),
-        createAuthInterceptor(options.registry, throttle),
-        adminScope,
-        createRateLimitInterceptor(options.limiter),
-      ].map(exceptHealth),
+      exceptHealth(refusedAfterBody),
+      exceptHealth(createRateLimitInterceptor(options.limiter)),
     ],
+    // What the door decided, for the interceptors and handlers: every RPC but
+    // the health service's was admitted with a key before its body was read.
     contextValues: (req) => {
       const values = createContextValues().set(clientAddressKey, addressOf(req));
-      const early = checked.get(req);
-      return early === undefined ? values : values.set(earlyCheckKey, early);
+      return values.set(admissionKey, door.of(req));
     },
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
     shutdownSignal: hardStop.signal,
     fallback: createHttpRoutes({
-      registry: options.registry,
-      throttle,
+      door,
       limiter: options.limiter,
       ingestor: options.ingestor,
       draining: isDraining,
       readiness,
       maxRequestBytes: config.maxRequestBytes,
+      arrival,
       log,
       retention: options.retention,
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.refusals ? { refusals: options.refusals } : {}),
     }),
   });
-  /** The key of a request refused at the port: an RPC's was checked there, a JSON request's is looked at. */
-  const principalOf = (req: AnyRequest): Principal | undefined => {
-    if (ingressOf(req) !== "json") return checked.get(req)?.principal;
-    return validKeyOf(options.registry, req);
-  };
   const port = createOnePortServer(handler, {
     ...DEFAULT_ONE_PORT_OPTIONS,
     tls: portTls(config),
     maxConcurrentRequests: config.maxConcurrentRequests,
     maxAnonymousRequests: config.maxAnonymousRequests,
-    admission: admissionBy(admissionOptions),
-    onAdmitted: spendTokenBy(admissionOptions),
+    admission: (req, res) => portAdmission(door, door.decide(req, res)),
+    onAdmitted: chargeRpc(door),
     maxRequestsPerKey: config.maxConcurrentRequestsPerKey,
-    onShareExceeded: (req, res) =>
-      refuseUnread(
-        admissionOptions,
-        req,
-        res,
-        errors.keyShareExceeded(config.maxConcurrentRequestsPerKey),
-        principalOf(req),
-      ),
+    onShareExceeded: (req, res) => {
+      const principal = door.principalOf(req);
+      // Only a key's request is held to a share.
+      if (principal === undefined) return door.refuse(req, res, { kind: "overloaded", principal });
+      door.refuse(req, res, {
+        kind: "key_share_exceeded",
+        principal,
+        share: config.maxConcurrentRequestsPerKey,
+      });
+    },
     onOverload: (req, res) =>
-      refuseUnread(admissionOptions, req, res, errors.overloaded(), principalOf(req)),
+      door.refuse(req, res, { kind: "overloaded", principal: door.principalOf(req) }),
     onError: (error) => log.error({ err: error }, "listening socket error"),
     maxConnections: config.maxConnections,
     maxConnectionsPerAddress: config.maxConnectionsPerAddress,

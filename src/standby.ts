@@ -237,6 +237,9 @@ async function listenStandby(
     {
       ...DEFAULT_ONE_PORT_OPTIONS,
       tls: portTls(config),
+      // The same connection caps as the service it stands in for.
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
     },
   );
   const address = await server.listen(port, config.host);

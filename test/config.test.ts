@@ -10,6 +10,7 @@ describe("loadConfig", () => {
       sqliteSynchronous: "FULL",
       sqliteBusyTimeoutMillis: 5000,
       databasePoolMax: 10,
+      storageTimeoutMillis: 10000,
       rateLimitPerMinute: 1000,
       authFailuresPerMinute: 30,
       retentionDays: 90,
@@ -26,6 +27,7 @@ describe("loadConfig", () => {
       maxConnections: 4096,
       maxConnectionsPerAddress: 256,
       messageDeadlineMillis: 30000,
+      minDataRate: 240,
       maxAnonymousRequests: 16,
       maxQueuedRows: 50000,
       maxQueuedBytes: 67108864,
@@ -49,6 +51,14 @@ describe("loadConfig", () => {
         semconv: false,
       },
     });
+  });
+
+  it("should refuse a storage timeout that the one port's request timeout would cut short", () => {
+    expect(loadConfig({ METRICS_STORAGE_TIMEOUT_MS: "14500" }).storageTimeoutMillis).toBe(14500);
+    // Two waits of 15 s (a batch id's lookup, then the commit) would meet the 30 s stream timer.
+    expect(() => loadConfig({ METRICS_STORAGE_TIMEOUT_MS: "15000" })).toThrow(
+      /METRICS_STORAGE_TIMEOUT_MS=15000: must be at most 14500, .* 30000 ms request timeout/,
+    );
   });
 
   it("should refuse a default retention below the floor", () => {

@@ -20,7 +20,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { IngestRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { authenticateFrom } from "../../src/auth/auth-interceptor.js";
+import { authenticateFrom } from "../../src/auth/admission.js";
 import { createAuthThrottle } from "../../src/auth/auth-throttle.js";
 import { createKeyRegistry } from "../../src/auth/key-registry.js";
 import { decodeLegacyBatch } from "../../src/http/legacy-batch.js";

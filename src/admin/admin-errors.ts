@@ -22,7 +22,7 @@ export function adminErrorOf(error: unknown): ConnectError {
   if (error instanceof StorageError) {
     // A sweep may have committed batches before storage failed: never say "nothing stored".
     return error.failure === "unavailable"
-      ? errors.storageUnavailable(error, true)
+      ? errors.storageUnavailable(error, "partial")
       : errors.storage(error);
   }
   return errors.internal(error);

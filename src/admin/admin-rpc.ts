@@ -6,7 +6,7 @@ import {
   CleanupStatus,
   type TableCleanupResultSchema,
 } from "../../gen/mcp/metrics/v1/admin_pb.js";
-import { principalKey } from "../auth/principal.js";
+import { admittedIn } from "../auth/admission.js";
 import {
   type CleanupResult,
   type Retention,
@@ -68,12 +68,14 @@ function resultMessage(result: CleanupResult): MessageInitShape<typeof TableClea
 
 /**
  * The admin RPCs: the same operations as the HTTP admin API, behind the same
- * interceptors (auth, rate limit), plus the admin scope check.
+ * door (key, admin scope, token: src/auth/admission.ts). Each operation
+ * checks the admitted key's scope again, so that the service never runs
+ * an admin operation for an ingest key however it is mounted.
  */
 export function createAdminServiceImpl(retention: Retention): ServiceImpl<typeof AdminService> {
   /** Checks the scope, runs the operation, and turns its failure into the catalog's error. */
   const admin = async <T>(ctx: HandlerContext, operation: () => T | Promise<T>): Promise<T> => {
-    requireAdmin(ctx.values.get(principalKey));
+    requireAdmin(admittedIn(ctx.values)?.principal);
     try {
       return await operation();
     } catch (error) {

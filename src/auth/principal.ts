@@ -1,5 +1,4 @@
 import { createContextKey } from "@connectrpc/connect";
-import type { BucketDecision } from "../ratelimit/token-bucket.js";
 
 /** Who is calling: the API key that authenticated the request. */
 export interface Principal {
@@ -30,26 +29,7 @@ export interface Principal {
 /** The scopes a key can have. */
 export type KeyScope = "ingest" | "admin";
 
-/** Context value through which the auth interceptor hands the principal to handlers. */
-export const principalKey = createContextKey<Principal | undefined>(undefined, {
-  description: "the authenticated API key",
-});
-
 /** Context value: the client's network address, for throttling failed authentications. */
 export const clientAddressKey = createContextKey<string>("unknown", {
   description: "the client's remote address",
-});
-
-/**
- * Context value: what the port's early check of an RPC established from its
- * headers (the key, and for a unary call the token it spent), so that the
- * interceptors neither check the key again nor spend a second token.
- */
-export interface EarlyCheck {
-  readonly principal: Principal;
-  readonly decision?: BucketDecision;
-}
-
-export const earlyCheckKey = createContextKey<EarlyCheck | undefined>(undefined, {
-  description: "the port's early key and rate-limit check",
 });

@@ -22,6 +22,13 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { errors } from "../errors.js";
+import {
+  type ArrivalLimits,
+  ArrivalWatch,
+  type Lateness,
+  latenessText,
+  RATE_GRACE_MILLIS,
+} from "./arrival.js";
 import { type Ingress, rpcIngress } from "./unread-answer.js";
 
 /**
@@ -217,70 +224,133 @@ async function remapConnectUnary(
 const COMPRESSED_FLAG = 0x01;
 
 /**
- * The longest one request message may take to arrive, from its first byte to
- * its last: a client that drips a message a byte at a time (each byte
- * resetting the stream's idle timer) is cut off after it, instead of holding
- * its slot for as long as it likes.
+ * The longest one request message may take to arrive by default, from its
+ * first byte to its last (a unary call's, from the request's start): a client
+ * that drips a message a byte at a time (each byte resetting the stream's idle
+ * timer) is cut off after it, instead of holding its slot for as long as it likes.
  */
 export const MESSAGE_DEADLINE_MILLIS = 30_000;
 
 /**
- * The request body of an enveloped protocol, passed through as it comes,
- * refusing with INVALID_ARGUMENT an envelope whose flags set any bit but
- * "compressed" (connect-es reads only the bits it knows and would store a
- * message flagged 0x02 or 0xFE, and answer gRPC-Web's trailer flag, 0x80, a
- * server's alone, with UNIMPLEMENTED), and with RESOURCE_EXHAUSTED a message
- * still incomplete {@link MESSAGE_DEADLINE_MILLIS} after its first byte. The
- * headers are read across chunk boundaries; message bytes are skipped, never
- * copied.
+ * The least data rate a request message must keep after {@link RATE_GRACE_MILLIS},
+ * by default, in bytes per second: Kestrel's MinRequestBodyDataRate. A client
+ * on any real link sends thousands of times faster; one dripping bytes to hold
+ * a slot is cut off after 5 s instead of the deadline.
  */
-async function* guardedEnvelopes(
+export const MIN_DATA_RATE_BYTES_PER_SECOND = 240;
+
+const DEFAULT_ARRIVAL_LIMITS: ArrivalLimits = {
+  deadlineMillis: MESSAGE_DEADLINE_MILLIS,
+  minBytesPerSecond: MIN_DATA_RATE_BYTES_PER_SECOND,
+};
+
+/** How a request body comes: in envelopes or not, one message (unary) or a stream of them. */
+interface BodyShape {
+  readonly enveloped: boolean;
+  readonly unary: boolean;
+}
+
+/**
+ * A request body passed through as it comes, refusing:
+ * - with INVALID_ARGUMENT an envelope whose flags set any bit but
+ *   "compressed" (connect-es reads only the bits it knows and would store a
+ *   message flagged 0x02 or 0xFE, and answer gRPC-Web's trailer flag, 0x80, a
+ *   server's alone, with UNIMPLEMENTED);
+ * - with RESOURCE_EXHAUSTED a message that arrives too slowly
+ *   ({@link ArrivalLimits}): a stream's messages are timed each from its
+ *   first byte (a stream may wait between messages, and pays tokens for it),
+ *   a unary call's whole body from the request's start.
+ * Envelope headers are read across chunk boundaries; message bytes are
+ * skipped, never copied.
+ */
+async function* guardedBody(
   body: AsyncIterable<Uint8Array>,
   typeName: string,
   onRefused: (error: ConnectError) => ConnectError,
-  deadlineMillis: number,
+  limits: ArrivalLimits,
+  shape: BodyShape,
 ): AsyncIterable<Uint8Array> {
+  let late: Lateness | undefined;
+  let wake: (() => void) | undefined;
+  const watch = new ArrivalWatch(limits, (lateness) => {
+    late = lateness;
+    wake?.();
+  });
+  const tooSlow = (lateness: Lateness): ConnectError =>
+    onRefused(errors.messageTooSlow(latenessText(`a ${typeName} message`, lateness)));
   /** Header bytes of the current envelope read so far (0-5), its length, message bytes still to skip. */
   let header = 0;
   let length = 0;
   let skip = 0;
-  /** When the envelope under way began, or undefined between envelopes. */
-  let startedAt: number | undefined;
-  for await (const chunk of body) {
-    const now = performance.now();
-    if (startedAt !== undefined && now - startedAt > deadlineMillis) {
-      throw onRefused(errors.messageTooSlow(typeName, deadlineMillis));
-    }
-    let i = 0;
-    while (i < chunk.length) {
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length - i);
-        skip -= n;
-        i += n;
+  /** Envelopes begun so far: tells a chunk that continues an envelope from one that begins another. */
+  let begun = 0;
+  if (shape.unary) watch.begin();
+  const iterator = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let result: IteratorResult<Uint8Array> | undefined;
+      if (watch.watching) {
+        const next = iterator.next();
+        result = await Promise.race([
+          next,
+          new Promise<undefined>((resolve) => {
+            wake = () => resolve(undefined);
+          }),
+        ]);
+        wake = undefined;
+        // The message is late: the read still pending must not reject unheard.
+        if (result === undefined) next.catch(() => {});
+      } else {
+        result = await iterator.next();
+      }
+      if (late !== undefined) throw tooSlow(late);
+      if (result === undefined || result.done) return;
+      const chunk = result.value;
+      watch.add(chunk.length);
+      if (!shape.enveloped) {
+        yield chunk;
         continue;
       }
-      const byte = chunk[i++] as number;
-      if (header === 0) {
-        startedAt = now;
-        if ((byte & ~COMPRESSED_FLAG) !== 0) {
-          throw onRefused(
-            errors.malformedMessage(
-              `cannot decode ${typeName}: an envelope sets reserved flag bits (0x${byte.toString(16).padStart(2, "0")}); a request may set only 0x01, compressed`,
-            ),
-          );
+      const before = begun;
+      const underWay = header !== 0 || skip !== 0;
+      let i = 0;
+      while (i < chunk.length) {
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.length - i);
+          skip -= n;
+          i += n;
+          continue;
         }
-        length = 0;
-      } else {
-        length = length * 256 + byte;
+        const byte = chunk[i++] as number;
+        if (header === 0) {
+          begun++;
+          if ((byte & ~COMPRESSED_FLAG) !== 0) {
+            throw onRefused(
+              errors.malformedMessage(
+                `cannot decode ${typeName}: an envelope sets reserved flag bits (0x${byte.toString(16).padStart(2, "0")}); a request may set only 0x01, compressed`,
+              ),
+            );
+          }
+          length = 0;
+        } else {
+          length = length * 256 + byte;
+        }
+        if (++header === 5) {
+          header = 0;
+          skip = length;
+        }
       }
-      if (++header === 5) {
-        header = 0;
-        skip = length;
+      if (!shape.unary) {
+        const pending = header !== 0 || skip !== 0;
+        // An envelope left under way is timed from its first byte, which came now
+        // unless it is the one that was already under way before this chunk.
+        if (!pending) watch.end();
+        else if (!underWay || begun !== before) watch.begin();
       }
+      yield chunk;
     }
-    // A chunk that ends exactly at an envelope's end leaves none under way.
-    if (header === 0 && skip === 0) startedAt = undefined;
-    yield chunk;
+  } finally {
+    watch.end();
   }
 }
 
@@ -300,7 +370,7 @@ function enveloped(ingress: Ingress, contentType: string | null): boolean {
 export function withDecodeErrors(
   handler: UniversalHandler,
   onMapped?: (ingress: Ingress, error: ConnectError) => void,
-  deadlineMillis = MESSAGE_DEADLINE_MILLIS,
+  limits: ArrivalLimits = DEFAULT_ARRIVAL_LIMITS,
 ): UniversalHandler {
   const typeName = handler.method.input.typeName;
   const kind = handler.method.methodKind;
@@ -310,18 +380,19 @@ export function withDecodeErrors(
     const ingress = rpcIngress(contentType);
     const body = req.body;
     const res = await handler(
-      enveloped(ingress, contentType) && isAsyncIterable(body)
+      isAsyncIterable(body)
         ? {
             ...req,
             // A unary request is read before any interceptor runs: counted here, like a decode error.
-            body: guardedEnvelopes(
+            body: guardedBody(
               body,
               typeName,
               (error) => {
                 if (kind === "unary") onMapped?.(ingress, error);
                 return error;
               },
-              deadlineMillis,
+              limits,
+              { enveloped: enveloped(ingress, contentType), unary: kind === "unary" },
             ),
           }
         : req,
@@ -367,14 +438,10 @@ export function withDecodeErrors(
 export function mapDecodeErrors(
   router: ConnectRouter,
   onMapped?: (ingress: Ingress, error: ConnectError) => void,
-  messageDeadlineMillis = MESSAGE_DEADLINE_MILLIS,
+  limits: ArrivalLimits = DEFAULT_ARRIVAL_LIMITS,
 ): void {
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
-    handlers[i] = withDecodeErrors(
-      handlers[i] as UniversalHandler,
-      onMapped,
-      messageDeadlineMillis,
-    );
+    handlers[i] = withDecodeErrors(handlers[i] as UniversalHandler, onMapped, limits);
   }
 }

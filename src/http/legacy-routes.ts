@@ -1,21 +1,18 @@
 import type { ConnectError } from "@connectrpc/connect";
-import { requireAdmin } from "../admin/admin-errors.js";
 import type { Readiness } from "../admin/readiness.js";
-import { authenticateFrom } from "../auth/auth-interceptor.js";
-import type { AuthThrottle } from "../auth/auth-throttle.js";
-import type { KeyRegistry } from "../auth/key-registry.js";
+import type { AdmissionControl } from "../auth/admission.js";
 import type { Principal } from "../auth/principal.js";
 import { asConnectError, errors, httpStatusOf, refusalReason } from "../errors.js";
 import { type Ingestor, REPLAYED_HEADER } from "../ingest/ingestor.js";
 import { batchIdProblem, LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
 import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
-import { enforceRateLimit } from "../ratelimit/rate-limit-interceptor.js";
 import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
 import type { Refusal, RefusalLog } from "../telemetry/refusal-log.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
+import type { ArrivalLimits } from "./arrival.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
 import { answerHealth, answerLiveness, answerReadiness } from "./probe-answers.js";
@@ -40,9 +37,9 @@ export type HttpRoutes = (req: AnyRequest, res: AnyResponse) => void;
 
 /** What the legacy routes share with the RPCs: the same keys, buckets, ingest path and store. */
 export interface HttpRoutesOptions {
-  readonly registry: KeyRegistry;
-  /** Failed authentications per client address, shared with the RPCs. */
-  readonly throttle: AuthThrottle;
+  /** The port's door: what it decided about each request's key, and where refusals are answered. */
+  readonly door: AdmissionControl;
+  /** The token buckets, looked at (never spent) by `GET /rate-limit`. */
   readonly limiter: RateLimiter;
   readonly ingestor: Ingestor;
   /** Whether the service is shutting down. */
@@ -51,6 +48,8 @@ export interface HttpRoutesOptions {
   readonly readiness: Readiness;
   /** Largest body accepted, compressed or not (`METRICS_MAX_REQUEST_BYTES`). */
   readonly maxRequestBytes: number;
+  /** How fast a body must arrive (`METRICS_MESSAGE_DEADLINE_MS`, `METRICS_MIN_DATA_RATE`). */
+  readonly arrival?: ArrivalLimits;
   readonly log: Logger;
   /** The service's own metrics; none are recorded when absent. */
   readonly metrics?: ServiceMetrics;
@@ -63,6 +62,7 @@ export interface HttpRoutesOptions {
 /** The JSON route's own refusal reasons, for answers that are not catalog errors. */
 const BODY_REASONS: Readonly<Record<number, string>> = {
   400: "unreadable_body",
+  408: "body_too_slow",
   413: "body_too_large",
   415: "unsupported_encoding",
 };
@@ -81,50 +81,6 @@ const ROOT = {
     "rate-limit": "/rate-limit",
   },
 };
-
-/** How many `X-API-Key` headers a request has (Node joins repeats with ", " in `headers`). */
-function apiKeyCount(req: AnyRequest): number {
-  const raw = req.rawHeaders;
-  let count = 0;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]?.toLowerCase() === "x-api-key") count++;
-  }
-  return count;
-}
-
-/**
- * The first `X-API-Key` value, as Starlette reads it. A request that sends
- * more than one is refused before its key is used ({@link ambiguousApiKey});
- * the first is what a look-up for attribution reads.
- */
-export function apiKeyOf(req: AnyRequest): string | undefined {
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]?.toLowerCase() === "x-api-key") return raw[i + 1];
-  }
-  return undefined;
-}
-
-/**
- * The valid key a request carries, looked at without using it: no use is
- * recorded and no failure counted. For sorting a request into its pool and
- * naming who sent one refused before its key is checked (a body too large,
- * not JSON, overload).
- */
-export function validKeyOf(registry: KeyRegistry, req: AnyRequest): Principal | undefined {
-  const auth = registry.authenticate(apiKeyOf(req), { recordUse: false });
-  return auth.ok ? auth.principal : undefined;
-}
-
-/**
- * The refusal of a request that sends `X-API-Key` more than once: the first
- * and the last may be different keys, and which one a proxy or a framework
- * reads differs (FastAPI took the last). Undefined for one key or none.
- */
-export function ambiguousApiKey(req: AnyRequest): ConnectError | undefined {
-  const count = apiKeyCount(req);
-  return count > 1 ? errors.ambiguous("header", "X-API-Key", count) : undefined;
-}
 
 /**
  * The batch id in an `Idempotency-Key` header. The IETF draft
@@ -165,7 +121,7 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
  * (200 with the rejections), commit (200 once committed).
  */
 export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
-  const { registry, limiter, ingestor, log } = options;
+  const { door, limiter, ingestor, log } = options;
 
   /** Reports a refusal of the JSON route: logged (rate-limited) and counted. */
   const refused = (
@@ -198,56 +154,35 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   };
 
   /**
-   * Key check (and scope, for admin routes) and token for a request; answers
-   * the error itself and returns undefined on failure.
+   * The door's admission of a request, once its body is read (the legacy
+   * order): key and scope as decided from its headers, then its token.
+   * Answers the refusal itself and returns undefined when refused.
    */
   const admit = async (
     req: AnyRequest,
     res: AnyResponse,
-    scope: "ingest" | "admin" = "ingest",
   ): Promise<{ principal: Principal; decision: BucketDecision } | undefined> => {
-    if (options.draining()) {
-      refuse(req, res, errors.shuttingDown());
-      return undefined;
+    const admission = await door.charge(req);
+    if (admission.kind === "known" && admission.decision !== undefined) {
+      return { principal: admission.principal, decision: admission.decision };
     }
-    const ambiguous = ambiguousApiKey(req);
-    if (ambiguous) {
-      refuse(req, res, ambiguous);
-      return undefined;
-    }
-    const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req));
-    if (!auth.ok) {
-      refuse(req, res, auth.error);
-      return undefined;
-    }
-    try {
-      // An ingest key is refused before it spends a token (W10).
-      if (scope === "admin") requireAdmin(auth.principal);
-      return {
-        principal: auth.principal,
-        decision: await enforceRateLimit(limiter, auth.principal),
-      };
-    } catch (error) {
-      const refusal = asConnectError(error);
-      if (refusal.metadata.has("x-ratelimit-limit")) {
-        options.metrics?.rateLimited(auth.principal.service);
-      }
-      refuse(req, res, refusal, auth.principal);
-      return undefined;
-    }
+    if (admission.kind === "refused") door.refuse(req, res, admission.refusal);
+    // A request the door never saw (it admits every keyed route): refused like a missing key.
+    else door.refuse(req, res, { kind: "key_refused", error: errors.apiKeyRequired() });
+    return undefined;
   };
 
   const postMetrics: Handler = async (req, res) => {
     let text: string;
     try {
-      text = await readTextBody(req, options.maxRequestBytes);
+      text = await readTextBody(req, options.maxRequestBytes, options.arrival);
     } catch (error) {
       if (!(error instanceof BodyError)) throw error;
       refused(req, {
         reason: BODY_REASONS[error.status] ?? "unreadable_body",
         status: error.status,
         error: error.message,
-        principal: validKeyOf(registry, req),
+        principal: door.principalOf(req),
       });
       // The rest of an oversized HTTP/1.1 body is never read: close the connection after answering.
       return sendJson(
@@ -265,7 +200,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
         reason: "invalid_json",
         status: 422,
         error: parsed.error.message,
-        principal: validKeyOf(registry, req),
+        principal: door.principalOf(req),
       });
       return sendJson(res, 422, {
         detail: [
@@ -383,15 +318,15 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   };
 
   const getRateLimit: Handler = async (req, res) => {
-    // Reports the caller's bucket without spending from it or counting a use;
-    // an unknown key is 401 (the Python service answered 500, W13).
-    const ambiguous = ambiguousApiKey(req);
-    if (ambiguous) return refuse(req, res, ambiguous);
-    const auth = authenticateFrom(registry, options.throttle, addressOf(req), apiKeyOf(req), {
-      recordUse: false,
-    });
-    if (!auth.ok) return refuse(req, res, auth.error);
-    const { bucketId, service, rateLimitPerMinute: limit } = auth.principal;
+    // Reports the caller's bucket without spending from it or counting a use
+    // (the door looked at the key so); an unknown key is 401 (the Python
+    // service answered 500, W13).
+    const admission = door.of(req);
+    if (admission.kind === "refused") return door.refuse(req, res, admission.refusal);
+    if (admission.kind !== "known") {
+      return door.refuse(req, res, { kind: "key_refused", error: errors.apiKeyRequired() });
+    }
+    const { bucketId, service, rateLimitPerMinute: limit } = admission.principal;
     const state = await limiter.peek(bucketId, limit);
     sendJson(res, 200, {
       service,
@@ -403,8 +338,8 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
 
   const admin = createAdminRoutes({
     retention: options.retention,
-    admitAdmin: async (req, res) => (await admit(req, res, "admin")) !== undefined,
-    refuse: (req, res, error) => refuse(req, res, error, validKeyOf(registry, req)),
+    admitAdmin: async (req, res) => (await admit(req, res)) !== undefined,
+    refuse: (req, res, error) => refuse(req, res, error, door.principalOf(req)),
     log,
   });
 
@@ -448,10 +383,6 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
       );
     }
     if (handler !== postMetrics) req.resume(); // drain any body so the connection stays usable
-    const metrics = options.metrics;
-    if (metrics && (path === "/metrics" || path === "/flush")) {
-      res.once("finish", () => metrics.request("json", String(res.statusCode)));
-    }
     try {
       Promise.resolve(handler(req, res)).catch((error: unknown) => failed(error, path, res));
     } catch (error) {

@@ -18,7 +18,7 @@ export type RequestHandler = (
  * `{ refuse }` answers the request at once with that handler, body unread
  * (a call whose headers already show it cannot be served).
  */
-export type Admission =
+export type PortAdmission =
   | "exempt"
   | Pool
   /** A valid key's request, `known` pool, held by that key for its fair share. */
@@ -64,7 +64,7 @@ export interface OnePortOptions {
   /** Answers a key's request over its share, without reading its body (429 / RESOURCE_EXHAUSTED). */
   readonly onShareExceeded?: RequestHandler;
   /** Sorts a request by its headers; every request counts as `known` when absent. */
-  readonly admission?: (req: http.IncomingMessage | http2.Http2ServerRequest) => Admission;
+  readonly admission?: (...args: Parameters<RequestHandler>) => PortAdmission;
   /**
    * Answers a request over its bound without reading its body, so that a
    * flood is refused instead of buffered.
@@ -237,7 +237,7 @@ export function createOnePortServer(
     bounds.known - counts.known <= options.maxRequestsPerKey;
 
   const tracked: RequestHandler = (req, res) => {
-    const admission = options.admission?.(req) ?? "known";
+    const admission = options.admission?.(req, res) ?? "known";
     const holder =
       typeof admission === "object" && "known" in admission ? admission.known : undefined;
     const pool: Pool | undefined =

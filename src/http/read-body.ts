@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { createGunzip, createInflate } from "node:zlib";
+import { type ArrivalLimits, ArrivalWatch, latenessText } from "./arrival.js";
 import type { AnyRequest } from "./respond.js";
 
 /** Why a body could not be read, with the HTTP status to answer. */
@@ -17,10 +18,16 @@ export class BodyError extends Error {
  * trap 4: the adapter's fallback has no limit of its own). `gzip` and
  * `deflate` bodies are decompressed, and the limit applies to both the bytes
  * received and the bytes they decompress to. Rejects with 413 beyond the
- * limit, 415 for another encoding, 400 for a corrupt or aborted body. On
- * failure the rest of the body is discarded unread.
+ * limit, 415 for another encoding, 400 for a corrupt or aborted body, and 408
+ * for a body that arrives too slowly for `limits` (timed from now: whole
+ * within the deadline, and at the minimum rate after 5 s). On failure the
+ * rest of the body is discarded unread.
  */
-export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
+export function readBody(
+  req: AnyRequest,
+  maxBytes: number,
+  limits?: ArrivalLimits,
+): Promise<Buffer> {
   const tooLarge = () =>
     new BodyError(413, `Request body too large: the limit is ${maxBytes} bytes`);
   const declared = Number(req.headers["content-length"]);
@@ -45,7 +52,14 @@ export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
     let decoded = 0;
     let settled = false;
 
+    const watch =
+      limits &&
+      new ArrivalWatch(limits, (lateness) =>
+        fail(new BodyError(408, `${latenessText("The request body", lateness)}; send it whole`)),
+      );
+    watch?.begin();
     const stop = (): void => {
+      watch?.end();
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onAbort);
@@ -70,6 +84,7 @@ export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
 
     function onData(chunk: Buffer): void {
       received += chunk.length;
+      watch?.add(chunk.length);
       if (received > maxBytes) {
         fail(tooLarge());
       } else if (decoder === undefined) {
@@ -113,8 +128,12 @@ export function readBody(req: AnyRequest, maxBytes: number): Promise<Buffer> {
  * of being replaced by U+FFFD and stored as what the client never sent (binary
  * protobuf refuses them too). Fails like {@link readBody} otherwise.
  */
-export async function readTextBody(req: AnyRequest, maxBytes: number): Promise<string> {
-  const bytes = await readBody(req, maxBytes);
+export async function readTextBody(
+  req: AnyRequest,
+  maxBytes: number,
+  limits?: ArrivalLimits,
+): Promise<string> {
+  const bytes = await readBody(req, maxBytes, limits);
   if (!isUtf8(bytes)) {
     throw new BodyError(400, "There was an error parsing the body: it is not valid UTF-8");
   }

@@ -3,7 +3,7 @@ import {
   type IngestService,
   IngestStreamResponseSchema,
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { principalKey } from "../auth/principal.js";
+import { admittedIn } from "../auth/admission.js";
 import { asConnectError, DETAIL_VIOLATIONS, errors, type Violation } from "../errors.js";
 import { type Ingestor, REPLAYED_HEADER } from "./ingestor.js";
 import { newRequestId } from "./request-id.js";
@@ -43,7 +43,8 @@ function nextOrDrain<T>(
 
 /**
  * The `mcp.metrics.v1.IngestService` handlers. Authentication and rate limits
- * are applied by the interceptors before these run.
+ * are applied by the door (src/auth/admission.ts) and the rate-limit
+ * interceptor before these run.
  */
 export function createIngestServiceImpl(
   options: IngestServiceOptions,
@@ -51,7 +52,7 @@ export function createIngestServiceImpl(
   const { ingestor, draining } = options;
   return {
     async ingest(req, context) {
-      const principal = context.values.get(principalKey);
+      const principal = admittedIn(context.values)?.principal;
       const outcome = await ingestor.ingest(req, { paths: RPC_PATHS, principal });
       if (!outcome.ok) throw errors.invalidBatch(outcome.violations);
       if (outcome.replayed) context.responseHeader.set(REPLAYED_HEADER, "true");
@@ -59,7 +60,7 @@ export function createIngestServiceImpl(
     },
 
     async ingestStream(requests, context) {
-      const principal = context.values.get(principalKey);
+      const principal = admittedIn(context.values)?.principal;
       const requestId = newRequestId();
       const totals = { accepted: 0, rejected: 0, requestId, messages: 0 };
       // Only the first violations are kept; a long stream must not grow memory.

@@ -1,14 +1,15 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { earlyCheckKey, type Principal, principalKey } from "../auth/principal.js";
+import { admittedIn } from "../auth/admission.js";
+import type { Principal } from "../auth/principal.js";
 import { errors } from "../errors.js";
 import { rateLimitFields } from "./rate-limit-headers.js";
 import type { BucketDecision, RateLimiter } from "./token-bucket.js";
 
 /**
  * Spends one token of the principal's bucket, or throws RESOURCE_EXHAUSTED with
- * the time to the next token. Shared by the RPC interceptor and the JSON routes.
+ * the time to the next token.
  */
-export async function enforceRateLimit(
+async function enforceRateLimit(
   limiter: RateLimiter,
   principal: Principal,
 ): Promise<BucketDecision> {
@@ -36,8 +37,7 @@ async function* spendPerMessage<T>(
   principal: Principal,
   holdMillis: number,
 ): AsyncGenerator<T> {
-  // Opening the stream costs a token, as a unary call does.
-  await enforceRateLimit(limiter, principal);
+  // Opening the stream cost a token at the door, as a unary call does.
   const iterator = messages[Symbol.asyncIterator]();
   for (;;) {
     const next = iterator.next();
@@ -63,31 +63,30 @@ async function* spendPerMessage<T>(
 }
 
 /**
- * Rate-limits every RPC after authentication: one token per unary call; for a
- * client stream one when it opens, one per message, and one per
- * `holdMillis` it waits for a message, so that a long-lived stream is limited
- * like the equivalent unary calls and an idle one still pays for its slot. Successful unary answers carry the legacy
- * `x-ratelimit-limit` and `x-ratelimit-remaining` headers and the IETF draft's
- * `ratelimit` and `ratelimit-policy`.
+ * Meters RPCs after the door: a unary call and a stream's opening paid their
+ * token there, before their bodies were read; a client stream then pays one
+ * per message and one per `holdMillis` it waits for a message, so that a
+ * long-lived stream is limited like the equivalent unary calls and an idle
+ * one still pays for its slot. Successful unary answers carry the legacy
+ * `x-ratelimit-limit` and `x-ratelimit-remaining` headers and the IETF
+ * draft's `ratelimit` and `ratelimit-policy`, from the door's decision.
  */
 export function createRateLimitInterceptor(
   limiter: RateLimiter,
   holdMillis = STREAM_HOLD_TOKEN_MILLIS,
 ): Interceptor {
   return (next) => async (req) => {
-    const principal = req.contextValues.get(principalKey);
-    if (principal === undefined) {
-      throw errors.internal(new Error("rate-limit interceptor ran before authentication"));
+    const admitted = admittedIn(req.contextValues);
+    if (admitted?.decision === undefined) {
+      throw errors.internal(new Error("an RPC reached the handlers without the door's admission"));
     }
+    const { principal, decision } = admitted;
     if (req.stream) {
       return await next({
         ...req,
         message: spendPerMessage(req.message, limiter, principal, holdMillis),
       });
     }
-    const decision =
-      req.contextValues.get(earlyCheckKey)?.decision ??
-      (await enforceRateLimit(limiter, principal));
     const res = await next(req);
     res.header.set("x-ratelimit-limit", String(decision.limit));
     res.header.set("x-ratelimit-remaining", String(decision.remaining));

@@ -16,7 +16,7 @@ import { createKeyStore } from "./key-store.js";
 import { createPgBatchLedger, createPgEventStore } from "./postgres/event-store.js";
 import { createPgKeyStore } from "./postgres/key-store.js";
 import { migratePg, pgSchemaVersion } from "./postgres/migrations.js";
-import { createPgPool, NOW_TEXT, query, redactedUrl } from "./postgres/pool.js";
+import { createPgPool, NOW_TEXT, query, redactedUrl, withinMillis } from "./postgres/pool.js";
 import { pgRetentionStore } from "./postgres/retention-store.js";
 import type { RetentionStore } from "./retention.js";
 import { sqliteRetentionStore } from "./sqlite-retention.js";
@@ -80,6 +80,7 @@ function openSqlite(config: Config): StorageBackend {
         ...options,
         ...(ledger ? { ledger } : {}),
         busyTimeoutMillis: config.sqliteBusyTimeoutMillis,
+        waitTimeoutMillis: config.storageTimeoutMillis,
       }),
     async seedRetentionPolicies(retentionDays) {
       seedRetentionPolicies(db, retentionDays);
@@ -106,18 +107,8 @@ function probeTimeout(): Error {
  * The query itself runs on (to the pool's query timeout): `shared` keeps one
  * of each kind under way, so that unanswered probes cannot fill the pool.
  */
-async function bounded<T>(work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(probeTimeout()), PG_PROBE_TIMEOUT_MILLIS);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function bounded<T>(work: Promise<T>): Promise<T> {
+  return withinMillis(work, PG_PROBE_TIMEOUT_MILLIS, probeTimeout);
 }
 
 /** Runs `start` unless a run of it is still under way, whose promise is then shared. */
@@ -140,7 +131,13 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
   } finally {
     await migrator.end();
   }
-  const pool = createPgPool({ url, max: config.databasePoolMax });
+  // Every wait of a request for PostgreSQL (a connection, a query) ends within
+  // the storage timeout, below the one port's transport timers (see config.ts).
+  const pool = createPgPool({
+    url,
+    max: config.databasePoolMax,
+    queryTimeoutMillis: config.storageTimeoutMillis,
+  });
   const probeWrite = shared(() =>
     query(
       pool,
@@ -170,6 +167,7 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
       createPgEventStore(pool, {
         ...options,
         ...(ledger ? { ledger } : {}),
+        waitTimeoutMillis: config.storageTimeoutMillis,
         // One connection is left for readiness, keys and retention.
         maxConcurrentCommits: Math.max(1, Math.min(4, config.databasePoolMax - 1)),
       }),

@@ -27,6 +27,17 @@ export interface EventStoreOptions {
    * timer, so the event loop keeps serving meanwhile.
    */
   readonly busyTimeoutMillis?: number;
+  /**
+   * The longest an append waits for its commit, in ms, its time in the queue
+   * included (default: no bound). Past it the append fails as unavailable: a
+   * queued one is taken out of the queue, nothing of it written; one in a
+   * commit under way is answered at once and its commit left to end by itself
+   * (a commit retrying a lock drops it before its next try; a statement
+   * already sent to PostgreSQL may still commit, which a retry with its batch
+   * id finds). The service keeps it below the one port's timers, so that a
+   * client waiting for storage gets UNAVAILABLE, never a reset stream.
+   */
+  readonly waitTimeoutMillis?: number;
   /** Called after every commit attempt, for the service's own metrics. */
   readonly onCommit?: (stats: CommitStats) => void;
 }
@@ -98,6 +109,10 @@ export interface GroupWriter {
 
 interface Pending extends QueuedAppend {
   readonly bytes: number;
+  /** Whether the append was answered: committed, failed, or past its wait. */
+  settled: boolean;
+  /** Ends the append's wait at `waitTimeoutMillis`. */
+  timer: NodeJS.Timeout | undefined;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: StorageError) => void;
 }
@@ -172,28 +187,54 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     return { group, rows, bytes };
   };
 
-  /** Writes a group, retrying while another connection holds the lock, within the busy budget. */
-  const writeRetryingBusy = async (group: readonly Pending[]): Promise<AppendResult[]> => {
+  /** Fails an append past its wait, taking it out of the queue if no commit has it yet. */
+  const expire = (p: Pending, waitMillis: number): void => {
+    const at = queue.indexOf(p);
+    if (at >= 0) {
+      queue.splice(at, 1);
+      queuedRows -= p.rows.length;
+      queuedBytes -= p.bytes;
+    }
+    // Out of the queue, nothing of it is written; in a commit under way, it may yet commit.
+    p.reject(
+      new StorageError("unavailable", `storage did not commit within ${waitMillis} ms`, {
+        uncertain: at < 0,
+      }),
+    );
+  };
+
+  /**
+   * Writes a group, retrying while another connection holds the lock, within
+   * the busy budget; returns the appends written (those answered while the
+   * lock was held are left out: a busy try wrote nothing) with their results.
+   */
+  const writeRetryingBusy = async (
+    group: readonly Pending[],
+  ): Promise<{ written: readonly Pending[]; results: AppendResult[] }> => {
     const started = performance.now();
+    let written = group;
     for (;;) {
       try {
-        return await writer.write(group);
+        return { written, results: await writer.write(written) };
       } catch (cause) {
         const error = StorageError.from(cause);
         const waited = performance.now() - started;
         if (!error.busy || waited >= (options.busyTimeoutMillis ?? 0) || closed) throw error;
         await sleep(BUSY_RETRY_MILLIS);
+        written = written.filter((p) => !p.settled);
+        if (written.length === 0) throw error;
       }
     }
   };
 
   /** Commits one group and settles its appends; never rejects. */
-  const commitGroup = async (group: readonly Pending[], rows: number): Promise<void> => {
+  const commitGroup = async (whole: readonly Pending[], rows: number): Promise<void> => {
     const started = performance.now();
     let error: StorageError | undefined;
     let results: AppendResult[] | undefined;
+    let group = whole;
     try {
-      results = await writeRetryingBusy(group);
+      ({ written: group, results } = await writeRetryingBusy(whole));
     } catch (cause) {
       error = StorageError.from(cause);
     }
@@ -205,6 +246,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
       // is reported is how that went: no error if every request was stored.
       let alone: StorageError | undefined;
       for (const p of group) {
+        if (p.settled) continue; // past its wait: answered already, not written
         try {
           const [result] = await writer.write([p]);
           p.resolve(result ?? "stored");
@@ -223,7 +265,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     try {
       options.onCommit?.({
         requests: group.length,
-        rows,
+        rows: group === whole ? rows : group.reduce((n, p) => n + p.rows.length, 0),
         durationMillis,
         ...(error ? { error } : {}),
       });
@@ -269,7 +311,34 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
       return new Promise<AppendResult>((resolve, reject) => {
         let bytes = 0;
         for (const row of rows) bytes += approximateRowBytes(row);
-        queue.push({ requestId, rows, bytes, batch, resolve, reject });
+        /** Settles the append once: by its commit or by its wait's end, whichever comes first. */
+        const settle = (): boolean => {
+          if (p.settled) return false;
+          p.settled = true;
+          clearTimeout(p.timer);
+          return true;
+        };
+        const p: Pending = {
+          requestId,
+          rows,
+          bytes,
+          batch,
+          settled: false,
+          timer: undefined,
+          resolve: (result) => {
+            if (settle()) resolve(result);
+          },
+          reject: (error) => {
+            if (settle()) reject(error);
+          },
+        };
+        const waitMillis = options.waitTimeoutMillis;
+        if (waitMillis !== undefined) {
+          p.timer = setTimeout(() => expire(p, waitMillis), waitMillis);
+          // The wait bounds a request; it never keeps the process alive.
+          p.timer.unref();
+        }
+        queue.push(p);
         queuedRows += rows.length;
         queuedBytes += bytes;
         schedule();

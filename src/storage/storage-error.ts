@@ -72,15 +72,21 @@ export class StorageError extends Error {
   readonly busy: boolean;
   /** The driver's code (see {@link driverErrorCode}), empty when there is none. */
   readonly code: string;
+  /**
+   * True when the write was under way and its answer never came: it may have
+   * committed (a retry with its batch id finds it). False when nothing was written.
+   */
+  readonly uncertain: boolean;
   constructor(
     failure: StorageFailure,
     message: string,
-    options?: { cause: unknown; busy?: boolean; code?: string },
+    options?: { cause?: unknown; busy?: boolean; code?: string; uncertain?: boolean },
   ) {
     super(message, options);
     this.failure = failure;
     this.busy = options?.busy ?? false;
     this.code = options?.code ?? "";
+    this.uncertain = options?.uncertain ?? false;
   }
 
   /**

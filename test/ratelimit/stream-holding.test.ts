@@ -1,9 +1,16 @@
-import { Code, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createRouterTransport,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { IngestService } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { type Principal, principalKey } from "../../src/auth/principal.js";
+import { admissionKey } from "../../src/auth/admission.js";
+import type { Principal } from "../../src/auth/principal.js";
 import { createRateLimitInterceptor } from "../../src/ratelimit/rate-limit-interceptor.js";
-import { localRateLimiter } from "../../src/ratelimit/token-bucket.js";
+import { localRateLimiter, type RateLimiter } from "../../src/ratelimit/token-bucket.js";
 import { failure } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 
@@ -17,15 +24,24 @@ const principal: Principal = {
   scope: "ingest",
 };
 
-/** Stands in for the auth interceptor: every call is the principal's. */
-const authenticated: Interceptor = (next) => (req) => {
-  req.contextValues.set(principalKey, principal);
-  return next(req);
-};
+/**
+ * Stands in for the port's door: admits every call with the principal once it
+ * has spent the call's opening token from `limiter` (src/auth/admission.ts).
+ */
+function admittedBy(limiter: RateLimiter): Interceptor {
+  return (next) => async (req) => {
+    const decision = await limiter.take(principal.bucketId, principal.rateLimitPerMinute);
+    if (!decision.allowed)
+      throw new ConnectError("rate limited at the door", Code.ResourceExhausted);
+    req.contextValues.set(admissionKey, { kind: "known", principal, decision });
+    return await next(req);
+  };
+}
 
 /** An IngestService whose stream counts the messages it reads, behind the rate-limit interceptor. */
 function streamingService(holdMillis: number) {
   const read = { messages: 0 };
+  const limiter = localRateLimiter();
   const transport = createRouterTransport(
     ({ service }) => {
       service(IngestService, {
@@ -38,7 +54,7 @@ function streamingService(holdMillis: number) {
     },
     {
       router: {
-        interceptors: [authenticated, createRateLimitInterceptor(localRateLimiter(), holdMillis)],
+        interceptors: [admittedBy(limiter), createRateLimitInterceptor(limiter, holdMillis)],
       },
     },
   );

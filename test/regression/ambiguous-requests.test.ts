@@ -1,10 +1,15 @@
 import { request } from "node:http";
 import http2 from "node:http2";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IngestRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
-import { createH2, envelope, h1Call, INGEST, INGEST_STREAM } from "../reliability/rpc-wire.js";
+import {
+  createH2,
+  envelope,
+  h1Call,
+  INGEST,
+  INGEST_STREAM,
+  ingestBytes,
+} from "../reliability/rpc-wire.js";
 import { legacyMetric } from "../support/legacy.js";
 import { countIn, startTestService, type TestService } from "../support/service.js";
 
@@ -28,17 +33,6 @@ function post(
     req.on("error", reject);
     req.end(body);
   });
-}
-
-/** One event for `service`, as the binary IngestRequest every RPC protocol carries. */
-function ingestBytes(service: string): Uint8Array {
-  return toBinary(
-    IngestRequestSchema,
-    create(IngestRequestSchema, {
-      service,
-      events: [{ kind: { case: "authRequest", value: { success: true } } }],
-    }),
-  );
 }
 
 describe("regression: ambiguous requests are refused, not guessed", () => {

@@ -1,12 +1,13 @@
 import { request } from "node:http";
 import http2 from "node:http2";
-import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import {
+  IngestRequestSchema,
   IngestResponseSchema,
   IngestStreamResponseSchema,
 } from "../../gen/mcp/metrics/v1/ingest_pb.js";
@@ -30,6 +31,17 @@ interface RawAnswer {
   readonly headers: Headers;
   readonly trailers: Headers;
   readonly data: Buffer;
+}
+
+/** One auth event for `service`, as the binary IngestRequest every RPC protocol carries. */
+export function ingestBytes(service: string): Uint8Array {
+  return toBinary(
+    IngestRequestSchema,
+    create(IngestRequestSchema, {
+      service,
+      events: [{ kind: { case: "authRequest", value: { success: true } } }],
+    }),
+  );
 }
 
 /** One gRPC-style length-prefixed message (gRPC, gRPC-Web, Connect streaming). */

@@ -1,9 +1,12 @@
 import http from "node:http";
 import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { IngestStreamRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { envelope, INGEST, INGEST_STREAM } from "../reliability/rpc-wire.js";
+import { authBatch } from "../support/events.js";
 import { legacyMetric } from "../support/legacy.js";
-import { startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 /**
  * The p99 another key's requests must stay under while one key abuses the
@@ -211,5 +214,116 @@ describe("a request message dripped byte by byte (issue 21)", () => {
       session.destroy();
       await svc.close();
     }
+  });
+});
+
+/** The status and message of an HTTP/2 answer: grpc-status when there is one, else the HTTP status and body. */
+function answerOf(stream: http2.ClientHttp2Stream) {
+  return new Promise<{ status: string; message: string; ms: number }>((resolve) => {
+    const started = performance.now();
+    let httpStatus = "";
+    let body = "";
+    const onFields = (fields: http2.IncomingHttpHeaders) => {
+      if (fields[":status"] !== undefined) httpStatus = String(fields[":status"]);
+      if (fields["grpc-status"] === undefined) return;
+      resolve({
+        status: `grpc ${String(fields["grpc-status"])}`,
+        message: decodeURIComponent(String(fields["grpc-message"] ?? "")),
+        ms: performance.now() - started,
+      });
+    };
+    stream.on("response", onFields);
+    stream.on("trailers", onFields);
+    stream.on("data", (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    stream.on("end", () =>
+      resolve({ status: httpStatus, message: body, ms: performance.now() - started }),
+    );
+  });
+}
+
+describe("a request that stops sending, or sends too slowly (issue 21)", () => {
+  let svc: TestService;
+  let session: http2.ClientHttp2Session;
+  afterEach(async () => {
+    session.destroy();
+    await svc.close();
+  });
+  const open = (headers: http2.OutgoingHttpHeaders) => {
+    const stream = session.request({ ":method": "POST", "x-api-key": svc.key, ...headers });
+    stream.on("error", () => {});
+    return stream;
+  };
+
+  it("should answer a stream message, a Connect unary body and a JSON body that stop halfway once the deadline passes, without waiting for the idle timer", async () => {
+    svc = await startTestService({ METRICS_MESSAGE_DEADLINE_MS: "600" });
+    session = http2.connect(svc.url);
+    session.on("error", () => {});
+    const grpc = open({ ":path": INGEST_STREAM, "content-type": "application/grpc" });
+    grpc.write(Buffer.from([0, 0, 0, 0, 50, 0x0a])); // 1 byte of a 50-byte message, then silence
+    const connect = open({ ":path": INGEST, "content-type": "application/proto" });
+    connect.write(Buffer.from([0x0a, 0x06])); // half a field, then silence
+    const json = open({ ":path": "/metrics", "content-type": "application/json" });
+    json.write('{"service": "slow", '); // half a body, then silence
+    const [g, c, j] = await Promise.all([answerOf(grpc), answerOf(connect), answerOf(json)]);
+    expect(g.status).toBe("grpc 8"); // RESOURCE_EXHAUSTED
+    expect(g.message).toMatch(/IngestStreamRequest message took more than 0.6 s to arrive/);
+    expect(c.status).toBe("429");
+    expect(JSON.parse(c.message)).toMatchObject({
+      code: "resource_exhausted",
+      message: expect.stringMatching(/IngestRequest message took more than 0.6 s to arrive/),
+    });
+    expect(j.status).toBe("408");
+    expect(JSON.parse(j.message)).toEqual({
+      detail: "The request body took more than 0.6 s to arrive; send it whole",
+    });
+    // The stream's idle timer is 30 s: each answer came from the deadline.
+    for (const answer of [g, c, j]) expect(answer.ms).toBeLessThan(3000);
+    // The refused body counts nothing; the key is still served.
+    const ok = await fetch(`${svc.url}/metrics`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": svc.key },
+      body: JSON.stringify({ service: "fast", metrics: [legacyMetric()] }),
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it("should end a message dripped under METRICS_MIN_DATA_RATE after the 5 s grace, long before its deadline", async () => {
+    svc = await startTestService({ METRICS_MESSAGE_DEADLINE_MS: "30000" });
+    session = http2.connect(svc.url);
+    session.on("error", () => {});
+    const grpc = open({ ":path": INGEST_STREAM, "content-type": "application/grpc" });
+    const answered = answerOf(grpc);
+    // 20 bytes a second, a twelfth of the 240 bytes/s minimum.
+    grpc.write(Buffer.from([0, 0, 0, 4, 0]));
+    const drip = setInterval(() => {
+      if (!grpc.closed) grpc.write(Buffer.alloc(2));
+    }, 100);
+    const answer = await answered;
+    clearInterval(drip);
+    expect(answer.status).toBe("grpc 8");
+    expect(answer.message).toMatch(
+      /IngestStreamRequest message arrived at \d+ bytes\/s, under the minimum of 240 bytes\/s/,
+    );
+    expect(answer.ms).toBeGreaterThan(4500);
+    expect(answer.ms).toBeLessThan(8000);
+  });
+
+  it("should let a stream wait between whole messages as long as it pays for it", async () => {
+    svc = await startTestService({ METRICS_MESSAGE_DEADLINE_MS: "600" });
+    session = http2.connect(svc.url);
+    session.on("error", () => {});
+    const grpc = open({ ":path": INGEST_STREAM, "content-type": "application/grpc" });
+    const answered = answerOf(grpc);
+    const message = envelope(
+      toBinary(IngestStreamRequestSchema, create(IngestStreamRequestSchema, authBatch(1))),
+    );
+    grpc.write(message);
+    await sleep(1000); // longer than the deadline, between messages
+    grpc.end(message);
+    const answer = await answered;
+    expect(answer.status).toBe("grpc 0");
+    expect(await countIn(svc.sql, "auth_metrics")).toBe(2);
   });
 });

@@ -2,12 +2,19 @@ import { createConnection, createServer, type Socket } from "node:net";
 
 /**
  * A TCP relay to a PostgreSQL server, for faults a real network has: not
- * there yet (listen later), gone (cut every connection), or answers lost
- * (the server's replies dropped while requests still reach it).
+ * there yet (listen later), gone (cut every connection), answers lost
+ * (the server's replies dropped while requests still reach it), or silent
+ * (everything dropped both ways).
  */
 export interface PgRelay {
   /** Drops what the server sends from now on, until {@link cut}. */
   dropReplies(): void;
+  /**
+   * Drops every byte both ways from now on, on open and new connections
+   * alike (still accepted, never answered), as a network that silently drops
+   * packets would: nothing reaches the server, nothing comes back. Until {@link cut}.
+   */
+  blackhole(): void;
   /** Ends every relayed connection at once, as a partition would; new ones pass again. */
   cut(): void;
   close(): void;
@@ -17,12 +24,15 @@ export interface PgRelay {
 export function pgRelay(target: URL, port: number): Promise<PgRelay> {
   const sockets = new Set<Socket>();
   let dropping = false;
+  let silent = false;
   const server = createServer((client) => {
     const upstream = createConnection(Number(target.port || 5432), target.hostname);
     sockets.add(client).add(upstream);
-    client.on("data", (chunk) => upstream.write(chunk));
+    client.on("data", (chunk) => {
+      if (!silent) upstream.write(chunk);
+    });
     upstream.on("data", (chunk) => {
-      if (!dropping) client.write(chunk);
+      if (!dropping && !silent) client.write(chunk);
     });
     const end = () => {
       client.destroy();
@@ -39,12 +49,16 @@ export function pgRelay(target: URL, port: number): Promise<PgRelay> {
     for (const socket of sockets) socket.destroy();
     sockets.clear();
     dropping = false;
+    silent = false;
   };
   return new Promise((resolve) =>
     server.listen(port, "127.0.0.1", () =>
       resolve({
         dropReplies: () => {
           dropping = true;
+        },
+        blackhole: () => {
+          silent = true;
         },
         cut,
         close: () => {

@@ -55,7 +55,7 @@ export function createRetryPolicy(options: RetryOptions = {}, random: () => numb
       const retryable =
         error.code === Code.ResourceExhausted
           ? serverDelay !== undefined
-          : RETRYABLE.has(error.code) || refusedStream(error);
+          : RETRYABLE.has(error.code) || refusedStream(error) || connectionLost(error);
       if (!retryable) return { action: "give-up" };
       // Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"):
       // spreads the retries of many emitters that failed together.
@@ -89,6 +89,38 @@ export function serverRetryDelayMillis(error: ConnectError): number | undefined 
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
+/** Whether `error` or one of the first links of its cause chain (a cyclic chain ends too) matches. */
+function causedBy(
+  error: ConnectError,
+  matches: (reason: Error, code: unknown) => boolean,
+): boolean {
+  let reason: unknown = error;
+  for (let depth = 0; depth < 5 && reason instanceof Error; depth++) {
+    if (matches(reason, (reason as { code?: unknown }).code)) return true;
+    reason = reason.cause;
+  }
+  return false;
+}
+
+/** Socket errors of a connection the server closed or reset under a request. */
+const LOST_CONNECTION_CODES = new Set<unknown>(["EPIPE", "ECONNRESET", "ECONNABORTED"]);
+
+/**
+ * Whether the connection was lost under the request (connect-es reports a
+ * broken pipe as INTERNAL "write EPIPE"): a server restarting closes its idle
+ * keep-alive connections while a client may be writing on one. The batch may
+ * or may not have arrived; its batch id makes sending it again safe (the
+ * service answers a retry from the first commit, never storing it twice).
+ */
+function connectionLost(error: ConnectError): boolean {
+  return causedBy(
+    error,
+    (reason, code) =>
+      LOST_CONNECTION_CODES.has(code) ||
+      /\b(EPIPE|ECONNRESET)\b|socket hang up/.test(reason.message),
+  );
+}
+
 /**
  * Whether the server never processed the stream: refused (opened after its
  * GOAWAY, RFC 9113 §8.7) or never started on a session already going away.
@@ -96,16 +128,11 @@ export function serverRetryDelayMillis(error: ConnectError): number | undefined 
  * which connect-node maps to INTERNAL rather than UNAVAILABLE.
  */
 function refusedStream(error: ConnectError): boolean {
-  let reason: unknown = error;
-  // A few links of the cause chain are enough, and a cyclic chain ends too.
-  for (let depth = 0; depth < 5 && reason instanceof Error; depth++) {
-    const code = (reason as { code?: unknown }).code;
-    if (reason.message.includes("REFUSED_STREAM") || code === "ERR_HTTP2_GOAWAY_SESSION") {
-      return true;
-    }
-    reason = reason.cause;
-  }
-  return false;
+  return causedBy(
+    error,
+    (reason, code) =>
+      reason.message.includes("REFUSED_STREAM") || code === "ERR_HTTP2_GOAWAY_SESSION",
+  );
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type QueuedAppend,
 } from "../group-commit.js";
 import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "../rows.js";
+import { StorageError } from "../storage-error.js";
 import { query } from "./pool.js";
 
 /** The tables of an event row, in the order of the grouped statement's arrays. */
@@ -154,6 +155,22 @@ async function commitGroup(
   return results;
 }
 
+/**
+ * A commit that failed without PostgreSQL's answer (a lost or silent
+ * connection, a timeout: no SQLSTATE of its own) may have committed: its
+ * error says so, and the client is told to retry with the same batch id.
+ */
+function answerLost(cause: unknown): StorageError {
+  const error = StorageError.from(cause);
+  const answered = /^[0-9A-Z]{5}$/.test(error.code) && !error.code.startsWith("08");
+  if (error.failure !== "unavailable" || answered || error.uncertain) return error;
+  return new StorageError(error.failure, error.message, {
+    cause: error.cause ?? cause,
+    code: error.code,
+    uncertain: true,
+  });
+}
+
 /** Options of {@link createPgEventStore}. */
 export interface PgEventStoreOptions extends EventStoreOptions {
   /** The idempotency window, when batch ids are claimed. */
@@ -172,7 +189,13 @@ export function createPgEventStore(pool: pg.Pool, options: PgEventStoreOptions):
   const windowMillis = options.ledger?.windowMillis;
   return createGroupCommit(
     {
-      write: (group) => commitGroup(pool, group, windowMillis),
+      write: async (group) => {
+        try {
+          return await commitGroup(pool, group, windowMillis);
+        } catch (cause) {
+          throw answerLost(cause);
+        }
+      },
       claimsBatchIds: windowMillis !== undefined,
       // Only a refusal of the data itself (a SQLSTATE PostgreSQL answered, not a lost
       // connection, after which the group may be committed) is worth a retry per request.

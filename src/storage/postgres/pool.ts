@@ -7,19 +7,27 @@ export interface PgPoolOptions {
   readonly url: string;
   /** Most connections this replica holds. */
   readonly max: number;
-  /** How long a request for a connection waits before it fails as unavailable, in ms. */
+  /**
+   * How long opening a connection, or waiting for one from a full pool, may
+   * take before it fails as unavailable, in ms (default 5000, never above
+   * `queryTimeoutMillis`).
+   */
   readonly connectionTimeoutMillis?: number;
   /** Name shown in `pg_stat_activity`. */
   readonly applicationName?: string;
   /**
-   * How long a query may go unanswered before it fails as unavailable, in ms
-   * (0: no bound, for migrations); a half-open connection never answers.
+   * How long a query may go unanswered before it fails as unavailable, in ms,
+   * its wait for a connection included when run by {@link query} (0: no
+   * bound, for migrations); a half-open or silent connection never answers.
+   * The service passes `METRICS_STORAGE_TIMEOUT_MS`, which start-up keeps
+   * below the one port's request timeout, so that a request waiting for
+   * PostgreSQL is answered UNAVAILABLE before its stream can be reset.
    */
-  readonly queryTimeoutMillis?: number;
+  readonly queryTimeoutMillis: number;
 }
 
-/** The default bound on a query: far above a commit's or a retention batch's time. */
-const QUERY_TIMEOUT_MILLIS = 30_000;
+/** The default bound on opening a connection or waiting for one. */
+const CONNECTION_TIMEOUT_MILLIS = 5000;
 
 /** OID of `bigint`: counts and ids, which stay well inside a double here. */
 const INT8_OID = 20;
@@ -32,14 +40,18 @@ export function createPgPool(options: PgPoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.max,
-    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5000,
+    connectionTimeoutMillis: Math.min(
+      options.connectionTimeoutMillis ?? CONNECTION_TIMEOUT_MILLIS,
+      options.queryTimeoutMillis || Number.POSITIVE_INFINITY,
+    ),
     idleTimeoutMillis: 30_000,
     // A peer gone without a word (a partition, a firewall's drop) is noticed.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(options.queryTimeoutMillis === 0
-      ? {}
-      : { query_timeout: options.queryTimeoutMillis ?? QUERY_TIMEOUT_MILLIS }),
+    // Client-side: the server's statement_timeout would not end a wait for a
+    // silent network (its cancellation is never heard), and as a startup
+    // parameter it is refused by poolers such as PgBouncer.
+    ...(options.queryTimeoutMillis === 0 ? {} : { query_timeout: options.queryTimeoutMillis }),
     application_name: options.applicationName ?? "mcp-metrics",
     types: {
       getTypeParser: ((oid: number, format?: "text" | "binary") =>
@@ -101,16 +113,51 @@ export async function inTransaction<T>(
 /**
  * Runs a query; a failure comes as a {@link StorageError}, so that callers
  * answer it as storage trouble (503 with `Retry-After` when PostgreSQL is
- * unreachable), never as an internal error.
+ * unreachable), never as an internal error. It fails within the pool's query
+ * timeout, its wait for a connection included: the pool bounds each of the
+ * two alone, so a query that waited long for a connection could otherwise
+ * take twice as long.
  */
 export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(
   db: pg.Pool,
   text: string,
   values?: unknown[],
 ): Promise<pg.QueryResult<T>> {
+  const bound = db.options.query_timeout ?? 0;
   try {
-    return await db.query<T>(text, values);
+    const work = db.query<T>(text, values);
+    return bound > 0 ? await withinMillis(work, bound, queryTimeout) : await work;
   } catch (error) {
     throw StorageError.from(error);
+  }
+}
+
+/** A query past its bound, as the driver reports its own read timeout: a connection failure (class 08). */
+function queryTimeout(millis: number): Error {
+  return Object.assign(new Error(`PostgreSQL did not answer within ${millis} ms`), {
+    code: "08006",
+  });
+}
+
+/**
+ * `work`, or the error `timedOut` makes once `millis` have passed. The work
+ * goes on (bounded by the driver's own timeouts); its late failure is ignored.
+ */
+export async function withinMillis<T>(
+  work: Promise<T>,
+  millis: number,
+  timedOut: (millis: number) => Error,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  work.catch(() => {});
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(timedOut(millis)), millis);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
