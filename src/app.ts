@@ -12,7 +12,7 @@ import type { BatchLedger } from "./storage/batch-ledger.js";
 import { createRetention } from "./storage/retention.js";
 import { type RetentionSchedule, scheduleRetention } from "./storage/retention-schedule.js";
 import { createRefusalLog } from "./telemetry/refusal-log.js";
-import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
+import { createTelemetry, redactedEndpoint, type Telemetry } from "./telemetry/telemetry.js";
 
 /** The most of the shutdown budget kept for the final telemetry export. */
 const TELEMETRY_SHUTDOWN_MILLIS = 5000;
@@ -66,6 +66,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
     let draining = () => false;
     telemetry = await createTelemetry({
       ...config.telemetry,
+      log,
       ...(storage.filePath === undefined ? {} : { databasePath: storage.filePath }),
       queuedRows: () => queuedRows(),
     });
@@ -194,7 +195,8 @@ export async function startService(config: Config, log: Logger): Promise<Running
         storage: storage.kind,
         database: storage.location,
         prometheus: telemetry.prometheusUrl,
-        otlp: config.telemetry.otlp?.url,
+        otlp: config.telemetry.otlp && redactedEndpoint(config.telemetry.otlp.url),
+        otlpProtocol: config.telemetry.otlp?.protocol,
       },
       "listening",
     );

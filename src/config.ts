@@ -181,14 +181,11 @@ export interface TelemetryConfig {
    * and port (`OTEL_EXPORTER_PROMETHEUS_PORT` or `OTEL_PROMETHEUS_PORT`, default 9465).
    */
   readonly prometheus: { readonly host: string; readonly port: number } | undefined;
-  /** OTLP/gRPC export when an endpoint is set (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, legacy `OTEL_OTLP_ENDPOINT`). */
-  readonly otlp:
-    | {
-        readonly url: string;
-        readonly headers: Readonly<Record<string, string>>;
-        readonly intervalMillis: number;
-      }
-    | undefined;
+  /**
+   * OTLP export, as the OpenTelemetry specification's variables say (see
+   * {@link OtlpConfig}); undefined when no OTLP exporter runs.
+   */
+  readonly otlp: OtlpConfig | undefined;
   /**
    * Distinct values per label before `_other` (`METRICS_MAX_LABEL_CARDINALITY`,
    * the upstream gateway's name, default 150; `METRICS_MAX_LABEL_VALUES` is
@@ -199,7 +196,49 @@ export interface TelemetryConfig {
   readonly maxLabelLength: number;
   /** Also record the MCP semantic-convention instruments (`METRICS_OTEL_SEMCONV`, default false). */
   readonly semconv: boolean;
+  /**
+   * How much the OpenTelemetry SDK says about itself (`OTEL_LOG_LEVEL`, the
+   * specification's variable: `none`, `error`, `warn`, `info` (default),
+   * `debug`, `verbose`, `all`), written through the service's log.
+   */
+  readonly sdkLogLevel: OtelLogLevel;
 }
+
+/** The OTLP protocols the specification names. */
+export const OTLP_PROTOCOLS = ["grpc", "http/protobuf", "http/json"] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+/** How metrics are exported over OTLP: each from its `OTEL_EXPORTER_OTLP_METRICS_*` or `OTEL_EXPORTER_OTLP_*` variable. */
+export interface OtlpConfig {
+  /** `…_PROTOCOL`: `grpc`, `http/protobuf` (the specification's default) or `http/json`. */
+  readonly protocol: OtlpProtocol;
+  /**
+   * Where to: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as given; else
+   * `OTEL_EXPORTER_OTLP_ENDPOINT` (or the older `OTEL_OTLP_ENDPOINT`) with
+   * `/v1/metrics` appended over HTTP, as given over gRPC; else the
+   * specification's default, `http://localhost:4318/v1/metrics` or `http://localhost:4317`.
+   */
+  readonly url: string;
+  /** `…_HEADERS` (`k=v,k2=v2`, URL-encoded), the metrics' own over the generic ones. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `OTEL_METRIC_EXPORT_INTERVAL`, default 60000 ms. */
+  readonly intervalMillis: number;
+  /** `…_TIMEOUT`, default 10000 ms: how long one export may take. */
+  readonly timeoutMillis: number;
+  /** `…_COMPRESSION`: `gzip` or `none` (default). */
+  readonly compression: "gzip" | "none";
+  /** `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: `cumulative` (default), `delta` or `lowmemory`. */
+  readonly temporality: "cumulative" | "delta" | "lowmemory";
+  /** PEM files: `…_CERTIFICATE` (the server's CA), `…_CLIENT_CERTIFICATE` and `…_CLIENT_KEY` (mTLS). */
+  readonly certificates: {
+    readonly ca?: string | undefined;
+    readonly cert?: string | undefined;
+    readonly key?: string | undefined;
+  };
+}
+
+/** Metrics exporters `OTEL_METRICS_EXPORTER` may name (the specification's `console` is not offered). */
+const METRICS_EXPORTERS = ["otlp", "prometheus", "none"];
 
 /** Thrown by {@link loadConfig} with every problem found, one per line. */
 export class ConfigError extends Error {
@@ -250,6 +289,10 @@ export const MAX_STORAGE_TIMEOUT_MILLIS = Math.floor(
   (DEFAULT_ONE_PORT_OPTIONS.requestTimeoutMillis - STORAGE_TIMEOUT_HEADROOM_MILLIS) /
     STORAGE_WAITS_PER_REQUEST,
 );
+
+/** `OTEL_LOG_LEVEL`'s values, as the OpenTelemetry specification lists them. */
+const OTEL_LOG_LEVELS = ["none", "error", "warn", "info", "debug", "verbose", "all"] as const;
+export type OtelLogLevel = (typeof OTEL_LOG_LEVELS)[number];
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -335,17 +378,94 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return out;
   };
-  const otlpUrl =
-    read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") ??
-    read("OTEL_EXPORTER_OTLP_ENDPOINT") ??
-    read("OTEL_OTLP_ENDPOINT");
+  /**
+   * Which exporters run. `OTEL_SDK_DISABLED=true`: none. `OTEL_METRICS_EXPORTER`
+   * (a list of `otlp`, `prometheus`, or `none`), when set: exactly those.
+   * Unset, this service differs from the specification's default (`otlp`,
+   * which would send to localhost whether or not a Collector is there):
+   * Prometheus unless `OTEL_PROMETHEUS_ENABLED=false`, and OTLP once an
+   * endpoint is configured.
+   */
+  const exportersChosen = (): { prometheus: boolean; otlp: boolean } => {
+    if (flag("OTEL_SDK_DISABLED", false)) return { prometheus: false, otlp: false };
+    const raw = read("OTEL_METRICS_EXPORTER");
+    if (raw === undefined) {
+      const endpoint = ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+        .concat("OTEL_OTLP_ENDPOINT")
+        .some((name) => read(name) !== undefined);
+      return { prometheus: flag("OTEL_PROMETHEUS_ENABLED", true), otlp: endpoint };
+    }
+    const names = raw
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== "");
+    for (const name of names) {
+      if (!METRICS_EXPORTERS.includes(name)) {
+        problems.push(
+          `OTEL_METRICS_EXPORTER: "${name}" is not one of ${METRICS_EXPORTERS.join(", ")}`,
+        );
+      }
+    }
+    if (names.includes("none") && names.length > 1) {
+      problems.push(`OTEL_METRICS_EXPORTER: "none" cannot be listed with other exporters`);
+    }
+    return { prometheus: names.includes("prometheus"), otlp: names.includes("otlp") };
+  };
+  const exporters = exportersChosen();
+  /** An OTLP setting: the metrics' own variable, else the generic one. */
+  const otlpSetting = (suffix: string): [name: string, value: string | undefined] => {
+    const own = `OTEL_EXPORTER_OTLP_METRICS_${suffix}`;
+    if (read(own) !== undefined) return [own, read(own)];
+    return [`OTEL_EXPORTER_OTLP_${suffix}`, read(`OTEL_EXPORTER_OTLP_${suffix}`)];
+  };
+  const otlpChoice = <T extends string>(suffix: string, fallback: T, allowed: readonly T[]): T => {
+    const [name, raw] = otlpSetting(suffix);
+    return raw === undefined ? fallback : oneOf<T>(name, fallback, allowed);
+  };
+  const otlpConfig = (): OtlpConfig => {
+    const legacy = read("OTEL_OTLP_ENDPOINT");
+    const protocol = otlpChoice<OtlpProtocol>("PROTOCOL", "http/protobuf", OTLP_PROTOCOLS);
+    const own = read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+    const generic = read("OTEL_EXPORTER_OTLP_ENDPOINT") ?? legacy;
+    const url =
+      own ??
+      (generic === undefined
+        ? protocol === "grpc"
+          ? "http://localhost:4317"
+          : "http://localhost:4318/v1/metrics"
+        : protocol === "grpc"
+          ? generic
+          : `${generic.replace(/\/+$/, "")}/v1/metrics`);
+    const [timeoutName] = otlpSetting("TIMEOUT");
+    return {
+      protocol,
+      url,
+      headers: {
+        ...pairs("OTEL_EXPORTER_OTLP_HEADERS"),
+        ...pairs("OTEL_EXPORTER_OTLP_METRICS_HEADERS"),
+      },
+      intervalMillis: integer("OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100, 86_400_000),
+      timeoutMillis: integer(timeoutName, 10_000, 1, 600_000),
+      compression: otlpChoice<"gzip" | "none">("COMPRESSION", "none", ["gzip", "none"]),
+      temporality: oneOf<"cumulative" | "delta" | "lowmemory">(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        "cumulative",
+        ["cumulative", "delta", "lowmemory"],
+      ),
+      certificates: {
+        ca: otlpSetting("CERTIFICATE")[1],
+        cert: otlpSetting("CLIENT_CERTIFICATE")[1],
+        key: otlpSetting("CLIENT_KEY")[1],
+      },
+    };
+  };
   const resourceAttributes = pairs("OTEL_RESOURCE_ATTRIBUTES");
   const telemetry: TelemetryConfig = {
     // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES (OpenTelemetry spec).
     serviceName:
       read("OTEL_SERVICE_NAME") ?? resourceAttributes["service.name"] ?? "mcp-metrics-service",
     resourceAttributes,
-    prometheus: flag("OTEL_PROMETHEUS_ENABLED", true)
+    prometheus: exporters.prometheus
       ? {
           // The specification's names win over the older ones, as for OTLP.
           host: read("OTEL_EXPORTER_PROMETHEUS_HOST") ?? read("OTEL_PROMETHEUS_HOST") ?? "0.0.0.0",
@@ -355,23 +475,14 @@ export function loadConfig(env: Env = process.env): Config {
               : integer("OTEL_EXPORTER_PROMETHEUS_PORT", 9465, 0, 65535),
         }
       : undefined,
-    otlp:
-      otlpUrl === undefined
-        ? undefined
-        : {
-            url: otlpUrl,
-            headers: {
-              ...pairs("OTEL_EXPORTER_OTLP_HEADERS"),
-              ...pairs("OTEL_EXPORTER_OTLP_METRICS_HEADERS"),
-            },
-            intervalMillis: integer("OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100, 86_400_000),
-          },
+    otlp: exporters.otlp ? otlpConfig() : undefined,
     maxValuesPerLabel:
       read("METRICS_MAX_LABEL_CARDINALITY") === undefined
         ? integer("METRICS_MAX_LABEL_VALUES", 150, 1, 100_000)
         : integer("METRICS_MAX_LABEL_CARDINALITY", 150, 1, 100_000),
     maxLabelLength: integer("METRICS_MAX_LABEL_LENGTH", 96, 8, 1024),
     semconv: flag("METRICS_OTEL_SEMCONV", false),
+    sdkLogLevel: oneOf<OtelLogLevel>("OTEL_LOG_LEVEL", "info", OTEL_LOG_LEVELS),
   };
 
   const maxConcurrentRequests = integer("METRICS_MAX_CONCURRENT_REQUESTS", 64, 1, 1_000_000);

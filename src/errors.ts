@@ -48,6 +48,33 @@ export function refusalReason(error: ConnectError): string {
   return Code[error.code].replace(/(?<=[a-z])(?=[A-Z])/g, "_").toLowerCase();
 }
 
+/**
+ * The code name (`ok`, `invalid_argument`, …, as Connect writes codes) an
+ * HTTP status of the JSON routes stands for, so that the request counter
+ * speaks one vocabulary on every ingress: the code this service's errors
+ * carry for that status (408, a body too slow, is `resource_exhausted` like
+ * a message too slow on the RPCs; 413 and 415 as Connect answers them).
+ */
+export function codeNameOfHttpStatus(status: number): string {
+  if (status >= 200 && status < 300) return "ok";
+  return HTTP_CODE_NAMES[status] ?? (status >= 500 ? "internal" : "unknown");
+}
+
+const HTTP_CODE_NAMES: Readonly<Record<number, string>> = {
+  400: "invalid_argument",
+  401: "unauthenticated",
+  403: "permission_denied",
+  404: "not_found",
+  405: "unimplemented",
+  408: "resource_exhausted",
+  409: "already_exists",
+  413: "resource_exhausted",
+  415: "unimplemented",
+  422: "invalid_argument",
+  429: "resource_exhausted",
+  503: "unavailable",
+};
+
 /** The HTTP status that stands for a Connect code (500 for any other). */
 export function httpStatusOf(code: Code): number {
   return HTTP_STATUS[code] ?? 500;

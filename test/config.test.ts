@@ -49,6 +49,7 @@ describe("loadConfig", () => {
         maxValuesPerLabel: 150,
         maxLabelLength: 96,
         semconv: false,
+        sdkLogLevel: "info",
       },
     });
   });
@@ -58,6 +59,44 @@ describe("loadConfig", () => {
     // Two waits of 15 s (a batch id's lookup, then the commit) would meet the 30 s stream timer.
     expect(() => loadConfig({ METRICS_STORAGE_TIMEOUT_MS: "15000" })).toThrow(
       /METRICS_STORAGE_TIMEOUT_MS=15000: must be at most 14500, .* 30000 ms request timeout/,
+    );
+  });
+
+  it("should choose OTLP's protocol and endpoint as the OpenTelemetry specification says", () => {
+    const otlp = (env: Record<string, string>) => loadConfig(env).telemetry.otlp;
+    expect(otlp({})).toBeUndefined();
+    expect(otlp({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" })).toMatchObject({
+      protocol: "http/protobuf",
+      url: "http://c:4318/v1/metrics",
+      timeoutMillis: 10_000,
+      compression: "none",
+      temporality: "cumulative",
+    });
+    expect(
+      otlp({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4317/", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }),
+    ).toMatchObject({ protocol: "grpc", url: "http://c:4317/" });
+    expect(
+      otlp({
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://c:4318/m",
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://ignored:4318",
+        OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: "2000",
+        OTEL_EXPORTER_OTLP_TIMEOUT: "9000",
+      }),
+    ).toMatchObject({ url: "http://c:4318/m", timeoutMillis: 2000 });
+    expect(otlp({ OTEL_METRICS_EXPORTER: "otlp,prometheus" })).toMatchObject({
+      url: "http://localhost:4318/v1/metrics",
+    });
+    expect(
+      otlp({ OTEL_METRICS_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }),
+    ).toMatchObject({ url: "http://localhost:4317" });
+    expect(loadConfig({ OTEL_METRICS_EXPORTER: "otlp" }).telemetry.prometheus).toBeUndefined();
+    expect(() => loadConfig({ OTEL_METRICS_EXPORTER: "console" })).toThrow(
+      /OTEL_METRICS_EXPORTER: "console" is not one of otlp, prometheus, none/,
+    );
+    expect(() =>
+      loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: "http", OTEL_OTLP_ENDPOINT: "http://c" }),
+    ).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL="http": must be one of grpc, http\/protobuf, http\/json/,
     );
   });
 
@@ -126,9 +165,11 @@ describe("loadConfig", () => {
   });
 
   it("should read the standard OpenTelemetry variables, with the legacy OTEL_OTLP_ENDPOINT as an alias", () => {
-    expect(loadConfig({ OTEL_OTLP_ENDPOINT: "http://legacy:4317" }).telemetry.otlp?.url).toBe(
-      "http://legacy:4317",
-    );
+    // The Python service's variable, read as it read it: http/protobuf to <endpoint>/v1/metrics.
+    expect(loadConfig({ OTEL_OTLP_ENDPOINT: "http://legacy:4318" }).telemetry.otlp).toMatchObject({
+      protocol: "http/protobuf",
+      url: "http://legacy:4318/v1/metrics",
+    });
     const config = loadConfig({
       OTEL_OTLP_ENDPOINT: "http://legacy:4317",
       OTEL_EXPORTER_OTLP_ENDPOINT: "http://generic:4317",

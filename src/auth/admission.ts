@@ -2,7 +2,7 @@ import { type ConnectError, type ContextValues, createContextKey } from "@connec
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/mcp/metrics/v1/admin_pb.js";
-import { errors, httpStatusOf, refusalReason } from "../errors.js";
+import { codeNameOfHttpStatus, errors, httpStatusOf, refusalReason } from "../errors.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "../http/respond.js";
 import { answerUnread, ingressOf } from "../http/unread-answer.js";
 import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
@@ -271,7 +271,7 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
       // written, whoever writes it: the route, or the door refusing it.
       const metrics = options.metrics;
       if (metrics && JSON_COUNTED_PATHS.has(pathOf(req)) && ingressOf(req) === "json") {
-        res.once("finish", () => metrics.request("json", String(res.statusCode)));
+        res.once("finish", () => metrics.request("json", codeNameOfHttpStatus(res.statusCode)));
       }
       decided.set(req, admission);
       return admission;
@@ -308,7 +308,7 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
       const outcome =
         ingress === "json" ? String(httpStatusOf(error.code)) : codeToString(error.code);
       // A JSON answer is counted when it is written (see decide).
-      if (ingress !== "json") options.metrics?.request(ingress, outcome);
+      if (ingress !== "json") options.metrics?.request(ingress, codeToString(error.code));
       if (refusal.kind === "rate_limited") options.metrics?.rateLimited(refusal.principal.service);
       options.refusals?.refused({
         ingress,

@@ -11,6 +11,7 @@ import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
 import type { Refusal, RefusalLog } from "../telemetry/refusal-log.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
+import { SERVICE_VERSION } from "../version.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import type { ArrivalLimits } from "./arrival.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
@@ -72,7 +73,8 @@ type Handler = RouteHandler;
 /** The legacy service's `GET /` answer (contract §1). */
 const ROOT = {
   service: "MCP Metrics Collection Service",
-  version: "1.0.0",
+  // The service's own version (the Python service always said 1.0.0).
+  version: SERVICE_VERSION,
   status: "running",
   endpoints: {
     metrics: "/metrics",

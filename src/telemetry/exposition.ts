@@ -101,17 +101,55 @@ function histogramSamples(name: string, point: DataPoint<Histogram>): string {
   return text;
 }
 
-function metricText(metric: MetricData): string {
-  let name = sanitize(escapeString(metric.descriptor.name));
+/**
+ * The units a metric name carries as a suffix, as the OpenTelemetry
+ * specification's Prometheus compatibility maps them (UCUM to Prometheus
+ * base units); a unit in braces (`{request}`) is an annotation and adds none.
+ */
+const UNIT_SUFFIXES: Readonly<Record<string, string>> = {
+  s: "seconds",
+  ms: "milliseconds",
+  By: "bytes",
+  KiBy: "kibibytes",
+  MiBy: "mebibytes",
+  "%": "percent",
+};
+
+const exposedNames = new Map<string, string>();
+
+/**
+ * A metric's name in the exposition: sanitized, then given its unit's suffix
+ * unless it already ends with it (`process.cpu.time`, unit `s`, is
+ * `process_cpu_time_seconds_total`; `mcp_metrics_commit_duration_seconds`
+ * stays as named), `_ratio` for a gauge of unit `1`, and `_total` for a
+ * monotonic sum (Prometheus naming conventions; the SDK's own serializer of
+ * this version adds no unit suffix).
+ */
+function exposedName(metric: MetricData): string {
+  const { descriptor } = metric;
+  const kind = metric.dataPointType;
+  const monotonic = kind === DataPointType.SUM && metric.isMonotonic;
+  const memo = `${descriptor.name}\u0000${descriptor.unit}\u0000${kind}\u0000${monotonic}`;
+  let name = exposedNames.get(memo);
+  if (name !== undefined) return name;
+  name = sanitize(escapeString(descriptor.name));
   if (name === "" || name === "_") return "";
   if (name[0] !== undefined && name[0] >= "0" && name[0] <= "9") name = `_${name}`;
-  if (
-    !name.endsWith("_total") &&
-    metric.dataPointType === DataPointType.SUM &&
-    metric.isMonotonic
-  ) {
-    name = `${name}_total`;
+  const bare = name.endsWith("_total") ? name.slice(0, -"_total".length) : name;
+  const suffix =
+    UNIT_SUFFIXES[descriptor.unit] ??
+    (descriptor.unit === "1" && kind === DataPointType.GAUGE ? "ratio" : undefined);
+  if (suffix !== undefined && !bare.endsWith(`_${suffix}`)) {
+    name = name === bare ? `${bare}_${suffix}` : `${bare}_${suffix}_total`;
   }
+  if (!name.endsWith("_total") && monotonic) name = `${name}_total`;
+  if (exposedNames.size < 10_000) exposedNames.set(memo, name);
+  return name;
+}
+
+function metricText(metric: MetricData): string {
+  const name = exposedName(metric);
+  if (name === "") return "";
   const help = `# HELP ${name} ${escapeString(metric.descriptor.description || "description missing")}`;
   const unit = metric.descriptor.unit
     ? `\n# UNIT ${name} ${escapeString(metric.descriptor.unit)}`

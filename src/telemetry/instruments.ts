@@ -116,7 +116,7 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
 
   const byType: Record<
     string,
-    { count?: SeriesTable<SumCell>; duration: SeriesTable<HistogramCell> }
+    { count?: SeriesTable<SumCell>; duration?: SeriesTable<HistogramCell> }
   > = {
     auth_request: {
       count: counter("mcp_auth_requests_total", "Authentication events"),
@@ -137,7 +137,33 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
     protocol_latency: {
       duration: seconds("mcp_protocol_latency_seconds", "Time between MCP protocol steps"),
     },
+    registry_operation: {
+      count: counter("mcp_registry_operations_total", "Tool registry operations"),
+      duration: seconds(
+        "mcp_registry_operation_duration_seconds",
+        "Tool registry operation duration",
+      ),
+    },
+    // A custom event's value means what its sender says: only the events are counted.
+    custom: { count: counter("mcp_custom_events_total", "Custom events, by metric name") },
   };
+  /** A semantic search's two phases, from the event's `embedding_time_ms` and `faiss_search_time_ms`. */
+  const discoveryPhases = [
+    {
+      key: "embedding_time_ms",
+      table: seconds(
+        "mcp_tool_discovery_embedding_duration_seconds",
+        "Time a semantic tool search spent embedding its query",
+      ),
+    },
+    {
+      key: "faiss_search_time_ms",
+      table: seconds(
+        "mcp_tool_discovery_search_duration_seconds",
+        "Time a semantic tool search spent in its vector search",
+      ),
+    },
+  ];
   const operation = options.semconv
     ? seconds(
         "mcp.server.operation.duration",
@@ -199,6 +225,16 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
     recordValue(cell, SECONDS_BUCKETS, seconds);
   };
 
+  /** A discovery's phase times, where it sent them (as dimensions or metadata), in seconds. */
+  const recordPhases = (event: CommittedEvent, series: Series): void => {
+    for (const { key, table } of discoveryPhases) {
+      const raw = event.dimensions[key] ?? event.metadata[key];
+      const millis = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+      if (typeof millis !== "number" || !Number.isFinite(millis) || millis < 0) continue;
+      recordValue(table.cell(series.key, series.labels), SECONDS_BUCKETS, millis / 1000);
+    }
+  };
+
   return {
     producer: aggregation.producer,
     record(events) {
@@ -207,9 +243,9 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
         // only custom events still takes its place under the service label cap.
         const series = seriesOf(event);
         const instruments = byType[event.metricType];
-        if (instruments === undefined) continue; // registry_operation and custom: storage only
+        if (instruments === undefined) continue;
         if (event.metricType === "protocol_latency") {
-          if (Number.isFinite(event.value) && event.value >= 0) {
+          if (instruments.duration && Number.isFinite(event.value) && event.value >= 0) {
             series.duration ??= instruments.duration.cell(series.key, series.labels);
             recordValue(series.duration, SECONDS_BUCKETS, event.value);
           }
@@ -219,12 +255,13 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
           series.count ??= instruments.count.cell(series.key, series.labels);
           series.count.value += 1;
         }
-        if (event.durationMs !== null) {
+        if (event.durationMs !== null && instruments.duration) {
           const seconds = event.durationMs / 1000;
           series.duration ??= instruments.duration.cell(series.key, series.labels);
           recordValue(series.duration, SECONDS_BUCKETS, seconds);
           if (event.metricType === "tool_execution") recordOperation(event, series, seconds);
         }
+        if (event.metricType === "tool_discovery") recordPhases(event, series);
       }
     },
   };

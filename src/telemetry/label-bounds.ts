@@ -39,6 +39,8 @@ export const LABEL_KEYS: Readonly<Record<string, readonly string[]>> = {
   tool_discovery: ["results_count", "top_k_services", "top_n_tools"],
   protocol_latency: ["flow_step", "server_name", "client_name"],
   health_check: ["endpoint", "status_code", "healthy"],
+  registry_operation: ["operation", "resource_type", "success"],
+  custom: ["metric_name"],
 };
 
 /** Labels holding a path or URL: only scheme, host and path are kept (no user info, no query). */

@@ -1,29 +1,43 @@
 import { randomUUID } from "node:crypto";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Metadata } from "@grpc/grpc-js";
+import { credentials, Metadata } from "@grpc/grpc-js";
 import { type Counter, diag, type Histogram, type Meter } from "@opentelemetry/api";
-import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-grpc";
+import { OTLPMetricExporter as OTLPGrpcMetricExporter } from "@opentelemetry/exporter-metrics-otlp-grpc";
+import {
+  AggregationTemporalityPreference,
+  OTLPMetricExporter as OTLPJsonMetricExporter,
+} from "@opentelemetry/exporter-metrics-otlp-http";
+import { OTLPMetricExporter as OTLPProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { HostMetrics } from "@opentelemetry/host-metrics";
+import { RuntimeNodeInstrumentation } from "@opentelemetry/instrumentation-runtime-node";
+import type { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   AggregationType,
   type IMetricReader,
   MeterProvider,
   PeriodicExportingMetricReader,
+  type PushMetricExporter,
   type ViewOptions,
 } from "@opentelemetry/sdk-metrics";
-import type { TelemetryConfig } from "../config.js";
+import type { OtlpConfig, TelemetryConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { BUILD_COMMIT, SERVICE_VERSION } from "../version.js";
 import { createExpositionServer } from "./exposition.js";
 import { createEventInstruments, type EventInstruments, SECONDS_BUCKETS } from "./instruments.js";
 import { createLabelBounds } from "./label-bounds.js";
+import { routeSdkDiagnostics } from "./sdk-log.js";
 
 /**
  * How telemetry leaves the service: the telemetry configuration, plus what
  * the composition root knows about the running service.
  */
 export interface TelemetryOptions extends TelemetryConfig {
+  /** Where the SDK's diagnostics and export failures are logged; silent when absent. */
+  readonly log?: Logger;
   /** The database file, whose size (with its WAL) is reported. */
   readonly databasePath?: string;
   /** Rows waiting for a commit, reported as a gauge. */
@@ -72,6 +86,17 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
+/** The request outcomes exported at 0 from start-up (codes as Connect names them, one vocabulary on every ingress). */
+const STARTING_CODES = [
+  "ok",
+  "invalid_argument",
+  "unauthenticated",
+  "permission_denied",
+  "resource_exhausted",
+  "unavailable",
+  "internal",
+];
+
 const ROW_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
 /**
@@ -81,8 +106,128 @@ const ROW_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
  */
 const SERIES_PER_INSTRUMENT = 10_000;
 
+/** How often the event loop's delay is sampled, in ms (the package's default is 10). */
+const RUNTIME_PRECISION_MILLIS = 10;
+
 /** The instrumentation scope of every instrument. */
 const SCOPE_NAME = "mcp-metrics-service";
+
+const TEMPORALITY = {
+  cumulative: AggregationTemporalityPreference.CUMULATIVE,
+  delta: AggregationTemporalityPreference.DELTA,
+  lowmemory: AggregationTemporalityPreference.LOWMEMORY,
+} as const;
+
+/** Reads a PEM file an OTLP variable names; a failure names the file. */
+function pem(path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new Error(`OTLP certificate ${path} cannot be read (${reason})`);
+  }
+}
+
+/**
+ * The official OTLP exporter for the configured protocol: `grpc`
+ * (exporter-metrics-otlp-grpc), `http/protobuf` (-proto) or `http/json`
+ * (-http), each given the endpoint, headers, timeout, compression,
+ * temporality and certificates as the specification's variables set them.
+ */
+export function createOtlpExporter(otlp: OtlpConfig): PushMetricExporter {
+  const common = {
+    url: otlp.url,
+    timeoutMillis: otlp.timeoutMillis,
+    compression: otlp.compression as CompressionAlgorithm,
+    temporalityPreference: TEMPORALITY[otlp.temporality],
+  };
+  const ca = pem(otlp.certificates.ca);
+  const cert = pem(otlp.certificates.cert);
+  const key = pem(otlp.certificates.key);
+  if (otlp.protocol === "grpc") {
+    // The gRPC exporter takes headers as gRPC metadata.
+    const metadata = new Metadata();
+    for (const [name, value] of Object.entries(otlp.headers)) metadata.set(name, value);
+    const tls = ca !== undefined || cert !== undefined;
+    return new OTLPGrpcMetricExporter({
+      ...common,
+      metadata,
+      ...(tls ? { credentials: credentials.createSsl(ca ?? null, key ?? null, cert ?? null) } : {}),
+    });
+  }
+  const http = {
+    ...common,
+    headers: { ...otlp.headers },
+    ...(ca || cert || key ? { httpAgentOptions: { ca, cert, key } } : {}),
+  };
+  return otlp.protocol === "http/json"
+    ? new OTLPJsonMetricExporter(http)
+    : new OTLPProtoMetricExporter(http);
+}
+
+/** How often a failing exporter's failures are logged: the first at once, then a summary per interval. */
+const EXPORT_FAILURE_LOG_MILLIS = 60_000;
+
+/** An endpoint as it may be logged: no user info, no query (either may carry a credential). */
+export function redactedEndpoint(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(unparsable endpoint)";
+  }
+}
+
+/**
+ * Reports each failed export: counted every time, logged at warn the first
+ * time and then at most once per {@link EXPORT_FAILURE_LOG_MILLIS}, with how
+ * many failed meanwhile, the endpoint and the reason (never the headers).
+ */
+function exportFailureReporter(
+  log: Logger | undefined,
+  endpoint: string,
+  count: (failures: number) => void,
+): (error: Error | undefined) => void {
+  let lastLogged = Number.NEGATIVE_INFINITY;
+  let unlogged = 0;
+  return (error) => {
+    count(1);
+    unlogged++;
+    const now = performance.now();
+    if (now - lastLogged < EXPORT_FAILURE_LOG_MILLIS) return;
+    log?.warn(
+      { exporter: "otlp", endpoint, failures: unlogged, reason: error?.message ?? "unknown" },
+      "metrics export failed",
+    );
+    lastLogged = now;
+    unlogged = 0;
+  };
+}
+
+/** `exporter`, telling `onFailure` of every export that did not succeed. */
+function countingFailures(
+  exporter: PushMetricExporter,
+  onFailure: (error: Error | undefined) => void,
+): PushMetricExporter {
+  return {
+    export(metrics, done) {
+      exporter.export(metrics, (result) => {
+        // ExportResultCode.SUCCESS is 0 (@opentelemetry/core).
+        if (result.code !== 0) onFailure(result.error);
+        done(result);
+      });
+    },
+    forceFlush: () => exporter.forceFlush(),
+    shutdown: () => exporter.shutdown(),
+    ...(exporter.selectAggregationTemporality
+      ? { selectAggregationTemporality: exporter.selectAggregationTemporality.bind(exporter) }
+      : {}),
+    ...(exporter.selectAggregation
+      ? { selectAggregation: exporter.selectAggregation.bind(exporter) }
+      : {}),
+  };
+}
 
 /** A view giving a histogram explicit boundaries (the SDK's defaults are millisecond-sized, W9). */
 function histogramView(instrumentName: string, boundaries: number[]): ViewOptions {
@@ -159,6 +304,23 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
     });
     size.addCallback((result) => result.observe(databaseBytes(path)));
   }
+  // Every series whose labels are known ahead is exported from start-up, at 0:
+  // `rate()` and `increase()` then see a first burst as one, and an alert on
+  // it can fire (a series born at its first increment has no earlier sample).
+  for (const ingress of ["grpc", "grpc-web", "connect", "json"]) {
+    for (const code of STARTING_CODES) requests.add(0, { ingress, code });
+  }
+  for (const outcome of ["accepted", "replayed"]) events.add(0, { outcome });
+  for (const failure of ["unavailable", "closed", "internal"]) storageErrors.add(0, { failure });
+  for (const port of ["main", "prometheus"]) {
+    for (const reason of ["total", "per_address"]) connectionsRefused.add(0, { port, reason });
+  }
+  localDecisions.add(0);
+  const buildInfo = meter.createObservableGauge("mcp_metrics_build_info", {
+    description: "The running build: 1, labelled with its version, commit and Node.js version",
+  });
+  const build = { version: SERVICE_VERSION, commit: BUILD_COMMIT, nodejs_version: process.version };
+  buildInfo.addCallback((result) => result.observe(1, build));
   return {
     request: (ingress, code) => requests.add(1, { ingress, code }),
     events: (outcome, count, reason = "") =>
@@ -221,11 +383,15 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
     });
     readers.push(prometheus);
   }
+  let exportFailures: Counter | undefined;
+  if (options.log) routeSdkDiagnostics(options.log, options.sdkLogLevel);
   if (options.otlp) {
-    // The gRPC exporter takes headers as gRPC metadata.
-    const metadata = new Metadata();
-    for (const [key, value] of Object.entries(options.otlp.headers)) metadata.set(key, value);
-    const exporter = new OTLPMetricExporter({ url: options.otlp.url, metadata });
+    const exporter = countingFailures(
+      createOtlpExporter(options.otlp),
+      exportFailureReporter(options.log, redactedEndpoint(options.otlp.url), (count) =>
+        exportFailures?.add(count, { exporter: "otlp" }),
+      ),
+    );
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,
@@ -248,6 +414,12 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
     description: "Label values collapsed into _other by the cardinality cap",
   });
   const service = createServiceMetrics(meter, options);
+  const runtime = startRuntimeMetrics(provider);
+  exportFailures = meter.createCounter("mcp_metrics_export_failures_total", {
+    description:
+      "Exports that failed, by exporter (otlp): the collector unreachable, refusing, or too slow",
+  });
+  if (options.otlp) exportFailures.add(0, { exporter: "otlp" });
 
   let prometheusUrl: string | undefined;
   let exposition: Server | undefined;
@@ -290,7 +462,28 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
         // in progress gets its answer.
         await new Promise((resolve) => exposition?.close(resolve));
       }
+      runtime.stop();
       await provider.shutdown();
     },
   };
+}
+
+/**
+ * Process and Node.js runtime metrics, from the maintained OpenTelemetry
+ * packages: the process's CPU time and memory (`process_cpu_time_seconds_total`,
+ * `process_memory_usage_bytes`; host-metrics, whose system-wide groups are
+ * left to a node exporter) and the event loop's delay and utilization, V8's
+ * heap and garbage collection (`nodejs_eventloop_*`, `v8js_*`;
+ * instrumentation-runtime-node).
+ */
+function startRuntimeMetrics(provider: MeterProvider): { stop(): void } {
+  new HostMetrics({
+    meterProvider: provider,
+    name: SCOPE_NAME,
+    metricGroups: ["process.cpu", "process.memory"],
+  }).start();
+  const runtime = new RuntimeNodeInstrumentation({ monitoringPrecision: RUNTIME_PRECISION_MILLIS });
+  runtime.setMeterProvider(provider);
+  runtime.enable();
+  return { stop: () => runtime.disable() };
 }

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestService, type TestService, tempDir } from "../support/service.js";
 
 const run = promisify(execFile);
-const PACKAGE_DIR = join(import.meta.dirname, "..", "..", "clients", "typescript");
+const REPOSITORY = join(import.meta.dirname, "..", "..");
+const PACKAGE_DIR = join(REPOSITORY, "clients", "typescript");
+const TSC = join(REPOSITORY, "node_modules", "typescript", "bin", "tsc");
 
 /**
  * The environment for npm: the caller's, without the variables an enclosing
@@ -76,18 +78,48 @@ console.log(
 );
 `;
 
+/**
+ * A consumer's TypeScript, type-checked against the installed package: were
+ * the package's types not found, or found as `any` (its own, or those of the
+ * generated code it re-exports, which come from @bufbuild/protobuf), the
+ * import would fail or a `@ts-expect-error` line would be an unused
+ * directive, itself an error.
+ */
+const TYPED_CONSUMER = `import { createMetricsClient, IngestService, type MetricsClient } from "@mcp-metrics/client";
+
+const client: MetricsClient = createMetricsClient({
+  baseUrl: "http://127.0.0.1:8890",
+  apiKey: "key",
+  service: "consumer",
+});
+client.auth({ success: true, method: "jwt", durationMs: 4.5 });
+// @ts-expect-error: success is a boolean
+client.auth({ success: "yes", method: "jwt" });
+export const emitted: number = client.stats().emitted;
+// @ts-expect-error: the service descriptor's methods are typed
+IngestService.method.nope;
+`;
+
+/**
+ * The resolution modes a consumer may compile with, each with the `module`
+ * it goes with: node10 (`moduleResolution: node`, which ignores `exports`
+ * and reads `types`), node16 and nodenext (`exports` with its `types`
+ * condition, from an ES module), and bundler.
+ */
+const RESOLUTIONS = [
+  ["node10", "commonjs"],
+  ["node16", "node16"],
+  ["nodenext", "nodenext"],
+  ["bundler", "esnext"],
+] as const;
+
 describe("the TypeScript client as an npm package", () => {
   let svc: TestService;
   const dir = tempDir("mcp-metrics-package-");
+  const consumer = join(dir, "consumer");
+  const installed = join(consumer, "node_modules", "@mcp-metrics", "client");
   beforeAll(async () => {
     svc = await startTestService();
-  });
-  afterAll(async () => {
-    await svc?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it("should install from its packed tarball and send events when imported by name", async () => {
     const env = npmEnv();
     // prepack builds the package; the tarball holds what a registry would serve.
     const packs = join(dir, "packs");
@@ -98,7 +130,6 @@ describe("the TypeScript client as an npm package", () => {
 
     // A project of its own, outside this repository: only the tarball and its
     // declared dependencies (from the npm cache) can satisfy the import.
-    const consumer = join(dir, "consumer");
     mkdirSync(consumer);
     writeFileSync(
       join(consumer, "package.json"),
@@ -106,10 +137,17 @@ describe("the TypeScript client as an npm package", () => {
     );
     const mode = await installTarball(consumer, join(packs, tarballs[0] as string), env);
     if (mode !== "--offline") console.warn(`npm install ${mode}: the npm cache lacked metadata`);
-    const installed = join(consumer, "node_modules", "@mcp-metrics", "client");
+  }, 120_000);
+  afterAll(async () => {
+    await svc?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should install from its packed tarball and send events when imported by name", async () => {
     expect(existsSync(join(installed, "dist", "clients", "typescript", "src", "index.d.ts"))).toBe(
       true,
     );
+    expect(existsSync(join(installed, "LICENSE"))).toBe(true);
     writeFileSync(join(consumer, "consumer.mjs"), CONSUMER);
 
     // Asynchronously: the service answering it runs in this process.
@@ -161,5 +199,27 @@ describe("the TypeScript client as an npm package", () => {
         duration_ms: 12,
       }),
     ]);
-  }, 120_000);
+  }, 60_000);
+
+  it.each(RESOLUTIONS)(
+    "should type-check a consumer compiled with moduleResolution %s",
+    async (resolution, module) => {
+      const file = `typed-${resolution}.ts`;
+      writeFileSync(join(consumer, file), TYPED_CONSUMER);
+      // The consumer's own @types/node, as an emitting service has. Declaration
+      // files are not type-checked (skipLibCheck, 2 s instead of 10 s a mode:
+      // the package's build already compiles them); the directives above
+      // catch types that do not resolve.
+      const args = [
+        ...["--noEmit", "--strict", "--exactOptionalPropertyTypes", "--skipLibCheck"],
+        ...["--moduleResolution", resolution, "--module", module, "--target", "es2022"],
+        ...["--types", "node", "--typeRoots", join(REPOSITORY, "node_modules", "@types"), file],
+      ];
+      const result = await run(process.execPath, [TSC, ...args], { cwd: consumer }).catch(
+        (error: { stdout?: string }) => ({ stdout: `failed: ${error.stdout}` }),
+      );
+      expect(result.stdout).toBe("");
+    },
+    60_000,
+  );
 });

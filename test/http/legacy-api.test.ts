@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/auth/api-key.js";
@@ -27,7 +28,8 @@ describe("legacy JSON API (contract §1)", () => {
   it("should answer GET / and GET /health with the legacy bodies", async () => {
     expect(await (await fetch(`${svc.url}/`)).json()).toEqual({
       service: "MCP Metrics Collection Service",
-      version: "1.0.0",
+      // The package's version, where the Python service always said 1.0.0.
+      version: JSON.parse(readFileSync("package.json", "utf8")).version,
       status: "running",
       endpoints: {
         metrics: "/metrics",

@@ -75,6 +75,7 @@ describe("graceful shutdown on SIGTERM", () => {
       SQLITE_DB_PATH: join(tempDir(), "metrics.db"),
       METRICS_API_KEY_SHUTDOWN_TEST: key,
       METRICS_SHUTDOWN_TIMEOUT_MS: "3000",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "grpc",
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
       // Only the shutdown's final export can reach the receiver within the test.
       OTEL_METRIC_EXPORT_INTERVAL: "600000",

@@ -61,7 +61,7 @@ describe("one door: a refusal is decided once, answered alike on every ingress a
         calls,
       );
     }
-    expect(delta('mcp_metrics_requests_total{ingress="json",code="401"}')).toBe(1);
+    expect(delta('mcp_metrics_requests_total{ingress="json",code="unauthenticated"}')).toBe(1);
   });
 
   it("should spend a key's tokens at the door, for unary calls and stream openings alike, and refuse past them RESOURCE_EXHAUSTED / 429 on every ingress", async () => {

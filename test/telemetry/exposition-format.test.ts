@@ -75,9 +75,18 @@ describe("serializeExposition", () => {
     );
     const ours = serializeExposition(metrics);
     expect(ours).toContain('already_total{quote="say \\"hi\\"",backslash="C:\\\\path"');
-    expect(ours).toContain('mcp_duration_bucket{a="1",le="0.25"} 0');
+    // One deliberate difference: a name gets its unit's suffix, as Prometheus's
+    // conventions and the OpenTelemetry specification ask (this version of the
+    // library adds none); names that already end with it are left alone.
+    expect(ours).toContain('mcp_duration_seconds_bucket{a="1",le="0.25"} 0');
+    expect(ours).toContain("default_buckets_milliseconds_count");
+    expect(ours).toContain("custom_seconds_count");
     expect(ours).toContain('otel_metric_overflow="true"');
-    expect(ours).toBe(library.serialize(metrics));
+    const unitSuffixed = library
+      .serialize(metrics)
+      .replace(/\bmcp_duration(?=[_ {\n])/g, "mcp_duration_seconds")
+      .replace(/\bdefault_buckets(?=[_ {\n])/g, "default_buckets_milliseconds");
+    expect(ours).toBe(unitSuffixed);
   });
 
   it("should say so when nothing is registered, as the library does", async () => {

@@ -89,12 +89,85 @@ describe("the Prometheus exposition", () => {
       'mcp_protocol_latency_seconds_sum{flow_step="initialize_to_tools_call",server_name="_unset",client_name="_unset",service="expo",metric_type="protocol_latency"} 0.75',
     );
     expect(text).toContain('mcp_metrics_events_total{outcome="accepted"}');
-    expect(text).toMatch(/mcp_metrics_requests_total\{ingress="json",code="200"\} \d+/);
+    expect(text).toMatch(/mcp_metrics_requests_total\{ingress="json",code="ok"\} \d+/);
     // A service.instance.id of its own per process (a UUID), so that replicas never collide.
     expect(text).toMatch(
       /^target_info\{service_instance_id="[0-9a-f-]{36}",service_name="mcp-metrics-service"\} 1$/m,
     );
-    expect(text).not.toContain("custom");
+    // The build, and every counter whose labels are known ahead, from start-up.
+    expect(text).toMatch(
+      /^mcp_metrics_build_info\{version="\d+\.\d+\.\d+",commit="[^"]+",nodejs_version="v\d+\.\d+\.\d+"\} 1$/m,
+    );
+    expect(text).toContain('mcp_metrics_storage_errors_total{failure="unavailable"} 0');
+    // Process and Node.js runtime metrics, named with their units as Prometheus asks
+    // (the event loop's delay is first reported once it has been sampled a while).
+    for (const family of [
+      "process_cpu_time_seconds_total",
+      "process_memory_usage",
+      "nodejs_eventloop_delay_p99_seconds",
+      "nodejs_eventloop_utilization_ratio",
+      "v8js_memory_heap_used_bytes",
+    ]) {
+      const line = new RegExp(`^${family}(\\{[^}]*\\})? [0-9.e+-]+$`, "m");
+      await expect.poll(async () => line.test(await scrape(port)), { timeout: 5000 }).toBe(true);
+    }
+    expect(text).toContain('mcp_metrics_requests_total{ingress="grpc-web",code="unavailable"} 0');
+    // Counted, one event, whatever its value.
+    expect(text).toContain(
+      'mcp_custom_events_total{metric_name="x",service="expo",metric_type="custom"} 1',
+    );
+  });
+
+  it("should count every event type: registry operations, custom events and a search's two phases too", async () => {
+    const service = "expo-every-type";
+    const res = await postMetrics(
+      svc.url,
+      {
+        service,
+        metrics: [
+          {
+            type: "registry_operation",
+            value: 1,
+            duration_ms: 30,
+            dimensions: { operation: "register", resource_type: "server", success: true },
+          },
+          { type: "custom", value: -4.5, dimensions: { metric_name: "cache_misses" } },
+          {
+            type: "tool_discovery",
+            value: 1,
+            duration_ms: 120,
+            dimensions: {
+              query: "weather",
+              results_count: 0,
+              embedding_time_ms: 40,
+              faiss_search_time_ms: "8",
+            },
+          },
+        ],
+      },
+      { key: await svc.keyFor(service) },
+    );
+    expect(res.json.accepted).toBe(3);
+    const text = await scrape(port);
+    const line = (name: string) =>
+      text.split("\n").filter((l) => l.startsWith(name) && l.includes(service));
+    expect(line("mcp_registry_operations_total")).toEqual([
+      `mcp_registry_operations_total{operation="register",resource_type="server",success="true",service="${service}",metric_type="registry_operation"} 1`,
+    ]);
+    expect(line("mcp_registry_operation_duration_seconds_sum")).toEqual([
+      `mcp_registry_operation_duration_seconds_sum{operation="register",resource_type="server",success="true",service="${service}",metric_type="registry_operation"} 0.03`,
+    ]);
+    // Counted, whatever its value.
+    expect(line("mcp_custom_events_total")).toEqual([
+      `mcp_custom_events_total{metric_name="cache_misses",service="${service}",metric_type="custom"} 1`,
+    ]);
+    const labels = `results_count="0",top_k_services="_unset",top_n_tools="_unset",service="${service}",metric_type="tool_discovery"`;
+    expect(line("mcp_tool_discovery_embedding_duration_seconds_sum")).toEqual([
+      `mcp_tool_discovery_embedding_duration_seconds_sum{${labels}} 0.04`,
+    ]);
+    expect(line("mcp_tool_discovery_search_duration_seconds_sum")).toEqual([
+      `mcp_tool_discovery_search_duration_seconds_sum{${labels}} 0.008`,
+    ]);
   });
 
   it("should record nothing for a rejected batch", async () => {

@@ -31,11 +31,16 @@ describe("createLabelBounds", () => {
     });
   });
 
-  it("should give no dimension labels to types without instruments", () => {
+  it("should label a custom event by its metric name only, and a type it does not know by nothing", () => {
     const bounds = createLabelBounds({ maxValuesPerLabel: 10, maxLength: 96 });
-    expect(bounds.labelsFor("custom", "svc", { metric_name: "m" })).toEqual({
+    expect(bounds.labelsFor("custom", "svc", { metric_name: "m", user_id: "u1" })).toEqual({
+      metric_name: "m",
       service: "svc",
       metric_type: "custom",
+    });
+    expect(bounds.labelsFor("unheard_of", "svc", { metric_name: "m" })).toEqual({
+      service: "svc",
+      metric_type: "unheard_of",
     });
   });
 

@@ -1,24 +1,55 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKeyAdmin } from "../../src/auth/key-admin.js";
+import { loadConfig } from "../../src/config.js";
+import { openStorage } from "../../src/storage/backend.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { postMetrics } from "../support/legacy.js";
+import { exposition, freePort, startTestService, type TestService } from "../support/service.js";
 import {
-  exposition,
-  freePort,
-  startTestService,
-  type TestService,
-  tempDir,
-} from "../support/service.js";
+  appliesTo,
+  DASHBOARD,
+  FAMILIES,
+  familyOf,
+  labelValuesOf,
+  panelsOf,
+  VARIABLE_LABELS,
+  type Variable,
+  variableQuery,
+} from "./dashboard.js";
+import { dashboardTraffic, typedEvents } from "./dashboard-traffic.js";
+import { selectorsOf } from "./promql-selectors.js";
+import { type RealPrometheus, startPrometheus } from "./real-prometheus.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const DASHBOARD = JSON.parse(
-  readFileSync(join(ROOT, "deploy/grafana/dashboards/mcp-analytics.json"), "utf8"),
-) as {
-  panels: { title: string; targets: { expr: string }[] }[];
-  templating: { list: { name: string; allValue?: string }[] };
+
+/** The Prometheus job of deploy/prometheus/prometheus.yml, as this test's Prometheus names it too. */
+const JOB = "mcp-metrics-service";
+
+/**
+ * Grafana's own variables, as this test stands them in: a rate over the last
+ * minute (a scrape a second), totals over the last hour (the dashboard's
+ * default time range, longer than the test).
+ */
+const GRAFANA_VARIABLES: Readonly<Record<string, string>> = {
+  __rate_interval: "1m",
+  __interval: "1s",
+  __range: "1h",
 };
+
+/** A query with its variables replaced by `values` and Grafana's own. */
+function substitute(expr: string, values: Readonly<Record<string, string>>): string {
+  return expr.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (_m, name: string) => {
+    const value = GRAFANA_VARIABLES[name] ?? values[name];
+    if (value === undefined) throw new Error(`no value for $${name} in ${expr}`);
+    return value;
+  });
+}
+
+/** Every panel's queries, with their panel. */
+const QUERIES = panelsOf(DASHBOARD).flatMap((panel) =>
+  (panel.targets ?? []).map((target) => ({ panel: panel.title, ...target })),
+);
 
 /** Contract §5: the Python dashboard's PromQL, verbatim. */
 const CONTRACT_QUERIES = [
@@ -69,182 +100,223 @@ const BROKEN_BY_DESIGN = [0.5, 0.95, 0.99].map(
   (q) => `histogram_quantile(${q.toFixed(2)}, rate(mcp_tool_executions_total[5m]))`,
 );
 
-/** The traffic: auth 40 (34 succeed), tool calls 60 (initialize 10, tools/list 20, tools/call 30; 6 fail), per phase. */
-function legacyMix(): Record<string, unknown>[] {
-  const auth = Array.from({ length: 40 }, (_, i) => ({
-    type: "auth_request",
-    value: 1,
-    duration_ms: 20 + i,
-    dimensions: {
-      success: i >= 6,
-      method: ["jwt", "oauth", "noauth"][i % 3],
-      server: i % 2 ? "github" : "currenttime",
-      user_hash: `u${i}`,
-    },
-  }));
-  const methods = [
-    ...Array(10).fill("initialize"),
-    ...Array(20).fill("tools/list"),
-    ...Array(30).fill("tools/call"),
-  ] as string[];
-  const tools = methods.map((method, i) => ({
-    type: "tool_execution",
-    value: 1,
-    duration_ms: 120 + i, // 0.12 to 0.18 s: the P95 lies in the (0.1, 0.25] bucket
-    dimensions: {
-      method,
-      success: i % 10 !== 0,
-      tool_name: method === "tools/call" ? ["now", "convert", "zones"][i % 3] : "",
-      server_name: i % 2 ? "currenttime" : "weather",
-      client_name: i % 3 ? "claude-desktop" : "cursor",
-    },
-  }));
-  const flows = [
-    "initialize_to_tools_list",
-    "tools_list_to_tools_call",
-    "initialize_to_tools_call",
-  ].map((step, i) => ({
-    type: "protocol_latency",
-    value: 0.2 * (i + 1),
-    dimensions: { flow_step: step, server_name: "currenttime" },
-  }));
-  return [...auth, ...tools, ...flows];
-}
-
-async function startPrometheus(
-  exporterPort: number,
-): Promise<{ url: string; child: ChildProcess }> {
-  const dir = tempDir("prometheus-");
-  const port = await freePort();
-  writeFileSync(
-    join(dir, "prometheus.yml"),
-    [
-      "global:",
-      "  scrape_interval: 1s",
-      "  evaluation_interval: 1s",
-      "rule_files:",
-      `  - ${join(ROOT, "deploy/prometheus/alerts.yml")}`,
-      "scrape_configs:",
-      "  - job_name: mcp-metrics-service",
-      "    static_configs:",
-      `      - targets: ["127.0.0.1:${exporterPort}"]`,
-      "",
-    ].join("\n"),
-  );
-  const child = spawn(
-    "prometheus",
-    [
-      `--config.file=${join(dir, "prometheus.yml")}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--log.level=warn",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    const ready = await fetch(`${url}/-/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return { url, child };
-    await new Promise((r) => setTimeout(r, 100));
+/**
+ * A key of `service` allowed `perMinute` requests a minute, made as
+ * `keys create --rate-limit` makes it and loaded into the running service.
+ */
+async function keyWithRateLimit(
+  svc: TestService,
+  service: string,
+  perMinute: number,
+): Promise<string> {
+  const storage = await openStorage(loadConfig({ ...svc.storageEnv, LOG_LEVEL: "silent" }));
+  let key: string;
+  try {
+    ({ key } = await createKeyAdmin(storage.keys).create({
+      service,
+      scope: "ingest",
+      rateLimit: perMinute,
+    }));
+  } finally {
+    await storage.close();
   }
-  child.kill();
-  throw new Error("prometheus did not become ready");
+  await svc.running.registry.reload();
+  return key;
 }
 
 describe("the shipped dashboard and the contract's PromQL against a real Prometheus", () => {
   let svc: TestService;
-  let prometheus: { url: string; child: ChildProcess };
-
-  const query = async (
-    promql: string,
-  ): Promise<{ metric: Record<string, string>; value: [number, string] }[]> => {
-    const res = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(promql)}`);
-    const body = (await res.json()) as {
-      status: string;
-      error?: string;
-      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
-    };
-    if (body.status !== "success") throw new Error(`${promql}: ${body.error}`);
-    return body.data.result;
-  };
-  const scalar = async (promql: string) => Number((await query(promql))[0]?.value[1]);
+  let prometheus: RealPrometheus;
+  const query = (promql: string) => prometheus.query(promql);
+  const scalar = (promql: string) => prometheus.scalar(promql);
   const until = async (promql: string, expected: number) => {
-    for (let i = 0; i < 150; i++) {
-      if ((await scalar(promql)) === expected) return;
-      await new Promise((r) => setTimeout(r, 100));
+    if (!(await prometheus.eventually(`(${promql}) == ${expected}`))) {
+      throw new Error(`${promql} never reached ${expected}`);
     }
-    throw new Error(`${promql} never reached ${expected}`);
+  };
+
+  /** The values a query variable lists, given the values of the variables before it. */
+  const listed = async (variable: Variable, values: Readonly<Record<string, string>>) => {
+    const read = labelValuesOf(variableQuery(variable));
+    if (read === undefined) throw new Error(`$${variable.name} is no label_values() query`);
+    const result = await query(`group by (${read.label}) (${substitute(read.selector, values)})`);
+    return result
+      .map((r) => r.metric[read.label] ?? "")
+      .filter((v) => v !== "")
+      .sort();
+  };
+  /**
+   * The values Grafana gives the variables when the dashboard opens: All
+   * (its allValue) where there is an All, the first listed value elsewhere;
+   * `picked` where given (a value without regex characters: Grafana would
+   * escape them).
+   */
+  const resolve = async (picked: Readonly<Record<string, string>> = {}) => {
+    const values: Record<string, string> = {};
+    for (const variable of DASHBOARD.templating.list) {
+      if (variable.type !== "query") continue;
+      values[variable.name] =
+        picked[variable.name] ??
+        (variable.includeAll
+          ? (variable.allValue ?? ".*")
+          : ((await listed(variable, values))[0] ?? ""));
+    }
+    return values;
+  };
+  const variable = (name: string) => {
+    const found = DASHBOARD.templating.list.find((v) => v.name === name);
+    if (found === undefined) throw new Error(`no variable $${name}`);
+    return found;
   };
 
   beforeAll(async () => {
     const exporter = await exposition();
-    svc = await startTestService(exporter.env);
-    prometheus = await startPrometheus(exporter.port);
-    // Phase 1 over the legacy JSON API, phase 2 over gRPC, with a scrape between, so that rates are not zero.
-    const json = legacyMix();
+    svc = await startTestService({
+      ...exporter.env,
+      // OTLP to a port nobody listens on: the export-health panel has failures to show.
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+      OTEL_METRIC_EXPORT_INTERVAL: "500",
+    });
+    prometheus = await startPrometheus({
+      targetPort: exporter.port,
+      job: JOB,
+      ruleFiles: [join(ROOT, "deploy/prometheus/alerts.yml")],
+    });
+    const gateway = await svc.keyFor("gateway");
+    // Phase 1 over the legacy JSON API, phase 2 over gRPC, with scrapes between, so that rates are not zero.
+    const json = dashboardTraffic();
     for (let i = 0; i < json.length; i += 50) {
       const metrics = json.slice(i, i + 50);
-      const res = await postMetrics(
-        svc.url,
-        { service: "gateway", metrics },
-        { key: await svc.keyFor("gateway") },
-      );
+      const res = await postMetrics(svc.url, { service: "gateway", metrics }, { key: gateway });
       expect(res.json.accepted).toBe(metrics.length);
     }
     await until("sum(mcp_tool_executions_total)", 60);
+
+    // A key allowed one request a minute: its first batch passes, the next ones are rate-limited.
+    const limited = await keyWithRateLimit(svc, "limited-emitter", 1);
+    const probe = { type: "custom", value: 1, dimensions: { metric_name: "probe" } };
+    const limitedBatch = { service: "limited-emitter", metrics: [probe] };
+    expect((await postMetrics(svc.url, limitedBatch, { key: limited })).status).toBe(200);
+    /**
+     * One request over the rate limit and one batch rejected, in each phase:
+     * a counter's first value is no increase (Prometheus has nothing before
+     * it), the second is.
+     */
+    const refusals = async () => {
+      expect((await postMetrics(svc.url, limitedBatch, { key: limited })).status).toBe(429);
+      const invalid = { type: "auth_request", value: 1, duration_ms: -5, dimensions: {} };
+      const rejected = await postMetrics(
+        svc.url,
+        { service: "gateway", metrics: [invalid] },
+        { key: gateway },
+      );
+      expect(rejected.json.accepted ?? 0).toBe(0);
+    };
+    await refusals();
+    await until('sum(mcp_metrics_refused_requests_total{reason="rate_limited"})', 1);
     await new Promise((r) => setTimeout(r, 1500));
-    const grpc = ingestClient(GRPC, svc.url, await svc.keyFor("gateway"));
-    const mix = legacyMix();
-    for (let i = 0; i < mix.length; i += 50) {
-      // The same events through the typed API: type and dimensions carry over via the legacy keys.
-      const events = mix.slice(i, i + 50).map((m) => {
-        const kind = {
-          auth_request: "authRequest",
-          tool_execution: "toolExecution",
-          protocol_latency: "protocolLatency",
-        }[m.type as string] as "authRequest";
-        return {
-          value: m.value as number,
-          ...(m.duration_ms === undefined ? {} : { durationMs: m.duration_ms as number }),
-          dimensions: m.dimensions as Record<string, never>,
-          kind: { case: kind, value: {} },
-        };
-      });
-      expect((await grpc.ingest({ service: "gateway", events })).accepted).toBe(events.length);
+
+    // The same events through the typed API: type and fields carry over via the legacy keys.
+    const grpc = ingestClient(GRPC, svc.url, gateway);
+    const events = typedEvents(dashboardTraffic());
+    for (let i = 0; i < events.length; i += 50) {
+      const slice = events.slice(i, i + 50);
+      expect((await grpc.ingest({ service: "gateway", events: slice })).accepted).toBe(
+        slice.length,
+      );
     }
+    await refusals();
     await until("sum(mcp_tool_executions_total)", 120);
+    await until('sum(mcp_metrics_refused_requests_total{reason="rate_limited"})', 2);
+    // Waited for, not required: a missing series shows as a panel without data below.
+    await prometheus.eventually("sum(mcp_metrics_export_failures_total) > 0");
   }, 60_000);
 
   afterAll(async () => {
-    prometheus?.child.kill();
+    prometheus?.close();
     await svc?.close();
   });
 
-  it("should return data for every query of the shipped dashboard, its variables set to All", async () => {
-    const variables = DASHBOARD.templating.list.filter((v) => v.allValue !== undefined);
-    expect(variables.map((v) => v.name).sort()).toEqual(["client", "method", "server"]);
-    const exprs = DASHBOARD.panels.flatMap((p) =>
-      p.targets.map((t) => ({ panel: p.title, expr: t.expr })),
-    );
-    expect(exprs.length).toBeGreaterThanOrEqual(15);
-    for (const { panel, expr } of exprs) {
-      // Every tool and auth panel really uses the filters.
-      if (/mcp_tool_executions_total|mcp_tool_execution_duration/.test(expr))
-        expect(expr, panel).toMatch(/\$server|\$client|\$method/);
-      const promql = expr.replace(/\$(server|client|method)/g, ".*");
-      const result = await query(promql);
-      expect(result.length, `${panel}: ${promql}`).toBeGreaterThan(0);
+  it("should return data for every query of the shipped dashboard, its variables as the dashboard opens (All)", async () => {
+    const values = await resolve();
+    expect(values.job).toBe(JOB);
+    expect(QUERIES.length).toBeGreaterThanOrEqual(40);
+    const empty: string[] = [];
+    for (const { panel, refId, expr } of QUERIES) {
+      const promql = substitute(expr, values);
+      if ((await query(promql)).length === 0) empty.push(`${panel} (${refId}): ${promql}`);
+    }
+    expect(empty).toEqual([]);
+  });
+
+  it("should list values for every variable, each list following the variables before it", async () => {
+    const values = await resolve();
+    for (const v of DASHBOARD.templating.list.filter((v) => v.type === "query")) {
+      expect(await listed(v, values), v.name).not.toEqual([]);
+    }
+    expect(await listed(variable("service"), values)).toEqual(["gateway", "limited-emitter"]);
+    expect(await listed(variable("auth_server"), values)).toEqual(["currenttime", "github"]);
+    expect(await listed(variable("tool_server"), values)).toEqual(["currenttime", "weather"]);
+    expect(await listed(variable("client"), { ...values, tool_server: "weather" })).toEqual([
+      "claude-desktop",
+      "cursor",
+    ]);
+    expect(await listed(variable("method"), { ...values, client: "cursor" })).toEqual([
+      "initialize",
+      "tools/call",
+      "tools/list",
+    ]);
+  });
+
+  it("should export every family the dashboard reads, each variable's label on the families the variables table names and no other", async () => {
+    const families = async (selector: string) =>
+      new Set(
+        (await query(`group by (__name__) (${selector})`))
+          .map((r) => familyOf(r.metric.__name__ ?? ""))
+          .filter((f): f is string => f !== undefined),
+      );
+    const exported = await families(`{job="${JOB}"}`);
+    expect(Object.keys(FAMILIES).filter((f) => !exported.has(f))).toEqual([]);
+    for (const entry of VARIABLE_LABELS) {
+      if (entry.families === "all") continue;
+      const carrying = await families(`{job="${JOB}", ${entry.label}!=""}`);
+      const listed = entry.families;
+      expect(
+        listed.filter((f) => !carrying.has(f)),
+        `$${entry.variable}: not carrying`,
+      ).toEqual([]);
+      expect(
+        [...carrying].filter((f) => !listed.includes(f) && !(f in (entry.otherMeaning ?? {}))),
+        `$${entry.variable}: carrying, not in the table`,
+      ).toEqual([]);
     }
   });
 
-  it("should filter the dashboard's panels by its variables", async () => {
-    const panel = DASHBOARD.panels.find((p) => p.title.startsWith("Top clients"));
-    const expr = panel?.targets[0]?.expr ?? "";
-    const only = await query(expr.replace("$client", "cursor").replace(/\$(server|method)/g, ".*"));
-    expect(only.map((r) => r.metric.client_name)).toEqual(["cursor"]);
+  it("should leave the panels a variable does not apply to as they were when one value is picked, and filter the others", async () => {
+    const all = await resolve();
+    const before = new Map<string, number>();
+    for (const q of QUERIES) before.set(q.expr, (await query(substitute(q.expr, all))).length);
+    for (const entry of VARIABLE_LABELS) {
+      if (entry.variable === "job") continue; // one job, picked already
+      const value = (await listed(variable(entry.variable), all))[0] as string;
+      const picked = await resolve({ [entry.variable]: value });
+      for (const q of QUERIES) {
+        const result = await query(substitute(q.expr, picked));
+        const where = `${q.panel} (${q.refId}) with $${entry.variable}=${value}`;
+        const applies = selectorsOf(q.expr).some((s) => appliesTo(entry, familyOf(s.name)));
+        if (!applies) {
+          expect(result.length, where).toBe(before.get(q.expr));
+          continue;
+        }
+        for (const r of result) {
+          if (r.metric[entry.label] !== undefined) expect(r.metric[entry.label], where).toBe(value);
+        }
+      }
+    }
+    // The example of issue 22: one $server for both emptied the tool panels or the auth panels.
+    const topClients = QUERIES.find((q) => q.panel.startsWith("Top clients"))?.expr ?? "";
+    const cursor = await query(substitute(topClients, await resolve({ client: "cursor" })));
+    expect(cursor.map((r) => r.metric.client_name)).toEqual(["cursor"]);
   });
 
   it("should return data for every query of the contract's dashboard, its booleans in lowercase (p18 stays empty: it is broken by design)", async () => {
@@ -294,6 +366,25 @@ describe("the shipped dashboard and the contract's PromQL against a real Prometh
     expect(
       await scalar('sum(mcp_protocol_latency_seconds_count{flow_step="tools_list_to_tools_call"})'),
     ).toBe(2);
+    expect(await scalar("sum(mcp_tool_discovery_total)")).toBe(20);
+    expect(await scalar('sum(mcp_tool_discovery_total{results_count="0"})')).toBe(6);
+    expect(await scalar("sum(mcp_tool_discovery_embedding_duration_seconds_count)")).toBe(20);
+    expect(await scalar("sum(mcp_tool_discovery_search_duration_seconds_count)")).toBe(20);
+    expect(await scalar('sum(mcp_health_checks_total{healthy="false"})')).toBe(4);
+    expect(await scalar('sum(mcp_registry_operations_total{success="false"})')).toBe(2);
+    expect(await scalar('sum(mcp_custom_events_total{service="gateway"})')).toBe(8);
+    expect(await scalar('sum(mcp_metrics_rate_limited_total{service="limited-emitter"})')).toBe(2);
+    // The refusal panels: the second refusal of each kind is an increase.
+    const refused = QUERIES.find((q) => q.panel.startsWith("Refused requests in the time range"));
+    const totals = await query(substitute(refused?.expr ?? "", await resolve()));
+    expect(
+      Object.fromEntries(
+        totals.map((r) => [`${r.metric.service} ${r.metric.reason}`, Number(r.value[1]) > 0]),
+      ),
+    ).toEqual({ "gateway invalid_batch": true, "limited-emitter rate_limited": true });
+    // The zero-result panel: 3 searches in 10 found nothing, in each phase.
+    const zero = QUERIES.find((q) => q.panel === "Zero-result rate")?.expr ?? "";
+    expect(await scalar(substitute(zero, await resolve()))).toBeCloseTo(30, -1);
   });
 
   it("should load the shipped alert rules", async () => {
