@@ -11,7 +11,7 @@ import {
 } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPMetricExporter as OTLPProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
-import { HostMetrics } from "@opentelemetry/host-metrics";
+import { HostMetricsInstrumentation } from "@opentelemetry/instrumentation-host-metrics";
 import { RuntimeNodeInstrumentation } from "@opentelemetry/instrumentation-runtime-node";
 import type { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -471,19 +471,29 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
 /**
  * Process and Node.js runtime metrics, from the maintained OpenTelemetry
  * packages: the process's CPU time and memory (`process_cpu_time_seconds_total`,
- * `process_memory_usage_bytes`; host-metrics, whose system-wide groups are
+ * `process_memory_usage`; instrumentation-host-metrics, whose system-wide groups are
  * left to a node exporter) and the event loop's delay and utilization, V8's
  * heap and garbage collection (`nodejs_eventloop_*`, `v8js_*`;
  * instrumentation-runtime-node).
  */
 function startRuntimeMetrics(provider: MeterProvider): { stop(): void } {
-  new HostMetrics({
-    meterProvider: provider,
-    name: SCOPE_NAME,
-    metricGroups: ["process.cpu", "process.memory"],
-  }).start();
-  const runtime = new RuntimeNodeInstrumentation({ monitoringPrecision: RUNTIME_PRECISION_MILLIS });
-  runtime.setMeterProvider(provider);
-  runtime.enable();
-  return { stop: () => runtime.disable() };
+  const instrumentations = [
+    new HostMetricsInstrumentation({
+      enabled: false,
+      metricGroups: ["process.cpu", "process.memory"],
+    }),
+    new RuntimeNodeInstrumentation({
+      enabled: false,
+      monitoringPrecision: RUNTIME_PRECISION_MILLIS,
+    }),
+  ];
+  for (const instrumentation of instrumentations) {
+    instrumentation.setMeterProvider(provider);
+    instrumentation.enable();
+  }
+  return {
+    stop() {
+      for (const instrumentation of instrumentations) instrumentation.disable();
+    },
+  };
 }
