@@ -11,18 +11,25 @@
  *   mcp-metrics keys revoke ID
  *   mcp-metrics keys rotate ID [--grace 24h]
  */
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
 import type { KeyScope } from "./auth/principal.js";
 import { loadConfig } from "./config.js";
 import { openStorage } from "./storage/backend.js";
+import { SERVICE_VERSION } from "./version.js";
+
+/** A command line this tool cannot read (exit 2, with the usage); other failures exit 1. */
+class UsageError extends Error {}
 
 const USAGE = `usage:
   mcp-metrics keys create --service NAME [--scope ingest|admin] [--rate-limit N] [--expires 90d] [--description TEXT]
   mcp-metrics keys list [--json]
   mcp-metrics keys revoke ID
   mcp-metrics keys rotate ID [--grace 24h]
-options: --db PATH (SQLite; default: SQLITE_DB_PATH or ./data/metrics.db; DATABASE_URL wins), --json`;
+options: --db PATH (SQLite; default: SQLITE_DB_PATH or ./data/metrics.db; DATABASE_URL wins), --json,
+         --help, --version
+exit status: 0 done, 1 refused (no such key, no such database, …), 2 a command line it cannot read`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -38,30 +45,50 @@ async function main(argv: string[]): Promise<number> {
       db: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
+      version: { type: "boolean", default: false },
     },
   });
   const [group, command, id] = positionals;
-  if (values.help || group !== "keys" || command === undefined) {
-    console.error(USAGE);
-    return values.help ? 0 : 2;
+  // Asked for: on stdout, success. A command line it cannot read: usage on stderr, 2.
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`mcp-metrics ${SERVICE_VERSION}`);
+    return 0;
+  }
+  if (group !== "keys" || command === undefined) throw new UsageError("a command is required");
+  if (!["create", "list", "revoke", "rotate"].includes(command)) {
+    throw new UsageError(`unknown command: keys ${command}`);
+  }
+  if (command === "create" && values.service === undefined) {
+    throw new UsageError("--service is required");
+  }
+  if ((command === "revoke" || command === "rotate") && id === undefined) {
+    throw new UsageError(`${command} needs a key id (see keys list)`);
   }
   const config = loadConfig(process.env);
-  const storage = await openStorage({ ...config, sqlitePath: values.db ?? config.sqlitePath });
+  const sqlitePath = values.db ?? config.sqlitePath;
+  // Only create may start a new database: a mistyped --db must not make one
+  // and report "no keys" from it.
+  if (config.databaseUrl === undefined && command !== "create" && !existsSync(sqlitePath)) {
+    throw new KeyAdminError(`no database at ${sqlitePath} (check --db or SQLITE_DB_PATH)`);
+  }
+  const storage = await openStorage({ ...config, sqlitePath });
   const print = (text: string, data: unknown) =>
     console.log(values.json ? JSON.stringify(data, null, 2) : text);
   try {
     const keys = createKeyAdmin(storage.keys);
     switch (command) {
       case "create": {
-        if (values.service === undefined) throw new KeyAdminError("--service is required");
+        if (values.service === undefined) throw new UsageError("--service is required");
         if (values.scope !== "ingest" && values.scope !== "admin") {
-          throw new KeyAdminError(`--scope must be ingest or admin, got ${values.scope}`);
+          throw new UsageError(`--scope must be ingest or admin, got ${values.scope}`);
         }
         const rateLimit = Number(values["rate-limit"] ?? config.rateLimitPerMinute);
         if (!Number.isSafeInteger(rateLimit) || rateLimit < 0) {
-          throw new KeyAdminError(
-            `--rate-limit must be a whole number, got ${values["rate-limit"]}`,
-          );
+          throw new UsageError(`--rate-limit must be a whole number, got ${values["rate-limit"]}`);
         }
         const created = await keys.create({
           service: values.service,
@@ -96,13 +123,13 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "revoke": {
-        if (id === undefined) throw new KeyAdminError("revoke needs a key id (see keys list)");
+        if (id === undefined) throw new UsageError("revoke needs a key id (see keys list)");
         await keys.revoke(id);
         print(`revoked ${id}`, { id, revoked: true });
         return 0;
       }
       case "rotate": {
-        if (id === undefined) throw new KeyAdminError("rotate needs a key id (see keys list)");
+        if (id === undefined) throw new UsageError("rotate needs a key id (see keys list)");
         const created = await keys.rotate(id, parseDuration(values.grace));
         print(
           `rotated ${id} (it keeps working for ${values.grace}); new key ${created.id}, ` +
@@ -112,8 +139,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       default:
-        console.error(USAGE);
-        return 2;
+        throw new UsageError(`unknown command: keys ${command}`);
     }
   } finally {
     await storage.close();
@@ -123,8 +149,16 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (!(error instanceof KeyAdminError || error instanceof TypeError)) throw error;
-  // TypeError: parseArgs's unknown or malformed option.
+  if (
+    !(error instanceof KeyAdminError || error instanceof UsageError || error instanceof TypeError)
+  ) {
+    throw error;
+  }
   console.error(`mcp-metrics: ${error.message}`);
-  process.exitCode = error instanceof KeyAdminError ? 1 : 2;
+  // TypeError: parseArgs's unknown or malformed option, a usage error too.
+  if (error instanceof KeyAdminError) process.exitCode = 1;
+  else {
+    console.error(USAGE);
+    process.exitCode = 2;
+  }
 }

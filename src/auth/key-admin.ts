@@ -3,6 +3,11 @@ import { newKeyId, sqliteDateTime } from "../storage/key-store.js";
 import { generateApiKey, hashApiKey } from "./api-key.js";
 import type { KeyScope } from "./principal.js";
 
+/** A stored `YYYY-MM-DD HH:MM:SS` UTC time (sqliteDateTime's form) in milliseconds. */
+function storedTimeMillis(text: string): number {
+  return Date.parse(`${text.replace(" ", "T")}Z`);
+}
+
 /** What `keys list` shows of a key: never the key, never its hash. */
 export interface KeyListing {
   readonly id: string;
@@ -81,6 +86,13 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     if (row === undefined) throw new KeyAdminError(`no key with id ${id}`);
     return row;
   };
+  /** How long a key was issued for (its expiry less its creation), or undefined when it never expires. */
+  const lifetimeOf = (key: { createdAt: string; expiresAt: string | null }): number | undefined => {
+    if (key.expiresAt === null) return undefined;
+    const millis = storedTimeMillis(key.expiresAt) - storedTimeMillis(key.createdAt);
+    return Number.isFinite(millis) && millis > 0 ? millis : undefined;
+  };
+
   const expiry = (millis: number | undefined) =>
     millis === undefined ? null : sqliteDateTime(new Date(now().getTime() + millis));
 
@@ -144,6 +156,8 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
           scope: old.scope,
           rateLimit: old.rateLimit,
           description: `rotated from ${old.keyId}`,
+          // A key issued for a lifetime hands the same lifetime on, from now.
+          expiresInMillis: lifetimeOf(old),
         },
         rotatedSource(old.source),
       );

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { ConnectError } from "@connectrpc/connect";
 import { errors } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
+import { type ApiKeyRow, type KeyStore, newKeyId } from "../storage/key-store.js";
 import { checksumPlausible, digestApiKey, generateApiKey, hashApiKey } from "./api-key.js";
 import { ENV_ADMIN_KEY, type EnvApiKey } from "./env-keys.js";
 import type { Principal } from "./principal.js";
@@ -136,10 +136,16 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
         if (existing?.row.source === source && !existing.row.isActive) {
           // The variable went back to a key it had before (a rotation rolled back).
           await store.setActive(existing.row.id, true);
-          log.info({ keyId: existing.row.id, variable: env.variable }, "previous api key restored");
+          log.info(
+            { keyId: existing.row.keyId, variable: env.variable },
+            "previous api key restored",
+          );
         }
         if (existing === undefined) {
-          const id = await store.insert({
+          // Logged by its public id, the one `keys list` shows (never the row id).
+          const keyId = newKeyId();
+          await store.insert({
+            keyId,
             keyHash,
             serviceName: env.service,
             rateLimit: options.defaultRateLimit,
@@ -147,7 +153,7 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
             source,
             description: `from ${env.variable}`,
           });
-          log.info({ keyId: id, service: env.service, variable: env.variable }, "api key added");
+          log.info({ keyId, service: env.service, variable: env.variable }, "api key added");
         } else if (existing.row.source === source) {
           if (existing.row.rateLimit !== options.defaultRateLimit) {
             await store.setRateLimit(existing.row.id, options.defaultRateLimit);
@@ -157,7 +163,7 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
         for (const { row } of byHash.values()) {
           if (row.source === source && row.keyHash !== keyHash && row.isActive) {
             await store.setActive(row.id, false);
-            log.info({ keyId: row.id, variable: env.variable }, "previous api key retired");
+            log.info({ keyId: row.keyId, variable: env.variable }, "previous api key retired");
           }
         }
         await reload();
@@ -170,7 +176,7 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
           if (row.source === adminSource && row.isActive) {
             await store.setActive(row.id, false);
             log.info(
-              { keyId: row.id, variable: ENV_ADMIN_KEY },
+              { keyId: row.keyId, variable: ENV_ADMIN_KEY },
               "admin api key retired: variable unset",
             );
           }
@@ -183,7 +189,9 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
       if (byHash.size > 0) return undefined;
       const key = generateApiKey();
       const service = "default";
-      const id = await store.insert({
+      const keyId = newKeyId();
+      await store.insert({
+        keyId,
         keyHash: hashApiKey(key),
         serviceName: service,
         rateLimit: options.defaultRateLimit,
@@ -192,7 +200,7 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
         description: "created on first start",
       });
       await reload();
-      log.info({ keyId: id, service }, "first start: api key generated");
+      log.info({ keyId, service }, "first start: api key generated");
       return { key, service };
     },
 

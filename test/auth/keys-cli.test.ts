@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postMetrics } from "../support/legacy.js";
@@ -119,10 +120,17 @@ describe("the keys CLI against a running service", () => {
         () => ({ code: 0, stderr: "" }),
         (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
       );
+    // A command line it cannot read is 2, with the usage; a refusal is 1.
     expect(await failure(["create"])).toMatchObject({
-      code: 1,
-      stderr: expect.stringMatching(/--service is required/),
+      code: 2,
+      stderr: expect.stringMatching(/--service is required[\s\S]*usage:/),
     });
+    expect(await failure(["rotate"])).toMatchObject({ code: 2 });
+    expect(await failure(["frobnicate"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/unknown command: keys frobnicate/),
+    });
+    expect(await failure(["list", "--colour"])).toMatchObject({ code: 2 });
     expect(await failure(["create", "--service", "bad name"])).toMatchObject({ code: 1 });
     expect(await failure(["create", "--service", "x", "--expires", "soon"])).toMatchObject({
       code: 1,
@@ -132,5 +140,43 @@ describe("the keys CLI against a running service", () => {
       code: 1,
       stderr: expect.stringMatching(/no key with id/),
     });
+  });
+
+  it("should answer --help and --version on stdout with 0", async () => {
+    const help = await run(process.execPath, [CLI, "--help"]);
+    expect(help.stdout).toMatch(/^usage:\n {2}mcp-metrics keys create/);
+    expect(help.stderr).toBe("");
+    const version = await run(process.execPath, [CLI, "--version"]);
+    const { version: expected } = JSON.parse(readFileSync("package.json", "utf8")) as {
+      version: string;
+    };
+    expect(version.stdout).toBe(`mcp-metrics ${expected}\n`);
+  });
+
+  it("should refuse a mistyped --db, creating nothing there, instead of listing an empty new database", async () => {
+    if (svc.dbPath === "") return; // PostgreSQL: --db is SQLite's
+    const typo = join(dirname(svc.dbPath), "nope", "metrics.db");
+    const outcome = await run(process.execPath, [CLI, "keys", "list", "--db", typo]).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    expect(outcome).toEqual({
+      code: 1,
+      stderr: `mcp-metrics: no database at ${typo} (check --db or SQLITE_DB_PATH)\n`,
+    });
+    expect(existsSync(dirname(typo))).toBe(false);
+  });
+
+  it("should give a rotated key the lifetime its predecessor was issued for", async () => {
+    const old = await keys("create", "--service", "cli-lifetime", "--expires", "30d");
+    const rotated = await keys("rotate", old.id as string, "--grace", "1h");
+    const listed = (await keys("list")) as unknown as { id: string; expiresAt: string | null }[];
+    const expiresOf = (id: unknown) => listed.find((k) => k.id === id)?.expiresAt;
+    const days = (at: string | null | undefined) =>
+      (Date.parse(`${String(at).replace(" ", "T")}Z`) - Date.now()) / 86_400_000;
+    expect(days(expiresOf(rotated.id))).toBeGreaterThan(29.9);
+    expect(days(expiresOf(rotated.id))).toBeLessThanOrEqual(30);
+    // The old one keeps working for its grace only.
+    expect(days(expiresOf(old.id))).toBeLessThan(0.05);
   });
 });
