@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
 import type { KeyScope } from "./auth/principal.js";
-import { loadConfig } from "./config.js";
+import { ConfigError, loadConfig } from "./config.js";
 import { openStorage } from "./storage/backend.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -68,7 +68,26 @@ async function main(argv: string[]): Promise<number> {
   if ((command === "revoke" || command === "rotate") && id === undefined) {
     throw new UsageError(`${command} needs a key id (see keys list)`);
   }
+  // Every value is read before anything is opened: a bad one changes nothing.
+  const duration = (option: "expires" | "grace"): number | undefined => {
+    const raw = values[option];
+    if (raw === undefined) return undefined;
+    try {
+      return parseDuration(raw);
+    } catch (error) {
+      throw new UsageError(`--${option}: ${(error as Error).message}`);
+    }
+  };
+  const expiresInMillis = duration("expires");
+  const graceMillis = duration("grace") ?? 0;
+  if (values.scope !== "ingest" && values.scope !== "admin") {
+    throw new UsageError(`--scope must be ingest or admin, got ${values.scope}`);
+  }
   const config = loadConfig(process.env);
+  const rateLimit = Number(values["rate-limit"] ?? config.rateLimitPerMinute);
+  if (!Number.isSafeInteger(rateLimit) || rateLimit < 0) {
+    throw new UsageError(`--rate-limit must be a whole number, got ${values["rate-limit"]}`);
+  }
   const sqlitePath = values.db ?? config.sqlitePath;
   // Only create may start a new database: a mistyped --db must not make one
   // and report "no keys" from it.
@@ -83,18 +102,11 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case "create": {
         if (values.service === undefined) throw new UsageError("--service is required");
-        if (values.scope !== "ingest" && values.scope !== "admin") {
-          throw new UsageError(`--scope must be ingest or admin, got ${values.scope}`);
-        }
-        const rateLimit = Number(values["rate-limit"] ?? config.rateLimitPerMinute);
-        if (!Number.isSafeInteger(rateLimit) || rateLimit < 0) {
-          throw new UsageError(`--rate-limit must be a whole number, got ${values["rate-limit"]}`);
-        }
         const created = await keys.create({
           service: values.service,
           scope: values.scope as KeyScope,
           rateLimit,
-          expiresInMillis: values.expires === undefined ? undefined : parseDuration(values.expires),
+          expiresInMillis,
           description: values.description,
         });
         print(
@@ -130,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case "rotate": {
         if (id === undefined) throw new UsageError("rotate needs a key id (see keys list)");
-        const created = await keys.rotate(id, parseDuration(values.grace));
+        const created = await keys.rotate(id, graceMillis);
         print(
           `rotated ${id} (it keeps working for ${values.grace}); new key ${created.id}, ` +
             `shown only this once:\n${created.key}`,
@@ -149,16 +161,18 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (
-    !(error instanceof KeyAdminError || error instanceof UsageError || error instanceof TypeError)
-  ) {
-    throw error;
-  }
-  console.error(`mcp-metrics: ${error.message}`);
-  // TypeError: parseArgs's unknown or malformed option, a usage error too.
-  if (error instanceof KeyAdminError) process.exitCode = 1;
-  else {
-    console.error(USAGE);
+  if (error instanceof ConfigError) {
+    // The environment it runs in is wrong (SQLITE_DB_PATH, DATABASE_URL, …): 2, as the service exits.
+    console.error(`mcp-metrics: ${error.message}`);
     process.exitCode = 2;
+  } else if (error instanceof KeyAdminError) {
+    console.error(`mcp-metrics: ${error.message}`);
+    process.exitCode = 1;
+  } else if (error instanceof UsageError || error instanceof TypeError) {
+    // TypeError: parseArgs's unknown or malformed option, a usage error too.
+    console.error(`mcp-metrics: ${error.message}\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    throw error;
   }
 }

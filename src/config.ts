@@ -363,18 +363,30 @@ export function loadConfig(env: Env = process.env): Config {
     ]);
   };
   /** `k=v,k2=v2` lists, as OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS write them. */
+  /**
+   * `k=v,k2=v2`, URL-encoded, as the OpenTelemetry specification writes
+   * headers and resource attributes. A problem names the variable and the
+   * item's position, never its text: a header carries credentials.
+   */
   const pairs = (name: string): Record<string, string> => {
     const out: Record<string, string> = {};
-    for (const item of (read(name) ?? "").split(",")) {
+    const items = (read(name) ?? "").split(",");
+    for (const [index, item] of items.entries()) {
       if (item.trim() === "") continue;
       const at = item.indexOf("=");
       if (at <= 0) {
-        problems.push(`${name}: "${item.trim()}" is not key=value`);
+        problems.push(`${name}: item ${index + 1} is not key=value`);
         continue;
       }
-      out[decodeURIComponent(item.slice(0, at).trim())] = decodeURIComponent(
-        item.slice(at + 1).trim(),
-      );
+      try {
+        out[decodeURIComponent(item.slice(0, at).trim())] = decodeURIComponent(
+          item.slice(at + 1).trim(),
+        );
+      } catch {
+        problems.push(
+          `${name}: item ${index + 1} is not URL-encoded (a % not followed by two hex digits)`,
+        );
+      }
     }
     return out;
   };
@@ -425,8 +437,18 @@ export function loadConfig(env: Env = process.env): Config {
   const otlpConfig = (): OtlpConfig => {
     const legacy = read("OTEL_OTLP_ENDPOINT");
     const protocol = otlpChoice<OtlpProtocol>("PROTOCOL", "http/protobuf", OTLP_PROTOCOLS);
-    const own = read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
-    const generic = read("OTEL_EXPORTER_OTLP_ENDPOINT") ?? legacy;
+    // Checked here, without echoing them (a URL may carry a token): the SDK
+    // would log an unparsable one as it is.
+    const http = ["http:", "https:"];
+    const own = urlOf(
+      "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+      read("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+      http,
+      problems,
+    );
+    const generic =
+      urlOf("OTEL_EXPORTER_OTLP_ENDPOINT", read("OTEL_EXPORTER_OTLP_ENDPOINT"), http, problems) ??
+      urlOf("OTEL_OTLP_ENDPOINT", legacy, http, problems);
     const url =
       own ??
       (generic === undefined

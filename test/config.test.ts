@@ -100,6 +100,30 @@ describe("loadConfig", () => {
     );
   });
 
+  it("should refuse malformed OTLP headers and endpoints without echoing them (they carry credentials)", () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return "";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    const collector = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" };
+    const header = problems({
+      ...collector,
+      OTEL_EXPORTER_OTLP_HEADERS: "x=1,Authorization: Bearer sk-secret",
+    });
+    expect(header).toContain("OTEL_EXPORTER_OTLP_HEADERS: item 2 is not key=value");
+    expect(header).not.toContain("sk-secret");
+    const encoded = problems({ ...collector, OTEL_EXPORTER_OTLP_HEADERS: "api-key=sk-se%cret" });
+    expect(encoded).toContain("OTEL_EXPORTER_OTLP_HEADERS: item 1 is not URL-encoded");
+    expect(encoded).not.toContain("sk-se");
+    const endpoint = problems({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318?token=sk-secret" });
+    expect(endpoint).toContain("OTEL_EXPORTER_OTLP_ENDPOINT: must be a http:// or https:// URL");
+    expect(endpoint).not.toContain("sk-secret");
+  });
+
   it("should refuse a default retention below the floor", () => {
     expect(() => loadConfig({ METRICS_RETENTION_DAYS: "3" })).toThrow(
       /METRICS_RETENTION_DAYS \(3\) is below METRICS_RETENTION_MIN_DAYS \(7\)/,

@@ -247,7 +247,8 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
     const refused = (refusal: AdmissionRefusal): Admission => ({
       kind: "refused",
       refusal,
-      answer,
+      // A shutdown's refusal waits for the body on every ingress (see Admission).
+      answer: refusal.kind === "shutting_down" ? "after_body" : answer,
     });
     const auth = authenticate(req, route !== "peek");
     if ("kind" in auth) return refused(auth);

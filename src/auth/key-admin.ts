@@ -150,6 +150,16 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
     async rotate(id: string, graceMillis: number): Promise<CreatedKey> {
       const old = await find(id);
       if (!old.isActive) throw new KeyAdminError(`key ${id} is revoked; create a new one instead`);
+      // A key in its grace already has a successor: a second rotation would
+      // make another, and hand on a lifetime the grace rewrote.
+      const successor = (await store.all()).find(
+        (k) => k.isActive && k.description === `rotated from ${old.keyId}`,
+      );
+      if (successor !== undefined) {
+        throw new KeyAdminError(
+          `key ${id} was already rotated (to ${successor.keyId}); rotate that one`,
+        );
+      }
       const created = await create(
         {
           service: old.serviceName,

@@ -288,6 +288,7 @@ async function* guardedBody(
   const iterator = body[Symbol.asyncIterator]();
   try {
     for (;;) {
+      if (late !== undefined) throw tooSlow(late);
       let result: IteratorResult<Uint8Array> | undefined;
       if (watch.watching) {
         const next = iterator.next();
@@ -313,6 +314,8 @@ async function* guardedBody(
       }
       const before = begun;
       const underWay = header !== 0 || skip !== 0;
+      /** Where in this chunk the last envelope begun in it starts. */
+      let lastStart = 0;
       let i = 0;
       while (i < chunk.length) {
         if (skip > 0) {
@@ -324,6 +327,7 @@ async function* guardedBody(
         const byte = chunk[i++] as number;
         if (header === 0) {
           begun++;
+          lastStart = i - 1;
           if ((byte & ~COMPRESSED_FLAG) !== 0) {
             throw onRefused(
               errors.malformedMessage(
@@ -340,14 +344,26 @@ async function* guardedBody(
           skip = length;
         }
       }
-      if (!shape.unary) {
-        const pending = header !== 0 || skip !== 0;
-        // An envelope left under way is timed from its first byte, which came now
-        // unless it is the one that was already under way before this chunk.
-        if (!pending) watch.end();
-        else if (!underWay || begun !== before) watch.begin();
+      if (shape.unary) {
+        yield chunk;
+        continue;
       }
+      const pending = header !== 0 || skip !== 0;
+      if (pending && underWay && begun === before) {
+        // The envelope under way goes on: still timed from its first byte.
+        yield chunk;
+        continue;
+      }
+      // Every envelope begun before ends in this chunk.
+      watch.end();
       yield chunk;
+      // One begun in this chunk is left under way: timed from when the handler,
+      // done with the messages before it (a commit may take seconds), reads
+      // on, with the bytes of it already here.
+      if (pending) {
+        watch.begin();
+        watch.add(chunk.length - lastStart);
+      }
     }
   } finally {
     watch.end();

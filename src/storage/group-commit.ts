@@ -111,6 +111,8 @@ interface Pending extends QueuedAppend {
   readonly bytes: number;
   /** Whether the append was answered: committed, failed, or past its wait. */
   settled: boolean;
+  /** Whether a write of it is under way (sent to the database, no answer yet). */
+  writing: boolean;
   /** Ends the append's wait at `waitTimeoutMillis`. */
   timer: NodeJS.Timeout | undefined;
   readonly resolve: (result: AppendResult) => void;
@@ -195,10 +197,11 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
       queuedRows -= p.rows.length;
       queuedBytes -= p.bytes;
     }
-    // Out of the queue, nothing of it is written; in a commit under way, it may yet commit.
+    // Queued, or between two tries of a busy commit, nothing of it is written;
+    // in a write under way (PostgreSQL's, asynchronous), it may yet commit.
     p.reject(
       new StorageError("unavailable", `storage did not commit within ${waitMillis} ms`, {
-        uncertain: at < 0,
+        uncertain: p.writing,
       }),
     );
   };
@@ -215,7 +218,12 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
     let written = group;
     for (;;) {
       try {
-        return { written, results: await writer.write(written) };
+        for (const p of written) p.writing = true;
+        try {
+          return { written, results: await writer.write(written) };
+        } finally {
+          for (const p of written) p.writing = false;
+        }
       } catch (cause) {
         const error = StorageError.from(cause);
         const waited = performance.now() - started;
@@ -247,12 +255,15 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
       let alone: StorageError | undefined;
       for (const p of group) {
         if (p.settled) continue; // past its wait: answered already, not written
+        p.writing = true;
         try {
           const [result] = await writer.write([p]);
           p.resolve(result ?? "stored");
         } catch (cause) {
           alone = StorageError.from(cause);
           p.reject(alone);
+        } finally {
+          p.writing = false;
         }
       }
       error = alone;
@@ -324,6 +335,7 @@ export function createGroupCommit(writer: GroupWriter, options: EventStoreOption
           bytes,
           batch,
           settled: false,
+          writing: false,
           timer: undefined,
           resolve: (result) => {
             if (settle()) resolve(result);

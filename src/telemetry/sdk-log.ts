@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { type DiagLogger, DiagLogLevel, diag } from "@opentelemetry/api";
 import type { OtelLogLevel } from "../config.js";
 import type { Logger } from "../log.js";
@@ -15,8 +16,15 @@ const DIAG_LEVELS: Readonly<Record<OtelLogLevel, DiagLogLevel>> = {
 /** A diagnostic message's arguments as a log field: errors by their message, never their stack. */
 function detail(args: unknown[]): { detail?: string } {
   if (args.length === 0) return {};
+  // inspect, not JSON.stringify: the SDK passes circular objects (instruments) and BigInts.
   const text = args
-    .map((a) => (a instanceof Error ? a.message : typeof a === "string" ? a : JSON.stringify(a)))
+    .map((a) =>
+      a instanceof Error
+        ? a.message
+        : typeof a === "string"
+          ? a
+          : inspect(a, { depth: 1, breakLength: Number.POSITIVE_INFINITY }),
+    )
     .join(" ");
   return { detail: text.slice(0, 500) };
 }

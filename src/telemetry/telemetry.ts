@@ -148,7 +148,13 @@ export function createOtlpExporter(otlp: OtlpConfig): PushMetricExporter {
   if (otlp.protocol === "grpc") {
     // The gRPC exporter takes headers as gRPC metadata.
     const metadata = new Metadata();
-    for (const [name, value] of Object.entries(otlp.headers)) metadata.set(name, value);
+    for (const [name, value] of Object.entries(otlp.headers)) {
+      // grpc-js would put the value in its error: name the header only.
+      if (!/^[\x20-\x7e]*$/.test(value)) {
+        throw new Error(`OTLP header ${name}: a gRPC header value must be printable ASCII`);
+      }
+      metadata.set(name, value);
+    }
     const tls = ca !== undefined || cert !== undefined;
     return new OTLPGrpcMetricExporter({
       ...common,
@@ -396,7 +402,12 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
       new PeriodicExportingMetricReader({
         exporter,
         exportIntervalMillis: options.otlp.intervalMillis,
-        exportTimeoutMillis: Math.min(options.otlp.intervalMillis, 30_000),
+        // The exporter's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT) within the
+        // reader's, which may not exceed the interval (the SDK's rule).
+        exportTimeoutMillis: Math.min(
+          options.otlp.intervalMillis,
+          Math.max(30_000, options.otlp.timeoutMillis),
+        ),
         metricProducers,
       }),
     );
@@ -442,6 +453,7 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
         });
       });
     } catch (error) {
+      runtime.stop();
       await provider.shutdown().catch(() => {});
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(

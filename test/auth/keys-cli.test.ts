@@ -133,8 +133,8 @@ describe("the keys CLI against a running service", () => {
     expect(await failure(["list", "--colour"])).toMatchObject({ code: 2 });
     expect(await failure(["create", "--service", "bad name"])).toMatchObject({ code: 1 });
     expect(await failure(["create", "--service", "x", "--expires", "soon"])).toMatchObject({
-      code: 1,
-      stderr: expect.stringMatching(/not a duration/),
+      code: 2,
+      stderr: expect.stringMatching(/--expires: .*not a duration/),
     });
     expect(await failure(["revoke", "key_000000000000"])).toMatchObject({
       code: 1,
@@ -176,7 +176,18 @@ describe("the keys CLI against a running service", () => {
       (Date.parse(`${String(at).replace(" ", "T")}Z`) - Date.now()) / 86_400_000;
     expect(days(expiresOf(rotated.id))).toBeGreaterThan(29.9);
     expect(days(expiresOf(rotated.id))).toBeLessThanOrEqual(30);
-    // The old one keeps working for its grace only.
+    // The old one keeps working for its grace only, and is not rotated twice
+    // (its expiry is now its grace's, no lifetime to hand on).
     expect(days(expiresOf(old.id))).toBeLessThan(0.05);
+    const again = await run(process.execPath, [CLI, "keys", "rotate", old.id as string], {
+      env: { ...process.env, ...svc.storageEnv },
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    expect(again).toEqual({
+      code: 1,
+      stderr: `mcp-metrics: key ${String(old.id)} was already rotated (to ${String(rotated.id)}); rotate that one\n`,
+    });
   });
 });

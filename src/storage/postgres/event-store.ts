@@ -162,7 +162,9 @@ async function commitGroup(
  */
 function answerLost(cause: unknown): StorageError {
   const error = StorageError.from(cause);
-  const answered = /^[0-9A-Z]{5}$/.test(error.code) && !error.code.startsWith("08");
+  // PostgreSQL's own answers (pg's DatabaseError) carry a severity; a socket's error does not.
+  const fromServer = (error.cause as { severity?: unknown } | undefined)?.severity !== undefined;
+  const answered = fromServer && !error.code.startsWith("08");
   if (error.failure !== "unavailable" || answered || error.uncertain) return error;
   return new StorageError(error.failure, error.message, {
     cause: error.cause ?? cause,
