@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { IngestStreamRequestSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
+import { servedMeanwhile } from "../abuse/support.js";
 import { envelope, INGEST, INGEST_STREAM } from "../reliability/rpc-wire.js";
 import { authBatch } from "../support/events.js";
 import { legacyMetric } from "../support/legacy.js";
@@ -16,26 +17,6 @@ import { countIn, startTestService, type TestService } from "../support/service.
  */
 const P99_LIMIT_MS = process.env.ABUSE_STRICT === "1" ? 50 : 250;
 const ATTACK = 64;
-
-/** Latencies of `count` legacy POSTs, one after another, and their statuses. */
-async function probe(url: string, key: string, count: number) {
-  const latencies: number[] = [];
-  const statuses: number[] = [];
-  const body = JSON.stringify({ service: "victim", metrics: [legacyMetric()] });
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    const res = await fetch(`${url}/metrics`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-api-key": key },
-      body,
-    });
-    await res.arrayBuffer();
-    latencies.push(performance.now() - started);
-    statuses.push(res.status);
-  }
-  latencies.sort((a, b) => a - b);
-  return { statuses, p99: latencies[Math.ceil(0.99 * latencies.length) - 1] ?? 0 };
-}
 
 /** The gRPC status of each HTTP/2 stream that the server answered, once it did. */
 function grpcStatuses(streams: http2.ClientHttp2Stream[]): number[] {
@@ -83,7 +64,7 @@ describe("fair share: one key's abuse leaves another key served (issue 21)", () 
   });
 
   const victimServed = async () => {
-    const { statuses, p99 } = await probe(svc.url, victim, 100);
+    const { statuses, p99 } = await servedMeanwhile(svc.url, victim, 100);
     console.log(`victim p99 ${p99.toFixed(1)} ms`);
     expect(statuses.every((s) => s === 200)).toBe(true);
     expect(p99).toBeLessThan(P99_LIMIT_MS);
