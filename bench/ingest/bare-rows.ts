@@ -1,11 +1,10 @@
-import type { EventRow, SqlBool } from "../../src/storage/rows.js";
+import { type EventRow, specializedRowOf } from "../../src/storage/rows.js";
 import { storedTimeOfMillis } from "../../src/storage/stored-time.js";
 
 type Json = Record<string, unknown>;
 
 const text = (v: unknown): string | null => (v === undefined || v === null ? null : String(v));
 const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
-const bool = (v: unknown): SqlBool => (v === true ? 1 : v === false ? 0 : null);
 
 /**
  * The least work that turns a legacy JSON event into the rows the service
@@ -31,49 +30,11 @@ export function bareRow(
     metadata: JSON.stringify(m),
     keyService: envelope.service,
   };
-  switch (event.type) {
-    case "auth_request":
-      return {
-        ...base,
-        auth: {
-          success: bool(d.success),
-          method: text(d.method),
-          server: text(d.server),
-          userHash: text(d.user_hash),
-          errorCode: text(m.error_code),
-          targetKind: text(d.target_kind),
-        },
-      };
-    case "tool_execution":
-      return {
-        ...base,
-        tool: {
-          toolName: text(d.tool_name),
-          serverPath: text(d.server_path),
-          serverName: text(d.server_name),
-          success: bool(d.success),
-          clientName: text(d.client_name),
-          clientVersion: text(d.client_version),
-          method: text(d.method),
-          userHash: text(d.user_hash),
-          errorCode: text(m.error_code),
-          inputSizeBytes: num(m.input_size_bytes),
-          outputSizeBytes: num(m.output_size_bytes),
-        },
-      };
-    case "tool_discovery":
-      return {
-        ...base,
-        discovery: {
-          query: text(d.query),
-          resultsCount: num(d.results_count),
-          topKServices: num(d.top_k_services),
-          topNTools: num(d.top_n_tools),
-          embeddingTimeMs: num(m.embedding_time_ms),
-          faissSearchTimeMs: num(m.faiss_search_time_ms),
-        },
-      };
-    default:
-      return base;
-  }
+  const specialized = specializedRowOf(base.metricType, (field) => {
+    const value = (field.origin === "metadata" ? m : d)[field.name];
+    if (field.type === "bool") return value === true ? 1 : value === false ? 0 : null;
+    if (field.type === "string") return text(value);
+    return num(value);
+  });
+  return { ...base, specialized };
 }

@@ -1,6 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
-import { KIND_BY_TYPE, newEvent } from "../ingest/event-kinds.js";
+import { EVENT_KINDS, KIND_BY_TYPE, newEvent } from "../catalog/catalog.js";
 import type { BatchInput } from "../ingest/validate.js";
 import { echoInput } from "./echo-input.js";
 import { parseLegacyTimestamp } from "./legacy-timestamp.js";
@@ -25,17 +25,8 @@ export interface LegacyBatch {
 const sendable = (errors: SchemaError[]): SchemaError[] =>
   errors.map((error) => ({ ...error, input: echoInput(error.input) }));
 
-/** The legacy `MetricType` members in the Python enum's order, as pydantic lists them. */
-const LEGACY_TYPE_ORDER = [
-  "auth_request",
-  "tool_discovery",
-  "tool_execution",
-  "registry_operation",
-  "health_check",
-  "protocol_latency",
-  "custom",
-];
-const TYPE_NAMES = LEGACY_TYPE_ORDER.map((name) => `'${name}'`);
+/** The legacy `MetricType` members in the Python enum's order (the catalog's), as pydantic lists them. */
+const TYPE_NAMES = EVENT_KINDS.map(({ name }) => `'${name}'`);
 const EXPECTED_TYPES = `${TYPE_NAMES.slice(0, -1).join(", ")} or ${TYPE_NAMES.at(-1)}`;
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

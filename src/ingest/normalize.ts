@@ -1,6 +1,5 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
-import type { EventRow, SqlBool } from "../storage/rows.js";
 import {
   type EventKind,
   KIND_BY_CASE,
@@ -9,7 +8,8 @@ import {
   readTypedField,
   type TypedField,
   writeTypedField,
-} from "./event-kinds.js";
+} from "../catalog/catalog.js";
+import type { ColumnValue, EventRow, SpecializedRow } from "../storage/rows.js";
 import { formatMillis, formatTimestamp } from "./timestamps.js";
 
 /** The envelope fields every row of a batch shares. */
@@ -121,10 +121,6 @@ export function liftLegacyKeys(event: Event): VerbatimDimensions | undefined {
   return verbatim;
 }
 
-const sqlBool = (v: boolean | undefined): SqlBool => (v === undefined ? null : v ? 1 : 0);
-const text = (v: string | undefined): string | null => (v === undefined ? null : v);
-const num = (v: number | bigint | undefined): number | null => (v === undefined ? null : Number(v));
-
 /**
  * A JSON object to copy `source`'s keys into: an ordinary object (V8 keeps it
  * fast), unless `source` holds a key named `__proto__`, which an ordinary
@@ -134,56 +130,26 @@ function renderTarget(source: JsonObject | undefined): JsonObject {
   return source !== undefined && Object.hasOwn(source, "__proto__") ? Object.create(null) : {};
 }
 
-/** The specialized table's columns of an event (contract §3), read from its typed fields. */
-function specializedColumns(event: Event): Pick<EventRow, "auth" | "tool" | "discovery"> {
-  switch (event.kind.case) {
-    case "authRequest": {
-      const a = event.kind.value;
-      return {
-        auth: {
-          success: sqlBool(a.success),
-          method: text(a.method),
-          server: text(a.server),
-          userHash: text(a.userHash),
-          errorCode: text(a.errorCode),
-          targetKind: text(a.targetKind),
-        },
-      };
-    }
-    case "toolExecution": {
-      const t = event.kind.value;
-      return {
-        tool: {
-          toolName: text(t.toolName),
-          serverPath: text(t.serverPath),
-          serverName: text(t.serverName),
-          success: sqlBool(t.success),
-          clientName: text(t.clientName),
-          clientVersion: text(t.clientVersion),
-          method: text(t.method),
-          userHash: text(t.userHash),
-          errorCode: text(t.errorCode),
-          inputSizeBytes: num(t.inputSizeBytes),
-          outputSizeBytes: num(t.outputSizeBytes),
-        },
-      };
-    }
-    case "toolDiscovery": {
-      const d = event.kind.value;
-      return {
-        discovery: {
-          query: text(d.query),
-          resultsCount: num(d.resultsCount),
-          topKServices: num(d.topKServices),
-          topNTools: num(d.topNTools),
-          embeddingTimeMs: num(d.embeddingTimeMs),
-          faissSearchTimeMs: num(d.faissSearchTimeMs),
-        },
-      };
-    }
-    default:
-      return {};
+/** A typed value as its column stores it: booleans as 1 or 0, enums by their legacy text, NULL when unset. */
+function columnValue(field: TypedField, value: boolean | string | number | undefined): ColumnValue {
+  if (value === undefined) return null;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  return legacyValue(field, value) as string | number;
+}
+
+/** The row of the event's specialized table, if its kind has one, read from its typed fields. */
+function specializedRow(
+  kind: EventKind,
+  message: Readonly<Record<string, unknown>>,
+): SpecializedRow | undefined {
+  const table = kind.table;
+  if (table === undefined) return undefined;
+  const values = new Array<ColumnValue>(table.fields.length);
+  for (let i = 0; i < values.length; i++) {
+    const field = table.fields[i] as TypedField;
+    values[i] = columnValue(field, readTypedField(message, field));
   }
+  return { table, values };
 }
 
 /**
@@ -242,7 +208,7 @@ export function renderEvent(
     dimensions: JSON.stringify(verbatim ? { ...dimensions, ...verbatim } : dimensions),
     metadata: JSON.stringify(metadata),
     keyService: envelope.keyService ?? null,
-    ...specializedColumns(event),
+    specialized: specializedRow(kind, message),
   };
   return { row, dimensions, metadata };
 }

@@ -1,8 +1,14 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
+import {
+  EVENT_KINDS,
+  type EventKind,
+  KIND_BY_CASE,
+  readTypedField,
+  type TypedField,
+} from "../catalog/catalog.js";
 import type { Violation } from "../errors.js";
-import { type EventKind, KIND_BY_CASE, readTypedField, type TypedField } from "./event-kinds.js";
 import { pyFloat, pyJsonDumps, pyLen, pyStr } from "./python-format.js";
 import { pyIsoFormat } from "./timestamps.js";
 
@@ -26,6 +32,12 @@ export interface PathStyle {
   /** Path of a typed field below its event, e.g. `auth_request.method`. */
   typedField(kind: EventKind, field: TypedField): string;
 }
+
+/** The kinds' proto names in field-number order, as the RPC's missing-kind message lists them. */
+const KIND_NAMES_BY_NUMBER = [...EVENT_KINDS]
+  .sort((a, b) => a.number - b.number)
+  .map((k) => k.name)
+  .join(", ");
 
 /** Paths in proto field names, for the RPCs. */
 export const RPC_PATHS: PathStyle = {
@@ -201,8 +213,7 @@ function validateEvent(
 ): void {
   const kind = event.kind.case === undefined ? undefined : KIND_BY_CASE.get(event.kind.case);
   if (kind === undefined) {
-    const names = [...KIND_BY_CASE.values()].map((k) => k.name).join(", ");
-    fail(`${path}.kind`, `Event kind is required: set one of ${names}`);
+    fail(`${path}.kind`, `Event kind is required: set one of ${KIND_NAMES_BY_NUMBER}`);
   }
 
   if (event.timestamp !== undefined) {

@@ -1,10 +1,10 @@
 import type pg from "pg";
 import type { ReadinessProbe } from "../admin/readiness.js";
+import { RETAINED_TABLES } from "../catalog/catalog.js";
 import type { Config } from "../config.js";
 import { type BatchLedger, createBatchLedger } from "./batch-ledger.js";
 import {
   openDatabase,
-  RETAINED_TABLES,
   seedRetentionPolicies,
   sqliteReadinessProbe,
   useStatementBusyWait,

@@ -2,6 +2,7 @@ import { mkdirSync, statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
 import type { ReadinessProbe } from "../admin/readiness.js";
+import { RETAINED_TABLES } from "../catalog/catalog.js";
 import { migrate } from "./migrations.js";
 
 export type { Database };
@@ -159,9 +160,6 @@ export function sqliteReadinessProbe(db: Database): ReadinessProbe {
     },
   };
 }
-
-/** The tables whose rows age out, with the default retention seeded for each. */
-export const RETAINED_TABLES = ["metrics", "auth_metrics", "discovery_metrics", "tool_metrics"];
 
 /**
  * Opens (creating if needed) the SQLite database, sets its pragmas and runs

@@ -8,7 +8,7 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "./group-commit.js";
-import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "./rows.js";
+import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "./rows.js";
 import { driverErrorCode, sqliteOutOfSpace } from "./storage-error.js";
 
 export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "./group-commit.js";
@@ -31,22 +31,23 @@ export interface SqliteEventStoreOptions extends EventStoreOptions {
  * each group is written in one `BEGIN IMMEDIATE` transaction (STACK.md trap 10).
  */
 export function createEventStore(db: Database, options: SqliteEventStoreOptions): EventStore {
-  const insert = (table: EventTable) => {
-    const names = INSERT_COLUMNS[table].map(([name]) => name);
-    return db.prepare(
-      `INSERT INTO ${table} (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`,
-    );
+  const inserts = new Map(
+    EVENT_TABLES.map((table) => {
+      const names = insertColumns(table).map(([name]) => name);
+      const sql = `INSERT INTO ${table} (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`;
+      return [table, db.prepare(sql)] as const;
+    }),
+  );
+  const insertOf = (table: string) => {
+    const statement = inserts.get(table);
+    if (statement === undefined) throw new Error(`not an event table: ${table}`);
+    return statement;
   };
-  const insertMetric = insert("metrics");
-  const specialized = {
-    auth_metrics: insert("auth_metrics"),
-    tool_metrics: insert("tool_metrics"),
-    discovery_metrics: insert("discovery_metrics"),
-  };
+  const insertMetric = insertOf("metrics");
   const writeRow = (requestId: string, r: EventRow): void => {
     const values = rowValues(requestId, r);
     insertMetric.run(...values.metrics);
-    if (values.specialized) specialized[values.specialized.table].run(...values.specialized.values);
+    if (values.specialized) insertOf(values.specialized.table).run(...values.specialized.values);
   };
 
   const ledger = options.ledger;

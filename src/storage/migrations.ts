@@ -1,4 +1,12 @@
 import type { Database } from "better-sqlite3";
+import type { ColumnType } from "../catalog/catalog.js";
+import {
+  catalogMigrationSql,
+  catalogSchemaVersion,
+  checkCatalogTables,
+  type SqlDialect,
+  type TableColumn,
+} from "./catalog-schema.js";
 
 /** One schema step; `version` is what `PRAGMA user_version` says after it. */
 export interface Migration {
@@ -9,7 +17,11 @@ export interface Migration {
 
 /**
  * The schema, as ordered steps (CONVENTIONS.md: versioned with `PRAGMA user_version`).
- * Append new steps; never edit a released one.
+ * Append new steps; never edit a released one. The specialized tables
+ * (auth_metrics, tool_metrics, discovery_metrics) and their columns are not
+ * written here: each step runs first what the event catalog says it adds
+ * ({@link catalogMigrationSql}: a table at its `table_since`, a column at its
+ * `column_since`), then its own statements, which may index them.
  *
  * Tables and columns follow contract §3. Indexes follow STACK.md trap 11: every
  * index leads with the event timestamp or with a low-cardinality column (a few
@@ -57,58 +69,12 @@ CREATE INDEX idx_metrics_timestamp ON metrics (timestamp);
 CREATE INDEX idx_metrics_type_timestamp ON metrics (metric_type, timestamp);
 CREATE INDEX idx_metrics_service_type_timestamp ON metrics (service, metric_type, timestamp);
 
-CREATE TABLE auth_metrics (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  request_id TEXT NOT NULL,
-  timestamp TEXT NOT NULL,
-  service TEXT NOT NULL,
-  duration_ms REAL,
-  success BOOLEAN,
-  method TEXT,
-  server TEXT,
-  user_hash TEXT,
-  error_code TEXT,
-  created_at TEXT NOT NULL DEFAULT (datetime('now'))
-);
 CREATE INDEX idx_auth_timestamp ON auth_metrics (timestamp);
 CREATE INDEX idx_auth_success_timestamp ON auth_metrics (success, timestamp);
 
-CREATE TABLE discovery_metrics (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  request_id TEXT NOT NULL,
-  timestamp TEXT NOT NULL,
-  service TEXT NOT NULL,
-  duration_ms REAL,
-  query TEXT,
-  results_count INTEGER,
-  top_k_services INTEGER,
-  top_n_tools INTEGER,
-  embedding_time_ms REAL,
-  faiss_search_time_ms REAL,
-  created_at TEXT NOT NULL DEFAULT (datetime('now'))
-);
 CREATE INDEX idx_discovery_timestamp ON discovery_metrics (timestamp);
 CREATE INDEX idx_discovery_results_timestamp ON discovery_metrics (results_count, timestamp);
 
-CREATE TABLE tool_metrics (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  request_id TEXT NOT NULL,
-  timestamp TEXT NOT NULL,
-  service TEXT NOT NULL,
-  duration_ms REAL,
-  tool_name TEXT,
-  server_path TEXT,
-  server_name TEXT,
-  success BOOLEAN,
-  client_name TEXT,
-  client_version TEXT,
-  method TEXT,
-  user_hash TEXT,
-  error_code TEXT,
-  input_size_bytes INTEGER,
-  output_size_bytes INTEGER,
-  created_at TEXT NOT NULL DEFAULT (datetime('now'))
-);
 CREATE INDEX idx_tool_timestamp ON tool_metrics (timestamp);
 CREATE INDEX idx_tool_method_timestamp ON tool_metrics (method, timestamp);
 CREATE INDEX idx_tool_success_timestamp ON tool_metrics (success, timestamp);
@@ -187,11 +153,11 @@ CREATE TABLE readiness_probe (
     // key_service: the service of the key that sent each event, which may
     // report as another (METRICS_KEY_SERVICE_BINDING=audit, issue 20): the
     // upstream gateway's nginx reports as "nginx" with the registry's key.
-    // target_kind: the newer auth-server dimension, typed (AuthRequest.target_kind).
-    // NULL in rows written before: nobody recorded them then.
+    // With it, from the event catalog: auth_metrics.target_kind, the newer
+    // auth-server dimension (AuthRequest.target_kind, column_since 6), NULL in
+    // rows written before: nobody recorded them then.
     sql: `
 ALTER TABLE metrics ADD COLUMN key_service TEXT;
-ALTER TABLE auth_metrics ADD COLUMN target_kind TEXT;
 `,
   },
 ];
@@ -199,10 +165,45 @@ ALTER TABLE auth_metrics ADD COLUMN target_kind TEXT;
 /** The schema version this build expects. */
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
+if (catalogSchemaVersion() > SCHEMA_VERSION) {
+  throw new Error(
+    `the event catalog adds a table or column at schema version ${catalogSchemaVersion()}, but the last migration is ${SCHEMA_VERSION}: append a migration step for it`,
+  );
+}
+
+/** SQLite's types for the catalog's columns, as the Python schema declared them. */
+const SQLITE_TYPES: Readonly<Record<ColumnType, string>> = {
+  bool: "BOOLEAN",
+  text: "TEXT",
+  int4: "INTEGER",
+  int8: "INTEGER",
+  float8: "REAL",
+};
+
+/** How SQLite says a specialized table. */
+export const SQLITE_DIALECT: SqlDialect = {
+  columnType: (type) => SQLITE_TYPES[type],
+  idColumn: "INTEGER PRIMARY KEY AUTOINCREMENT",
+  createdAtColumn: "TEXT NOT NULL DEFAULT (datetime('now'))",
+};
+
+/** A step's statements on SQLite: the catalog's, then its own. */
+export const sqliteStepSql = (step: Migration): string =>
+  catalogMigrationSql(step.version, SQLITE_DIALECT) + step.sql;
+
+/** Throws, naming each disagreement, unless the specialized tables hold what the event catalog stores. */
+export function checkSqliteCatalogTables(db: Database): void {
+  const columns = db.prepare<[string], TableColumn>(
+    "SELECT name, type FROM pragma_table_info(?) ORDER BY cid",
+  );
+  checkCatalogTables(SQLITE_DIALECT, (table) => columns.all(table));
+}
+
 /**
  * Brings the database up to {@link SCHEMA_VERSION}. Each step runs in its own
  * transaction together with its `user_version` bump, so a crash leaves the
- * database at a whole version. A database newer than this build is refused.
+ * database at a whole version. A database newer than this build is refused,
+ * and so is one whose specialized tables disagree with the event catalog.
  */
 export function migrate(db: Database): { from: number; to: number } {
   const from = db.pragma("user_version", { simple: true }) as number;
@@ -214,9 +215,10 @@ export function migrate(db: Database): { from: number; to: number } {
   for (const step of MIGRATIONS) {
     if (step.version <= from) continue;
     db.transaction(() => {
-      db.exec(step.sql);
+      db.exec(sqliteStepSql(step));
       db.pragma(`user_version = ${step.version}`);
     }).immediate();
   }
+  checkSqliteCatalogTables(db);
   return { from, to: SCHEMA_VERSION };
 }

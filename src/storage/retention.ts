@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { RETAINED_TABLES } from "../catalog/catalog.js";
 import type { Logger } from "../log.js";
-import { RETAINED_TABLES } from "./database.js";
 import { StorageError } from "./storage-error.js";
 import { storedTimeOfMillis } from "./stored-time.js";
 

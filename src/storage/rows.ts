@@ -1,39 +1,32 @@
-/** SQLite has no boolean: 1, 0, or NULL when unknown. */
-export type SqlBool = 0 | 1 | null;
+import {
+  type ColumnType,
+  KIND_BY_TYPE,
+  SHARED_COLUMNS,
+  SPECIALIZED_TABLES,
+  type SpecializedTable,
+  type TypedField,
+} from "../catalog/catalog.js";
 
-/** Columns of `auth_metrics` beyond the shared ones (contract §3). */
-export interface AuthColumns {
-  readonly success: SqlBool;
-  readonly method: string | null;
-  readonly server: string | null;
-  readonly userHash: string | null;
-  readonly errorCode: string | null;
-  readonly targetKind: string | null;
+/** A column's value as bound: booleans as 1, 0 (which PostgreSQL's `bool` reads too), NULL when unknown. */
+export type ColumnValue = string | number | null;
+
+/** The row of a specialized table: the catalog's columns, in the table's field order. */
+export interface SpecializedRow {
+  readonly table: SpecializedTable;
+  /** One per {@link SpecializedTable.fields}, in order. */
+  readonly values: readonly ColumnValue[];
 }
 
-/** Columns of `tool_metrics` beyond the shared ones (contract §3). */
-export interface ToolColumns {
-  readonly toolName: string | null;
-  readonly serverPath: string | null;
-  readonly serverName: string | null;
-  readonly success: SqlBool;
-  readonly clientName: string | null;
-  readonly clientVersion: string | null;
-  readonly method: string | null;
-  readonly userHash: string | null;
-  readonly errorCode: string | null;
-  readonly inputSizeBytes: number | null;
-  readonly outputSizeBytes: number | null;
-}
-
-/** Columns of `discovery_metrics` beyond the shared ones (contract §3). */
-export interface DiscoveryColumns {
-  readonly query: string | null;
-  readonly resultsCount: number | null;
-  readonly topKServices: number | null;
-  readonly topNTools: number | null;
-  readonly embeddingTimeMs: number | null;
-  readonly faissSearchTimeMs: number | null;
+/**
+ * The specialized row of an event of `metricType` whose each column takes
+ * `columnOf` of its typed field; undefined when the kind has no table.
+ */
+export function specializedRowOf(
+  metricType: string,
+  columnOf: (field: TypedField) => ColumnValue,
+): SpecializedRow | undefined {
+  const table = KIND_BY_TYPE.get(metricType)?.table;
+  return table && { table, values: table.fields.map(columnOf) };
 }
 
 /**
@@ -55,9 +48,8 @@ export interface EventRow {
   readonly metadata: string;
   /** The service of the API key that sent the event (it may report as another, `METRICS_KEY_SERVICE_BINDING`). */
   readonly keyService: string | null;
-  readonly auth?: AuthColumns;
-  readonly tool?: ToolColumns;
-  readonly discovery?: DiscoveryColumns;
+  /** The row of the specialized table of its kind, if the kind has one (see the event catalog). */
+  readonly specialized?: SpecializedRow | undefined;
 }
 
 /** Fixed cost of a queued row in memory besides its JSON texts: the object, its short strings, the specialized columns. */
@@ -72,90 +64,70 @@ export function approximateRowBytes(row: EventRow): number {
   return ROW_OVERHEAD_BYTES + 2 * (row.dimensions.length + row.metadata.length);
 }
 
-/** The specialized tables, by the event kinds that have one. */
-export type SpecializedTable = "auth_metrics" | "tool_metrics" | "discovery_metrics";
+/** The universal table's columns, in the order of {@link rowValues}. */
+const METRICS_COLUMNS: readonly (readonly [name: string, type: ColumnType])[] = [
+  ["request_id", "text"],
+  ["service", "text"],
+  ["service_version", "text"],
+  ["instance_id", "text"],
+  ["metric_type", "text"],
+  ["timestamp", "text"],
+  ["value", "float8"],
+  ["duration_ms", "float8"],
+  ["dimensions", "text"],
+  ["metadata", "text"],
+  ["key_service", "text"],
+];
 
-/** A column's PostgreSQL array element type, for the grouped `unnest` insert. */
-export type PgColumnType = "text" | "float8" | "bool" | "int4" | "int8";
-
-/** The tables every event row is written to. */
-export type EventTable = "metrics" | SpecializedTable;
+/**
+ * The tables every event row may be written to: `metrics`, then the
+ * catalog's specialized tables in its order.
+ */
+export const EVENT_TABLES: readonly string[] = [
+  "metrics",
+  ...SPECIALIZED_TABLES.map((t) => t.name),
+];
 
 /**
  * The columns each table's INSERT names, in the order of {@link rowValues}:
- * both backends build their statements from this list, so a column added here
- * and in `rowValues` (a test checks that their lengths agree) is written by both.
+ * `metrics`'s own, and for each specialized table the shared columns then the
+ * catalog's. Both backends build their statements from this list.
  */
-export const INSERT_COLUMNS: Readonly<
-  Record<EventTable, readonly (readonly [name: string, pg: PgColumnType])[]>
-> = {
-  metrics: [
-    ["request_id", "text"],
-    ["service", "text"],
-    ["service_version", "text"],
-    ["instance_id", "text"],
-    ["metric_type", "text"],
-    ["timestamp", "text"],
-    ["value", "float8"],
-    ["duration_ms", "float8"],
-    ["dimensions", "text"],
-    ["metadata", "text"],
-    ["key_service", "text"],
-  ],
-  auth_metrics: [
-    ["request_id", "text"],
-    ["timestamp", "text"],
-    ["service", "text"],
-    ["duration_ms", "float8"],
-    ["success", "bool"],
-    ["method", "text"],
-    ["server", "text"],
-    ["user_hash", "text"],
-    ["error_code", "text"],
-    ["target_kind", "text"],
-  ],
-  tool_metrics: [
-    ["request_id", "text"],
-    ["timestamp", "text"],
-    ["service", "text"],
-    ["duration_ms", "float8"],
-    ["tool_name", "text"],
-    ["server_path", "text"],
-    ["server_name", "text"],
-    ["success", "bool"],
-    ["client_name", "text"],
-    ["client_version", "text"],
-    ["method", "text"],
-    ["user_hash", "text"],
-    ["error_code", "text"],
-    ["input_size_bytes", "int8"],
-    ["output_size_bytes", "int8"],
-  ],
-  discovery_metrics: [
-    ["request_id", "text"],
-    ["timestamp", "text"],
-    ["service", "text"],
-    ["duration_ms", "float8"],
-    ["query", "text"],
-    ["results_count", "int4"],
-    ["top_k_services", "int4"],
-    ["top_n_tools", "int4"],
-    ["embedding_time_ms", "float8"],
-    ["faiss_search_time_ms", "float8"],
-  ],
-};
+export const INSERT_COLUMNS: ReadonlyMap<
+  string,
+  readonly (readonly [name: string, type: ColumnType])[]
+> = new Map([
+  ["metrics", METRICS_COLUMNS],
+  ...SPECIALIZED_TABLES.map(
+    (t) =>
+      [
+        t.name,
+        [...SHARED_COLUMNS, ...t.fields.map((f) => [f.column.name, f.column.type] as const)],
+      ] as const,
+  ),
+]);
+
+/** The INSERT columns of `table`, which must be one of {@link EVENT_TABLES}. */
+export function insertColumns(
+  table: string,
+): readonly (readonly [name: string, type: ColumnType])[] {
+  const columns = INSERT_COLUMNS.get(table);
+  if (columns === undefined) throw new Error(`not an event table: ${table}`);
+  return columns;
+}
 
 /**
  * A row's values in the order of {@link INSERT_COLUMNS}: its `metrics` row's,
- * and its specialized table's (booleans as 1, 0 or NULL, which PostgreSQL's
- * `bool` reads too).
+ * and its specialized table's. A specialized row whose value count differs
+ * from its table's columns throws: a value short or over would shift every
+ * later column into the wrong one.
  */
 export function rowValues(
   requestId: string,
   r: EventRow,
 ): {
   readonly metrics: unknown[];
-  readonly specialized?: { readonly table: SpecializedTable; readonly values: unknown[] };
+  readonly specialized?: { readonly table: string; readonly values: unknown[] };
 } {
   const metrics = [
     requestId,
@@ -170,57 +142,18 @@ export function rowValues(
     r.metadata,
     r.keyService,
   ];
-  const shared = [requestId, r.timestamp, r.service, r.durationMs];
-  if (r.auth) {
-    const a = r.auth;
-    return {
-      metrics,
-      specialized: {
-        table: "auth_metrics",
-        values: [...shared, a.success, a.method, a.server, a.userHash, a.errorCode, a.targetKind],
-      },
-    };
+  const s = r.specialized;
+  if (s === undefined) return { metrics };
+  if (s.values.length !== s.table.fields.length) {
+    throw new Error(
+      `${s.values.length} values for the ${s.table.fields.length} catalog columns of ${s.table.name}`,
+    );
   }
-  if (r.tool) {
-    const t = r.tool;
-    return {
-      metrics,
-      specialized: {
-        table: "tool_metrics",
-        values: [
-          ...shared,
-          t.toolName,
-          t.serverPath,
-          t.serverName,
-          t.success,
-          t.clientName,
-          t.clientVersion,
-          t.method,
-          t.userHash,
-          t.errorCode,
-          t.inputSizeBytes,
-          t.outputSizeBytes,
-        ],
-      },
-    };
-  }
-  if (r.discovery) {
-    const d = r.discovery;
-    return {
-      metrics,
-      specialized: {
-        table: "discovery_metrics",
-        values: [
-          ...shared,
-          d.query,
-          d.resultsCount,
-          d.topKServices,
-          d.topNTools,
-          d.embeddingTimeMs,
-          d.faissSearchTimeMs,
-        ],
-      },
-    };
-  }
-  return { metrics };
+  return {
+    metrics,
+    specialized: {
+      table: s.table.name,
+      values: [requestId, r.timestamp, r.service, r.durationMs, ...s.values],
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database, Statement } from "better-sqlite3";
-import { RETAINED_TABLES } from "./database.js";
+import { RETAINED_TABLES } from "../catalog/catalog.js";
 import { closedError, type DatabaseSize, type RetentionStore } from "./retention.js";
 import { StorageError } from "./storage-error.js";
 

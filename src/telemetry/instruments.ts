@@ -1,5 +1,6 @@
 import type { Resource } from "@opentelemetry/resources";
 import type { MetricProducer } from "@opentelemetry/sdk-metrics";
+import { EVENT_KINDS } from "../catalog/catalog.js";
 import { createLabelBounds, LABEL_KEYS, type Labels, labelText } from "./label-bounds.js";
 import {
   createSeriesAggregation,
@@ -114,56 +115,29 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
   const seconds = (name: string, description: string) =>
     aggregation.histogram({ name, description, unit: "s" }, SECONDS_BUCKETS);
 
-  const byType: Record<
-    string,
-    { count?: SeriesTable<SumCell>; duration?: SeriesTable<HistogramCell> }
-  > = {
-    auth_request: {
-      count: counter("mcp_auth_requests_total", "Authentication events"),
-      duration: seconds("mcp_auth_request_duration_seconds", "Authentication duration"),
-    },
-    tool_execution: {
-      count: counter("mcp_tool_executions_total", "MCP method calls"),
-      duration: seconds("mcp_tool_execution_duration_seconds", "MCP method call duration"),
-    },
-    tool_discovery: {
-      count: counter("mcp_tool_discovery_total", "Semantic tool searches"),
-      duration: seconds("mcp_tool_discovery_duration_seconds", "Semantic tool search duration"),
-    },
-    health_check: {
-      count: counter("mcp_health_checks_total", "Health probes"),
-      duration: seconds("mcp_health_check_duration_seconds", "Health probe duration"),
-    },
-    protocol_latency: {
-      duration: seconds("mcp_protocol_latency_seconds", "Time between MCP protocol steps"),
-    },
-    registry_operation: {
-      count: counter("mcp_registry_operations_total", "Tool registry operations"),
-      duration: seconds(
-        "mcp_registry_operation_duration_seconds",
-        "Tool registry operation duration",
-      ),
-    },
-    // A custom event's value means what its sender says: only the events are counted.
-    custom: { count: counter("mcp_custom_events_total", "Custom events, by metric name") },
-  };
-  /** A semantic search's two phases, from the event's `embedding_time_ms` and `faiss_search_time_ms`. */
-  const discoveryPhases = [
-    {
-      key: "embedding_time_ms",
-      table: seconds(
-        "mcp_tool_discovery_embedding_duration_seconds",
-        "Time a semantic tool search spent embedding its query",
-      ),
-    },
-    {
-      key: "faiss_search_time_ms",
-      table: seconds(
-        "mcp_tool_discovery_search_duration_seconds",
-        "Time a semantic tool search spent in its vector search",
-      ),
-    },
-  ];
+  /** Each kind's instruments, as its catalog entry declares them. */
+  const byType = new Map(
+    EVENT_KINDS.map((kind) => [
+      kind.name,
+      {
+        count: kind.counter && counter(kind.counter.name, kind.counter.description),
+        duration: kind.histogram && seconds(kind.histogram.name, kind.histogram.description),
+        /** Whether the histogram records the value, in seconds, instead of the duration. */
+        valueSeconds: kind.histogram?.source === "value_seconds",
+        /** Fields in milliseconds with a histogram of their own (a search's two phases). */
+        phases: kind.fields.flatMap((field) =>
+          field.histogramMs
+            ? [
+                {
+                  key: field.name,
+                  table: seconds(field.histogramMs.name, field.histogramMs.description),
+                },
+              ]
+            : [],
+        ),
+      },
+    ]),
+  );
   const operation = options.semconv
     ? seconds(
         "mcp.server.operation.duration",
@@ -225,9 +199,13 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
     recordValue(cell, SECONDS_BUCKETS, seconds);
   };
 
-  /** A discovery's phase times, where it sent them (as dimensions or metadata), in seconds. */
-  const recordPhases = (event: CommittedEvent, series: Series): void => {
-    for (const { key, table } of discoveryPhases) {
+  /** Times in milliseconds that a kind's fields hold, where the event sent them (as dimensions or metadata), in seconds. */
+  const recordPhases = (
+    event: CommittedEvent,
+    series: Series,
+    phases: readonly { readonly key: string; readonly table: SeriesTable<HistogramCell> }[],
+  ): void => {
+    for (const { key, table } of phases) {
       const raw = event.dimensions[key] ?? event.metadata[key];
       const millis = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
       if (typeof millis !== "number" || !Number.isFinite(millis) || millis < 0) continue;
@@ -242,26 +220,24 @@ export function createEventInstruments(options: EventInstrumentsOptions): EventI
         // Labelled first even where nothing is recorded: a service that sends
         // only custom events still takes its place under the service label cap.
         const series = seriesOf(event);
-        const instruments = byType[event.metricType];
+        const instruments = byType.get(event.metricType);
         if (instruments === undefined) continue;
-        if (event.metricType === "protocol_latency") {
-          if (instruments.duration && Number.isFinite(event.value) && event.value >= 0) {
-            series.duration ??= instruments.duration.cell(series.key, series.labels);
-            recordValue(series.duration, SECONDS_BUCKETS, event.value);
-          }
-          continue;
-        }
         if (instruments.count) {
           series.count ??= instruments.count.cell(series.key, series.labels);
           series.count.value += 1;
         }
-        if (event.durationMs !== null && instruments.duration) {
+        if (instruments.duration && instruments.valueSeconds) {
+          if (Number.isFinite(event.value) && event.value >= 0) {
+            series.duration ??= instruments.duration.cell(series.key, series.labels);
+            recordValue(series.duration, SECONDS_BUCKETS, event.value);
+          }
+        } else if (instruments.duration && event.durationMs !== null) {
           const seconds = event.durationMs / 1000;
           series.duration ??= instruments.duration.cell(series.key, series.labels);
           recordValue(series.duration, SECONDS_BUCKETS, seconds);
           if (event.metricType === "tool_execution") recordOperation(event, series, seconds);
         }
-        if (event.metricType === "tool_discovery") recordPhases(event, series);
+        if (instruments.phases.length > 0) recordPhases(event, series, instruments.phases);
       }
     },
   };

@@ -1,3 +1,5 @@
+import { EVENT_KINDS } from "../catalog/catalog.js";
+
 /** A label value as recorded: always text. */
 export type Labels = Record<string, string>;
 
@@ -17,31 +19,17 @@ export const OVERFLOW_VALUE = "_other";
 export const EMPTY_VALUE = "_unset";
 
 /**
- * Dimensions that become labels, per event type (W8): the upstream gateway's
- * allow-lists (contract §8) without `user_hash`, `session_key` and free-text
- * `query`, which are unbounded and personal: they stay in the database, where
- * the history can still be asked about them. `resource_id` and `user_id` stay
- * there too. Every series of a type carries every label of its list, `_unset`
- * where the event had no value, so that series from emitters that send a
- * dimension and from ones that leave it out add up under one label set.
+ * Dimensions that become labels, per event type (W8): each kind's `labels` in
+ * the event catalog, the upstream gateway's allow-lists without `user_hash`,
+ * `session_key` and free-text `query`, which are unbounded and personal: they
+ * stay in the database, where the history can still be asked about them.
+ * Every series of a type carries every label of its list, `_unset` where the
+ * event had no value, so that series from emitters that send a dimension and
+ * from ones that leave it out add up under one label set.
  */
-export const LABEL_KEYS: Readonly<Record<string, readonly string[]>> = {
-  auth_request: ["success", "method", "server", "target_kind"],
-  tool_execution: [
-    "success",
-    "method",
-    "server_name",
-    "server_path",
-    "tool_name",
-    "client_name",
-    "client_version",
-  ],
-  tool_discovery: ["results_count", "top_k_services", "top_n_tools"],
-  protocol_latency: ["flow_step", "server_name", "client_name"],
-  health_check: ["endpoint", "status_code", "healthy"],
-  registry_operation: ["operation", "resource_type", "success"],
-  custom: ["metric_name"],
-};
+export const LABEL_KEYS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  EVENT_KINDS.map((kind) => [kind.name, kind.labels]),
+);
 
 /** Labels holding a path or URL: only scheme, host and path are kept (no user info, no query). */
 const PATH_LABELS = new Set(["server_path", "endpoint"]);

@@ -84,8 +84,10 @@ describe("toEventRow", () => {
       metricType: "auth_request",
       timestamp: "2026-11-25T12:00:00.123000Z",
       value: 1,
-      auth: { success: 1, method: "jwt", server: "s", userHash: "", errorCode: "E1" },
     });
+    expect(a.specialized?.table.name).toBe("auth_metrics");
+    // success, method, server, user_hash, error_code, target_kind
+    expect(a.specialized?.values).toEqual([1, "jwt", "s", "", "E1", null]);
     expect(JSON.parse(a.metadata)).toEqual({ error_code: "E1" });
   });
 
@@ -97,7 +99,15 @@ describe("toEventRow", () => {
     );
     expect(row.timestamp).toBe("2026-11-25T12:00:00.123000Z");
     expect(row.durationMs).toBeNull();
-    expect(row.tool).toMatchObject({ toolName: "t", success: null, inputSizeBytes: null });
+    const columns = row.specialized?.table.fields.map((f, i) => [
+      f.name,
+      row.specialized?.values[i],
+    ]);
+    expect(Object.fromEntries(columns ?? [])).toMatchObject({
+      tool_name: "t",
+      success: null,
+      input_size_bytes: null,
+    });
   });
 
   it("should write nothing into specialized tables for kinds that have none", () => {
@@ -106,9 +116,7 @@ describe("toEventRow", () => {
       envelope,
       AT,
     );
-    expect(row).not.toHaveProperty("auth");
-    expect(row).not.toHaveProperty("tool");
-    expect(row).not.toHaveProperty("discovery");
+    expect(row.specialized).toBeUndefined();
     expect(JSON.parse(row.dimensions)).toEqual({ metric_name: "m" });
   });
 });

@@ -2,30 +2,30 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { openStorage, type StorageBackend } from "../../src/storage/backend.js";
 import type { CommitStats } from "../../src/storage/group-commit.js";
-import type { EventRow } from "../../src/storage/rows.js";
+import { type EventRow, specializedRowOf } from "../../src/storage/rows.js";
 import { freshPgSchema, pgTestDb, type TestDb } from "../support/database.js";
 import { authRow } from "../support/events.js";
 import { countIn } from "../support/service.js";
 
 /** A tool event row with every column of `tool_metrics` set. */
 function toolRow(toolName: string): EventRow {
-  const { auth: _auth, ...shared } = authRow("svc");
+  const values: Readonly<Record<string, string | number>> = {
+    tool_name: toolName,
+    server_path: "/p",
+    server_name: "s",
+    success: 0,
+    client_name: "c",
+    client_version: "1",
+    method: "tools/call",
+    user_hash: "u",
+    error_code: "E",
+    input_size_bytes: 2 ** 40,
+    output_size_bytes: 7,
+  };
   return {
-    ...shared,
+    ...authRow("svc"),
     metricType: "tool_execution",
-    tool: {
-      toolName,
-      serverPath: "/p",
-      serverName: "s",
-      success: 0,
-      clientName: "c",
-      clientVersion: "1",
-      method: "tools/call",
-      userHash: "u",
-      errorCode: "E",
-      inputSizeBytes: 2 ** 40,
-      outputSizeBytes: 7,
-    },
+    specialized: specializedRowOf("tool_execution", (f) => values[f.name] ?? null),
   };
 }
 

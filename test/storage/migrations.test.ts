@@ -2,7 +2,7 @@ import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { openDatabase, seedRetentionPolicies } from "../../src/storage/database.js";
-import { MIGRATIONS, SCHEMA_VERSION } from "../../src/storage/migrations.js";
+import { MIGRATIONS, SCHEMA_VERSION, sqliteStepSql } from "../../src/storage/migrations.js";
 import { tempDir } from "../support/service.js";
 
 const columns = (db: BetterSqlite3.Database, table: string) =>
@@ -139,7 +139,7 @@ describe("openDatabase", () => {
   it("should add key_service and target_kind to a version-5 database, its rows kept with NULL in them", () => {
     const path = join(tempDir(), "m.db");
     const raw = new BetterSqlite3(path);
-    for (const step of MIGRATIONS.filter((m) => m.version <= 5)) raw.exec(step.sql);
+    for (const step of MIGRATIONS.filter((m) => m.version <= 5)) raw.exec(sqliteStepSql(step));
     raw.pragma("user_version = 5");
     raw
       .prepare(

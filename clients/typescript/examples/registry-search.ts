@@ -1,7 +1,16 @@
 /**
  * A registry's semantic tool search, measured: the embedding and vector-search
  * times and the result count go out as one discovery event per search.
+ *
+ * Run it as a script, after `npm run build` at the repository root:
+ *
+ *   METRICS_SERVICE_URL=http://127.0.0.1:8890 METRICS_API_KEY=<key> \
+ *     node dist/clients/typescript/examples/registry-search.js
+ *
+ * It runs two searches on a stand-in backend, drains the client and prints its
+ * counters; it exits 1 if the two events were not sent.
  */
+import { fileURLToPath } from "node:url";
 import { createMetricsClient, type MetricsClient } from "../src/index.js";
 
 /** What the registry's search does; `embed` and `nearest` stand for the model and the FAISS index. */
@@ -37,4 +46,28 @@ export function createRegistryMetrics(): MetricsClient {
     apiKey: process.env.METRICS_API_KEY ?? "",
     service: "registry",
   });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (!process.env.METRICS_API_KEY) {
+    console.error(
+      "set METRICS_API_KEY (and METRICS_SERVICE_URL, default http://metrics-service:8890)",
+    );
+    process.exit(2);
+  }
+  const metrics = createRegistryMetrics();
+  const tools = ["current_time", "weather", "list_files"];
+  const search = createMeasuredSearch(
+    {
+      embed: async (text) => [text.length],
+      nearest: async (_vector, topN) => tools.slice(0, topN),
+    },
+    metrics,
+  );
+  console.log(await search("what time is it", 2));
+  console.log(await search("read a file", 5));
+  await metrics.close();
+  const stats = metrics.stats();
+  console.log(stats);
+  process.exitCode = stats.sent === 2 ? 0 : 1;
 }

@@ -12,25 +12,19 @@ import {
   type EventStoreOptions,
   type QueuedAppend,
 } from "../group-commit.js";
-import { type EventRow, type EventTable, INSERT_COLUMNS, rowValues } from "../rows.js";
+import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "../rows.js";
 import { StorageError } from "../storage-error.js";
 import { query } from "./pool.js";
-
-/** The tables of an event row, in the order of the grouped statement's arrays. */
-const EVENT_TABLES: readonly EventTable[] = [
-  "metrics",
-  "auth_metrics",
-  "tool_metrics",
-  "discovery_metrics",
-];
 
 /** The claims' columns ($1-$6) and the window's start ($7), before the tables' arrays. */
 const CLAIM_PARAMETERS = 7;
 
 /** One table's data-modifying CTE, its arrays numbered from `$first`. */
-function insertCte(table: EventTable, first: number): string {
-  const names = INSERT_COLUMNS[table].map(([name]) => name).join(", ");
-  const arrays = ["text", ...INSERT_COLUMNS[table].map(([, type]) => type)]
+function insertCte(table: string, first: number): string {
+  const names = insertColumns(table)
+    .map(([name]) => name)
+    .join(", ");
+  const arrays = ["text", ...insertColumns(table).map(([, type]) => type)]
     .map((type, i) => `$${first + i}::${type}[]`)
     .join(", ");
   return `${table}_rows AS (
@@ -46,7 +40,7 @@ function tableCtes(): string[] {
   let next = CLAIM_PARAMETERS + 1;
   return EVENT_TABLES.map((table) => {
     const cte = insertCte(table, next);
-    next += INSERT_COLUMNS[table].length + 1;
+    next += insertColumns(table).length + 1;
     return cte;
   });
 }
@@ -84,18 +78,22 @@ function push(target: unknown[][], values: readonly unknown[]): void {
   if (values.length !== target.length) {
     throw new Error(`${values.length} values for ${target.length} columns`);
   }
-  for (let i = 0; i < values.length; i++) target[i]?.push(values[i]);
+  for (let i = 0; i < values.length; i++) (target[i] as unknown[]).push(values[i]);
 }
 
 /** The parameters of {@link COMMIT_GROUP}: claims, then each table's columns, each row led by its batch key. */
 class GroupParameters {
   readonly claims = columns(CLAIM_PARAMETERS - 1);
-  readonly tables: Readonly<Record<EventTable, unknown[][]>> = {
-    metrics: columns(INSERT_COLUMNS.metrics.length + 1),
-    auth_metrics: columns(INSERT_COLUMNS.auth_metrics.length + 1),
-    tool_metrics: columns(INSERT_COLUMNS.tool_metrics.length + 1),
-    discovery_metrics: columns(INSERT_COLUMNS.discovery_metrics.length + 1),
-  };
+  /** Per table of {@link EVENT_TABLES}, one array per column after the batch key's. */
+  readonly tables: ReadonlyMap<string, unknown[][]> = new Map(
+    EVENT_TABLES.map((table) => [table, columns(insertColumns(table).length + 1)]),
+  );
+
+  private table(name: string): unknown[][] {
+    const table = this.tables.get(name);
+    if (table === undefined) throw new Error(`not an event table: ${name}`);
+    return table;
+  }
 
   claim(batch: BatchClaim, requestId: string, now: number): void {
     push(this.claims, [batch.service, batch.batchId, requestId, batch.events, batch.digest, now]);
@@ -103,13 +101,13 @@ class GroupParameters {
 
   row(key: string | null, requestId: string, r: EventRow): void {
     const values = rowValues(requestId, r);
-    push(this.tables.metrics, [key, ...values.metrics]);
+    push(this.table("metrics"), [key, ...values.metrics]);
     if (values.specialized)
-      push(this.tables[values.specialized.table], [key, ...values.specialized.values]);
+      push(this.table(values.specialized.table), [key, ...values.specialized.values]);
   }
 
   values(windowStart: number): unknown[] {
-    return [...this.claims, windowStart, ...EVENT_TABLES.flatMap((table) => this.tables[table])];
+    return [...this.claims, windowStart, ...EVENT_TABLES.flatMap((table) => this.table(table))];
   }
 }
 

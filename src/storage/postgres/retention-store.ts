@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { RETAINED_TABLES } from "../database.js";
+import { RETAINED_TABLES } from "../../catalog/catalog.js";
 import type { DatabaseSize, RetentionStore } from "../retention.js";
 import { NOW_TEXT, query } from "./pool.js";
 

@@ -50,7 +50,7 @@ Whether the events go to PostgreSQL (DATABASE_URL) rather than the SQLite file.
 
 {{/*
 The chart's Secret's entries: the API keys (METRICS_API_KEY_<NAME> for service <name>, the
-inverse of README's rule: upper case, - as _), the admin key, DATABASE_URL and REDIS_URL when
+inverse of the rule in docs/configuration.md: upper case, - as _), the admin key, DATABASE_URL and REDIS_URL when
 given as values, and secretEnv. A YAML map, empty when there is nothing to keep.
 */}}
 {{- define "mcp-metrics.secretData" -}}

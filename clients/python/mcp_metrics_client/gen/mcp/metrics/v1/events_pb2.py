@@ -13,31 +13,96 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from . import catalog_pb2 as mcp_dot_metrics_dot_v1_dot_catalog__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcp/metrics/v1/events.proto\x12\x0emcp.metrics.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x05\n\x05\x45vent\x12\x38\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ttimestamp\x12\x19\n\x05value\x18\x02 \x01(\x01H\x01R\x05value\x88\x01\x01\x12$\n\x0b\x64uration_ms\x18\x03 \x01(\x01H\x02R\ndurationMs\x88\x01\x01\x12\x37\n\ndimensions\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\ndimensions\x12\x33\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12@\n\x0c\x61uth_request\x18\n \x01(\x0b\x32\x1b.mcp.metrics.v1.AuthRequestH\x00R\x0b\x61uthRequest\x12\x46\n\x0etool_execution\x18\x0b \x01(\x0b\x32\x1d.mcp.metrics.v1.ToolExecutionH\x00R\rtoolExecution\x12\x46\n\x0etool_discovery\x18\x0c \x01(\x0b\x32\x1d.mcp.metrics.v1.ToolDiscoveryH\x00R\rtoolDiscovery\x12L\n\x10protocol_latency\x18\r \x01(\x0b\x32\x1f.mcp.metrics.v1.ProtocolLatencyH\x00R\x0fprotocolLatency\x12R\n\x12registry_operation\x18\x0e \x01(\x0b\x32!.mcp.metrics.v1.RegistryOperationH\x00R\x11registryOperation\x12@\n\x0chealth_check\x18\x0f \x01(\x0b\x32\x1b.mcp.metrics.v1.HealthCheckH\x00R\x0bhealthCheck\x12\x30\n\x06\x63ustom\x18\x10 \x01(\x0b\x32\x16.mcp.metrics.v1.CustomH\x00R\x06\x63ustomB\x06\n\x04kindB\x08\n\x06_valueB\x0e\n\x0c_duration_ms\"\xa1\x02\n\x0b\x41uthRequest\x12\x1d\n\x07success\x18\x01 \x01(\x08H\x00R\x07success\x88\x01\x01\x12\x1b\n\x06method\x18\x02 \x01(\tH\x01R\x06method\x88\x01\x01\x12\x1b\n\x06server\x18\x03 \x01(\tH\x02R\x06server\x88\x01\x01\x12 \n\tuser_hash\x18\x04 \x01(\tH\x03R\x08userHash\x88\x01\x01\x12\"\n\nerror_code\x18\x05 \x01(\tH\x04R\terrorCode\x88\x01\x01\x12$\n\x0btarget_kind\x18\x06 \x01(\tH\x05R\ntargetKind\x88\x01\x01\x42\n\n\x08_successB\t\n\x07_methodB\t\n\x07_serverB\x0c\n\n_user_hashB\r\n\x0b_error_codeB\x0e\n\x0c_target_kind\"\xe1\x04\n\rToolExecution\x12 \n\ttool_name\x18\x01 \x01(\tH\x00R\x08toolName\x88\x01\x01\x12$\n\x0bserver_path\x18\x02 \x01(\tH\x01R\nserverPath\x88\x01\x01\x12$\n\x0bserver_name\x18\x03 \x01(\tH\x02R\nserverName\x88\x01\x01\x12\x1d\n\x07success\x18\x04 \x01(\x08H\x03R\x07success\x88\x01\x01\x12$\n\x0b\x63lient_name\x18\x05 \x01(\tH\x04R\nclientName\x88\x01\x01\x12*\n\x0e\x63lient_version\x18\x06 \x01(\tH\x05R\rclientVersion\x88\x01\x01\x12\x1b\n\x06method\x18\x07 \x01(\tH\x06R\x06method\x88\x01\x01\x12 \n\tuser_hash\x18\x08 \x01(\tH\x07R\x08userHash\x88\x01\x01\x12\"\n\nerror_code\x18\t \x01(\tH\x08R\terrorCode\x88\x01\x01\x12-\n\x10input_size_bytes\x18\n \x01(\x03H\tR\x0einputSizeBytes\x88\x01\x01\x12/\n\x11output_size_bytes\x18\x0b \x01(\x03H\nR\x0foutputSizeBytes\x88\x01\x01\x42\x0c\n\n_tool_nameB\x0e\n\x0c_server_pathB\x0e\n\x0c_server_nameB\n\n\x08_successB\x0e\n\x0c_client_nameB\x11\n\x0f_client_versionB\t\n\x07_methodB\x0c\n\n_user_hashB\r\n\x0b_error_codeB\x13\n\x11_input_size_bytesB\x14\n\x12_output_size_bytes\"\xf9\x02\n\rToolDiscovery\x12\x19\n\x05query\x18\x01 \x01(\tH\x00R\x05query\x88\x01\x01\x12(\n\rresults_count\x18\x02 \x01(\x05H\x01R\x0cresultsCount\x88\x01\x01\x12)\n\x0etop_k_services\x18\x03 \x01(\x05H\x02R\x0ctopKServices\x88\x01\x01\x12#\n\x0btop_n_tools\x18\x04 \x01(\x05H\x03R\ttopNTools\x88\x01\x01\x12/\n\x11\x65mbedding_time_ms\x18\x05 \x01(\x01H\x04R\x0f\x65mbeddingTimeMs\x88\x01\x01\x12\x34\n\x14\x66\x61iss_search_time_ms\x18\x06 \x01(\x01H\x05R\x11\x66\x61issSearchTimeMs\x88\x01\x01\x42\x08\n\x06_queryB\x10\n\x0e_results_countB\x11\n\x0f_top_k_servicesB\x0e\n\x0c_top_n_toolsB\x14\n\x12_embedding_time_msB\x17\n\x15_faiss_search_time_ms\"\xe7\x01\n\x0fProtocolLatency\x12\x35\n\tflow_step\x18\x01 \x01(\x0e\x32\x18.mcp.metrics.v1.FlowStepR\x08\x66lowStep\x12$\n\x0bserver_name\x18\x02 \x01(\tH\x00R\nserverName\x88\x01\x01\x12$\n\x0b\x63lient_name\x18\x03 \x01(\tH\x01R\nclientName\x88\x01\x01\x12\"\n\nsession_id\x18\x04 \x01(\tH\x02R\tsessionId\x88\x01\x01\x42\x0e\n\x0c_server_nameB\x0e\n\x0c_client_nameB\r\n\x0b_session_id\"\xbe\x02\n\x11RegistryOperation\x12!\n\toperation\x18\x01 \x01(\tH\x00R\toperation\x88\x01\x01\x12(\n\rresource_type\x18\x02 \x01(\tH\x01R\x0cresourceType\x88\x01\x01\x12\x1d\n\x07success\x18\x03 \x01(\x08H\x02R\x07success\x88\x01\x01\x12$\n\x0bresource_id\x18\x04 \x01(\tH\x03R\nresourceId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x05 \x01(\tH\x04R\x06userId\x88\x01\x01\x12\"\n\nerror_code\x18\x06 \x01(\tH\x05R\terrorCode\x88\x01\x01\x42\x0c\n\n_operationB\x10\n\x0e_resource_typeB\n\n\x08_successB\x0e\n\x0c_resource_idB\n\n\x08_user_idB\r\n\x0b_error_code\"\x9c\x01\n\x0bHealthCheck\x12\x1f\n\x08\x65ndpoint\x18\x01 \x01(\tH\x00R\x08\x65ndpoint\x88\x01\x01\x12$\n\x0bstatus_code\x18\x02 \x01(\x05H\x01R\nstatusCode\x88\x01\x01\x12\x1d\n\x07healthy\x18\x03 \x01(\x08H\x02R\x07healthy\x88\x01\x01\x42\x0b\n\t_endpointB\x0e\n\x0c_status_codeB\n\n\x08_healthy\">\n\x06\x43ustom\x12$\n\x0bmetric_name\x18\x01 \x01(\tH\x00R\nmetricName\x88\x01\x01\x42\x0e\n\x0c_metric_name*\x9d\x01\n\x08\x46lowStep\x12\x19\n\x15\x46LOW_STEP_UNSPECIFIED\x10\x00\x12&\n\"FLOW_STEP_INITIALIZE_TO_TOOLS_LIST\x10\x01\x12&\n\"FLOW_STEP_TOOLS_LIST_TO_TOOLS_CALL\x10\x02\x12&\n\"FLOW_STEP_INITIALIZE_TO_TOOLS_CALL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmcp/metrics/v1/events.proto\x12\x0emcp.metrics.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmcp/metrics/v1/catalog.proto\"\xfa\x05\n\x05\x45vent\x12\x38\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ttimestamp\x12\x19\n\x05value\x18\x02 \x01(\x01H\x01R\x05value\x88\x01\x01\x12$\n\x0b\x64uration_ms\x18\x03 \x01(\x01H\x02R\ndurationMs\x88\x01\x01\x12\x37\n\ndimensions\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\ndimensions\x12\x33\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x08metadata\x12@\n\x0c\x61uth_request\x18\n \x01(\x0b\x32\x1b.mcp.metrics.v1.AuthRequestH\x00R\x0b\x61uthRequest\x12\x46\n\x0etool_discovery\x18\x0c \x01(\x0b\x32\x1d.mcp.metrics.v1.ToolDiscoveryH\x00R\rtoolDiscovery\x12\x46\n\x0etool_execution\x18\x0b \x01(\x0b\x32\x1d.mcp.metrics.v1.ToolExecutionH\x00R\rtoolExecution\x12R\n\x12registry_operation\x18\x0e \x01(\x0b\x32!.mcp.metrics.v1.RegistryOperationH\x00R\x11registryOperation\x12@\n\x0chealth_check\x18\x0f \x01(\x0b\x32\x1b.mcp.metrics.v1.HealthCheckH\x00R\x0bhealthCheck\x12L\n\x10protocol_latency\x18\r \x01(\x0b\x32\x1f.mcp.metrics.v1.ProtocolLatencyH\x00R\x0fprotocolLatency\x12\x30\n\x06\x63ustom\x18\x10 \x01(\x0b\x32\x16.mcp.metrics.v1.CustomH\x00R\x06\x63ustomB\x06\n\x04kindB\x08\n\x06_valueB\x0e\n\x0c_duration_ms\"\x81\x04\n\x0b\x41uthRequest\x12%\n\x07success\x18\x01 \x01(\x08\x42\x06\xb2\xe1\x18\x02\x18\x01H\x00R\x07success\x88\x01\x01\x12#\n\x06method\x18\x02 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x01R\x06method\x88\x01\x01\x12#\n\x06server\x18\x03 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x02R\x06server\x88\x01\x01\x12(\n\tuser_hash\x18\x04 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x03R\x08userHash\x88\x01\x01\x12,\n\nerror_code\x18\x05 \x01(\tB\x08\xb2\xe1\x18\x04\x08\x02\x18\x01H\x04R\terrorCode\x88\x01\x01\x12.\n\x0btarget_kind\x18\x06 \x01(\tB\x08\xb2\xe1\x18\x04\x18\x01 \x06H\x05R\ntargetKind\x88\x01\x01:\xa9\x01\xb2\xe1\x18\xa4\x01\n\x0c\x61uth_metrics\x1a\x30\n\x17mcp_auth_requests_total\x12\x15\x41uthentication events\"<\n!mcp_auth_request_duration_seconds\x12\x17\x41uthentication duration2\x07success2\x06method2\x06server2\x0btarget_kindB\n\n\x08_successB\t\n\x07_methodB\t\n\x07_serverB\x0c\n\n_user_hashB\r\n\x0b_error_codeB\x0e\n\x0c_target_kind\"\x98\x07\n\rToolExecution\x12(\n\ttool_name\x18\x01 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x00R\x08toolName\x88\x01\x01\x12,\n\x0bserver_path\x18\x02 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x01R\nserverPath\x88\x01\x01\x12,\n\x0bserver_name\x18\x03 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x02R\nserverName\x88\x01\x01\x12%\n\x07success\x18\x04 \x01(\x08\x42\x06\xb2\xe1\x18\x02\x18\x01H\x03R\x07success\x88\x01\x01\x12,\n\x0b\x63lient_name\x18\x05 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x04R\nclientName\x88\x01\x01\x12\x32\n\x0e\x63lient_version\x18\x06 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x05R\rclientVersion\x88\x01\x01\x12#\n\x06method\x18\x07 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x06R\x06method\x88\x01\x01\x12(\n\tuser_hash\x18\x08 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x07R\x08userHash\x88\x01\x01\x12,\n\nerror_code\x18\t \x01(\tB\x08\xb2\xe1\x18\x04\x08\x02\x18\x01H\x08R\terrorCode\x88\x01\x01\x12\x37\n\x10input_size_bytes\x18\n \x01(\x03\x42\x08\xb2\xe1\x18\x04\x08\x02\x18\x01H\tR\x0einputSizeBytes\x88\x01\x01\x12\x39\n\x11output_size_bytes\x18\x0b \x01(\x03\x42\x08\xb2\xe1\x18\x04\x08\x02\x18\x01H\nR\x0foutputSizeBytes\x88\x01\x01:\xd6\x01\xb2\xe1\x18\xd1\x01\n\x0ctool_metrics\x1a-\n\x19mcp_tool_executions_total\x12\x10MCP method calls\"?\n#mcp_tool_execution_duration_seconds\x12\x18MCP method call duration2\x07success2\x06method2\x0bserver_name2\x0bserver_path2\ttool_name2\x0b\x63lient_name2\x0e\x63lient_versionB\x0c\n\n_tool_nameB\x0e\n\x0c_server_pathB\x0e\n\x0c_server_nameB\n\n\x08_successB\x0e\n\x0c_client_nameB\x11\n\x0f_client_versionB\t\n\x07_methodB\x0c\n\n_user_hashB\r\n\x0b_error_codeB\x13\n\x11_input_size_bytesB\x14\n\x12_output_size_bytes\"\xd7\x06\n\rToolDiscovery\x12!\n\x05query\x18\x01 \x01(\tB\x06\xb2\xe1\x18\x02\x18\x01H\x00R\x05query\x88\x01\x01\x12\x30\n\rresults_count\x18\x02 \x01(\x05\x42\x06\xb2\xe1\x18\x02\x18\x01H\x01R\x0cresultsCount\x88\x01\x01\x12\x31\n\x0etop_k_services\x18\x03 \x01(\x05\x42\x06\xb2\xe1\x18\x02\x18\x01H\x02R\x0ctopKServices\x88\x01\x01\x12+\n\x0btop_n_tools\x18\x04 \x01(\x05\x42\x06\xb2\xe1\x18\x02\x18\x01H\x03R\ttopNTools\x88\x01\x01\x12\xa1\x01\n\x11\x65mbedding_time_ms\x18\x05 \x01(\x01\x42p\xb2\xe1\x18l\x08\x02\x18\x01*f\n-mcp_tool_discovery_embedding_duration_seconds\x12\x35Time a semantic tool search spent embedding its queryH\x04R\x0f\x65mbeddingTimeMs\x88\x01\x01\x12\xbd\x01\n\x14\x66\x61iss_search_time_ms\x18\x06 \x01(\x01\x42\x86\x01\xb2\xe1\x18\x81\x01\x08\x02\x12\x15vector_search_time_ms\x18\x01*d\n*mcp_tool_discovery_search_duration_seconds\x12\x36Time a semantic tool search spent in its vector searchH\x05R\x11\x66\x61issSearchTimeMs\x88\x01\x01:\xbe\x01\xb2\xe1\x18\xb9\x01\n\x11\x64iscovery_metrics\x1a\x32\n\x18mcp_tool_discovery_total\x12\x16Semantic tool searches\"D\n#mcp_tool_discovery_duration_seconds\x12\x1dSemantic tool search duration2\rresults_count2\x0etop_k_services2\x0btop_n_toolsB\x08\n\x06_queryB\x10\n\x0e_results_countB\x11\n\x0f_top_k_servicesB\x0e\n\x0c_top_n_toolsB\x14\n\x12_embedding_time_msB\x17\n\x15_faiss_search_time_ms\"\xd7\x02\n\x0fProtocolLatency\x12\x35\n\tflow_step\x18\x01 \x01(\x0e\x32\x18.mcp.metrics.v1.FlowStepR\x08\x66lowStep\x12$\n\x0bserver_name\x18\x02 \x01(\tH\x00R\nserverName\x88\x01\x01\x12$\n\x0b\x63lient_name\x18\x03 \x01(\tH\x01R\nclientName\x88\x01\x01\x12\"\n\nsession_id\x18\x04 \x01(\tH\x02R\tsessionId\x88\x01\x01:n\xb2\xe1\x18j\x10\x01\"?\n\x1cmcp_protocol_latency_seconds\x12\x1fTime between MCP protocol steps(\x02\x32\tflow_step2\x0bserver_name2\x0b\x63lient_nameB\x0e\n\x0c_server_nameB\x0e\n\x0c_client_nameB\r\n\x0b_session_id\"\xf9\x03\n\x11RegistryOperation\x12!\n\toperation\x18\x01 \x01(\tH\x00R\toperation\x88\x01\x01\x12(\n\rresource_type\x18\x02 \x01(\tH\x01R\x0cresourceType\x88\x01\x01\x12\x1d\n\x07success\x18\x03 \x01(\x08H\x02R\x07success\x88\x01\x01\x12$\n\x0bresource_id\x18\x04 \x01(\tH\x03R\nresourceId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x05 \x01(\tH\x04R\x06userId\x88\x01\x01\x12*\n\nerror_code\x18\x06 \x01(\tB\x06\xb2\xe1\x18\x02\x08\x02H\x05R\terrorCode\x88\x01\x01:\xb0\x01\xb2\xe1\x18\xab\x01\x1a\x39\n\x1dmcp_registry_operations_total\x12\x18Tool registry operations\"K\n\'mcp_registry_operation_duration_seconds\x12 Tool registry operation duration2\toperation2\rresource_type2\x07successB\x0c\n\n_operationB\x10\n\x0e_resource_typeB\n\n\x08_successB\x0e\n\x0c_resource_idB\n\n\x08_user_idB\r\n\x0b_error_code\"\xaa\x02\n\x0bHealthCheck\x12\x1f\n\x08\x65ndpoint\x18\x01 \x01(\tH\x00R\x08\x65ndpoint\x88\x01\x01\x12$\n\x0bstatus_code\x18\x02 \x01(\x05H\x01R\nstatusCode\x88\x01\x01\x12\x1d\n\x07healthy\x18\x03 \x01(\x08H\x02R\x07healthy\x88\x01\x01:\x8b\x01\xb2\xe1\x18\x86\x01\x1a(\n\x17mcp_health_checks_total\x12\rHealth probes\":\n!mcp_health_check_duration_seconds\x12\x15Health probe duration2\x08\x65ndpoint2\x0bstatus_code2\x07healthyB\x0b\n\t_endpointB\x0e\n\x0c_status_codeB\n\n\x08_healthy\"\x8d\x01\n\x06\x43ustom\x12$\n\x0bmetric_name\x18\x01 \x01(\tH\x00R\nmetricName\x88\x01\x01:M\xb2\xe1\x18I\x10\x01\x1a\x38\n\x17mcp_custom_events_total\x12\x1d\x43ustom events, by metric name2\x0bmetric_nameB\x0e\n\x0c_metric_name*\xb5\x01\n\x08\x46lowStep\x12\x19\n\x15\x46LOW_STEP_UNSPECIFIED\x10\x00\x12&\n\"FLOW_STEP_INITIALIZE_TO_TOOLS_LIST\x10\x01\x12&\n\"FLOW_STEP_TOOLS_LIST_TO_TOOLS_CALL\x10\x02\x12>\n\"FLOW_STEP_INITIALIZE_TO_TOOLS_CALL\x10\x03\x1a\x16\xb2\xe1\x18\x12\x66ull_protocol_flowb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcp.metrics.v1.events_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _FLOWSTEP._serialized_start=2938
-  _FLOWSTEP._serialized_end=3095
-  _EVENT._serialized_start=111
-  _EVENT._serialized_end=873
-  _AUTHREQUEST._serialized_start=876
-  _AUTHREQUEST._serialized_end=1165
-  _TOOLEXECUTION._serialized_start=1168
-  _TOOLEXECUTION._serialized_end=1777
-  _TOOLDISCOVERY._serialized_start=1780
-  _TOOLDISCOVERY._serialized_end=2157
-  _PROTOCOLLATENCY._serialized_start=2160
-  _PROTOCOLLATENCY._serialized_end=2391
-  _REGISTRYOPERATION._serialized_start=2394
-  _REGISTRYOPERATION._serialized_end=2712
-  _HEALTHCHECK._serialized_start=2715
-  _HEALTHCHECK._serialized_end=2871
-  _CUSTOM._serialized_start=2873
-  _CUSTOM._serialized_end=2935
+  _FLOWSTEP.values_by_name["FLOW_STEP_INITIALIZE_TO_TOOLS_CALL"]._options = None
+  _FLOWSTEP.values_by_name["FLOW_STEP_INITIALIZE_TO_TOOLS_CALL"]._serialized_options = b'\262\341\030\022full_protocol_flow'
+  _AUTHREQUEST.fields_by_name['success']._options = None
+  _AUTHREQUEST.fields_by_name['success']._serialized_options = b'\262\341\030\002\030\001'
+  _AUTHREQUEST.fields_by_name['method']._options = None
+  _AUTHREQUEST.fields_by_name['method']._serialized_options = b'\262\341\030\002\030\001'
+  _AUTHREQUEST.fields_by_name['server']._options = None
+  _AUTHREQUEST.fields_by_name['server']._serialized_options = b'\262\341\030\002\030\001'
+  _AUTHREQUEST.fields_by_name['user_hash']._options = None
+  _AUTHREQUEST.fields_by_name['user_hash']._serialized_options = b'\262\341\030\002\030\001'
+  _AUTHREQUEST.fields_by_name['error_code']._options = None
+  _AUTHREQUEST.fields_by_name['error_code']._serialized_options = b'\262\341\030\004\010\002\030\001'
+  _AUTHREQUEST.fields_by_name['target_kind']._options = None
+  _AUTHREQUEST.fields_by_name['target_kind']._serialized_options = b'\262\341\030\004\030\001 \006'
+  _AUTHREQUEST._options = None
+  _AUTHREQUEST._serialized_options = b'\262\341\030\244\001\n\014auth_metrics\0320\n\027mcp_auth_requests_total\022\025Authentication events\"<\n!mcp_auth_request_duration_seconds\022\027Authentication duration2\007success2\006method2\006server2\013target_kind'
+  _TOOLEXECUTION.fields_by_name['tool_name']._options = None
+  _TOOLEXECUTION.fields_by_name['tool_name']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['server_path']._options = None
+  _TOOLEXECUTION.fields_by_name['server_path']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['server_name']._options = None
+  _TOOLEXECUTION.fields_by_name['server_name']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['success']._options = None
+  _TOOLEXECUTION.fields_by_name['success']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['client_name']._options = None
+  _TOOLEXECUTION.fields_by_name['client_name']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['client_version']._options = None
+  _TOOLEXECUTION.fields_by_name['client_version']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['method']._options = None
+  _TOOLEXECUTION.fields_by_name['method']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['user_hash']._options = None
+  _TOOLEXECUTION.fields_by_name['user_hash']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLEXECUTION.fields_by_name['error_code']._options = None
+  _TOOLEXECUTION.fields_by_name['error_code']._serialized_options = b'\262\341\030\004\010\002\030\001'
+  _TOOLEXECUTION.fields_by_name['input_size_bytes']._options = None
+  _TOOLEXECUTION.fields_by_name['input_size_bytes']._serialized_options = b'\262\341\030\004\010\002\030\001'
+  _TOOLEXECUTION.fields_by_name['output_size_bytes']._options = None
+  _TOOLEXECUTION.fields_by_name['output_size_bytes']._serialized_options = b'\262\341\030\004\010\002\030\001'
+  _TOOLEXECUTION._options = None
+  _TOOLEXECUTION._serialized_options = b'\262\341\030\321\001\n\014tool_metrics\032-\n\031mcp_tool_executions_total\022\020MCP method calls\"?\n#mcp_tool_execution_duration_seconds\022\030MCP method call duration2\007success2\006method2\013server_name2\013server_path2\ttool_name2\013client_name2\016client_version'
+  _TOOLDISCOVERY.fields_by_name['query']._options = None
+  _TOOLDISCOVERY.fields_by_name['query']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLDISCOVERY.fields_by_name['results_count']._options = None
+  _TOOLDISCOVERY.fields_by_name['results_count']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLDISCOVERY.fields_by_name['top_k_services']._options = None
+  _TOOLDISCOVERY.fields_by_name['top_k_services']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLDISCOVERY.fields_by_name['top_n_tools']._options = None
+  _TOOLDISCOVERY.fields_by_name['top_n_tools']._serialized_options = b'\262\341\030\002\030\001'
+  _TOOLDISCOVERY.fields_by_name['embedding_time_ms']._options = None
+  _TOOLDISCOVERY.fields_by_name['embedding_time_ms']._serialized_options = b'\262\341\030l\010\002\030\001*f\n-mcp_tool_discovery_embedding_duration_seconds\0225Time a semantic tool search spent embedding its query'
+  _TOOLDISCOVERY.fields_by_name['faiss_search_time_ms']._options = None
+  _TOOLDISCOVERY.fields_by_name['faiss_search_time_ms']._serialized_options = b'\262\341\030\201\001\010\002\022\025vector_search_time_ms\030\001*d\n*mcp_tool_discovery_search_duration_seconds\0226Time a semantic tool search spent in its vector search'
+  _TOOLDISCOVERY._options = None
+  _TOOLDISCOVERY._serialized_options = b'\262\341\030\271\001\n\021discovery_metrics\0322\n\030mcp_tool_discovery_total\022\026Semantic tool searches\"D\n#mcp_tool_discovery_duration_seconds\022\035Semantic tool search duration2\rresults_count2\016top_k_services2\013top_n_tools'
+  _PROTOCOLLATENCY._options = None
+  _PROTOCOLLATENCY._serialized_options = b'\262\341\030j\020\001\"?\n\034mcp_protocol_latency_seconds\022\037Time between MCP protocol steps(\0022\tflow_step2\013server_name2\013client_name'
+  _REGISTRYOPERATION.fields_by_name['error_code']._options = None
+  _REGISTRYOPERATION.fields_by_name['error_code']._serialized_options = b'\262\341\030\002\010\002'
+  _REGISTRYOPERATION._options = None
+  _REGISTRYOPERATION._serialized_options = b'\262\341\030\253\001\0329\n\035mcp_registry_operations_total\022\030Tool registry operations\"K\n\'mcp_registry_operation_duration_seconds\022 Tool registry operation duration2\toperation2\rresource_type2\007success'
+  _HEALTHCHECK._options = None
+  _HEALTHCHECK._serialized_options = b'\262\341\030\206\001\032(\n\027mcp_health_checks_total\022\rHealth probes\":\n!mcp_health_check_duration_seconds\022\025Health probe duration2\010endpoint2\013status_code2\007healthy'
+  _CUSTOM._options = None
+  _CUSTOM._serialized_options = b'\262\341\030I\020\001\0328\n\027mcp_custom_events_total\022\035Custom events, by metric name2\013metric_name'
+  _FLOWSTEP._serialized_start=4502
+  _FLOWSTEP._serialized_end=4683
+  _EVENT._serialized_start=141
+  _EVENT._serialized_end=903
+  _AUTHREQUEST._serialized_start=906
+  _AUTHREQUEST._serialized_end=1419
+  _TOOLEXECUTION._serialized_start=1422
+  _TOOLEXECUTION._serialized_end=2342
+  _TOOLDISCOVERY._serialized_start=2345
+  _TOOLDISCOVERY._serialized_end=3200
+  _PROTOCOLLATENCY._serialized_start=3203
+  _PROTOCOLLATENCY._serialized_end=3546
+  _REGISTRYOPERATION._serialized_start=3549
+  _REGISTRYOPERATION._serialized_end=4054
+  _HEALTHCHECK._serialized_start=4057
+  _HEALTHCHECK._serialized_end=4355
+  _CUSTOM._serialized_start=4358
+  _CUSTOM._serialized_end=4499
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from . import catalog_pb2 as _catalog_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -59,7 +60,7 @@ class Event(_message.Message):
     tool_discovery: ToolDiscovery
     tool_execution: ToolExecution
     value: float
-    def __init__(self, timestamp: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., duration_ms: _Optional[float] = ..., dimensions: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., auth_request: _Optional[_Union[AuthRequest, _Mapping]] = ..., tool_execution: _Optional[_Union[ToolExecution, _Mapping]] = ..., tool_discovery: _Optional[_Union[ToolDiscovery, _Mapping]] = ..., protocol_latency: _Optional[_Union[ProtocolLatency, _Mapping]] = ..., registry_operation: _Optional[_Union[RegistryOperation, _Mapping]] = ..., health_check: _Optional[_Union[HealthCheck, _Mapping]] = ..., custom: _Optional[_Union[Custom, _Mapping]] = ...) -> None: ...
+    def __init__(self, timestamp: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., duration_ms: _Optional[float] = ..., dimensions: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., auth_request: _Optional[_Union[AuthRequest, _Mapping]] = ..., tool_discovery: _Optional[_Union[ToolDiscovery, _Mapping]] = ..., tool_execution: _Optional[_Union[ToolExecution, _Mapping]] = ..., registry_operation: _Optional[_Union[RegistryOperation, _Mapping]] = ..., health_check: _Optional[_Union[HealthCheck, _Mapping]] = ..., protocol_latency: _Optional[_Union[ProtocolLatency, _Mapping]] = ..., custom: _Optional[_Union[Custom, _Mapping]] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ["endpoint", "healthy", "status_code"]
