@@ -175,7 +175,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         .catch((error: unknown) =>
           log.warn({ err: error }, "could not reload api keys; keeping the ones loaded"),
         );
-      if (storage.kind === "postgres") {
+      if (storage.capabilities.sharedByReplicas) {
         retention
           .reload()
           .catch((error: unknown) =>
@@ -192,7 +192,7 @@ export async function startService(config: Config, log: Logger): Promise<Running
         host: address.address,
         port: address.port,
         tls: config.tls !== undefined,
-        storage: storage.kind,
+        storage: storage.name,
         database: storage.location,
         prometheus: telemetry.prometheusUrl,
         otlp: config.telemetry.otlp && redactedEndpoint(config.telemetry.otlp.url),

@@ -11,12 +11,11 @@
  *   mcp-metrics keys revoke ID
  *   mcp-metrics keys rotate ID [--grace 24h]
  */
-import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
 import type { KeyScope } from "./auth/principal.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { openStorage } from "./storage/backend.js";
+import { openStorage, storageDriver } from "./storage/backend.js";
 import { SERVICE_VERSION } from "./version.js";
 
 /** A command line this tool cannot read (exit 2, with the usage); other failures exit 1. */
@@ -88,13 +87,14 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isSafeInteger(rateLimit) || rateLimit < 0) {
     throw new UsageError(`--rate-limit must be a whole number, got ${values["rate-limit"]}`);
   }
-  const sqlitePath = values.db ?? config.sqlitePath;
+  const target = { ...config, sqlitePath: values.db ?? config.sqlitePath };
   // Only create may start a new database: a mistyped --db must not make one
   // and report "no keys" from it.
-  if (config.databaseUrl === undefined && command !== "create" && !existsSync(sqlitePath)) {
-    throw new KeyAdminError(`no database at ${sqlitePath} (check --db or SQLITE_DB_PATH)`);
+  const missing = storageDriver(target).missing(target);
+  if (command !== "create" && missing !== undefined) {
+    throw new KeyAdminError(`${missing} (check --db or SQLITE_DB_PATH)`);
   }
-  const storage = await openStorage({ ...config, sqlitePath });
+  const storage = await openStorage(target);
   const print = (text: string, data: unknown) =>
     console.log(values.json ? JSON.stringify(data, null, 2) : text);
   try {

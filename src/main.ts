@@ -14,15 +14,15 @@ function banner(key: string, service: string, url: string): string {
     "  No API key is configured, so one was created for this first start.",
     "  It is shown this once and stored only as a SHA-256 hash:",
     "",
-    `    METRICS_KEY=${key}`,
+    `    export KEY=${key}`,
     "",
     `  It belongs to service "${service}". Send an event with it:`,
     `    curl -X POST ${url}/mcp.metrics.v1.IngestService/Ingest \\`,
-    `      -H 'content-type: application/json' -H "x-api-key: $METRICS_KEY" \\`,
+    `      -H 'content-type: application/json' -H "x-api-key: $KEY" \\`,
     `      -d '{"service":"${service}","events":[{"authRequest":{"success":true,"method":"jwt"},"durationMs":12}]}'`,
     "",
     "  For real deployments give each service its own key with environment",
-    "  variables METRICS_API_KEY_<SERVICE>=<secret> (see README.md).",
+    "  variables METRICS_API_KEY_<SERVICE>=<secret> (see docs/security.md).",
     "",
   ].join("\n");
 }

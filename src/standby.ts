@@ -1,8 +1,5 @@
-import { accessSync, constants } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { type RunningService, startService } from "./app.js";
 import type { Config } from "./config.js";
 import { errors } from "./errors.js";
@@ -12,86 +9,12 @@ import { pathOf } from "./http/respond.js";
 import { answerUnread } from "./http/unread-answer.js";
 import type { Logger } from "./log.js";
 import { portTls } from "./server.js";
-import { openDatabase, proveWritable } from "./storage/database.js";
-import { redactedUrl } from "./storage/postgres/pool.js";
-import { StorageError, storageProblemName } from "./storage/storage-error.js";
+import { storageDriver } from "./storage/backend.js";
 
 /** How often a service in standby tries its database again. */
 const STANDBY_RETRY_MILLIS = 2000;
-/** How long the standby's probe of the database waits for another process's lock. */
-const PROBE_BUSY_WAIT_MILLIS = 100;
 /** How long the standby port waits for its answers in flight when the service takes over. */
 const STANDBY_CLOSE_MILLIS = 1000;
-
-/** File-system errors that a database directory can give and later stop giving. */
-const TRANSIENT_FS_CODES = new Set(["EROFS", "ENOSPC", "EDQUOT", "EIO"]);
-
-/** SQLite results that pass by themselves: a read-only or full disk, a lock, an I/O error. */
-const TRANSIENT_SQLITE = /^SQLITE_(READONLY|FULL|BUSY|LOCKED|IOERR)/;
-
-/**
- * Why the service cannot start on its database now, if the reason may pass
- * (read-only, full, locked, I/O): `read-only`, `full`, or the error's code.
- * Undefined for anything else: a path that cannot be opened on a writable
- * file system, missing permissions or a newer schema are not waited for.
- */
-export function transientStorageProblem(error: unknown, config: Config): string | undefined {
-  if (config.databaseUrl !== undefined) {
-    // PostgreSQL not answering yet (starting, restarting, out of connections) passes by itself.
-    const failure = StorageError.from(error);
-    return failure.failure === "unavailable" ? storageProblemName(failure.code) : undefined;
-  }
-  const databasePath = config.sqlitePath;
-  const code = String((error as { code?: unknown } | undefined)?.code ?? "");
-  if (TRANSIENT_FS_CODES.has(code)) {
-    return code === "EROFS" ? "read-only" : code === "ENOSPC" ? "full" : code;
-  }
-  if (TRANSIENT_SQLITE.test(code)) return storageProblemName(code);
-  // SQLite cannot create the WAL beside a database on a read-only file system.
-  if (code.startsWith("SQLITE_CANTOPEN") && directoryReadOnly(databasePath)) return "read-only";
-  return undefined;
-}
-
-/** Whether the database's directory is on a read-only file system. */
-function directoryReadOnly(databasePath: string): boolean {
-  try {
-    accessSync(dirname(databasePath), constants.W_OK);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EROFS";
-  }
-}
-
-/**
- * Whether PostgreSQL answers a query, asked on a connection of its own within
- * a few seconds: the standby port is kept until it does, so that clients and
- * load balancers get 503s, not refused connections, while it does not.
- */
-async function postgresAnswers(url: string): Promise<unknown> {
-  const client = new pg.Client({
-    connectionString: url,
-    connectionTimeoutMillis: PROBE_CONNECT_MILLIS,
-    query_timeout: PROBE_CONNECT_MILLIS,
-  });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return undefined;
-  } catch (error) {
-    return error;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/** How long the standby's probe of PostgreSQL waits to connect, and then for its answer. */
-const PROBE_CONNECT_MILLIS = 2000;
-
-/** The database for logs: the SQLite file, or PostgreSQL's URL without its password. */
-function databaseName(config: Config): string {
-  return config.databaseUrl === undefined ? config.sqlitePath : redactedUrl(config.databaseUrl);
-}
 
 /** A service that may be waiting for its storage. */
 export interface SupervisedService {
@@ -105,29 +28,6 @@ export interface SupervisorEvents {
   onStarted(running: RunningService): void;
   /** Out of standby, the service failed to start for a reason that will not pass. */
   onFailed(error: unknown): void;
-}
-
-/** Whether the database opens, migrates and takes the start-up's proof write, tried on a connection of its own. */
-async function databaseWritable(config: Config): Promise<unknown> {
-  if (config.databaseUrl !== undefined) return postgresAnswers(config.databaseUrl);
-  try {
-    // A short lock wait: this runs on the standby's event loop, which must keep answering.
-    const db = openDatabase(config.sqlitePath, {
-      synchronous: config.sqliteSynchronous,
-      busyTimeoutMillis: PROBE_BUSY_WAIT_MILLIS,
-    });
-    try {
-      // The start-up's own proof: a one-row write passed on a volume where
-      // every commit then failed, and the service would leave standby to say
-      // ready there.
-      proveWritable(db);
-    } finally {
-      db.close();
-    }
-    return undefined;
-  } catch (error) {
-    return error;
-  }
 }
 
 /**
@@ -144,15 +44,17 @@ export async function startSupervised(
   log: Logger,
   events: SupervisorEvents,
 ): Promise<SupervisedService> {
+  const driver = storageDriver(config);
+  const database = driver.location(config);
   let reason: string | undefined;
   try {
     const running = await startService(config, log);
     events.onStarted(running);
     return running;
   } catch (error) {
-    reason = transientStorageProblem(error, config);
+    reason = driver.transientProblem(error, config);
     if (reason === undefined) throw error;
-    log.error({ err: error, database: databaseName(config), reason }, "database not writable");
+    log.error({ err: error, database, reason }, "database not writable");
   }
 
   const stop = new AbortController();
@@ -164,9 +66,9 @@ export async function startSupervised(
     while (!stop.signal.aborted) {
       await sleep(STANDBY_RETRY_MILLIS, undefined, { signal: stop.signal }).catch(() => {});
       if (stop.signal.aborted) return;
-      const problem = await databaseWritable(config);
+      const problem = await driver.probeWritable(config);
       if (problem !== undefined) {
-        const now = transientStorageProblem(problem, config);
+        const now = driver.transientProblem(problem, config);
         if (now === undefined) {
           events.onFailed(problem);
           return;
@@ -180,7 +82,7 @@ export async function startSupervised(
       try {
         running = await startService({ ...config, port }, log);
       } catch (error) {
-        reason = transientStorageProblem(error, config);
+        reason = driver.transientProblem(error, config);
         if (reason === undefined) {
           events.onFailed(error);
           return;
@@ -195,7 +97,7 @@ export async function startSupervised(
         }
         continue;
       }
-      log.info({ database: databaseName(config) }, "database writable: out of standby");
+      log.info({ database }, "database writable: out of standby");
       events.onStarted(running);
       return;
     }

@@ -17,9 +17,9 @@
  */
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { type Database, openDatabase } from "../../src/storage/database.js";
-import { createEventStore } from "../../src/storage/event-store.js";
 import type { EventRow } from "../../src/storage/rows.js";
+import { type Database, openDatabase } from "../../src/storage/sqlite/database.js";
+import { createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { storedTimeOfMillis } from "../../src/storage/stored-time.js";
 import { bareRow } from "./bare-rows.js";
 import { buildWorkload, EVENTS_PER_BATCH } from "./workload.js";

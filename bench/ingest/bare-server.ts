@@ -9,8 +9,8 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { openDatabase } from "../../src/storage/database.js";
-import { createEventStore } from "../../src/storage/event-store.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
+import { createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { bareRow } from "./bare-rows.js";
 
 const path = process.argv[2];

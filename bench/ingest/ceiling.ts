@@ -7,9 +7,10 @@
  * Usage: node dist/bench/ingest/ceiling.js <database file> <events per commit> <seconds>
  * Prints `{"eventsPerSecond": N, "cpuSecondsPerMillion": N}`.
  */
-import { openDatabase } from "../../src/storage/database.js";
-import { createEventStore } from "../../src/storage/event-store.js";
+
 import type { EventRow } from "../../src/storage/rows.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
+import { createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { bareRow } from "./bare-rows.js";
 import { BENCH_SERVICE, buildWorkload } from "./workload.js";
 

@@ -1,5 +1,5 @@
 import { SCHEMA_VERSION } from "../storage/migrations.js";
-import { StorageError, storageProblemName } from "../storage/storage-error.js";
+import { StorageError } from "../storage/storage-error.js";
 
 /** What `/readyz` and gRPC health report: ready only when every check passes. */
 export interface ReadinessReport {
@@ -59,7 +59,7 @@ const FAILURE_HOLD_MILLIS = 3000;
 
 /** The short name of a write failure, for the report. */
 function describeFailure(error: StorageError): string {
-  return storageProblemName(error.code || error.failure);
+  return error.problem;
 }
 
 /**

@@ -1,9 +1,9 @@
 import type { ApiKeyRow, KeyStore } from "../storage/key-store.js";
-import { newKeyId, sqliteDateTime } from "../storage/key-store.js";
+import { newKeyId, storedDateTime } from "../storage/key-store.js";
 import { generateApiKey, hashApiKey } from "./api-key.js";
 import type { KeyScope } from "./principal.js";
 
-/** A stored `YYYY-MM-DD HH:MM:SS` UTC time (sqliteDateTime's form) in milliseconds. */
+/** A stored `YYYY-MM-DD HH:MM:SS` UTC time (storedDateTime's form) in milliseconds. */
 function storedTimeMillis(text: string): number {
   return Date.parse(`${text.replace(" ", "T")}Z`);
 }
@@ -94,7 +94,7 @@ export function createKeyAdmin(store: KeyStore, now: () => Date = () => new Date
   };
 
   const expiry = (millis: number | undefined) =>
-    millis === undefined ? null : sqliteDateTime(new Date(now().getTime() + millis));
+    millis === undefined ? null : storedDateTime(new Date(now().getTime() + millis));
 
   const create = async (
     options: CreateKeyOptions,

@@ -11,7 +11,7 @@ import {
   batchKey,
   type CommittedBatch,
 } from "../storage/batch-ledger.js";
-import type { AppendResult, EventStore } from "../storage/event-store.js";
+import type { AppendResult, EventStore } from "../storage/group-commit.js";
 import { StorageError } from "../storage/storage-error.js";
 import type { CommittedEvent } from "../telemetry/instruments.js";
 import { liftLegacyKeys, type RenderedEvent, renderEvent } from "./normalize.js";

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { Database } from "better-sqlite3";
 
 /** A new non-secret key id: `key_` and 12 hex digits. */
 export function newKeyId(): string {
@@ -82,8 +81,8 @@ export interface RawKeyRow {
   description: string | null;
 }
 
-/** SQLite `datetime('now')` format, which the contract's timestamp columns use. */
-export function sqliteDateTime(date: Date): string {
+/** The `YYYY-MM-DD HH:MM:SS` UTC text of SQLite's `datetime('now')`, which the legacy schema's time columns hold on both backends. */
+export function storedDateTime(date: Date): string {
   return date.toISOString().slice(0, 19).replace("T", " ");
 }
 
@@ -122,53 +121,3 @@ export function newKeyValues(k: NewApiKey): unknown[] {
 /** The columns {@link newKeyValues} fills. */
 export const INSERT_KEY_COLUMNS =
   "key_id, key_hash, service_name, rate_limit, scope, source, description, expires_at";
-
-/** Creates the key store over an open SQLite database. */
-export function createKeyStore(db: Database): KeyStore {
-  const selectAll = db.prepare<[], RawKeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY id`);
-  const insert = db.prepare(
-    `INSERT INTO api_keys (${INSERT_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (key_hash) DO NOTHING`,
-  );
-  const idOfHash = db.prepare<[string], { id: number }>(
-    "SELECT id FROM api_keys WHERE key_hash = ?",
-  );
-  const setActive = db.prepare("UPDATE api_keys SET is_active = ? WHERE id = ?");
-  const setRateLimit = db.prepare("UPDATE api_keys SET rate_limit = ? WHERE id = ?");
-  const setScope = db.prepare("UPDATE api_keys SET scope = ? WHERE id = ?");
-  const setExpiresAt = db.prepare("UPDATE api_keys SET expires_at = ? WHERE id = ?");
-  const touch = db.prepare(
-    `UPDATE api_keys SET last_used_at = ?
-     WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
-  );
-  const recordLastUsed = db.transaction((uses: ReadonlyMap<number, Date>) => {
-    for (const [id, at] of uses) {
-      const text = sqliteDateTime(at);
-      touch.run(text, id, text);
-    }
-  });
-
-  return {
-    all: async () => selectAll.all().map(keyRowOf),
-    insert: async (k) => {
-      const result = insert.run(...newKeyValues(k));
-      if (result.changes > 0) return Number(result.lastInsertRowid);
-      return idOfHash.get(k.keyHash)?.id ?? 0;
-    },
-    setActive: async (id, active) => {
-      setActive.run(active ? 1 : 0, id);
-    },
-    setRateLimit: async (id, rateLimit) => {
-      setRateLimit.run(rateLimit, id);
-    },
-    setScope: async (id, scope) => {
-      setScope.run(scope, id);
-    },
-    setExpiresAt: async (id, expiresAt) => {
-      setExpiresAt.run(expiresAt, id);
-    },
-    recordLastUsed: async (uses) => {
-      if (uses.size > 0) recordLastUsed.immediate(uses);
-    },
-  };
-}

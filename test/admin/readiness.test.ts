@@ -1,17 +1,22 @@
+// backends: sqlite only: SQLite's readiness probe on a SQLite file (SQLITE_* codes); PostgreSQL's faults are test/scale-out's
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3, { SqliteError } from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createReadiness, type Readiness } from "../../src/admin/readiness.js";
-import { type Database, openDatabase, sqliteReadinessProbe } from "../../src/storage/database.js";
-import { StorageError } from "../../src/storage/storage-error.js";
+import {
+  type Database,
+  openDatabase,
+  sqliteReadinessProbe,
+} from "../../src/storage/sqlite/database.js";
+import { sqliteStorageError } from "../../src/storage/sqlite/errors.js";
 import { tempDir } from "../support/service.js";
 
 /** How long a verdict stands before the next probe, in these tests. */
 const PROBE_INTERVAL_MILLIS = 20;
 
-const sqliteFailure = (code: string) => StorageError.from(new SqliteError(code, code));
+const sqliteFailure = (code: string) => sqliteStorageError(new SqliteError(code, code));
 
 describe("createReadiness", () => {
   let dir: string;

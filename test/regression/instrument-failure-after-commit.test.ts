@@ -1,11 +1,12 @@
+// backends: sqlite only: the ingestor called directly over SQLite's in-memory store; no service
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
 import { createIngestor } from "../../src/ingest/ingestor.js";
 import { RPC_PATHS } from "../../src/ingest/validate.js";
 import { createLogger } from "../../src/log.js";
-import { openDatabase } from "../../src/storage/database.js";
-import { createEventStore } from "../../src/storage/event-store.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
+import { createEventStore } from "../../src/storage/sqlite/event-store.js";
 
 describe("regression: an instrument failing after the commit", () => {
   it("should still acknowledge the committed batch (a retry would store it twice)", async () => {

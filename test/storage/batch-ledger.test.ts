@@ -1,15 +1,16 @@
+// backends: sqlite only: SQLite's batch ledger, opened directly; PostgreSQL's store is test/scale-out/postgres-store
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { BatchClaim } from "../../src/storage/batch-ledger.js";
+import type { EventRow } from "../../src/storage/rows.js";
 import {
-  type BatchClaim,
   createBatchLedger,
   type SqliteBatchLedger,
-} from "../../src/storage/batch-ledger.js";
-import { type Database, openDatabase } from "../../src/storage/database.js";
-import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
-import type { EventRow } from "../../src/storage/rows.js";
+} from "../../src/storage/sqlite/batch-ledger.js";
+import { type Database, openDatabase } from "../../src/storage/sqlite/database.js";
+import { type CommitStats, createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { StorageError } from "../../src/storage/storage-error.js";
 import { authRow } from "../support/events.js";
 import { countRows, tempDir } from "../support/service.js";

@@ -1,13 +1,14 @@
+// backends: sqlite only: the group commit over a stand-in writer and SQLite's write lock, called directly
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../src/storage/database.js";
-import { createEventStore } from "../../src/storage/event-store.js";
 import {
   type AppendResult,
   createGroupCommit,
   type QueuedAppend,
 } from "../../src/storage/group-commit.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
+import { createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { authRow } from "../support/events.js";
 import { tempDir } from "../support/service.js";
 

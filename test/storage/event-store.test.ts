@@ -1,8 +1,9 @@
+// backends: sqlite only: SQLite's event store, opened directly; PostgreSQL's is test/scale-out/postgres-store
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../../src/storage/database.js";
-import { type CommitStats, createEventStore } from "../../src/storage/event-store.js";
+import { type Database, openDatabase } from "../../src/storage/sqlite/database.js";
+import { type CommitStats, createEventStore } from "../../src/storage/sqlite/event-store.js";
 import { StorageError } from "../../src/storage/storage-error.js";
 import { authRow } from "../support/events.js";
 import { tempDir } from "../support/service.js";

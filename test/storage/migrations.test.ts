@@ -1,8 +1,10 @@
+// backends: sqlite only: SQLite's migrations and pragmas (user_version, WAL), opened directly
 import { join } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { openDatabase, seedRetentionPolicies } from "../../src/storage/database.js";
-import { MIGRATIONS, SCHEMA_VERSION, sqliteStepSql } from "../../src/storage/migrations.js";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../src/storage/migrations.js";
+import { openDatabase, seedRetentionPolicies } from "../../src/storage/sqlite/database.js";
+import { sqliteStepSql } from "../../src/storage/sqlite/migrations.js";
 import { tempDir } from "../support/service.js";
 
 const columns = (db: BetterSqlite3.Database, table: string) =>

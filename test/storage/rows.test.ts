@@ -1,3 +1,4 @@
+// backends: sqlite only: rows built from the catalog, as functions; no database
 import { describe, expect, it } from "vitest";
 import { EVENT_KINDS, SPECIALIZED_TABLES } from "../../src/catalog/catalog.js";
 import {

@@ -14,6 +14,7 @@ import {
 } from "../group-commit.js";
 import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "../rows.js";
 import { StorageError } from "../storage-error.js";
+import { pgStorageError } from "./errors.js";
 import { query } from "./pool.js";
 
 /** The claims' columns ($1-$6) and the window's start ($7), before the tables' arrays. */
@@ -159,7 +160,7 @@ async function commitGroup(
  * error says so, and the client is told to retry with the same batch id.
  */
 function answerLost(cause: unknown): StorageError {
-  const error = StorageError.from(cause);
+  const error = pgStorageError(cause);
   // PostgreSQL's own answers (pg's DatabaseError) carry a severity; a socket's error does not.
   const fromServer = (error.cause as { severity?: unknown } | undefined)?.severity !== undefined;
   const answered = fromServer && !error.code.startsWith("08");
@@ -167,6 +168,7 @@ function answerLost(cause: unknown): StorageError {
   return new StorageError(error.failure, error.message, {
     cause: error.cause ?? cause,
     code: error.code,
+    problem: error.problem,
     uncertain: true,
   });
 }

@@ -6,7 +6,7 @@ import {
   keyRowOf,
   newKeyValues,
   type RawKeyRow,
-  sqliteDateTime,
+  storedDateTime,
 } from "../key-store.js";
 import { query } from "./pool.js";
 
@@ -46,7 +46,7 @@ export function createPgKeyStore(pool: pg.Pool): KeyStore {
     async recordLastUsed(uses) {
       if (uses.size === 0) return;
       const ids = [...uses.keys()];
-      const times = [...uses.values()].map(sqliteDateTime);
+      const times = [...uses.values()].map(storedDateTime);
       await query(
         pool,
         `UPDATE api_keys AS k SET last_used_at = u.at

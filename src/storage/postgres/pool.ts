@@ -1,5 +1,6 @@
 import pg from "pg";
-import { StorageError } from "../storage-error.js";
+import type { StorageError } from "../storage-error.js";
+import { pgStorageError } from "./errors.js";
 
 /** Options of {@link createPgPool}. */
 export interface PgPoolOptions {
@@ -128,7 +129,7 @@ export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(
     const work = db.query<T>(text, values);
     return bound > 0 ? await withinMillis(work, bound, queryTimeout) : await work;
   } catch (error) {
-    throw StorageError.from(error);
+    throw pgStorageError(error);
   }
 }
 

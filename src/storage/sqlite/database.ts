@@ -1,8 +1,10 @@
 import { mkdirSync, statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
-import type { ReadinessProbe } from "../admin/readiness.js";
-import { RETAINED_TABLES } from "../catalog/catalog.js";
+import type { ReadinessProbe } from "../../admin/readiness.js";
+import { RETAINED_TABLES } from "../../catalog/catalog.js";
+import { classifying } from "../storage-error.js";
+import { sqliteStorageError } from "./errors.js";
 import { migrate } from "./migrations.js";
 
 export type { Database };
@@ -148,17 +150,20 @@ export function proveWritable(db: Database): void {
 export function sqliteReadinessProbe(db: Database): ReadinessProbe {
   const probe = db.prepare(PROBE_WRITE_SQL);
   const writeProbe = db.transaction((at: number) => probe.run(at));
-  return {
-    async write() {
-      writeProbe.immediate(Date.now());
+  return classifying(
+    {
+      async write() {
+        writeProbe.immediate(Date.now());
+      },
+      async prove() {
+        proveWritable(db);
+      },
+      async schemaVersion() {
+        return db.pragma("user_version", { simple: true }) as number;
+      },
     },
-    async prove() {
-      proveWritable(db);
-    },
-    async schemaVersion() {
-      return db.pragma("user_version", { simple: true }) as number;
-    },
-  };
+    sqliteStorageError,
+  );
 }
 
 /**

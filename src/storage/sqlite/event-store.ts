@@ -1,17 +1,17 @@
 import type { Database } from "better-sqlite3";
-import type { SqliteBatchLedger } from "./batch-ledger.js";
-import { reclaimWal, walCheckpointFits } from "./database.js";
 import {
   type AppendResult,
   createGroupCommit,
   type EventStore,
   type EventStoreOptions,
   type QueuedAppend,
-} from "./group-commit.js";
-import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "./rows.js";
-import { driverErrorCode, sqliteOutOfSpace } from "./storage-error.js";
+} from "../group-commit.js";
+import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "../rows.js";
+import type { SqliteBatchLedger } from "./batch-ledger.js";
+import { reclaimWal, walCheckpointFits } from "./database.js";
+import { sqliteCode, sqliteOutOfSpace, sqliteStorageError } from "./errors.js";
 
-export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "./group-commit.js";
+export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "../group-commit.js";
 
 /**
  * Least time between attempts to give the WAL's space back after one failed
@@ -91,11 +91,11 @@ export function createEventStore(db: Database, options: SqliteEventStoreOptions)
       }
       return results;
     } catch (error) {
-      if (sqliteOutOfSpace(driverErrorCode(error))) {
+      if (sqliteOutOfSpace(sqliteCode(error))) {
         outOfSpace = true;
         reclaim();
       }
-      throw error;
+      throw sqliteStorageError(error);
     }
   };
   return createGroupCommit(

@@ -1,9 +1,9 @@
 import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database, Statement } from "better-sqlite3";
-import { RETAINED_TABLES } from "../catalog/catalog.js";
-import { closedError, type DatabaseSize, type RetentionStore } from "./retention.js";
-import { StorageError } from "./storage-error.js";
+import { RETAINED_TABLES } from "../../catalog/catalog.js";
+import { closedError, type DatabaseSize, type RetentionStore } from "../retention.js";
+import { sqliteStorageError } from "./errors.js";
 
 interface TableStatements {
   readonly count: Statement<[string], { n: number }>;
@@ -55,7 +55,7 @@ export function sqliteRetentionStore(db: Database, dbPath: string): RetentionSto
       try {
         return db.transaction(work).immediate();
       } catch (error) {
-        const failure = StorageError.from(error);
+        const failure = sqliteStorageError(error);
         if (!failure.busy || attempt >= 100) throw failure;
         await sleep(50);
         if (stopped()) throw closedError();
