@@ -2,7 +2,7 @@ import { discoverEnvApiKeys, type EnvApiKey } from "./auth/env-keys.js";
 import { DEFAULT_ONE_PORT_OPTIONS } from "./http/one-port.js";
 import { LIMITS } from "./ingest/validate.js";
 
-/** SQLite `synchronous` levels this service allows (STACK.md trap 10). */
+/** SQLite `synchronous` levels this service allows (docs/dependencies.md trap 10). */
 export type SqliteSynchronous = "FULL" | "NORMAL";
 
 /**

@@ -134,24 +134,24 @@ function refusal(...args: ConstructorParameters<typeof ConnectError>): ConnectEr
  * `cause` for the log and never reach the client.
  */
 export const errors = {
-  /** No `x-api-key` header, or an empty one (contract §1, step 1). */
+  /** No `x-api-key` header, or an empty one (docs/legacy-contract.md §1, step 1). */
   apiKeyRequired: () =>
     refusal("API key required in X-API-Key header", Code.Unauthenticated, undefined, [
       errorInfo("API_KEY_REQUIRED"),
     ]),
 
-  /** The key matches no stored key (contract §1, step 2). */
+  /** The key matches no stored key (docs/legacy-contract.md §1, step 2). */
   invalidApiKey: () =>
     refusal("Invalid API key", Code.Unauthenticated, undefined, [errorInfo("API_KEY_INVALID")]),
 
-  /** The key exists but is deactivated (contract §1, step 3). */
+  /** The key exists but is deactivated (docs/legacy-contract.md §1, step 3). */
   inactiveApiKey: () =>
     refusal("API key is inactive", Code.Unauthenticated, undefined, [
       errorInfo("API_KEY_INACTIVE"),
     ]),
 
   /**
-   * Too many failed authentications from the caller's address (W14): every
+   * Too many failed authentications from the caller's address (docs/legacy-contract.md W14): every
    * request from it is refused until its bucket refills.
    */
   authThrottled: (retryAfterSeconds: number) =>
@@ -167,9 +167,9 @@ export const errors = {
     refusal("API key has expired", Code.Unauthenticated, undefined, [errorInfo("API_KEY_EXPIRED")]),
 
   /**
-   * The key's token bucket is empty (contract §1, step 4). Carries the legacy
+   * The key's token bucket is empty (docs/legacy-contract.md §1, step 4). Carries the legacy
    * headers and a `google.rpc.RetryInfo` with the real time to the next token
-   * (the Python service always said 60 s, W23).
+   * (the Python service always said 60 s, docs/legacy-contract.md W23).
    */
   rateLimited: (limitPerMinute: number, retryAfterSeconds: number) =>
     refusal(
@@ -203,7 +203,7 @@ export const errors = {
     ]);
   },
 
-  /** An admin operation with a key that lacks the admin scope (W10). */
+  /** An admin operation with a key that lacks the admin scope (docs/legacy-contract.md W10). */
   adminRequired: () =>
     refusal(
       "Admin scope required: use an admin API key (METRICS_ADMIN_API_KEY)",
@@ -213,7 +213,7 @@ export const errors = {
     ),
 
   /**
-   * An ingest key reported events as a service other than its own (W15).
+   * An ingest key reported events as a service other than its own (docs/legacy-contract.md W15).
    * Nothing of the batch was stored.
    */
   serviceMismatch: (reported: string, bound: string) => {
@@ -279,7 +279,7 @@ export const errors = {
       errorInfo("UNKNOWN_SERVICE"),
     ]),
 
-  /** A table outside the retention allow-list; nothing was run for it (W11). */
+  /** A table outside the retention allow-list; nothing was run for it (docs/legacy-contract.md W11). */
   unknownTable: (message: string) =>
     refusal(message, Code.NotFound, undefined, [errorInfo("UNKNOWN_TABLE")]),
 

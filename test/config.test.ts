@@ -1,3 +1,4 @@
+// backends: sqlite only: configuration parsing; no service, no database
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
 

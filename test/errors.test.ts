@@ -1,3 +1,4 @@
+// backends: sqlite only: the error catalog's mapping; no service, no database
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { errors } from "../src/errors.js";

@@ -4,7 +4,7 @@ import { errors } from "../errors.js";
 import { RetentionOutOfRangeError, UnknownTableError } from "../storage/retention.js";
 import { StorageError } from "../storage/storage-error.js";
 
-/** Refuses a principal without the admin scope (W10: the Python service let any key in). */
+/** Refuses a principal without the admin scope (docs/legacy-contract.md W10: the Python service let any key in). */
 export function requireAdmin(principal: Principal | undefined): void {
   if (principal?.scope !== "admin") throw errors.adminRequired();
 }
@@ -13,7 +13,7 @@ export function requireAdmin(principal: Principal | undefined): void {
  * The answer for a failed admin operation: an unknown table is NOT_FOUND and a
  * too-short retention INVALID_ARGUMENT (both before any SQL runs), a storage
  * failure UNAVAILABLE or INTERNAL, anything else INTERNAL with the detail
- * logged only (W17: the Python service echoed exception text, or a 200).
+ * logged only (docs/legacy-contract.md W17: the Python service echoed exception text, or a 200).
  */
 export function adminErrorOf(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;

@@ -22,7 +22,7 @@ export type AdmissionRefusal =
   | { readonly kind: "ambiguous_key"; readonly times: number }
   /** No key, a wrong, inactive or expired one, or an address throttled for guessing: the registry's error. */
   | { readonly kind: "key_refused"; readonly error: ConnectError }
-  /** An admin operation with an ingest key (W10), refused before it spends a token. */
+  /** An admin operation with an ingest key (docs/legacy-contract.md W10), refused before it spends a token. */
   | { readonly kind: "admin_required"; readonly principal: Principal }
   /** The key's token bucket is empty. */
   | {
@@ -52,7 +52,7 @@ export interface Admitted {
  * - `refused`: answered with the refusal. An RPC is answered at once, its
  *   body unread; a JSON route keeps the Python service's order (a body too
  *   large is 413 and one that is not JSON 422 before a missing key is 401,
- *   contract §1), so its refusal is answered by the route once the body is
+ *   docs/legacy-contract.md §1), so its refusal is answered by the route once the body is
  *   read, and meanwhile it counts as anonymous. A shutdown's refusal is
  *   answered after the body on every ingress: a client still sending its
  *   body to a connection closed under it sees a broken pipe, not the
@@ -107,7 +107,7 @@ export function admittedIn(values: ContextValues): Admitted | undefined {
 
 /**
  * Checks a key for a request from `address`. An address that failed too often
- * is refused before its key is looked at (RESOURCE_EXHAUSTED, W14); an unknown
+ * is refused before its key is looked at (RESOURCE_EXHAUSTED, docs/legacy-contract.md W14); an unknown
  * key spends one of the address's failures.
  */
 export function authenticateFrom(

@@ -9,7 +9,7 @@ export interface AuthThrottleOptions {
 }
 
 /**
- * Throttles brute force (W14): each client address has a bucket of failed
+ * Throttles brute force (docs/legacy-contract.md W14): each client address has a bucket of failed
  * authentications that refills continuously. While an address's bucket is
  * empty every request from it is refused before its key is even looked at,
  * so guessing stops paying off; other addresses are not affected.

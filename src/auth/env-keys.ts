@@ -1,6 +1,6 @@
 import type { KeyScope } from "./principal.js";
 
-/** Prefix of the environment variables that carry per-service API keys (contract §3). */
+/** Prefix of the environment variables that carry per-service API keys (docs/legacy-contract.md §3). */
 export const ENV_KEY_PREFIX = "METRICS_API_KEY_";
 
 /** The variable that carries the admin-scoped key, reported as service `admin`. */
@@ -20,7 +20,7 @@ export interface EnvApiKey {
 
 /**
  * Derives a service name from a `METRICS_API_KEY_<SUFFIX>` suffix the way the
- * Python service did (contract §3): lowercased, `_` replaced by `-`.
+ * Python service did (docs/legacy-contract.md §3): lowercased, `_` replaced by `-`.
  */
 export function serviceNameFromSuffix(suffix: string): string {
   return suffix.toLowerCase().replaceAll("_", "-");

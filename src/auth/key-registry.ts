@@ -29,20 +29,20 @@ export type AuthFailure = "missing" | "invalid" | "inactive" | "expired" | "thro
 
 /**
  * The API keys, cached in memory: authenticating a request reads no database
- * and writes none (W6). Last-use times are kept in memory and persisted by
+ * and writes none (docs/legacy-contract.md W6). Last-use times are kept in memory and persisted by
  * {@link KeyRegistry.flushUsage}.
  */
 export interface KeyRegistry {
   /**
    * Stores the environment's keys (hash only), retires a variable's previous
-   * key when its value changed (W24), and syncs their rate limit.
+   * key when its value changed (docs/legacy-contract.md W24), and syncs their rate limit.
    */
   syncEnvKeys(keys: readonly EnvApiKey[]): Promise<void>;
   /** On a first start with no key at all, creates one and returns it (once); otherwise undefined. */
   ensureBootstrapKey(): Promise<{ key: string; service: string } | undefined>;
   /**
    * Checks an `x-api-key` value: missing, unknown and inactive keys fail
-   * (contract §1 steps 1-3). A success counts as a use of the key unless
+   * (docs/legacy-contract.md §1 steps 1-3). A success counts as a use of the key unless
    * `recordUse` is false (reporting a key's own state is not a use).
    */
   authenticate(key: string | null | undefined, options?: { recordUse?: boolean }): AuthResult;
@@ -98,7 +98,7 @@ export async function createKeyRegistry(options: KeyRegistryOptions): Promise<Ke
   const lookup = (key: string): CachedKey | undefined => {
     const digest = digestApiKey(key);
     const cached = byHash.get(digest.toString("hex"));
-    // The map finds the candidate; the digests are still compared in constant time (W14).
+    // The map finds the candidate; the digests are still compared in constant time (docs/legacy-contract.md W14).
     if (cached === undefined || !timingSafeEqual(cached.digest, digest)) return undefined;
     return cached;
   };

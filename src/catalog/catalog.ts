@@ -268,12 +268,12 @@ function checkLegacyKeys(message: DescMessage, fields: readonly TypedField[]): v
 function eventKind(member: DescField): EventKind {
   const message = member.message;
   if (message === undefined) {
-    throw new CatalogError(`mcp.metrics.v1.Event.${member.name}: a kind must be a message`);
+    throw new CatalogError(`${member.parent.typeName}.${member.name}: a kind must be a message`);
   }
   const where = message.typeName;
   if (!hasOption(message, kind_catalog)) {
     throw new CatalogError(
-      `${where} (Event.${member.name}) has no (kind_catalog) option: declare its table (or none), its instruments (or no_instruments) and its labels`,
+      `${where} (${member.parent.typeName}.${member.name}) has no (kind_catalog) option: declare its table (or none), its instruments (or no_instruments) and its labels`,
     );
   }
   const options = getOption(message, kind_catalog);
@@ -337,9 +337,15 @@ function eventKind(member: DescField): EventKind {
   };
 }
 
-function readCatalog(): readonly EventKind[] {
-  const oneof = EventSchema.oneofs.find((o) => o.name === "kind");
-  if (oneof === undefined) throw new CatalogError("mcp.metrics.v1.Event has no oneof kind");
+/**
+ * The catalog of an `Event` message's `kind` oneof: every kind with its
+ * fields, table, instruments and labels, checked for contradictions (a
+ * {@link CatalogError} names the first one). Exported for the tests, which
+ * read broken schemas with it.
+ */
+export function readCatalog(event: DescMessage): readonly EventKind[] {
+  const oneof = event.oneofs.find((o) => o.name === "kind");
+  if (oneof === undefined) throw new CatalogError(`${event.typeName} has no oneof kind`);
   const kinds = oneof.fields.map(eventKind);
   const tables = new Map<string, string>();
   for (const kind of kinds) {
@@ -359,7 +365,7 @@ function readCatalog(): readonly EventKind[] {
  * Every event kind, in the legacy `MetricType` enum's order (the oneof's
  * declaration order), which the legacy validation messages list them in.
  */
-export const EVENT_KINDS: readonly EventKind[] = readCatalog();
+export const EVENT_KINDS: readonly EventKind[] = readCatalog(EventSchema);
 
 /** Kinds by their oneof case (`authRequest`). */
 export const KIND_BY_CASE: ReadonlyMap<string, EventKind> = new Map(

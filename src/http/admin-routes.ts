@@ -41,7 +41,7 @@ const POLICY_PATH = "/admin/retention/policies/";
 const TRUE = new Set(["1", "on", "t", "true", "y", "yes"]);
 const FALSE = new Set(["0", "off", "f", "false", "n", "no"]);
 
-/** A FastAPI-style query-parameter error (contract §1: 422 with pydantic's detail list). */
+/** A FastAPI-style query-parameter error (docs/legacy-contract.md §1: 422 with pydantic's detail list). */
 interface QueryError {
   type: string;
   loc: [string, string];
@@ -98,7 +98,7 @@ function queryReader(req: AnyRequest) {
   };
 }
 
-/** The legacy JSON of one table's cleanup (contract §3 `cleanup_table`). */
+/** The legacy JSON of one table's cleanup (docs/legacy-contract.md §3 `cleanup_table`). */
 function cleanupJson(result: CleanupResult): Record<string, unknown> {
   switch (result.status) {
     case "skipped":
@@ -125,11 +125,11 @@ function cleanupJson(result: CleanupResult): Record<string, unknown> {
 const round = (value: number, digits: number) => Number(value.toFixed(digits));
 
 /**
- * The Python service's admin API (contract §1, §3), same paths and shapes,
- * with its defects fixed: an admin-scoped key is required (W10); a table off
- * the allow-list answers 404 without running SQL (W11); a retention outside
+ * The Python service's admin API (docs/legacy-contract.md §1, §3), same paths and shapes,
+ * with its defects fixed: an admin-scoped key is required (docs/legacy-contract.md W10); a table off
+ * the allow-list answers 404 without running SQL (docs/legacy-contract.md W11); a retention outside
  * its bounds answers 400; failures answer 5xx with a generic message, never a 200
- * carrying an error (W17).
+ * carrying an error (docs/legacy-contract.md W17).
  */
 export function createAdminRoutes(options: AdminRoutesOptions): AdminRoutes {
   const { retention, admitAdmin, log } = options;

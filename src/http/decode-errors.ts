@@ -22,6 +22,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { errors } from "../errors.js";
+import { connectDecodeFailure } from "../library-behaviour.js";
 import {
   type ArrivalLimits,
   ArrivalWatch,
@@ -30,17 +31,6 @@ import {
   RATE_GRACE_MILLIS,
 } from "./arrival.js";
 import { type Ingress, rpcIngress } from "./unread-answer.js";
-
-/**
- * What connect-es 2.1.2 says, with code INTERNAL, when the bytes of a request
- * message cannot be decoded (protocol/serialization.js, createBinarySerialization)
- * and when a message is flagged as compressed in a request that names no
- * encoding (protocol/envelope.js, envelopeDecompress). Both are the client's
- * mistake; a server-side fault is never worded like this.
- */
-const PARSE_BINARY = "parse binary: ";
-const COMPRESSED_WITHOUT_ENCODING =
-  "received compressed envelope, but do not know how to decompress";
 
 /** The gRPC status INTERNAL, as `grpc-status` carries it. */
 const GRPC_INTERNAL = String(Code.Internal);
@@ -66,17 +56,16 @@ type Remap = (error: ConnectError) => ConnectError | undefined;
  */
 export function decodeErrorOf(error: ConnectError, typeName: string): ConnectError | undefined {
   if (error.code !== Code.Internal) return undefined;
+  const failure = connectDecodeFailure(error.rawMessage);
+  if (failure === undefined) return undefined;
   let message: string;
-  if (error.rawMessage.startsWith(PARSE_BINARY)) {
-    const problem = error.rawMessage.slice(PARSE_BINARY.length);
+  if (failure.kind === "binary") {
     // protobuf-es already names the (nested) message for some problems, e.g. the recursion limit.
-    message = problem.startsWith("cannot decode ")
-      ? problem
-      : `cannot decode ${typeName} from binary: ${problem}`;
-  } else if (error.rawMessage === COMPRESSED_WITHOUT_ENCODING) {
-    message = `cannot decode ${typeName}: a message is flagged as compressed, but the request names no compression`;
+    message = failure.problem.startsWith("cannot decode ")
+      ? failure.problem
+      : `cannot decode ${typeName} from binary: ${failure.problem}`;
   } else {
-    return undefined;
+    message = `cannot decode ${typeName}: a message is flagged as compressed, but the request names no compression`;
   }
   const mapped = errors.malformedMessage(message);
   mapped.details.push(...error.details);

@@ -1,6 +1,6 @@
 /**
  * How deep an input echoed in a 422 may nest, as the validator bounds
- * dimension and metadata values (contract §2). FastAPI never echoed deeper
+ * dimension and metadata values (docs/legacy-contract.md §2). FastAPI never echoed deeper
  * input: Python's parser stops near 1,000 levels (a 400), while `JSON.parse`
  * takes a 1 MiB body a million levels deep and `JSON.stringify`, which
  * recurses, overflows the stack near 5,000.

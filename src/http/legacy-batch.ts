@@ -5,7 +5,7 @@ import type { BatchInput } from "../ingest/validate.js";
 import { echoInput } from "./echo-input.js";
 import { parseLegacyTimestamp } from "./legacy-timestamp.js";
 
-/** One schema error, in the shape FastAPI gives pydantic's errors (contract §1: 422 bodies). */
+/** One schema error, in the shape FastAPI gives pydantic's errors (docs/legacy-contract.md §1: 422 bodies). */
 export interface SchemaError {
   readonly type: string;
   readonly loc: (string | number)[];
@@ -32,7 +32,7 @@ const EXPECTED_TYPES = `${TYPE_NAMES.slice(0, -1).join(", ")} or ${TYPE_NAMES.at
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** The string limits pydantic enforced before the validator ran (contract §2 layer A). */
+/** The string limits pydantic enforced before the validator ran (docs/legacy-contract.md §2 layer A). */
 const STRING_FIELDS = [
   { key: "service", localName: "service", required: true, max: 50 },
   { key: "version", localName: "version", required: false, max: 20 },
@@ -140,7 +140,7 @@ function decodeMetric(
     errors.push({ type: "missing", loc: metricLoc(i, "value"), msg: "Field required", input });
   else value = toFloat(input.value, i, "value", errors);
 
-  // An explicit null timestamp means "now", like a missing one (W20: Python rejected the batch).
+  // An explicit null timestamp means "now", like a missing one (docs/legacy-contract.md W20: Python rejected the batch).
   let timestamp: Event["timestamp"];
   let display: string | undefined;
   if (input.timestamp !== undefined && input.timestamp !== null) {
@@ -174,7 +174,7 @@ function decodeMetric(
 
 /**
  * Decodes a legacy `POST /metrics` body into the typed batch, applying the
- * checks the Python service's pydantic models made (contract §2 layer A): the
+ * checks the Python service's pydantic models made (docs/legacy-contract.md §2 layer A): the
  * shape, the types, the metric `type` enum and the string length limits.
  * Every problem is reported, as pydantic did; the legacy keys of dimensions
  * and metadata are mapped onto typed fields later, by the shared ingest path.

@@ -10,7 +10,7 @@ const PY_TOKENS = /NaN|-?Infinity/;
 
 /**
  * Parses JSON as Python's `json` module does, which also accepts the tokens
- * `NaN`, `Infinity` and `-Infinity` (contract §2: emitters may send them, and
+ * `NaN`, `Infinity` and `-Infinity` (docs/legacy-contract.md §2: emitters may send them, and
  * the validator then rejects the value). Plain JSON takes the native fast path.
  */
 export function parseLegacyJson(

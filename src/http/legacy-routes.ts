@@ -70,7 +70,7 @@ const BODY_REASONS: Readonly<Record<number, string>> = {
 
 type Handler = RouteHandler;
 
-/** The legacy service's `GET /` answer (contract §1). */
+/** The legacy service's `GET /` answer (docs/legacy-contract.md §1). */
 const ROOT = {
   service: "MCP Metrics Collection Service",
   // The service's own version (the Python service always said 1.0.0).
@@ -101,7 +101,7 @@ function idempotencyKeyOf(
 
 /**
  * The headers every successful `/metrics` and `/flush` answer carries: the
- * legacy `X-RateLimit-*` (contract §1) and the IETF draft's `RateLimit` fields.
+ * legacy `X-RateLimit-*` (docs/legacy-contract.md §1) and the IETF draft's `RateLimit` fields.
  */
 function rateHeaders(decision: BucketDecision): Record<string, string> {
   const fields = rateLimitFields(decision.limit, decision.remaining, decision.secondsToFull);
@@ -114,7 +114,7 @@ function rateHeaders(decision: BucketDecision): Record<string, string> {
 }
 
 /**
- * Builds the legacy JSON API of the Python service (contract §1) on the one
+ * Builds the legacy JSON API of the Python service (docs/legacy-contract.md §1) on the one
  * port: `POST /metrics`, `POST /flush`, `GET /rate-limit`, `GET /health` and
  * `GET /`. `POST /metrics` decodes the JSON into the typed batch and goes
  * through the same key check, token bucket, ingest path, validation and store
@@ -309,7 +309,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const postFlush: Handler = async (req, res) => {
     const admitted = await admit(req, res);
     if (admitted === undefined) return;
-    // Nothing to do: an event is acknowledged only once committed (W1), so
+    // Nothing to do: an event is acknowledged only once committed (docs/legacy-contract.md W1), so
     // everything accepted so far is already on disk.
     sendJson(
       res,
@@ -322,7 +322,7 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
   const getRateLimit: Handler = async (req, res) => {
     // Reports the caller's bucket without spending from it or counting a use
     // (the door looked at the key so); an unknown key is 401 (the Python
-    // service answered 500, W13).
+    // service answered 500, docs/legacy-contract.md W13).
     const admission = door.of(req);
     if (admission.kind === "refused") return door.refuse(req, res, admission.refusal);
     if (admission.kind !== "known") {

@@ -39,10 +39,10 @@ function fromEpoch(value: number): ParsedTimestamp {
 
 /**
  * Parses a legacy `timestamp` the way the Python service's pydantic model did
- * (contract §1): an ISO 8601 string (date only, `T`/space separator, optional
+ * (docs/legacy-contract.md §1): an ISO 8601 string (date only, `T`/space separator, optional
  * fraction and zone) or a Unix time in seconds or milliseconds, as a number or
  * a numeric string. A time without a zone is read as UTC (the Python client
- * sends `utcnow().isoformat()`; the Python service read it as local time, W20).
+ * sends `utcnow().isoformat()`; the Python service read it as local time, docs/legacy-contract.md W20).
  */
 export function parseLegacyTimestamp(input: unknown): ParsedTimestamp {
   if (typeof input === "number") return fromEpoch(input);

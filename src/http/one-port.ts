@@ -193,7 +193,7 @@ export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256;
 
 /**
  * Builds the one-port server. Node's `http2.createServer({ allowHTTP1 })`
- * does not serve HTTP/1.1 without TLS (nodejs/node#26795, STACK.md trap 1), so
+ * does not serve HTTP/1.1 without TLS (nodejs/node#26795, docs/dependencies.md trap 1), so
  * a plain `net.Server` accepts each socket, reads until the first bytes show
  * whether it starts with the HTTP/2 connection preface, and hands it to the
  * HTTP/2 or the HTTP/1.1 server, which share one handler.

@@ -17,7 +17,7 @@ export function answerReadiness(res: AnyResponse, report: ReadinessReport): void
 }
 
 /**
- * `GET /health`, the legacy health check (contract §1), now the alias of
+ * `GET /health`, the legacy health check (docs/legacy-contract.md §1), now the alias of
  * readiness: the Python body when ready, 503 with `draining` or `unavailable`
  * and the checks when not.
  */

@@ -14,7 +14,7 @@ export class BodyError extends Error {
 }
 
 /**
- * Reads a request body of at most `maxBytes`, before any parsing (STACK.md
+ * Reads a request body of at most `maxBytes`, before any parsing (docs/dependencies.md
  * trap 4: the adapter's fallback has no limit of its own). `gzip` and
  * `deflate` bodies are decompressed, and the limit applies to both the bytes
  * received and the bytes they decompress to. Rejects with 413 beyond the

@@ -44,7 +44,7 @@ export interface IngestOptions {
   readonly timestampDisplays?: readonly (string | undefined)[];
   /**
    * The key that sent the batch. An ingest-scoped key may only report as its
-   * own service (W15); admin keys may report as any. Required, so that no
+   * own service (docs/legacy-contract.md W15); admin keys may report as any. Required, so that no
    * ingress can skip the check by leaving it out.
    */
   readonly principal: Principal | undefined;
@@ -53,7 +53,7 @@ export interface IngestOptions {
 /**
  * The one ingest path behind every ingress (gRPC, Connect, gRPC-Web, legacy
  * JSON): lift legacy keys, validate, normalize, commit. It resolves only after
- * the batch is committed (W1); storage failures reject with a retryable
+ * the batch is committed (docs/legacy-contract.md W1); storage failures reject with a retryable
  * UNAVAILABLE or with INTERNAL, the detail going to the log only.
  */
 export interface Ingestor {

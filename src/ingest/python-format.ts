@@ -2,7 +2,7 @@ import type { JsonValue } from "@bufbuild/protobuf";
 
 /*
  * The legacy service's validation messages and length limits are defined in
- * terms of Python's str(), repr() and json.dumps() (contract §2). These helpers
+ * terms of Python's str(), repr() and json.dumps() (docs/legacy-contract.md §2). These helpers
  * reproduce them for the values JSON and protobuf can carry.
  */
 

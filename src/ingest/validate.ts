@@ -54,11 +54,11 @@ export const LEGACY_PATHS: PathStyle = {
 /** Everything wrong with a batch, and what is merely suspicious. */
 export interface ValidationResult {
   readonly violations: Violation[];
-  /** Logged, never sent (contract §2: warnings are only logged). */
+  /** Logged, never sent (docs/legacy-contract.md §2: warnings are only logged). */
   readonly warnings: string[];
 }
 
-/** The limits of contract §2. The string limits are pydantic's, which fire before the validator's dead 100. */
+/** The limits of docs/legacy-contract.md §2. The string limits are pydantic's, which fire before the validator's dead 100. */
 export const LIMITS = {
   serviceMaxLength: 50,
   versionMaxLength: 20,
@@ -128,7 +128,7 @@ export interface ValidateOptions {
 }
 
 /**
- * Applies the rule set of contract §2 to a typed batch. Pure: the same input
+ * Applies the rule set of docs/legacy-contract.md §2 to a typed batch. Pure: the same input
  * and clock give the same result. The whole batch is judged: callers reject it
  * whole when any violation is found.
  */
@@ -278,7 +278,7 @@ function validateValue(
   path: string,
   fail: (field: string, description: string) => void,
 ): void {
-  // Written as the Python comparison so NaN and infinities are "out of range" too (contract §2).
+  // Written as the Python comparison so NaN and infinities are "out of range" too (docs/legacy-contract.md §2).
   if (!(LIMITS.minValue <= value && value <= LIMITS.maxValue)) {
     fail(
       path,

@@ -28,7 +28,7 @@ export interface TokenBucketOptions {
 
 /**
  * Token buckets, one per key: each holds up to `limit` tokens and refills at
- * `limit` per minute, continuously (fractions kept, W23). A bucket starts
+ * `limit` per minute, continuously (fractions kept, docs/legacy-contract.md W23). A bucket starts
  * full. A limit of 0 refuses everything (the Python service let the first
  * request through).
  */

@@ -8,14 +8,14 @@ export interface Migration {
 }
 
 /**
- * The schema, as ordered steps (CONVENTIONS.md: versioned with `PRAGMA user_version`).
+ * The schema, as ordered steps (docs/conventions.md: versioned with `PRAGMA user_version`).
  * Append new steps; never edit a released one. The specialized tables
  * (auth_metrics, tool_metrics, discovery_metrics) and their columns are not
  * written here: each step runs first what the event catalog says it adds
  * ({@link catalogMigrationSql}: a table at its `table_since`, a column at its
  * `column_since`), then its own statements, which may index them.
  *
- * Tables and columns follow contract §3. Indexes follow STACK.md trap 11: every
+ * Tables and columns follow docs/legacy-contract.md §3. Indexes follow docs/dependencies.md trap 11: every
  * index leads with the event timestamp or with a low-cardinality column (a few
  * hot leaf pages per commit); the contract's random-key indexes
  * (user_hash, tool_name, client_name) are left out because each distinct key
@@ -86,7 +86,7 @@ CREATE TABLE retention_policies (
     version: 2,
     name: "api_key_scopes",
     // What a key may do (issue 7): "ingest" keys send events; "admin" keys also
-    // run the retention and database operations (W10).
+    // run the retention and database operations (docs/legacy-contract.md W10).
     sql: `
 ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'ingest' CHECK (scope IN ('ingest', 'admin'));
 `,
@@ -119,7 +119,7 @@ CREATE UNIQUE INDEX idx_api_keys_key_id ON api_keys (key_id);
     // the same transaction as the batch's rows: a retried batch is found here
     // and answered with its original result instead of being stored again.
     // Keyed by service then id; clients send time-ordered ids (UUIDv7), so
-    // both indexes take their entries at the right edge (STACK.md trap 11).
+    // both indexes take their entries at the right edge (docs/dependencies.md trap 11).
     // readiness_probe: the one row /readyz writes to ask whether the disk
     // takes writes when no events came lately.
     sql: `

@@ -4,7 +4,7 @@ import type { Logger } from "../log.js";
 import { StorageError } from "./storage-error.js";
 import { storedTimeOfMillis } from "./stored-time.js";
 
-/** A table's retention policy (contract §3), persisted in `retention_policies`. */
+/** A table's retention policy (docs/legacy-contract.md §3), persisted in `retention_policies`. */
 export interface RetentionPolicy {
   readonly tableName: string;
   readonly retentionDays: number;
@@ -49,7 +49,7 @@ export function recordsProcessed(result: CleanupResult): number {
   return result.status === "completed" ? result.recordsDeleted : 0;
 }
 
-/** A cleanup of every active policy (contract §3 `cleanup_all_tables`). */
+/** A cleanup of every active policy (docs/legacy-contract.md §3 `cleanup_all_tables`). */
 export interface CleanupSummary {
   readonly operation: "cleanup" | "dry_run";
   /** Rows deleted, or for a dry run the rows that would be. */
@@ -71,7 +71,7 @@ export interface TableStats {
   readonly policyActive: boolean | null;
 }
 
-/** The database files and pages (contract §1 `/admin/database/size`). */
+/** The database files and pages (docs/legacy-contract.md §1 `/admin/database/size`). */
 export interface DatabaseSize {
   readonly mainDbBytes: number;
   readonly walBytes: number;
@@ -103,7 +103,7 @@ export class RetentionOutOfRangeError extends Error {
 
 /**
  * What retention needs of a database: the backend's statements, on the
- * allow-listed tables only (W11). Deletions run in bounded batches, each its
+ * allow-listed tables only (docs/legacy-contract.md W11). Deletions run in bounded batches, each its
  * own transaction.
  */
 export interface RetentionStore {
@@ -153,10 +153,10 @@ export interface RetentionOptions {
 
 /**
  * Retention of the event tables: policies persisted in the database (inactive ones
- * stay inactive across restarts, W12), ages from each event's own indexed
+ * stay inactive across restarts, docs/legacy-contract.md W12), ages from each event's own indexed
  * timestamp, and cleanup in bounded transactions that yield to ingestion
  * between batches, with space handed back as the backend needs (SQLite:
- * incremental vacuum, never a full VACUUM, W18). Operations run one at a time.
+ * incremental vacuum, never a full VACUUM, docs/legacy-contract.md W18). Operations run one at a time.
  */
 export interface Retention {
   policies(): RetentionPolicy[];
@@ -290,7 +290,7 @@ export async function createRetention(options: RetentionOptions): Promise<Retent
       if (retentionDays < options.minDays || retentionDays > maxDays) {
         throw new RetentionOutOfRangeError(retentionDays, options.minDays, maxDays);
       }
-      // The database first, then memory: a failed write changes nothing (W12).
+      // The database first, then memory: a failed write changes nothing (docs/legacy-contract.md W12).
       try {
         await store.upsertPolicy(table, retentionDays, isActive);
       } catch (error) {

@@ -2,7 +2,7 @@
  * The one stored timestamp format: fixed-width ISO 8601 in UTC with
  * microseconds (`2026-11-25T14:16:00.123456Z`). Text order is time order, so
  * the timestamp indexes serve time ranges and retention cutoffs compare as
- * text (fixes W20's mixed formats).
+ * text (fixes docs/legacy-contract.md W20's mixed formats).
  */
 export function storedTime(epochSeconds: number, micros: number): string {
   if (epochSeconds !== lastSecond) {

@@ -220,7 +220,7 @@ export const EXPOSITION_LIMITS = {
    * collection serializes the whole exposition on the event loop (3 ms at
    * 4,000 series, 240 ms at 86,000): 20 scrape loops back to back raised the
    * ingest p99 from 11-20 ms to 224-5,664 ms at 4,000 series, 18-56 ms with
-   * this bound (README, "The Prometheus port"). A scrape that comes sooner waits for the next collection,
+   * this bound (docs/security.md, "The Prometheus port"). A scrape that comes sooner waits for the next collection,
    * which answers every scrape that arrived meanwhile; however many ask,
    * collections take at most a fifth of the event loop.
    */

@@ -89,9 +89,9 @@ const SERIES_MEMO_LIMIT = 20_000;
 const MEMO_KEY_MAX_LENGTH = 256;
 
 /**
- * Creates the instruments of contract §4. Counters count events (one each,
- * W9: the Python service added the client's `value`); durations go to the
- * histograms in seconds, zero included (W9: zero was skipped); protocol
+ * Creates the instruments of docs/legacy-contract.md §4. Counters count events (one each,
+ * docs/legacy-contract.md W9: the Python service added the client's `value`); durations go to the
+ * histograms in seconds, zero included (docs/legacy-contract.md W9: zero was skipped); protocol
  * latencies record `value`, which is in seconds. An event finds its series
  * through a memo keyed by its raw label values, so the label bounds
  * (normalizing, capping) and the series look-up run once per distinct label

@@ -19,7 +19,7 @@ export const OVERFLOW_VALUE = "_other";
 export const EMPTY_VALUE = "_unset";
 
 /**
- * Dimensions that become labels, per event type (W8): each kind's `labels` in
+ * Dimensions that become labels, per event type (docs/legacy-contract.md W8): each kind's `labels` in
  * the event catalog, the upstream gateway's allow-lists without `user_hash`,
  * `session_key` and free-text `query`, which are unbounded and personal: they
  * stay in the database, where the history can still be asked about them.
@@ -67,7 +67,7 @@ function pathOnly(value: string): string {
 
 /**
  * Characters kept in a label value, as the upstream gateway sanitises them
- * (contract §8); each other character, a whole code point, becomes one `_`
+ * (docs/legacy-contract.md §8); each other character, a whole code point, becomes one `_`
  * (slashes keep `tools/call`; `weird name!` is `weird_name_`).
  */
 const UNSAFE = /[^A-Za-z0-9\-_.:/]/gu;
@@ -134,7 +134,7 @@ export function createLabelBounds(options: LabelBoundsOptions): LabelBounds {
           ? bound(key, labelText(dimensions[key]))
           : EMPTY_VALUE;
       }
-      // Set last, so no dimension can take their place (W8).
+      // Set last, so no dimension can take their place (docs/legacy-contract.md W8).
       labels.service = bound("service", service);
       labels.metric_type = metricType;
       return labels;

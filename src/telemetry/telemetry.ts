@@ -40,7 +40,7 @@ export interface TelemetryOptions extends TelemetryConfig {
   readonly log?: Logger;
   /** The database file, whose size (with its WAL) is reported. */
   readonly databasePath?: string;
-  /** Rows waiting for a commit, reported as a gauge. */
+  /** Rows waiting for a commit, reported as a gauge (or see {@link Telemetry.observeQueuedRows}). */
   readonly queuedRows?: () => number;
 }
 
@@ -82,6 +82,12 @@ export interface Telemetry {
   readonly service: ServiceMetrics;
   /** The Prometheus exposition's address, when enabled. */
   readonly prometheusUrl: string | undefined;
+  /**
+   * Reports the rows waiting for a commit (`mcp_metrics_queue_rows`) from
+   * `rows` from now on, 0 before: the event store, started after telemetry,
+   * hands its queue over as it starts.
+   */
+  observeQueuedRows(rows: () => number): void;
   /** Flushes the exporters and stops the Prometheus server. */
   shutdown(): Promise<void>;
 }
@@ -235,7 +241,7 @@ function countingFailures(
   };
 }
 
-/** A view giving a histogram explicit boundaries (the SDK's defaults are millisecond-sized, W9). */
+/** A view giving a histogram explicit boundaries (the SDK's defaults are millisecond-sized, docs/legacy-contract.md W9). */
 function histogramView(instrumentName: string, boundaries: number[]): ViewOptions {
   return {
     instrumentName,
@@ -255,7 +261,11 @@ function databaseBytes(path: string): number {
   return total;
 }
 
-function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceMetrics {
+function createServiceMetrics(
+  meter: Meter,
+  options: TelemetryOptions,
+  queuedRows: () => number,
+): ServiceMetrics {
   const requests = meter.createCounter("mcp_metrics_requests_total", {
     description: "Requests by ingress and outcome",
   });
@@ -301,7 +311,7 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
   const queue = meter.createObservableGauge("mcp_metrics_queue_rows", {
     description: "Rows waiting for a commit",
   });
-  queue.addCallback((result) => result.observe(options.queuedRows?.() ?? 0));
+  queue.addCallback((result) => result.observe(queuedRows()));
   if (options.databasePath !== undefined && options.databasePath !== ":memory:") {
     const path = options.databasePath;
     const size = meter.createObservableGauge("mcp_metrics_database_bytes", {
@@ -351,7 +361,7 @@ function createServiceMetrics(meter: Meter, options: TelemetryOptions): ServiceM
 
 /**
  * Sets up the meter provider with its readers and views before any
- * instrument exists (STACK.md trap 8), then creates the instruments from it.
+ * instrument exists (docs/dependencies.md trap 8), then creates the instruments from it.
  * The Prometheus server is started here and a port clash fails start-up with
  * a clear error (the exporter itself reports it only to a callback).
  */
@@ -424,7 +434,8 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
   overflows = meter.createCounter("mcp_metrics_label_overflow_total", {
     description: "Label values collapsed into _other by the cardinality cap",
   });
-  const service = createServiceMetrics(meter, options);
+  let queuedRows = options.queuedRows ?? (() => 0);
+  const service = createServiceMetrics(meter, options, () => queuedRows());
   const runtime = startRuntimeMetrics(provider);
   exportFailures = meter.createCounter("mcp_metrics_export_failures_total", {
     description:
@@ -468,6 +479,9 @@ export async function createTelemetry(options: TelemetryOptions): Promise<Teleme
     events: readers.length > 0 ? events : { record() {}, producer: events.producer },
     service,
     prometheusUrl,
+    observeQueuedRows(rows) {
+      queuedRows = rows;
+    },
     async shutdown() {
       if (exposition !== undefined) {
         // close() also ends idle keep-alive connections (a scraper's); a scrape

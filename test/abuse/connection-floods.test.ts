@@ -1,3 +1,4 @@
+// backends: sqlite only: abuse of the connection layer, before storage (npm run test:abuse)
 import { spawn } from "node:child_process";
 import { readdirSync, rmSync } from "node:fs";
 import * as http from "node:http";

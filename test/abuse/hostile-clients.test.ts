@@ -1,3 +1,4 @@
+// backends: sqlite only: abuse of the HTTP/2 and admission layers, before storage (npm run test:abuse)
 import { rmSync } from "node:fs";
 import http2 from "node:http2";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+// backends: sqlite only: abuse of the HTTP/2 framing, before storage (npm run test:abuse)
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { h2Request } from "../support/http2.js";

@@ -1,3 +1,4 @@
+// backends: sqlite only: the port's fixed timers for slow senders, before storage (npm run test:abuse)
 import http2 from "node:http2";
 import * as net from "node:net";
 import { describe, it } from "vitest";

@@ -412,3 +412,102 @@ describe("a shutdown during a cleanup", () => {
     await svc.close();
   });
 });
+
+describe("a policy change mid-sweep (README: it takes effect from that sweep's next batch)", () => {
+  /** Rows per sweep batch here: a sweep of the rows below takes a hundred batches. */
+  const BATCH = 500;
+  const OLDER = 50_000;
+  const NEWER = 20_000;
+
+  /** `count` rows of `metrics` stamped `days` ago, in one statement on either backend. */
+  async function seedAged(svc: TestService, count: number, days: number, service: string) {
+    await svc.sql.run(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})
+       INSERT INTO metrics (request_id, service, metric_type, timestamp, value)
+       SELECT 'req_00000000000000cc', ?, 'custom', ?, 1 FROM n`,
+      service,
+      new Date(Date.now() - days * DAY).toISOString().replace("Z", "000Z"),
+    );
+  }
+
+  /** Starts a cleanup of `metrics`; resolves, with its answer to come, once its first batch is deleted. */
+  async function sweepUnderWay(svc: TestService, total: number) {
+    const cleanup = admin(svc, "POST", "/admin/retention/cleanup?table_name=metrics&dry_run=false");
+    await expect
+      .poll(() => countIn(svc.sql, "metrics"), { interval: 5, timeout: 10_000 })
+      .toBeLessThan(total);
+    return { cleanup };
+  }
+
+  it("should stop deleting from the next batch when the policy is deactivated during a sweep", async () => {
+    const svc = await startTestService({
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+      METRICS_RETENTION_BATCH_ROWS: String(BATCH),
+    });
+    try {
+      await seedAged(svc, OLDER, 170, "aged");
+      const { cleanup } = await sweepUnderWay(svc, OLDER);
+      const off = await admin(
+        svc,
+        "PUT",
+        "/admin/retention/policies/metrics?retention_days=90&is_active=false",
+      );
+      expect(off.status).toBe(200);
+      // Rows left once the change is answered: the sweep was still under way.
+      const atChange = await countIn(svc.sql, "metrics");
+      expect(atChange).toBeGreaterThan(BATCH);
+      const answer = await cleanup;
+      const left = await countIn(svc.sql, "metrics");
+      // At most the batch already running when the change came (PostgreSQL's
+      // deletes are asynchronous; SQLite's run between two requests) is deleted
+      // after it; no batch is started after it.
+      expect(left).toBeGreaterThan(0);
+      expect(atChange - left).toBeLessThanOrEqual(BATCH);
+      expect(answer.status).toBe(200);
+      expect(answer.json).toMatchObject({
+        table: "metrics",
+        status: "completed",
+        records_deleted: OLDER - left,
+      });
+      // And the next sweep, with the policy inactive, deletes nothing.
+      const next = await admin(svc, "POST", "/admin/retention/cleanup?dry_run=false");
+      expect(next.json.table_results.metrics).toBeUndefined();
+      expect(await countIn(svc.sql, "metrics")).toBe(left);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it("should keep what a retention lengthened during a sweep keeps, from the next batch", async () => {
+    const svc = await startTestService({
+      METRICS_ADMIN_API_KEY: ADMIN_KEY,
+      METRICS_RETENTION_BATCH_ROWS: String(BATCH),
+    });
+    try {
+      // Oldest first: the 170-day-old rows go first, the 120-day-old ones after.
+      await seedAged(svc, OLDER, 170, "older");
+      await seedAged(svc, NEWER, 120, "newer");
+      const { cleanup } = await sweepUnderWay(svc, OLDER + NEWER);
+      const longer = await admin(
+        svc,
+        "PUT",
+        "/admin/retention/policies/metrics?retention_days=150",
+      );
+      expect(longer.status).toBe(200);
+      // The change came while the sweep was still on the older rows.
+      expect(await countIn(svc.sql, "metrics", "service = 'older'")).toBeGreaterThan(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'newer'")).toBe(NEWER);
+      const answer = await cleanup;
+      // Within the new 150 days: every newer row kept; older than it: all deleted.
+      expect(await countIn(svc.sql, "metrics", "service = 'newer'")).toBe(NEWER);
+      expect(await countIn(svc.sql, "metrics", "service = 'older'")).toBe(0);
+      expect(answer.json).toMatchObject({
+        table: "metrics",
+        status: "completed",
+        records_deleted: OLDER,
+      });
+    } finally {
+      await svc.close();
+    }
+  });
+});

@@ -1,3 +1,4 @@
+// backends: sqlite only: wrong-key throttling by address, before storage
 import { request } from "node:http";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";

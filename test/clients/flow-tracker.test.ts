@@ -6,7 +6,7 @@ import {
   type MetricsEmitter,
   type ProtocolLatencyEvent,
 } from "../../clients/typescript/src/index.js";
-import { startTestService } from "../support/service.js";
+import { jsonField, startTestService } from "../support/service.js";
 
 /** An emitter that keeps the latencies it is given (the tracker is what is under test). */
 function recordingEmitter() {
@@ -112,11 +112,9 @@ describe("createFlowTracker", () => {
     tracker.record("sess-9", "tools/list");
     tracker.record("sess-9", "tools/call");
     expect(await client.close()).toBe(true);
-    const rows = svc.db
-      .prepare(
-        "SELECT json_extract(dimensions, '$.flow_step') AS step FROM metrics WHERE metric_type = 'protocol_latency' AND json_extract(dimensions, '$.server_name') = 'flow-e2e' AND json_extract(dimensions, '$.client_name') = 'cursor'",
-      )
-      .all() as { step: string }[];
+    const rows = await svc.sql.all<{ step: string }>(
+      `SELECT ${jsonField("dimensions", "flow_step")} AS step FROM metrics WHERE metric_type = 'protocol_latency' AND ${jsonField("dimensions", "server_name")} = 'flow-e2e' AND ${jsonField("dimensions", "client_name")} = 'cursor'`,
+    );
     expect(rows.map((r) => r.step).sort()).toEqual([
       "initialize_to_tools_call",
       "initialize_to_tools_list",

@@ -58,17 +58,16 @@ describe("the HTTP auth middleware", () => {
 
   const stored = async (server: string) => {
     expect(await client.flush()).toBe(true);
-    return svc.db
-      .prepare(
-        "SELECT success, method, user_hash, error_code, duration_ms FROM auth_metrics WHERE server = ? ORDER BY id",
-      )
-      .all(server) as {
+    return await svc.sql.all<{
       success: number;
       method: string;
       user_hash: string | null;
       error_code: string | null;
       duration_ms: number;
-    }[];
+    }>(
+      "SELECT success, method, user_hash, error_code, duration_ms FROM auth_metrics WHERE server = ? ORDER BY id",
+      server,
+    );
   };
 
   const expectOutcomes = (rows: Awaited<ReturnType<typeof stored>>) => {

@@ -1,3 +1,4 @@
+// backends: sqlite only: the Python client's own suite starts dist/src/main.js on a SQLite file of its own (clients/python/tests/service.py)
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";

@@ -7,7 +7,7 @@ import {
   createRegistryMetrics,
 } from "../../clients/typescript/examples/registry-search.js";
 import { createMetricsClient } from "../../clients/typescript/src/index.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, jsonField, startTestService, type TestService } from "../support/service.js";
 
 /** The examples the client's README shows, run against the real service with their own keys. */
 describe("the TypeScript client's README examples", () => {
@@ -38,13 +38,13 @@ describe("the TypeScript client's README examples", () => {
     server.close();
     expect(await metrics.close()).toBe(true);
     expect(
-      countRows(svc.db, "auth_metrics", "service = 'auth-server' AND server = 'example-srv'"),
+      await countIn(svc.sql, "auth_metrics", "service = 'auth-server' AND server = 'example-srv'"),
     ).toBe(2);
     expect(
-      countRows(
-        svc.db,
+      await countIn(
+        svc.sql,
         "auth_metrics",
-        "service = 'auth-server' AND success = 1 AND method = 'jwt'",
+        "service = 'auth-server' AND success = TRUE AND method = 'jwt'",
       ),
     ).toBe(1);
   });
@@ -61,13 +61,15 @@ describe("the TypeScript client's README examples", () => {
     );
     expect(await search("what time is it", 5)).toEqual(["current_time", "weather"]);
     expect(await metrics.close()).toBe(true);
-    const row = svc.db
-      .prepare(
-        "SELECT results_count, top_n_tools, embedding_time_ms FROM discovery_metrics WHERE service = 'registry'",
-      )
-      .get() as { results_count: number; top_n_tools: number; embedding_time_ms: number };
+    const row = await svc.sql.get<{
+      results_count: number;
+      top_n_tools: number;
+      embedding_time_ms: number;
+    }>(
+      "SELECT results_count, top_n_tools, embedding_time_ms FROM discovery_metrics WHERE service = 'registry'",
+    );
     expect(row).toMatchObject({ results_count: 2, top_n_tools: 5 });
-    expect(row.embedding_time_ms).toBeGreaterThanOrEqual(0);
+    expect(row?.embedding_time_ms).toBeGreaterThanOrEqual(0);
   });
 
   it("should measure an MCP server's tool calls and protocol flow", async () => {
@@ -88,19 +90,19 @@ describe("the TypeScript client's README examples", () => {
       handle("sess-1", { method: "tools/call", params: { name: "broken" } }),
     ).rejects.toThrow();
     expect(await metrics.close()).toBe(true);
-    expect(countRows(svc.db, "tool_metrics", "server_name = 'example-mcp'")).toBe(4);
+    expect(await countIn(svc.sql, "tool_metrics", "server_name = 'example-mcp'")).toBe(4);
     expect(
-      countRows(
-        svc.db,
+      await countIn(
+        svc.sql,
         "tool_metrics",
-        "server_name = 'example-mcp' AND tool_name = 'broken' AND success = 0",
+        "server_name = 'example-mcp' AND tool_name = 'broken' AND success = FALSE",
       ),
     ).toBe(1);
     expect(
-      countRows(
-        svc.db,
+      await countIn(
+        svc.sql,
         "metrics",
-        "metric_type = 'protocol_latency' AND json_extract(dimensions, '$.server_name') = 'example-mcp'",
+        `metric_type = 'protocol_latency' AND ${jsonField("dimensions", "server_name")} = 'example-mcp'`,
       ),
     ).toBe(3);
   });

@@ -1,3 +1,4 @@
+// backends: sqlite only: the TypeScript client's retry decisions; no service
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { createRetryPolicy } from "../../clients/typescript/src/retry-policy.js";

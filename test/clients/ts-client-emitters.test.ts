@@ -2,13 +2,17 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createMetricsClient,
+  EMITTERS,
+  type EventKind,
   FlowStep,
   type MetricsClient,
   type MetricsClientOptions,
   type Protocol,
 } from "../../clients/typescript/src/index.js";
+import { EVENT_KINDS } from "../../src/catalog/catalog.js";
 import { expectBalanced } from "../support/client-stats.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { sampleValue } from "../support/events.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 const PROTOCOLS: Protocol[] = ["grpc", "connect"];
 const LONG_NAME_KEY = "ts-long-name-key";
@@ -42,6 +46,50 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close(1_000)));
     await svc.close();
+  });
+
+  it("should emit every kind of the event catalog with every typed field, stored where the catalog says", async () => {
+    const instanceId = `catalog-${protocol}`;
+    const client = open({ instanceId });
+    const base = Date.parse("2026-11-24T10:00:00.000Z");
+    const emitters = client as unknown as Record<string, (event: object) => void>;
+    EVENT_KINDS.forEach((kind, i) => {
+      const fields = Object.fromEntries(
+        kind.fields.map((f) => [f.localName, f.bigint ? 7 : sampleValue(f)]),
+      );
+      const emitter = emitters[EMITTERS[kind.localName as EventKind]];
+      expect(emitter, `an emitter of ${kind.name}`).toBeTypeOf("function");
+      emitter?.call(client, { ...fields, value: 2.5, durationMs: 5, timestamp: base + i });
+    });
+    expect(await client.flush()).toBe(true);
+    expect(client.stats()).toMatchObject({ sent: EVENT_KINDS.length, rejected: 0 });
+    for (const [i, kind] of EVENT_KINDS.entries()) {
+      const stamp = new Date(base + i).toISOString().replace("Z", "000Z");
+      const row = await svc.sql.get<{ metric_type: string; dimensions: string; metadata: string }>(
+        "SELECT metric_type, dimensions, metadata FROM metrics WHERE instance_id = ? AND timestamp = ?",
+        instanceId,
+        stamp,
+      );
+      expect(row?.metric_type, kind.name).toBe(kind.name);
+      const legacy = {
+        ...JSON.parse(row?.dimensions ?? "{}"),
+        ...JSON.parse(row?.metadata ?? "{}"),
+      };
+      for (const field of kind.fields) {
+        expect(legacy[field.name], `${kind.name}.${field.name} in the legacy JSON`).toBeDefined();
+      }
+      if (kind.table === undefined) continue;
+      const stored = await svc.sql.get<Record<string, unknown>>(
+        `SELECT * FROM ${kind.table.name} WHERE timestamp = ? AND service = 'test-service'`,
+        stamp,
+      );
+      for (const field of kind.table.fields) {
+        expect(
+          stored?.[field.column.name],
+          `${kind.table.name}.${field.column.name}`,
+        ).not.toBeNull();
+      }
+    }
   });
 
   it("should store every emitter's event in its tables with every typed column filled", async () => {
@@ -103,7 +151,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     expect(client.stats()).toMatchObject({ emitted: 7, sent: 7, failed: 0, rejected: 0 });
     expectBalanced(client);
 
-    const auth = svc.db.prepare("SELECT * FROM auth_metrics WHERE server = ?").get(tag);
+    const auth = await svc.sql.get("SELECT * FROM auth_metrics WHERE server = ?", tag);
     expect(auth).toMatchObject({
       service: "test-service",
       duration_ms: 12.5,
@@ -113,7 +161,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
       error_code: "expired",
       timestamp: "2026-11-25T10:00:00.123000Z",
     });
-    const tool = svc.db.prepare("SELECT * FROM tool_metrics WHERE server_name = ?").get(tag);
+    const tool = await svc.sql.get("SELECT * FROM tool_metrics WHERE server_name = ?", tag);
     expect(tool).toMatchObject({
       tool_name: "current_time",
       server_path: "/currenttime",
@@ -127,7 +175,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
       output_size_bytes: 4321,
       duration_ms: 45,
     });
-    const discovery = svc.db.prepare("SELECT * FROM discovery_metrics WHERE query = ?").get(tag);
+    const discovery = await svc.sql.get("SELECT * FROM discovery_metrics WHERE query = ?", tag);
     expect(discovery).toMatchObject({
       results_count: 7,
       top_k_services: 3,
@@ -136,11 +184,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
       faiss_search_time_ms: 1.25,
       duration_ms: 9,
     });
-    const rows = svc.db
-      .prepare(
-        "SELECT metric_type, value, duration_ms, timestamp, dimensions, metadata, service_version FROM metrics WHERE instance_id = ? ORDER BY id",
-      )
-      .all(`ts-${protocol}`) as {
+    const rows = await svc.sql.all<{
       metric_type: string;
       value: number;
       duration_ms: number | null;
@@ -148,7 +192,10 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
       dimensions: string;
       metadata: string;
       service_version: string;
-    }[];
+    }>(
+      "SELECT metric_type, value, duration_ms, timestamp, dimensions, metadata, service_version FROM metrics WHERE instance_id = ? ORDER BY id",
+      `ts-${protocol}`,
+    );
     expect(rows.map((r) => r.metric_type)).toEqual([
       "auth_request",
       "tool_execution",
@@ -191,11 +238,10 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     for (let i = 0; i < 250; i++) client.custom({ metricName: "batched", value: i });
     // No flush(): 200 go by size at once, the last 50 on the next interval tick.
     await expect.poll(() => client.stats().sent, { timeout: 5_000 }).toBe(250);
-    const requests = svc.db
-      .prepare(
-        "SELECT request_id, count(*) AS n FROM metrics WHERE instance_id = ? GROUP BY request_id ORDER BY n DESC",
-      )
-      .all(`batches-${protocol}`) as { n: number }[];
+    const requests = await svc.sql.all<{ n: number }>(
+      "SELECT request_id, count(*) AS n FROM metrics WHERE instance_id = ? GROUP BY request_id ORDER BY n DESC",
+      `batches-${protocol}`,
+    );
     expect(requests.map((r) => r.n)).toEqual([100, 100, 50]);
   });
 
@@ -207,7 +253,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     }
     expect(await client.flush()).toBe(true);
     expect(client.stats()).toMatchObject({ sent: 8, rejected: 2, retries: 0 });
-    expect(countRows(svc.db, "metrics", "instance_id = ?", `invalid-${protocol}`)).toBe(8);
+    expect(await countIn(svc.sql, "metrics", "instance_id = ?", `invalid-${protocol}`)).toBe(8);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/invalid/);
     expectBalanced(client);
@@ -221,7 +267,7 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     client.discovery({ query: "bad", resultsCount: 2.5 });
     expect(await client.flush()).toBe(true);
     expect(client.stats()).toMatchObject({ sent: 5, rejected: 1, failed: 0 });
-    expect(countRows(svc.db, "metrics", "instance_id = ?", `encode-${protocol}`)).toBe(5);
+    expect(await countIn(svc.sql, "metrics", "instance_id = ?", `encode-${protocol}`)).toBe(5);
     expect(warnings).toEqual([expect.stringMatching(/could not be encoded/)]);
     expectBalanced(client);
   });
@@ -252,10 +298,11 @@ describe.each(PROTOCOLS)("the TypeScript client over %s", (protocol) => {
     client.auth({ success: true, method: "jwt" });
     expect(await client.flush()).toBe(true);
     expect(client.stats()).toMatchObject({ sent: 1 });
-    const row = svc.db
-      .prepare("SELECT instance_id FROM metrics WHERE service = ? ORDER BY id DESC")
-      .get(service) as { instance_id: string };
-    expect(row.instance_id.length).toBeLessThanOrEqual(50);
+    const row = await svc.sql.get<{ instance_id: string }>(
+      "SELECT instance_id FROM metrics WHERE service = ? ORDER BY id DESC",
+      service,
+    );
+    expect(row?.instance_id.length).toBeLessThanOrEqual(50);
   });
 
   it("should be disabled, not failing, when the key is missing", () => {

@@ -1,3 +1,4 @@
+// backends: sqlite only: the client's packaging (npm pack, install, import by name); what its events store is ts-client-emitters', on both
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -5,12 +5,11 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { createMetricsClient } from "../../clients/typescript/src/index.js";
 import { expectBalanced } from "../support/client-stats.js";
 import { spawnService } from "../support/process.js";
-import { freePort, startTestService, tempDir } from "../support/service.js";
+import { freePort, processStorage, startTestService, tempDir } from "../support/service.js";
 
 const quiet = { warn: () => {} };
 const run = promisify(execFile);
@@ -28,10 +27,10 @@ describe("the TypeScript client against a restarting server", () => {
     async (protocol) => {
       const port = await freePort();
       const key = `k-${randomBytes(8).toString("hex")}`;
-      const dbPath = join(dir, `${protocol}.db`);
+      const storage = await processStorage(dir, `${protocol}.db`);
       const env = {
         METRICS_SERVICE_PORT: String(port),
-        SQLITE_DB_PATH: dbPath,
+        ...storage.env,
         METRICS_API_KEY_TEST_SERVICE: key,
       };
       const warnings: string[] = [];
@@ -76,11 +75,10 @@ describe("the TypeScript client against a restarting server", () => {
         warnings: [],
       });
       expect(stats.retries).toBeGreaterThan(0);
-      const db = new BetterSqlite3(dbPath, { readonly: true });
-      const stored = db
-        .prepare("SELECT count(*) AS n, count(DISTINCT value) AS d, max(value) AS hi FROM metrics")
-        .get() as { n: number; d: number; hi: number };
-      db.close();
+      const stored = await storage
+        .sql()
+        .get("SELECT count(*) AS n, count(DISTINCT value) AS d, max(value) AS hi FROM metrics");
+      await storage.close();
       // Every acknowledged event stored exactly once, and nothing missing.
       expect(stored).toEqual({ n: next, d: next, hi: next - 1 });
     },

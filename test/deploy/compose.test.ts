@@ -1,3 +1,4 @@
+// backends: sqlite only: the compose files and Collector configuration, read as data
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";

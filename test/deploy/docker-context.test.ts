@@ -1,3 +1,4 @@
+// backends: sqlite only: the Docker build context and Dockerfile
 import { execFile, execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { createRequire } from "node:module";

@@ -1,3 +1,4 @@
+// backends: sqlite only: the Helm chart, rendered; its one start runs the chart's SQLite settings
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";

@@ -1,3 +1,4 @@
+// backends: sqlite only: Python-compatible formatting as functions; no database
 import { describe, expect, it } from "vitest";
 import { pyFloat, pyJsonDumps, pyLen, pyStr } from "../../src/ingest/python-format.js";
 

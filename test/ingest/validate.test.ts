@@ -1,3 +1,4 @@
+// backends: sqlite only: validation as functions; no service, no database
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";

@@ -1,3 +1,4 @@
+// backends: sqlite only: the Redis-shared rate limit; storage is incidental and the same on both
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { connect } from "node:net";

@@ -1,3 +1,4 @@
+// backends: sqlite only: the rate-limit interceptor behind a stand-in service; no storage
 import {
   Code,
   ConnectError,

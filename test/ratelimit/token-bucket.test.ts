@@ -1,3 +1,4 @@
+// backends: sqlite only: the token bucket's arithmetic; no database
 import { describe, expect, it } from "vitest";
 import { createTokenBucketLimiter } from "../../src/ratelimit/token-bucket.js";
 

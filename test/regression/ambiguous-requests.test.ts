@@ -1,3 +1,4 @@
+// backends: sqlite only: ambiguous requests are refused before storage
 import { request } from "node:http";
 import http2 from "node:http2";
 import { Code } from "@connectrpc/connect";

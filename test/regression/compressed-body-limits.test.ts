@@ -1,3 +1,4 @@
+// backends: sqlite only: compressed bodies refused while decoding, before storage
 import { gzipSync } from "node:zlib";
 import { Code, createClient } from "@connectrpc/connect";
 import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";

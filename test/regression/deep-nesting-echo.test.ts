@@ -1,3 +1,4 @@
+// backends: sqlite only: JSON parsing and the 422 echo, before storage
 // Bug: a 422 echoing deeply nested input as `input` overflowed JSON.stringify's stack and answered 500.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { legacyMetric, postMetrics } from "../support/legacy.js";

@@ -1,3 +1,4 @@
+// backends: sqlite only: HTTP/2 reset floods, before storage
 import { connect, constants } from "node:http2";
 import { describe, expect, it } from "vitest";
 import { startTestService } from "../support/service.js";

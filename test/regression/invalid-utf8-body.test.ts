@@ -1,7 +1,7 @@
 // Bug: a POST /metrics body with bytes that are not UTF-8 was accepted and stored with U+FFFD in their place.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 /** A valid batch whose metadata string holds `bytes` between "a" and "b". */
 function bodyWith(bytes: number[]): Buffer {
@@ -35,7 +35,7 @@ describe("regression: a JSON body that is not valid UTF-8", () => {
     expect(res.json).toEqual({
       detail: "There was an error parsing the body: it is not valid UTF-8",
     });
-    expect(countRows(svc.db, "metrics")).toBe(0);
+    expect(await countIn(svc.sql, "metrics")).toBe(0);
   });
 
   it("should still store the same batch in valid UTF-8", async () => {
@@ -44,6 +44,8 @@ describe("regression: a JSON body that is not valid UTF-8", () => {
       raw: bodyWith([...Buffer.from("€")]),
     });
     expect(res.json).toMatchObject({ accepted: 1 });
-    expect(svc.db.prepare("SELECT metadata FROM metrics").pluck().all()).toEqual(['{"m":"a€b"}']);
+    expect(await svc.sql.all("SELECT metadata FROM metrics")).toEqual([
+      { metadata: '{"m":"a€b"}' },
+    ]);
   });
 });

@@ -1,3 +1,4 @@
+// backends: sqlite only: legacy body decoding and parsing, before storage
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { gzipSync } from "node:zlib";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 /**
  * "constructor" once read as a special float (via `in`), reached SQLite as a
@@ -46,6 +46,6 @@ describe("regression: strings that name Object properties as numbers", () => {
     );
     const statuses = (await Promise.all(sends)).map((r) => r.status);
     expect(statuses).toEqual([200, 422, 200, 422, 200, 422, 200, 422]);
-    expect(countRows(svc.db, "metrics", "service = 'neighbours'")).toBe(4);
+    expect(await countIn(svc.sql, "metrics", "service = 'neighbours'")).toBe(4);
   });
 });

@@ -1,3 +1,4 @@
+// backends: sqlite only: undecodable request messages, refused before storage
 // Bug: request bytes that do not decode as the RPC's message were answered INTERNAL (the server's fault) instead of INVALID_ARGUMENT.
 import { randomBytes } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";

@@ -1,3 +1,4 @@
+// backends: sqlite only: memory under a flood bounded at the door; a process on its SQLite file
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";

@@ -1,3 +1,4 @@
+// backends: sqlite only: JSON parsing and validation, before storage
 // Bug: a body with a Python `NaN` token and deep nesting was called invalid JSON (422 json_invalid at position 0): the NaN reviver overflowed the stack.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postMetrics } from "../support/legacy.js";

@@ -1,3 +1,4 @@
+// backends: sqlite only: routing by content type, before storage
 // Bug: POST /metrics with an RPC content type and no key was answered as an RPC (HTTP 200, grpc-status 16) instead of the legacy 401.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { legacyMetric } from "../support/legacy.js";

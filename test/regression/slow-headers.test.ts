@@ -1,3 +1,4 @@
+// backends: sqlite only: the headers timeout, before storage
 import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
 import { startTestService } from "../support/service.js";

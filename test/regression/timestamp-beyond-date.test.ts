@@ -1,3 +1,4 @@
+// backends: sqlite only: timestamp validation, before storage
 // Bug: an event timestamp past what a JS Date holds made Date.toISOString throw while validating, answering INTERNAL.
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

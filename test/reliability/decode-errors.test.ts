@@ -1,3 +1,4 @@
+// backends: sqlite only: decode-error mapping on a stand-in service without storage
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";

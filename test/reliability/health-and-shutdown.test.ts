@@ -1,5 +1,4 @@
 import http2 from "node:http2";
-import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +12,13 @@ import { unfinishedIngestCall } from "../support/http2.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import { startReceiver } from "../support/otlp-receiver.js";
 import { spawnService } from "../support/process.js";
-import { startTestService, type TestService, tempDir } from "../support/service.js";
+import {
+  countIn,
+  processStorage,
+  startTestService,
+  type TestService,
+  tempDir,
+} from "../support/service.js";
 
 const healthClient = (url: string) => createClient(Health, createGrpcTransport({ baseUrl: url }));
 
@@ -71,8 +76,9 @@ describe("graceful shutdown on SIGTERM", () => {
   it("should turn unready at once, refuse new requests retryably, finish in-flight ones, flush the exporter and exit within its timeout", async () => {
     const receiver = await startReceiver();
     const key = "shutdown-key-0123456789";
+    const storage = await processStorage(tempDir());
     const svc = await spawnService({
-      SQLITE_DB_PATH: join(tempDir(), "metrics.db"),
+      ...storage.env,
       METRICS_API_KEY_SHUTDOWN_TEST: key,
       METRICS_SHUTDOWN_TIMEOUT_MS: "3000",
       OTEL_EXPORTER_OTLP_PROTOCOL: "grpc",
@@ -145,9 +151,12 @@ describe("graceful shutdown on SIGTERM", () => {
         ),
       );
       expect(names).toContain("mcp_auth_requests_total");
+      // And the events acknowledged before the signal are stored.
+      expect(await countIn(storage.sql(), "metrics", "service = 'shutdown-test'")).toBe(3);
     } finally {
       svc.child.kill("SIGKILL");
       receiver.server.forceShutdown();
+      await storage.close();
     }
   });
 });

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 const run = promisify(execFile);
 const BUF = join(import.meta.dirname, "..", "..", "node_modules", ".bin", "buf");
@@ -58,13 +58,13 @@ describe("buf curl against the one port", () => {
       expect(result).toMatchObject({ ok: true, body: { accepted: 1 } });
       const requestId = result.body.requestId as string;
       expect(
-        countRows(svc.db, "metrics", "request_id = ? AND service = ?", requestId, service),
+        await countIn(svc.sql, "metrics", "request_id = ? AND service = ?", requestId, service),
       ).toBe(1);
       expect(
-        countRows(
-          svc.db,
+        await countIn(
+          svc.sql,
           "tool_metrics",
-          "request_id = ? AND tool_name = 'now' AND success = 1",
+          "request_id = ? AND tool_name = 'now' AND success = TRUE",
           requestId,
         ),
       ).toBe(1);
@@ -82,7 +82,7 @@ describe("buf curl against the one port", () => {
         ok: false,
         body: { code: "unauthenticated", message: "Invalid API key" },
       });
-      expect(countRows(svc.db, "metrics", "service = 'curl-bad'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'curl-bad'")).toBe(0);
     },
   );
 });

@@ -1,3 +1,4 @@
+// backends: sqlite only: connection bounds on the port and the exposition server, before storage
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";

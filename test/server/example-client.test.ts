@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 
 const run = promisify(execFile);
 const EXAMPLE = join(
@@ -35,10 +35,15 @@ describe("the README's generated-client example", () => {
     const requestId = /accepted 2 events as (req_[0-9a-f]{16})/.exec(stdout)?.[1];
     expect(requestId).toBeDefined();
     expect(
-      countRows(svc.db, "auth_metrics", "request_id = ? AND server = 'github'", requestId),
+      await countIn(svc.sql, "auth_metrics", "request_id = ? AND server = 'github'", requestId),
     ).toBe(1);
     expect(
-      countRows(svc.db, "tool_metrics", "request_id = ? AND tool_name = 'current_time'", requestId),
+      await countIn(
+        svc.sql,
+        "tool_metrics",
+        "request_id = ? AND tool_name = 'current_time'",
+        requestId,
+      ),
     ).toBe(1);
   });
 });

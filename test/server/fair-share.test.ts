@@ -1,3 +1,4 @@
+// backends: sqlite only: admission shares and message deadlines at the door, before storage; timing-bound (npm run test:abuse)
 import http from "node:http";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";

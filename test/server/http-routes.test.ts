@@ -1,3 +1,4 @@
+// backends: sqlite only: plain HTTP routes; no storage
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { h2Request } from "../support/http2.js";
 import { startTestService, type TestService } from "../support/service.js";

@@ -1,3 +1,4 @@
+// backends: sqlite only: size limits refused before storage, and SQLITE_BUSY from another process's lock; PostgreSQL's faults are test/scale-out/postgres-faults
 import { Code } from "@connectrpc/connect";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,12 +1,11 @@
 import { rmSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/auth/api-key.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { postMetrics } from "../support/legacy.js";
 import { spawnService } from "../support/process.js";
-import { tempDir } from "../support/service.js";
+import { processStorage, tempDir } from "../support/service.js";
 
 describe("the service's logs", () => {
   it("should never contain an API key or a payload body, even at debug level", async () => {
@@ -14,8 +13,9 @@ describe("the service's logs", () => {
     const ingestKey = "ingest-key-SECRET-0a1b2c3d4e5f";
     const adminKey = "admin-key-SECRET-6a7b8c9d0e1f";
     const marker = "PAYLOAD-MARKER-7f3e";
+    const storage = await processStorage(dir);
     const service = await spawnService({
-      SQLITE_DB_PATH: join(dir, "metrics.db"),
+      ...storage.env,
       METRICS_API_KEY_TEST_SERVICE: ingestKey,
       METRICS_ADMIN_API_KEY: adminKey,
       LOG_LEVEL: "trace",
@@ -66,6 +66,7 @@ describe("the service's logs", () => {
     } finally {
       service.child.kill("SIGTERM");
       await service.exited;
+      await storage.close();
       rmSync(dir, { recursive: true, force: true });
     }
     const { stdout, stderr } = service.output();

@@ -4,7 +4,7 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { failure, GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
-import { countRows, startTestService } from "../support/service.js";
+import { countIn, holdWriteLock, startTestService } from "../support/service.js";
 
 describe("streams and large rejections", () => {
   it("should end an idle stream at shutdown with UNAVAILABLE and the totals of what it stored", async () => {
@@ -20,10 +20,13 @@ describe("streams and large rejections", () => {
       await held; // an emitter with nothing more to say for now
     }
     const call = failure(client.ingestStream(messages()));
-    await vi.waitUntil(() => countRows(svc.db, "metrics", "service = 'long-lived'") === 4, {
-      timeout: 5_000,
-      interval: 10,
-    });
+    await vi.waitUntil(
+      async () => (await countIn(svc.sql, "metrics", "service = 'long-lived'")) === 4,
+      {
+        timeout: 5_000,
+        interval: 10,
+      },
+    );
     await svc.close();
     release();
     const error = await call;
@@ -45,7 +48,7 @@ describe("streams and large rejections", () => {
       // 100 events x (25 bad keys + 1 "too many dimensions") violations.
       expect(error.rawMessage).toContain("and 2590 more");
       expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations).toHaveLength(100);
-      expect(countRows(svc.db, "metrics", "service = 'many-bad'")).toBe(0);
+      expect(await countIn(svc.sql, "metrics", "service = 'many-bad'")).toBe(0);
     } finally {
       await svc.close();
     }
@@ -53,11 +56,9 @@ describe("streams and large rejections", () => {
 
   it("should keep answering other requests while a commit waits for another process's lock", async () => {
     const svc = await startTestService({ SQLITE_BUSY_TIMEOUT_MS: "20000" });
-    const BetterSqlite3 = (await import("better-sqlite3")).default;
     const client = ingestClient(GRPC, svc.url, await svc.keyFor("behind-lock"));
-    const other = new BetterSqlite3(svc.dbPath);
+    const release = await holdWriteLock(svc.storageEnv);
     try {
-      other.exec("BEGIN IMMEDIATE");
       let settled = false;
       const waiting = client.ingest(authBatch(2, "behind-lock")).finally(() => {
         settled = true;
@@ -65,10 +66,10 @@ describe("streams and large rejections", () => {
       const health = await fetch(`${svc.url}/health`);
       expect(health.status).toBe(200);
       expect(settled).toBe(false);
-      other.exec("ROLLBACK");
+      await release();
       expect((await waiting).accepted).toBe(2);
     } finally {
-      other.close();
+      await release();
       await svc.close();
     }
   });

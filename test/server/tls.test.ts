@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IngestService } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { loadConfig } from "../../src/config.js";
 import { authBatch } from "../support/events.js";
-import { countRows, startTestService, type TestService, tempDir } from "../support/service.js";
+import { countIn, startTestService, type TestService, tempDir } from "../support/service.js";
 import { selfSignedCertificate } from "../support/tls.js";
 
 /** The protocol a TLS handshake with `protocols` offered settles on. */
@@ -76,7 +76,7 @@ describe("TLS on the one port (METRICS_TLS_CERT_FILE, METRICS_TLS_KEY_FILE)", ()
     const key = await svc.keyFor(service);
     const res = await client.ingest(authBatch(2, service), { headers: { "x-api-key": key } });
     expect(res.accepted).toBe(2);
-    expect(countRows(svc.db, "metrics", "service = ?", service)).toBe(2);
+    expect(await countIn(svc.sql, "metrics", "service = ?", service)).toBe(2);
   });
 
   it("should serve the legacy JSON route over HTTPS", async () => {
@@ -108,7 +108,7 @@ describe("TLS on the one port (METRICS_TLS_CERT_FILE, METRICS_TLS_KEY_FILE)", ()
     );
     expect(status).toBe(200);
     expect(json.accepted).toBe(1);
-    expect(countRows(svc.db, "metrics", "service = 'tls-json'")).toBe(1);
+    expect(await countIn(svc.sql, "metrics", "service = 'tls-json'")).toBe(1);
   });
 
   it("should refuse a cleartext client without answering it, and keep serving TLS", async () => {

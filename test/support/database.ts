@@ -4,8 +4,9 @@ import pg from "pg";
 
 /**
  * The storage backend the suites run on: SQLite unless the vitest project
- * sets `METRICS_TEST_BACKEND=postgres` (see vitest.config.ts), which runs the
- * ingest, legacy, retention, admin and key suites again on PostgreSQL.
+ * sets `METRICS_TEST_BACKEND=postgres` (see vitest.config.ts), which runs
+ * every suite again on PostgreSQL but those whose header says
+ * `// backends: sqlite only: <reason>` (docs/testing.md).
  */
 export const onPostgres = process.env.METRICS_TEST_BACKEND === "postgres";
 
@@ -143,5 +144,61 @@ export async function refuseWrites(
   );
   return async () => {
     await db.run(`DROP TRIGGER IF EXISTS ${name}`);
+  };
+}
+
+/**
+ * A text field of a JSON column (`dimensions`, `metadata`) as an SQL
+ * expression, on either backend: `json_extract` on SQLite, `->>` on PostgreSQL
+ * (where the columns are text holding JSON, as on SQLite).
+ */
+export function jsonField(column: string, key: string): string {
+  if (!/^\w+$/.test(column) || !/^\w+$/.test(key)) throw new Error(`jsonField: ${column}.${key}`);
+  return onPostgres ? `(${column}::jsonb ->> '${key}')` : `json_extract(${column}, '$.${key}')`;
+}
+
+/**
+ * Holds the database's write lock from another connection, as another process
+ * would, until the returned function is called: `BEGIN IMMEDIATE` on the
+ * SQLite file, a `SHARE` lock on `metrics` on PostgreSQL (every commit of
+ * events inserts there, so each waits for the release). `storage` is a test
+ * service's `storageEnv`. Releasing twice is harmless.
+ */
+export async function holdWriteLock(
+  storage: Readonly<Record<string, string>>,
+): Promise<() => Promise<void>> {
+  const url = storage.DATABASE_URL;
+  if (url !== undefined) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query("BEGIN");
+    await client.query("LOCK TABLE metrics IN SHARE MODE");
+    return once(async () => {
+      try {
+        await client.query("ROLLBACK");
+      } finally {
+        await client.end();
+      }
+    });
+  }
+  const path = storage.SQLITE_DB_PATH;
+  if (path === undefined) throw new Error("holdWriteLock: no SQLITE_DB_PATH nor DATABASE_URL");
+  const db = new BetterSqlite3(path);
+  db.exec("BEGIN IMMEDIATE");
+  return once(async () => {
+    try {
+      db.exec("ROLLBACK");
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/** `release` that does its work on the first call only (a test's `finally` may call it again). */
+function once(release: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= release();
+    return done;
   };
 }

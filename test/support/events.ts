@@ -21,7 +21,7 @@ export function recentMs(): number {
  * A typed field's sample value, of its type: what {@link mixedBatch} sends
  * for a kind it has no hand-written event for.
  */
-function sampleValue(field: TypedField): unknown {
+export function sampleValue(field: TypedField): unknown {
   switch (field.type) {
     case "bool":
       return true;

@@ -10,7 +10,7 @@ import { createLogger } from "../../src/log.js";
 import { openStorage } from "../../src/storage/backend.js";
 import { freshPgSchema, onPostgres, pgTestDb, sqliteTestDb, type TestDb } from "./database.js";
 
-export { countIn, onPostgres, type TestDb } from "./database.js";
+export { countIn, holdWriteLock, jsonField, onPostgres, type TestDb } from "./database.js";
 
 /**
  * A real service on 127.0.0.1 and a free port, with its own temporary SQLite
@@ -133,6 +133,36 @@ function sqliteOnlyHandle(): Database {
       throw new Error(`svc.db.${String(property)}: svc.db is SQLite's; use svc.sql on PostgreSQL`);
     },
   });
+}
+
+/**
+ * The database of a service run as its own process (`spawnService`), on the
+ * suite's backend: a SQLite file in `dir`, or a schema of its own in the
+ * tests' PostgreSQL. Pass `env` to `spawnService` (again for a restart).
+ */
+export interface ProcessStorage {
+  readonly env: Readonly<Record<string, string>>;
+  /** A connection to it, opened at first use (once the service has made its tables). */
+  sql(): TestDb;
+  /** Closes the connection and drops the schema (the caller removes `dir`). */
+  close(): Promise<void>;
+}
+
+export async function processStorage(dir: string, file = "metrics.db"): Promise<ProcessStorage> {
+  const schema = onPostgres ? await freshPgSchema() : undefined;
+  const path = join(dir, file);
+  let sql: TestDb | undefined;
+  return {
+    env: schema ? { DATABASE_URL: schema.url } : { SQLITE_DB_PATH: path },
+    sql() {
+      sql ??= schema ? pgTestDb(schema.url) : sqliteTestDb(path);
+      return sql;
+    },
+    async close() {
+      await sql?.close();
+      await schema?.drop();
+    },
+  };
 }
 
 /** Counts rows of a table of a SQLite database, optionally filtered by a WHERE clause. */

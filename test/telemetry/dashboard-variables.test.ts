@@ -1,3 +1,4 @@
+// backends: sqlite only: the shipped dashboard's JSON; no service
 import { describe, expect, it } from "vitest";
 import {
   DASHBOARD,

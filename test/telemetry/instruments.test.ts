@@ -1,3 +1,4 @@
+// backends: sqlite only: the instruments on their own; no service
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { SumMetricData } from "@opentelemetry/sdk-metrics";
 import { describe, expect, it } from "vitest";

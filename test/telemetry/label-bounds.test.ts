@@ -1,3 +1,4 @@
+// backends: sqlite only: label bounds as functions; no service
 import { describe, expect, it } from "vitest";
 import { createLabelBounds, OVERFLOW_VALUE } from "../../src/telemetry/label-bounds.js";
 

@@ -1,3 +1,4 @@
+// backends: sqlite only: the dashboards' PromQL against a real Prometheus; the exposition it scrapes is exposition.test.ts', on both
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";

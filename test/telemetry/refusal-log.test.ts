@@ -1,3 +1,4 @@
+// backends: sqlite only: refusals are logged at the door, before storage
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Principal } from "../../src/auth/principal.js";

@@ -1,3 +1,4 @@
+// backends: sqlite only: the series aggregation on its own; no service
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {

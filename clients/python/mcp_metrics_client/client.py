@@ -32,7 +32,7 @@ logger = logging.getLogger("mcp_metrics_client")
 FlowStep = events_pb2.FlowStep
 """Which protocol steps a latency is measured between (``FlowStep.FLOW_STEP_...``)."""
 
-# The service's own rules (contract §2), checked here so that a bad argument
+# The service's own rules (docs/legacy-contract.md §2), checked here so that a bad argument
 # fails at start-up rather than as every batch rejected.
 _SERVICE_NAME = re.compile(r"[a-zA-Z0-9_-]{1,50}")
 _INSTANCE_ID = re.compile(r"[a-zA-Z0-9_.-]{1,50}")
@@ -61,6 +61,19 @@ _FLOW_STEPS = {
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 _KEY_PROBLEMS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 _COMMON_FIELDS = frozenset({"timestamp", "value", "duration_ms", "dimensions", "metadata"})
+
+#: The emitter of each kind of the event catalog (``Event.kind`` in events.proto),
+#: by the kind's legacy name; tests/test_catalog.py checks that every kind has
+#: one and that it takes every typed field of its kind.
+EMITTERS: Dict[str, str] = {
+    "auth_request": "auth",
+    "tool_discovery": "discovery",
+    "tool_execution": "tool_execution",
+    "registry_operation": "registry_operation",
+    "health_check": "health_check",
+    "protocol_latency": "protocol_latency",
+    "custom": "custom",
+}
 
 Timestamp = Union[datetime.datetime, float, int, None]
 
@@ -188,10 +201,12 @@ class MetricsClient:
 
     def auth(self, success: Optional[bool] = None, method: Optional[str] = None, *,
              server: Optional[str] = None, user_hash: Optional[str] = None,
-             error_code: Optional[str] = None, **common: Any) -> bool:
+             error_code: Optional[str] = None, target_kind: Optional[str] = None,
+             **common: Any) -> bool:
         """An authentication attempt (stored in ``auth_metrics``)."""
         return self._emit("auth_request", dict(success=success, method=method, server=server,
-                                               user_hash=user_hash, error_code=error_code), common)
+                                               user_hash=user_hash, error_code=error_code,
+                                               target_kind=target_kind), common)
 
     def tool_execution(self, tool_name: Optional[str] = None, *, server_path: Optional[str] = None,
                        server_name: Optional[str] = None, success: Optional[bool] = None,
@@ -302,7 +317,7 @@ class MetricsClient:
         return self.custom(metric_name, value, duration_ms=duration_ms, dimensions=dimensions,
                            metadata=metadata)
 
-    # The old client's *_sync wrappers raised outside an event loop (W25): these
+    # The old client's *_sync wrappers raised outside an event loop (docs/legacy-contract.md W25): these
     # are plain calls that work anywhere.
 
     def emit_auth_metric_sync(self, *args: Any, **kwargs: Any) -> bool:

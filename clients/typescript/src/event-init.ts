@@ -1,15 +1,16 @@
 import type { JsonObject, Message, MessageInitShape } from "@bufbuild/protobuf";
+import { ScalarType } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type {
-  AuthRequest,
-  Custom,
-  EventSchema,
-  HealthCheck,
-  ProtocolLatency,
-  RegistryOperation,
-  ToolDiscovery,
-  ToolExecution,
-} from "../../../gen/mcp/metrics/v1/events_pb.js";
+import { type Event, EventSchema } from "../../../gen/mcp/metrics/v1/events_pb.js";
+
+/** Scalar types a generated message holds as a bigint. */
+const INT64_SCALARS: ReadonlySet<ScalarType> = new Set([
+  ScalarType.INT64,
+  ScalarType.UINT64,
+  ScalarType.SINT64,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED64,
+]);
 
 /**
  * Fields every event may carry besides its typed ones (see `events.proto`).
@@ -28,41 +29,58 @@ export interface CommonEventFields {
   metadata?: JsonObject | undefined;
 }
 
-/** The typed fields of a generated message, all optional, as plain values. */
+/** The `kind` cases of `Event`, one per kind of the event catalog (`events.proto`). */
+export type EventKind = NonNullable<Event["kind"]["case"]>;
+
+/** The generated message of a kind. */
+type KindMessage<K extends EventKind> = Extract<Event["kind"], { case: K }>["value"];
+
+/**
+ * The typed fields of a generated message, all optional, as plain values; a
+ * 64-bit integer (a bigint on the message) may be given as a number.
+ */
 type Fields<T extends Message> = {
-  [K in Exclude<keyof T, "$typeName" | "$unknown">]?: T[K] | undefined;
+  [P in Exclude<keyof T, "$typeName" | "$unknown">]?:
+    | (bigint extends T[P] ? number | bigint : T[P])
+    | undefined;
 };
 
-/** An authentication attempt. */
-export type AuthEvent = CommonEventFields & Fields<AuthRequest>;
-/** An MCP method call; byte sizes may be numbers. */
-export type ToolExecutionEvent = CommonEventFields &
-  Omit<Fields<ToolExecution>, "inputSizeBytes" | "outputSizeBytes"> & {
-    /** Size of the request payload in bytes. */
-    inputSizeBytes?: number | bigint | undefined;
-    /** Size of the response payload in bytes. */
-    outputSizeBytes?: number | bigint | undefined;
-  };
-/** A semantic tool search. */
-export type DiscoveryEvent = CommonEventFields & Fields<ToolDiscovery>;
-/** The latency between two protocol steps; `value` is the latency in seconds. */
-export type ProtocolLatencyEvent = CommonEventFields & Fields<ProtocolLatency> & { value: number };
-/** A registry operation. */
-export type RegistryOperationEvent = CommonEventFields & Fields<RegistryOperation>;
-/** A health probe. */
-export type HealthCheckEvent = CommonEventFields & Fields<HealthCheck>;
-/** Any other metric; `value` is the metric's value. */
-export type CustomEvent = CommonEventFields & Fields<Custom> & { value: number };
+/** An event of kind `K`: the common fields and the kind's typed fields. */
+export type EventOf<K extends EventKind> = CommonEventFields & Fields<KindMessage<K>>;
 
-/** The `kind` cases of `Event`, one per emitter. */
-export type EventKind =
-  | "authRequest"
-  | "toolExecution"
-  | "toolDiscovery"
-  | "protocolLatency"
-  | "registryOperation"
-  | "healthCheck"
-  | "custom";
+/** An authentication attempt. */
+export type AuthEvent = EventOf<"authRequest">;
+/** An MCP method call; byte sizes may be numbers. */
+export type ToolExecutionEvent = EventOf<"toolExecution">;
+/** A semantic tool search. */
+export type DiscoveryEvent = EventOf<"toolDiscovery">;
+/** The latency between two protocol steps; `value` is the latency in seconds. */
+export type ProtocolLatencyEvent = EventOf<"protocolLatency"> & { value: number };
+/** A registry operation. */
+export type RegistryOperationEvent = EventOf<"registryOperation">;
+/** A health probe. */
+export type HealthCheckEvent = EventOf<"healthCheck">;
+/** Any other metric; `value` is the metric's value. */
+export type CustomEvent = EventOf<"custom"> & { value: number };
+
+/**
+ * The 64-bit integer fields of each kind, read from the schema: a number
+ * given for one is converted to the bigint the message holds.
+ */
+const INT64_FIELDS: ReadonlyMap<string, readonly string[]> = new Map(
+  EventSchema.fields.flatMap((member) =>
+    member.oneof?.name === "kind" && member.message
+      ? [
+          [
+            member.localName,
+            member.message.fields
+              .filter((f) => f.fieldKind === "scalar" && INT64_SCALARS.has(f.scalar))
+              .map((f) => f.localName),
+          ] as const,
+        ]
+      : [],
+  ),
+);
 
 /** An event as the buffer holds it: a shallow copy taken at emit time. */
 export interface BufferedEvent {
@@ -84,7 +102,7 @@ export function toEventInit(buffered: BufferedEvent): MessageInitShape<typeof Ev
     metadata,
     ...typed
   } = buffered.fields;
-  for (const key of ["inputSizeBytes", "outputSizeBytes"]) {
+  for (const key of INT64_FIELDS.get(buffered.kind) ?? []) {
     const size = typed[key];
     if (typeof size === "number") {
       // BigInt() throws on NaN and infinities: the sender counts that event rejected.

@@ -10,6 +10,8 @@ export type {
   CommonEventFields,
   CustomEvent,
   DiscoveryEvent,
+  EventKind,
+  EventOf,
   HealthCheckEvent,
   ProtocolLatencyEvent,
   RegistryOperationEvent,
@@ -38,6 +40,6 @@ export type {
   MetricsClientStats,
   MetricsEmitter,
 } from "./metrics-client.js";
-export { createMetricsClient } from "./metrics-client.js";
+export { createMetricsClient, EMITTERS } from "./metrics-client.js";
 export type { RetryOptions } from "./retry-policy.js";
 export type { Protocol } from "./transport.js";

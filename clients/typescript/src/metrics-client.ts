@@ -101,6 +101,20 @@ export interface MetricsEmitter {
   custom(event: CustomEvent): void;
 }
 
+/**
+ * The named emitter of each kind of the event catalog (`events.proto`): a
+ * kind added there without one here fails to compile.
+ */
+export const EMITTERS: { readonly [K in EventKind]: keyof MetricsEmitter } = {
+  authRequest: "auth",
+  toolDiscovery: "discovery",
+  toolExecution: "toolExecution",
+  registryOperation: "registryOperation",
+  healthCheck: "healthCheck",
+  protocolLatency: "protocolLatency",
+  custom: "custom",
+};
+
 /** A batching, retrying client of the metrics service. */
 export interface MetricsClient extends MetricsEmitter {
   /**
@@ -119,7 +133,7 @@ export interface MetricsClient extends MetricsEmitter {
   stats(): MetricsClientStats;
 }
 
-// The service's own rules (contract §2), checked here so that a bad option
+// The service's own rules (docs/legacy-contract.md §2), checked here so that a bad option
 // fails at start-up rather than as every batch rejected.
 const SERVICE_NAME = /^[a-zA-Z0-9_-]{1,50}$/;
 const INSTANCE_ID = /^[a-zA-Z0-9_.-]{1,50}$/;

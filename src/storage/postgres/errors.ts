@@ -1,3 +1,4 @@
+import { pgConnectionFailure } from "../../library-behaviour.js";
 import { StorageError } from "../storage-error.js";
 
 /**
@@ -8,10 +9,6 @@ import { StorageError } from "../storage-error.js";
  * deadlock (40001, 40P01), a read-only server (25006), an I/O error (58030).
  */
 const TRANSIENT_SQLSTATE = /^(08|53|57P0[123]|57014|55P03|40001|40P01|25006|58030)/;
-
-/** The pg driver's own connection failures, which carry no SQLSTATE. */
-const PG_CONNECTION_FAILURE =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 
 /** Node's socket errors when a database server cannot be reached. */
 const SOCKET_CODES = new Set([
@@ -30,7 +27,7 @@ export function pgErrorCode(cause: unknown): string {
   if (!(cause instanceof Error)) return "";
   const code = (cause as { code?: unknown }).code;
   if (typeof code === "string" && code !== "") return code;
-  return PG_CONNECTION_FAILURE.test(cause.message) ? "08000" : "";
+  return pgConnectionFailure(cause.message) ? "08000" : "";
 }
 
 /** A code's short name for readiness: `full`, `read-only`, `unreachable`, or the code. */

@@ -3,7 +3,7 @@ import { RETAINED_TABLES } from "../../catalog/catalog.js";
 import type { DatabaseSize, RetentionStore } from "../retention.js";
 import { NOW_TEXT, query } from "./pool.js";
 
-/** The allow-listed table, or a throw: names are interpolated only from this list (W11). */
+/** The allow-listed table, or a throw: names are interpolated only from this list (docs/legacy-contract.md W11). */
 function allowed(table: string): string {
   if (!RETAINED_TABLES.includes(table)) throw new Error(`not a retained table: ${table}`);
   return table;

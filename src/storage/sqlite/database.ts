@@ -30,7 +30,7 @@ const PAGE_SIZE = 16_384;
  * an 8 MiB volume holds, so the WAL alone filled it (after 49 single-event
  * commits of 8 pages, 128 KiB, each) and was never checkpointed. 1 MiB is
  * 64 pages of 16 KiB, 256 of 4 KiB; the WAL file then stays near 1.1 MiB.
- * The cost (README, Storage faults): more frequent checkpoints, each with
+ * The cost (docs/reliability.md, Storage faults): more frequent checkpoints, each with
  * its fsyncs, took 6% of the events/s of 100-event batches and 12% of
  * single-event commits in process on this machine's disk (medians of 15
  * paired rounds, noisy); on tmpfs, where an fsync is free, the small WAL was
@@ -183,13 +183,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
       db.pragma("auto_vacuum = INCREMENTAL");
     }
     db.pragma("journal_mode = WAL");
-    // The WAL's bounds (README, Storage faults): a checkpoint every ~1 MiB
+    // The WAL's bounds (docs/reliability.md, Storage faults): a checkpoint every ~1 MiB
     // whatever the page size (an existing file keeps its own), and a WAL file
     // cut back to 4 MiB when it restarts.
     const pageSize = db.pragma("page_size", { simple: true }) as number;
     db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages(pageSize)}`);
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-    // Set explicitly: the connection that switched to WAL still reports FULL (STACK.md trap 10).
+    // Set explicitly: the connection that switched to WAL still reports FULL (docs/dependencies.md trap 10).
     db.pragma(`synchronous = ${options.synchronous}`);
     db.pragma(`busy_timeout = ${options.busyTimeoutMillis}`);
     db.pragma("foreign_keys = ON");

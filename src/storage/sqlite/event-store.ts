@@ -28,7 +28,7 @@ export interface SqliteEventStoreOptions extends EventStoreOptions {
 
 /**
  * Creates the event store over an open database. Statements are prepared once;
- * each group is written in one `BEGIN IMMEDIATE` transaction (STACK.md trap 10).
+ * each group is written in one `BEGIN IMMEDIATE` transaction (docs/dependencies.md trap 10).
  */
 export function createEventStore(db: Database, options: SqliteEventStoreOptions): EventStore {
   const inserts = new Map(

@@ -18,7 +18,7 @@ const VACUUM_PAGES = 512;
 /**
  * Retention's statements on SQLite: prepared once per allow-listed table,
  * deletions oldest first through the timestamp index, space handed back by
- * incremental vacuum, never a full VACUUM (W18).
+ * incremental vacuum, never a full VACUUM (docs/legacy-contract.md W18).
  */
 export function sqliteRetentionStore(db: Database, dbPath: string): RetentionStore {
   const statements = new Map<string, TableStatements>(
