@@ -1,7 +1,6 @@
-import type { RunningService } from "./app.js";
+import { type LaunchedService, launchService, type RunningService } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
-import { type SupervisedService, startSupervised } from "./standby.js";
 
 /*
  * Process entry: configuration, start, and graceful stop on SIGTERM/SIGINT.
@@ -45,7 +44,7 @@ async function main(): Promise<void> {
 
   // Handlers go in before anything starts: a SIGTERM with no handler kills the
   // process outright, losing whatever a half-started service had accepted.
-  let service: SupervisedService | undefined;
+  let service: LaunchedService | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -59,10 +58,10 @@ async function main(): Promise<void> {
       log.fatal({ timeoutMillis: config.shutdownTimeoutMillis }, "shutdown overran its timeout");
       process.exit(1);
     }, config.shutdownTimeoutMillis + SHUTDOWN_OVERRUN_MILLIS).unref();
-    // A signal during start-up stops the service as soon as it is up.
+    // A signal during start-up (or in standby) stops what has started.
     if (service) shutdown(service);
   };
-  const shutdown = (running: SupervisedService): void => {
+  const shutdown = (running: LaunchedService): void => {
     running.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -80,15 +79,22 @@ async function main(): Promise<void> {
     const url = `${config.tls ? "https" : "http"}://${host}:${running.address.port}`;
     process.stderr.write(banner(running.bootstrapKey.key, running.bootstrapKey.service, url));
   };
-  // A database that cannot be written yet (read-only, full) is waited for in standby.
-  service = await startSupervised(config, log, {
-    onStarted: started,
-    onFailed: (error) => {
-      log.fatal({ err: error }, "failed to start");
-      process.exit(1);
+  // A database that cannot be written yet (read-only, full, unreachable) is
+  // waited for in standby, the port up and not ready.
+  let waited = false;
+  service = launchService(config, log, {
+    standby: true,
+    onStandby: () => {
+      waited = true;
     },
   });
-  if (stopping) shutdown(service);
+  await service.started.then(started, (error: unknown) => {
+    // Cut short by a signal: the shutdown exits.
+    if (stopping) return;
+    if (!waited) throw error;
+    log.fatal({ err: error }, "failed to start");
+    process.exit(1);
+  });
 }
 
 main().catch((error: unknown) => {

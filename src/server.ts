@@ -1,6 +1,5 @@
 import { setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import {
   Code,
   type ConnectRouter,
@@ -30,11 +29,7 @@ import type { Config } from "./config.js";
 import { asConnectError, refusalReason } from "./errors.js";
 import { decodeErrorOf, mapDecodeErrors } from "./http/decode-errors.js";
 import { createHttpRoutes, serviceOf } from "./http/legacy-routes.js";
-import {
-  createOnePortServer,
-  DEFAULT_ONE_PORT_OPTIONS,
-  type PortAdmission,
-} from "./http/one-port.js";
+import type { OnePortOptions, PortAdmission, RequestHandler } from "./http/one-port.js";
 import { type AnyRequest, type AnyResponse, addressOf } from "./http/respond.js";
 import { ingressOf, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
@@ -61,18 +56,23 @@ export interface MetricsServerOptions {
   readonly readiness: Readiness;
   /** Where refused requests and rejected batches are logged and counted. */
   readonly refusals?: RefusalLog;
+  /** Aborted when a shutdown begins: new calls are refused and open streams end. */
+  readonly draining: AbortSignal;
+  /** Aborted once the drain's time is over, to cut handlers still running. */
+  readonly hardStop: AbortSignal;
 }
 
-/** The service's one port: gRPC, Connect, gRPC-Web and the plain HTTP routes. */
-export interface MetricsServer {
-  /** Listens on the configured host and port. */
-  listen(): Promise<AddressInfo>;
-  /** True once a shutdown began: new requests are refused with a retryable error. */
-  readonly draining: boolean;
-  /** Requests being handled right now, on every ingress (the event store's group commit waits for them). */
-  readonly inFlight: number;
-  /** Refuses new requests, waits for in-flight ones (up to `timeoutMillis`), then closes. */
-  close(timeoutMillis: number): Promise<void>;
+/**
+ * The service's requests on the one port (gRPC, Connect, gRPC-Web and the
+ * plain HTTP routes): the handler, and the door's hooks the port calls before
+ * it (src/lifecycle/port.ts serves them once the service is up).
+ */
+export interface MetricsRoutes
+  extends Pick<
+    OnePortOptions,
+    "admission" | "onAdmitted" | "onShareExceeded" | "onOverload" | "onConnectionRefused"
+  > {
+  readonly handler: RequestHandler;
 }
 
 /** Largest response message; answers are small, this only bounds a bug. */
@@ -80,7 +80,7 @@ const WRITE_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * Outermost interceptor: anything that is not already a ConnectError becomes
- * INTERNAL with the detail logged, never echoed (CONVENTIONS.md habit 4).
+ * INTERNAL with the detail logged, never echoed (docs/conventions.md habit 4).
  */
 function errorBoundary(log: Logger): Interceptor {
   return (next) => async (req) => {
@@ -221,22 +221,19 @@ function readPem(setting: string, path: string): Buffer {
 }
 
 /**
- * Builds the server without listening (tests listen on port 0). Every request
- * passes the door first (src/auth/admission.ts: draining, key, scope, and for
- * an RPC its token, decided once from the headers), then the port's bounds;
- * the RPC interceptors, outermost first, count and report outcomes, turn
- * unexpected failures into INTERNAL, and meter client streams per message.
+ * Builds the service's routes for the one port. Every request passes the door
+ * first (src/auth/admission.ts: draining, key, scope, and for an RPC its
+ * token, decided once from the headers), then the port's bounds; the RPC
+ * interceptors, outermost first, count and report outcomes, turn unexpected
+ * failures into INTERNAL, and meter client streams per message.
  */
-export function createMetricsServer(options: MetricsServerOptions): MetricsServer {
+export function createMetricsRoutes(options: MetricsServerOptions): MetricsRoutes {
   const { config, log } = options;
-  // Aborted when a shutdown begins: new calls are refused and open streams end.
-  const drain = new AbortController();
-  const isDraining = () => drain.signal.aborted;
-  // Aborted only when the shutdown timeout has passed, to cut handlers still running.
-  const hardStop = new AbortController();
+  const { draining, hardStop } = options;
+  const isDraining = () => draining.aborted;
   // Every open stream listens for both (its handler for the drain, connect-node
   // for the hard stop): no listener limit, or Node warns on stderr past 10.
-  setMaxListeners(0, drain.signal, hardStop.signal);
+  setMaxListeners(0, draining, hardStop);
   const throttle = createAuthThrottle({ failuresPerMinute: config.authFailuresPerMinute });
   const { readiness } = options;
   const door = createAdmissionControl({
@@ -257,10 +254,10 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     routes: (router: ConnectRouter) => {
       router.service(
         IngestService,
-        createIngestServiceImpl({ ingestor: options.ingestor, draining: drain.signal }),
+        createIngestServiceImpl({ ingestor: options.ingestor, draining }),
       );
       router.service(AdminService, createAdminServiceImpl(options.retention));
-      router.service(Health, createHealthServiceImpl({ readiness, draining: drain.signal }));
+      router.service(Health, createHealthServiceImpl({ readiness, draining }));
       // Last, so that it covers every service: an undecodable message is the client's mistake.
       // Those calls never reach the interceptors: counted here.
       mapDecodeErrors(
@@ -292,7 +289,7 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     },
     readMaxBytes: config.maxRequestBytes,
     writeMaxBytes: WRITE_MAX_BYTES,
-    shutdownSignal: hardStop.signal,
+    shutdownSignal: hardStop,
     fallback: createHttpRoutes({
       door,
       limiter: options.limiter,
@@ -307,14 +304,10 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       ...(options.refusals ? { refusals: options.refusals } : {}),
     }),
   });
-  const port = createOnePortServer(handler, {
-    ...DEFAULT_ONE_PORT_OPTIONS,
-    tls: portTls(config),
-    maxConcurrentRequests: config.maxConcurrentRequests,
-    maxAnonymousRequests: config.maxAnonymousRequests,
+  return {
+    handler,
     admission: (req, res) => portAdmission(door, door.decide(req, res)),
     onAdmitted: chargeRpc(door),
-    maxRequestsPerKey: config.maxConcurrentRequestsPerKey,
     onShareExceeded: (req, res) => {
       const principal = door.principalOf(req);
       // Only a key's request is held to a share.
@@ -327,24 +320,6 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
     },
     onOverload: (req, res) =>
       door.refuse(req, res, { kind: "overloaded", principal: door.principalOf(req) }),
-    onError: (error) => log.error({ err: error }, "listening socket error"),
-    maxConnections: config.maxConnections,
-    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
     onConnectionRefused: (reason) => options.metrics?.connectionRefused("main", reason),
-  });
-
-  return {
-    listen: () => port.listen(config.port, config.host),
-    get draining() {
-      return isDraining();
-    },
-    get inFlight() {
-      return port.inFlight;
-    },
-    async close(timeoutMillis) {
-      drain.abort();
-      await port.close(timeoutMillis);
-      hardStop.abort();
-    },
   };
 }

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startService } from "../../src/app.js";
@@ -32,10 +33,12 @@ async function setUp(env: Record<string, string> = {}) {
   const schema = onPostgres ? await freshPgSchema() : undefined;
   if (schema) cleanups.push(() => schema.drop());
   const key = "lifecycle-key-0123456789";
+  const dir = tempDir();
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const config = loadConfig({
     METRICS_SERVICE_HOST: "127.0.0.1",
     METRICS_SERVICE_PORT: "0",
-    SQLITE_DB_PATH: join(tempDir(), "metrics.db"),
+    SQLITE_DB_PATH: join(dir, "metrics.db"),
     ...(schema ? { DATABASE_URL: schema.url } : {}),
     OTEL_PROMETHEUS_ENABLED: "false",
     METRICS_API_KEY_LIFECYCLE: key,

@@ -1,5 +1,5 @@
 // backends: sqlite only: a second SQLite connection's write lock makes the start wait; PostgreSQL's standby is test/scale-out/postgres-unreachable.test.ts
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
@@ -21,8 +21,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A service's configuration on a fresh SQLite file and a free port, and a logger whose lines are kept. */
-async function setUp(dbPath = join(tempDir(), "metrics.db")) {
+/** A temporary directory, removed after the test. */
+function scratch(): string {
+  const dir = tempDir();
+  cleanups.unshift(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A service's configuration on a SQLite file and a free port, and a logger whose lines are kept. */
+async function setUp(dbPath: string) {
   const port = await freePort();
   const config = loadConfig({
     METRICS_SERVICE_HOST: "127.0.0.1",
@@ -77,7 +84,7 @@ async function lockedDatabase(dbPath: string) {
 
 describe("the standby, a not-ready mode of the one port", () => {
   it("should answer not ready while the database is locked, then serve on the same listening port, never refusing a connection", async () => {
-    const dbPath = join(tempDir(), "metrics.db");
+    const dbPath = join(scratch(), "metrics.db");
     const release = await lockedDatabase(dbPath);
     const { config, log, lines, url } = await setUp(dbPath);
     let inStandby!: () => void;
@@ -153,7 +160,7 @@ describe("the standby, a not-ready mode of the one port", () => {
   });
 
   it("should stop at once when asked to in standby, closing the port", async () => {
-    const dbPath = join(tempDir(), "metrics.db");
+    const dbPath = join(scratch(), "metrics.db");
     await lockedDatabase(dbPath);
     const { config, log, url } = await setUp(dbPath);
     let inStandby!: () => void;
@@ -172,7 +179,7 @@ describe("the standby, a not-ready mode of the one port", () => {
 
   it("should fail the start, closing the port, when the database cannot be opened for a reason that will not pass", async () => {
     // Not a database: no wait would help.
-    const dbPath = join(tempDir(), "metrics.db");
+    const dbPath = join(scratch(), "metrics.db");
     writeFileSync(dbPath, "not a database, and never will be ".repeat(100));
     const { config, log, url, lines } = await setUp(dbPath);
     let waited = false;
