@@ -16,6 +16,12 @@
  * the highest step with p99 under 50 ms and no error; a failed step is
  * measured once more before the arm is dropped.
  *
+ * Verdict (bench/verdict.ts), printed last and written into the JSON and
+ * Markdown results; the run exits 1 when it is FAIL. Judged in every run:
+ * every acknowledged event stored, on each arm. Reported: the throughput
+ * ratios (no target: the bench measures what sharing one store costs on one
+ * machine, and a quick run's 1.5 s steps are noise).
+ *
  * Usage: npm run bench:replicas [-- --quick] [-- --out DIR]
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,6 +40,14 @@ import {
   startServer,
 } from "./ingest/processes.js";
 import { EVENTS_PER_BATCH } from "./ingest/workload.js";
+import {
+  commitOf,
+  judged,
+  reportedOnly,
+  verdictLines,
+  verdictMarkdown,
+  verdictOf,
+} from "./verdict.js";
 
 const { values: args } = parseArgs({
   options: { quick: { type: "boolean", default: false }, out: { type: "string" } },
@@ -92,6 +106,8 @@ interface Arm {
   /** The PostgreSQL schema, for the stored rows; undefined on SQLite. */
   readonly schema?: string;
   readonly steps: { rate: number; load: LoadResult; serviceCpu: number; databaseCpu: number }[];
+  /** Events acknowledged in every load offered to the arm, its warm-up included. */
+  acked: number;
   sustained: number;
   p99Ms: number;
   serviceMicrosPerEvent: number;
@@ -139,6 +155,7 @@ async function main(): Promise<void> {
   ].map((a) => ({
     ...a,
     steps: [],
+    acked: 0,
     sustained: 0,
     p99Ms: Number.NaN,
     serviceMicrosPerEvent: Number.NaN,
@@ -148,7 +165,8 @@ async function main(): Promise<void> {
     `scale-out benchmark (${QUICK ? "quick" : "full"}): ${cpus().length} cores, service on core 0, ` +
       `load on core 1${pinnable ? "" : " (not pinned)"}, PostgreSQL unpinned`,
   );
-  for (const arm of arms) await offer(arm, 5000); // warm-up: JIT, connections, caches
+  // Warm-up: JIT, connections, caches.
+  for (const arm of arms) arm.acked += (await offer(arm, 5000)).ok * EVENTS_PER_BATCH;
 
   const alive = new Set(arms);
   for (const rate of RATES) {
@@ -166,6 +184,7 @@ async function main(): Promise<void> {
         const serviceBefore = pids.reduce((n, p) => n + cpuSecondsOf(p), 0);
         const databaseBefore = postgresCpuSeconds();
         load = await offer(arm, rate);
+        arm.acked += load.ok * EVENTS_PER_BATCH;
         serviceCpu = pids.reduce((n, p) => n + cpuSecondsOf(p), 0) - serviceBefore;
         databaseCpu = arm.schema ? postgresCpuSeconds() - databaseBefore : 0;
         arm.steps.push({ rate, load, serviceCpu, databaseCpu });
@@ -219,10 +238,35 @@ async function main(): Promise<void> {
     ),
   ].join("\n");
   console.log(`\n${table}`);
+  // A failed request may still have been committed (its answer lost, or past
+  // its wait), so stored may exceed acknowledged; never the other way.
+  const short = arms.filter((a) => !((stored[a.name] ?? 0) >= a.acked));
+  const verdict = verdictOf("replicas", QUICK, [
+    judged(
+      "every acknowledged event stored, on each arm",
+      "rows stored ≥ events acknowledged",
+      arms.map((a) => `${a.name}: ${stored[a.name]} stored, ${a.acked} acknowledged`).join("; "),
+      short.length === 0,
+    ),
+    reportedOnly(
+      "throughput against 1 SQLite process",
+      "none stated (README: what sharing one store costs on one machine)",
+      arms
+        .map(
+          (a) =>
+            `${a.name} ${a.sustained} events/s (${(a.sustained / Math.max(1, sqlite.sustained)).toFixed(2)})`,
+        )
+        .join("; "),
+      QUICK
+        ? "not judged in quick mode: 1.5 s steps on a shared machine, and no target"
+        : "not judged: no target; the replicas share one machine's cores here",
+    ),
+  ]);
   mkdirSync(OUT, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, "-");
   const report = {
     benchmark: "replicas",
+    commit: commitOf(),
     mode: QUICK ? "quick" : "full",
     started: started.toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "unknown", pinned: pinnable },
@@ -233,14 +277,18 @@ async function main(): Promise<void> {
       ingress: "json",
     },
     arms: arms.map(({ servers: _servers, ...a }) => ({ ...a, stored: stored[a.name] })),
+    verdict,
   };
   writeFileSync(join(OUT, `replicas-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(
     join(OUT, `replicas-${stamp}.md`),
     `# Scale-out benchmark, ${report.mode}, ${report.started}\n\n` +
       `JSON \`POST /metrics\`, ${EVENTS_PER_BATCH} events per request, a batch id on each; ` +
-      `${STEP_SECONDS} s per step; sustained = highest step with p99 under ${P99_LIMIT_MS} ms and no error.\n\n${table}\n`,
+      `${STEP_SECONDS} s per step; sustained = highest step with p99 under ${P99_LIMIT_MS} ms and no error.\n\n${table}\n\n${verdictMarkdown(verdict)}\n`,
   );
+  console.log("");
+  for (const line of verdictLines(verdict)) console.log(line);
+  if (verdict.status === "FAIL") process.exitCode = 1;
 }
 
 await main();

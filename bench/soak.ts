@@ -50,6 +50,7 @@ import { sampleTable, soakChart, trendTable, verdictTable } from "./soak/report.
 import { createSampler, type Sample } from "./soak/sample.js";
 import { watchServiceLog } from "./soak/service-log.js";
 import { verdictsOf } from "./soak/verdicts.js";
+import { verdictLines, verdictOf } from "./verdict.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -229,7 +230,19 @@ async function main(): Promise<void> {
     expiredService: EXPIRED_SERVICE,
   };
   const { verdicts, trends } = verdictsOf(outcome);
-  const passed = verdicts.every((v) => v.passed);
+  // One verdict line, as every bench prints it (bench/verdict.ts): a quick run
+  // judges every check but the trends and the delay bound, which it reports.
+  const verdict = verdictOf(
+    "soak",
+    QUICK,
+    verdicts.map((v) => ({
+      name: v.name,
+      measured: v.detail,
+      status: v.status,
+      ...(v.reason === undefined ? {} : { reason: v.reason }),
+    })),
+  );
+  const passed = verdict.status === "PASS";
 
   const report = {
     benchmark: "soak",
@@ -237,6 +250,7 @@ async function main(): Promise<void> {
     mode: QUICK ? "quick" : "full",
     started: started.toISOString(),
     passed,
+    verdict: { status: verdict.status, line: verdict.line },
     machine: {
       cpus: cpus().length,
       model: cpus()[0]?.model ?? "unknown",
@@ -279,6 +293,7 @@ async function main(): Promise<void> {
   writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
   const summary = [
     `Soak (${QUICK ? "quick" : `${MINUTES} min`}) at ${RATE} events/s, ${started.toISOString()}, commit ${report.commit}: **${passed ? "passed" : "FAILED"}**.`,
+    `**${verdict.line}**`,
     `Mix: ${MIX.map((p) => `${p.name} ${p.share * 100}%`).join(", ")}; batches of 100; trends fitted from ${trends.fromSeconds.toFixed(0)} s (the second half).`,
     `Loop delay is the service's own (a preloaded \`monitorEventLoopDelay\` probe, 10 ms resolution, the resolution subtracted); "health ms" is \`GET /health\` timed from outside. ` +
       `Longest single stall: ${Math.max(...samples.map((s) => s.loopDelayMaxMs)).toFixed(0)} ms; a scrape of ${samples.at(-1)?.series} series (${((samples.at(-1)?.scrapeBytes ?? 0) / 2 ** 20).toFixed(1)} MiB) takes ${quantile(
@@ -305,7 +320,8 @@ async function main(): Promise<void> {
   console.log(`\n${verdictTable(verdicts)}\n`);
   if (loadErrorSamples.length > 0) console.log(`load errors: ${loadErrorSamples.join("; ")}`);
   console.log(`results: ${base}.{json,md,svg}`);
-  console.log(passed ? "soak passed" : "soak FAILED");
+  console.log("");
+  for (const line of verdictLines(verdict)) console.log(line);
   process.exit(passed ? 0 : 1);
 }
 

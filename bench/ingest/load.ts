@@ -216,6 +216,8 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
     | {
         stream: http2.ClientHttp2Stream;
         sent: number;
+        /** Set once the stream closed: its waiters were all answered. */
+        closed: boolean;
         waiters: ((e: string | undefined, timed: boolean) => void)[];
       }
     | undefined;
@@ -242,6 +244,7 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
         const current = {
           stream,
           sent: 0,
+          closed: false,
           waiters: [] as ((e: string | undefined, timed: boolean) => void)[],
         };
         let status = "";
@@ -261,6 +264,10 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
         stream.on("close", () => {
           const error =
             status === "0" ? undefined : `grpc-status ${status} ${decodeURIComponent(message)}`;
+          // A stream the server ended early (refused, overloaded) takes no more
+          // messages: the next batch opens another.
+          if (open === current) open = undefined;
+          current.closed = true;
           current.waiters.forEach((w, i) => {
             w(error, i === current.waiters.length - 1);
           });
@@ -268,6 +275,12 @@ function sender(spec: LoadSpec, lost: (why: string) => void): Sender {
         open = current;
       }
       const current = open;
+      if (current.closed) {
+        // Closed between two batches of this turn: its waiters were settled; so is this one.
+        open = undefined;
+        done("stream closed by the server before this message", true);
+        return;
+      }
       current.stream.write(frame);
       current.sent++;
       current.waiters.push(done);

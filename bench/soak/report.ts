@@ -11,7 +11,12 @@ import { HORIZON_SECONDS, type Trend } from "./trend.js";
 /** One check of the soak. */
 export interface Verdict {
   readonly name: string;
+  /** False only for a FAIL: a check reported, not judged, does not fail the run. */
   readonly passed: boolean;
+  /** PASS or FAIL; REPORTED when this run does not judge it (a quick run's trends and delay bound). */
+  readonly status: "PASS" | "FAIL" | "REPORTED";
+  /** Why a REPORTED check was not judged. */
+  readonly reason?: string;
   readonly detail: string;
 }
 
@@ -24,7 +29,7 @@ export function verdictTable(verdicts: readonly Verdict[]): string {
     "|---|---|---|",
     ...verdicts.map(
       (v) =>
-        `| ${v.name} | ${v.passed ? "pass" : "**FAIL**"} | ${v.detail.replaceAll("|", "\\|")} |`,
+        `| ${v.name} | ${v.status === "FAIL" ? "**FAIL**" : v.status === "REPORTED" ? `REPORTED (${v.reason})` : "PASS"} | ${v.detail.replaceAll("|", "\\|")} |`,
     ),
   ].join("\n");
 }

@@ -5,10 +5,11 @@ import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { openStorage } from "../../src/storage/backend.js";
-import { openDatabase } from "../../src/storage/database.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { countIn, freshPgSchema, onPostgres, pgTestDb } from "../support/database.js";
 import { spawnService } from "../support/process.js";
+import { writeResult } from "../support/results.js";
 import { tempDir } from "../support/service.js";
 
 const DAY = 86_400_000;
@@ -140,6 +141,22 @@ describe("a retention sweep of 1,000,000 expired rows under continuous ingestion
           `during it (${during.sent} requests); p99 ratio ` +
           `${(percentile(during.latencies, 0.99) / percentile(quiet.latencies, 0.99)).toFixed(2)}`,
       );
+      // npm run bench:retention: bench/results/retention-sweep-<backend>-<timestamp>.json (README's figures).
+      const ms = (run: { latencies: number[] }, q: number) =>
+        Math.round(percentile(run.latencies, q) * 10) / 10;
+      writeResult("retention-sweep", {
+        expiredRows: EXPIRED,
+        ingestEventsPerSecond: (1000 / PERIOD_MILLIS) * BATCH,
+        sweepSeconds: Math.round(sweepSeconds * 10) / 10,
+        withoutSweep: { requests: quiet.sent, p50Ms: ms(quiet, 0.5), p99Ms: ms(quiet, 0.99) },
+        duringSweep: { requests: during.sent, p50Ms: ms(during, 0.5), p99Ms: ms(during, 0.99) },
+        p99Ratio:
+          Math.round(
+            (percentile(during.latencies, 0.99) / percentile(quiet.latencies, 0.99)) * 100,
+          ) / 100,
+        ingestErrors: quiet.errors + during.errors,
+        sweepAnswer: sweepAnswer?.json ?? null,
+      });
       expect(sweepAnswer?.status).toBe(200);
       expect(sweepAnswer?.json).toMatchObject({
         operation: "cleanup",

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashApiKey } from "../../src/auth/api-key.js";
+import { sendWhileCommitsAreHeld } from "../support/commit-gate.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import { countIn, startTestService, type TestService } from "../support/service.js";
 
@@ -45,16 +46,28 @@ describe("legacy JSON API (contract §1)", () => {
   });
 
   it("should store an accepted batch before answering 200 with the legacy body and rate-limit headers", async () => {
-    const res = await postMetrics(
-      svc.url,
-      {
-        service: "ok-svc",
-        version: "1.0.0",
-        instance_id: "ok-1",
-        metrics: [legacyMetric(), legacyMetric()],
-      },
-      { key: await svc.keyFor("ok-svc") },
+    const key = await svc.keyFor("ok-svc");
+    // Sent while another connection holds the write lock: the 200 must wait for
+    // the commit, and both rows must be readable the moment it arrives.
+    const held = await sendWhileCommitsAreHeld(
+      svc,
+      () =>
+        postMetrics(
+          svc.url,
+          {
+            service: "ok-svc",
+            version: "1.0.0",
+            instance_id: "ok-1",
+            metrics: [legacyMetric(), legacyMetric()],
+          },
+          { key },
+        ),
+      (answer) => String(answer.json.request_id),
+      ["metrics", "auth_metrics"],
     );
+    expect(held.answeredWhileHeld).toBe(false);
+    expect(held.storedOnArrival).toEqual({ metrics: 2, auth_metrics: 2 });
+    const res = held.answer;
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
       status: "success",

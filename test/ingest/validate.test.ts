@@ -50,7 +50,7 @@ describe("validateBatch", () => {
     expect(result).toEqual({ violations: [], warnings: [] });
   });
 
-  // Each row: what is wrong, the batch, and the exact violations of contract §2.
+  // Each row: what is wrong, the batch, and the exact violations of docs/legacy-contract.md §2.
   const cases: [string, BatchInput, Violation[]][] = [
     [
       "empty service",

@@ -1,10 +1,13 @@
+// backends: sqlite only: the crash harness kills and restarts a process on its SQLite file and checks it with PRAGMA integrity_check
 import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { runCrashRounds } from "../crash/harness.js";
+import { writeResult } from "../support/results.js";
 
 /*
  * The crash harness of issue 10. `npm test` runs a few rounds; `npm run
- * test:crash` runs CRASH_ROUNDS=20 (and writes CRASH_REPORT if set).
+ * test:crash` runs CRASH_ROUNDS=20 and writes its result to bench/results
+ * (RESULTS_DIR; and to CRASH_REPORT if set).
  * CRASH_SERVICE_ENV adds service settings, as JSON: with
  * {"METRICS_IDEMPOTENCY_WINDOW_SECONDS":"0"} the resent batches are stored
  * twice and the test fails.
@@ -22,6 +25,8 @@ describe("crash recovery", () => {
       if (process.env.CRASH_REPORT) {
         writeFileSync(process.env.CRASH_REPORT, `${JSON.stringify(report, null, 2)}\n`);
       }
+      // npm run test:crash: bench/results/crash-sqlite-<timestamp>.json (README's figures).
+      writeResult("crash", { serviceEnv, ...report });
       expect(report.unexpectedErrors).toEqual([]);
       expect(report.kills).toBe(rounds);
       expect(report.eventsAcknowledged).toBeGreaterThan(rounds * 100);

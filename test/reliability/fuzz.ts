@@ -1,6 +1,6 @@
-import type { Database } from "better-sqlite3";
 import fc from "fast-check";
 import { expect } from "vitest";
+import type { TestDb } from "../support/database.js";
 
 /**
  * Runs of each property: `FUZZ_RUNS` for the long fuzz (`npm run test:fuzz`),
@@ -329,20 +329,17 @@ export function mutateBytes(bytes: Uint8Array, mutations: readonly ByteMutation[
  * rows, a rejected request none, the batch stored before the run is still
  * there, and no row is there that no answer accounts for.
  */
-export function expectStoredAsAnswered(
-  db: Database,
+export async function expectStoredAsAnswered(
+  db: TestDb,
   baseline: { readonly requestId: string; readonly rows: number },
   accepted: ReadonlyMap<string, number>,
   rejected: Iterable<string> = [],
-): void {
+): Promise<void> {
   const stored = new Map(
     (
-      db
-        .prepare("SELECT request_id AS id, count(*) AS n FROM metrics GROUP BY request_id")
-        .all() as {
-        id: string;
-        n: number;
-      }[]
+      await db.all<{ id: string; n: number }>(
+        "SELECT request_id AS id, count(*) AS n FROM metrics GROUP BY request_id",
+      )
     ).map((row) => [row.id, row.n]),
   );
   expect(stored.get(baseline.requestId)).toBe(baseline.rows);

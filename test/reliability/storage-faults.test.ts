@@ -1,3 +1,4 @@
+// backends: sqlite only: SQLite's own faults: a full or read-only tmpfs, another process's lock, WAL tails cut; PostgreSQL's are test/scale-out/postgres-*
 import { execFileSync, spawn } from "node:child_process";
 import {
   closeSync,
@@ -26,18 +27,27 @@ import { countRows, startTestService, type TestService, tempDir } from "../suppo
  * Storage faults (issue 10): a full disk and a read-only database on real
  * tmpfs mounts, a write lock held by a second process, and a WAL cut short
  * after a crash. The mounts need root (CI runs as root); elsewhere those
- * tests are skipped, saying why.
+ * tests are skipped, saying why on stderr and on each skipped test, and with
+ * CI=true they fail instead: a CI that cannot run them must not pass.
  */
 
 /** Mounts a tmpfs of `size` at a new directory; undefined when this process may not mount. */
 function mountTmpfs(size: string): string | undefined {
+  try {
+    return mountOrThrow(size);
+  } catch {
+    return undefined;
+  }
+}
+
+function mountOrThrow(size: string): string {
   const dir = tempDir("mcp-tmpfs-");
   try {
     execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "pipe" });
     return dir;
-  } catch {
+  } catch (error) {
     rmSync(dir, { recursive: true, force: true });
-    return undefined;
+    throw error;
   }
 }
 
@@ -46,16 +56,35 @@ function unmount(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const probe = mountTmpfs("1m");
-if (probe) unmount(probe);
-const canMount = probe !== undefined;
+/** Why this process cannot mount a tmpfs (mount's own words), or undefined when it can. */
+const cannotMountBecause = ((): string | undefined => {
+  try {
+    unmount(mountOrThrow("1m"));
+    return undefined;
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? "").trim();
+    return `${(stderr || (error as Error).message).replace(/\s+/g, " ")} (uid ${process.getuid?.() ?? "?"})`;
+  }
+})();
+const canMount = cannotMountBecause === undefined;
+/** In CI (CI=true, as root) these tests must run: failing to mount fails them. */
+const mountsRequired = process.env.CI === "true";
 /** Why the tmpfs tests did not run, as each skipped test reports it. */
-const CANNOT_MOUNT =
-  "SKIPPED: cannot mount a tmpfs (needs root, as in CI): the full-disk, small-volume and read-only tests did not run";
+const CANNOT_MOUNT = `${mountsRequired ? "FAILED" : "SKIPPED"}: cannot mount a tmpfs (needs root, as in CI): the full-disk, small-volume and read-only (standby) tests did not run; mount said: ${cannotMountBecause}${mountsRequired ? "; CI=true: they must run, so they fail" : "; with CI=true they fail instead"}`;
 if (!canMount) {
   // Loud on purpose: a skipped fault test looks like a passing one in a summary.
-  const rule = "!".repeat(CANNOT_MOUNT.length);
+  const rule = "!".repeat(Math.min(120, CANNOT_MOUNT.length));
   process.stderr.write(`\n${rule}\n${CANNOT_MOUNT}\n${rule}\n\n`);
+}
+
+/**
+ * The first call of every test that needs a tmpfs: nothing when this process
+ * can mount; otherwise the test is skipped, saying why, or with CI=true fails.
+ */
+function needsTmpfs(ctx: { skip(note?: string): never }): void {
+  if (canMount) return;
+  if (mountsRequired) throw new Error(CANNOT_MOUNT);
+  ctx.skip(CANNOT_MOUNT);
 }
 
 /** Fills a file system with one file until it has no space left; returns the file. */
@@ -98,19 +127,22 @@ function bulkyBatch(service: string) {
   };
 }
 
-describe.skipIf(!canMount)("a full disk", () => {
+describe("a full disk", () => {
   let mount: string;
   let svc: TestService;
   beforeAll(async () => {
-    mount = mountTmpfs("6m") ?? "";
+    if (!canMount) return; // each test says why
+    mount = mountOrThrow("6m");
     svc = await startTestService({ SQLITE_DB_PATH: join(mount, "metrics.db") });
   });
   afterAll(async () => {
-    await svc.close();
-    unmount(mount);
+    if (!canMount) return;
+    await svc?.close();
+    if (mount) unmount(mount);
   });
 
-  it("should answer UNAVAILABLE / 503 with Retry-After, store every acknowledged batch, and recover when space returns", async () => {
+  it("should answer UNAVAILABLE / 503 with Retry-After, store every acknowledged batch, and recover when space returns", async (ctx) => {
+    needsTmpfs(ctx);
     const client = ingestClient(GRPC, svc.url, svc.key);
     expect((await client.ingest(bulkyBatch("test-service"))).accepted).toBe(100);
     const filler = fill(mount);
@@ -243,7 +275,7 @@ function statusCounts(answers: readonly Sent[]): Record<number, number> {
 
 describe("a database on a small volume (8 MiB tmpfs)", () => {
   it("should keep the WAL bounded, answer 503 with Retry-After when the volume is full, recover by itself once space is freed, and lose nothing acknowledged", async (ctx) => {
-    ctx.skip(!canMount, CANNOT_MOUNT);
+    needsTmpfs(ctx);
     const mount = mountTmpfs(SMALL_VOLUME) ?? "";
     // Other files on the volume (1 MiB), which stay.
     writeFileSync(join(mount, "other"), Buffer.alloc(1024 * 1024, 1));
@@ -309,7 +341,7 @@ describe("a database on a small volume (8 MiB tmpfs)", () => {
   });
 
   it("should give the WAL's space back by itself after a reader that held checkpoints off let it fill the volume", async (ctx) => {
-    ctx.skip(!canMount, CANNOT_MOUNT);
+    needsTmpfs(ctx);
     const mount = mountTmpfs(SMALL_VOLUME) ?? "";
     // 64 KiB of other files, freed below: less than a commit of one event appends to the WAL.
     const other = join(mount, "other");
@@ -357,7 +389,7 @@ describe("a database on a small volume (8 MiB tmpfs)", () => {
   });
 
   it("should not say ready at start-up on a volume with less room than a commit needs, and take over once space is freed", async (ctx) => {
-    ctx.skip(!canMount, CANNOT_MOUNT);
+    needsTmpfs(ctx);
     const mount = mountTmpfs(SMALL_VOLUME) ?? "";
     const key = "small-volume-key-0123456789";
     const env = {
@@ -418,8 +450,9 @@ describe("a database on a small volume (8 MiB tmpfs)", () => {
   });
 });
 
-describe.skipIf(!canMount)("a read-only database", () => {
-  it("should serve in standby (503 / UNAVAILABLE with Retry-After) and take over once the file system is writable", async () => {
+describe("a read-only database", () => {
+  it("should serve in standby (503 / UNAVAILABLE with Retry-After) and take over once the file system is writable", async (ctx) => {
+    needsTmpfs(ctx);
     const mount = mountTmpfs("16m") ?? "";
     const key = "readonly-key-0123456789";
     const env = { SQLITE_DB_PATH: join(mount, "metrics.db"), METRICS_API_KEY_RO_TEST: key };

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONNECT_HTTP1, GRPC, ingestClient } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
@@ -31,13 +34,86 @@ function localConfig(port: number, replicas: readonly TestService[]): string {
   return config;
 }
 
+/** An answer to a `POST /metrics` sent on a connection of its own. */
+interface Answer {
+  readonly status: number;
+  readonly retryAfter: string | undefined;
+  readonly body: string;
+}
+
+/**
+ * A `POST /metrics` on a new connection, closed after the answer: HAProxy
+ * balances connections, so each such request is balanced anew.
+ */
+function postOnNewConnection(url: string, key: string, value: number): Promise<Answer> {
+  const body = JSON.stringify({ service: "test-service", metrics: [{ type: "custom", value }] });
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${url}/metrics`,
+      {
+        method: "POST",
+        agent: false,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          "x-api-key": key,
+          connection: "close",
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers["retry-after"],
+            body: text,
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A `POST /metrics` whose body keeps coming, a little at a time (fast enough
+ * for the minimum data rate): the request is in flight until the socket is
+ * destroyed, so a shutdown of that replica keeps draining meanwhile.
+ */
+async function holdRequestOpen(port: number, key: string): Promise<Socket> {
+  const socket = connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.on("error", () => {});
+  socket.write(
+    `POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\nx-api-key: ${key}\r\ncontent-length: 1000000\r\n\r\n{"service":"test-service","metrics":[`,
+  );
+  const drip = setInterval(() => {
+    if (!socket.destroyed) socket.write(" ".repeat(1024));
+  }, 250);
+  socket.once("close", () => clearInterval(drip));
+  // In flight once the service has read its headers.
+  await sleep(100);
+  return socket;
+}
+
 describe("two replicas behind the compose variant's HAProxy (TCP mode, /readyz checks)", () => {
   let a: TestService;
   let b: TestService;
   let haproxy: ChildProcess;
   let url: string;
   beforeAll(async () => {
-    a = await startTestService();
+    // A budget that outlasts the test's watch of A's drain (the default leaves
+    // in-flight requests 7.5 s).
+    a = await startTestService({ METRICS_SHUTDOWN_TIMEOUT_MS: "30000" });
     b = await startTestService({ ...a.storageEnv, METRICS_API_KEY_TEST_SERVICE: a.key });
     const port = await freePort();
     const file = join(tempDir(), "haproxy.cfg");
@@ -84,31 +160,50 @@ describe("two replicas behind the compose variant's HAProxy (TCP mode, /readyz c
   });
 
   it("should take a draining replica out of rotation and keep every request answered by the other", async () => {
-    // Replica A drains: its /readyz says 503 until it stops; HAProxy stops sending it new connections.
+    // Replica A drains, held in its drain by a request whose body is still on its
+    // way (sent straight to A, not through HAProxy), so that what HAProxy does
+    // with a draining replica can be watched before A stops.
+    const holder = await holdRequestOpen(a.port, a.key);
     const closing = a.running.close();
-    const statuses: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      const res = await postMetrics(
-        url,
-        { service: "test-service", metrics: [{ type: "custom", value: 3 }] },
-        { key: a.key },
-      );
-      statuses.push(res.status);
+    const drainStarted = performance.now();
+    try {
+      // 1. HAProxy has not noticed yet: it needs `fall 2` failed checks, `inter 2s`
+      // apart, so A stays in rotation at least 2 s. A answers each new connection
+      // it still gets 503 with Retry-After: 1 (B, ready, answers 200: a 503 can
+      // only be A's, a 200 only B's); nothing is dropped.
+      // Each request is balanced when its connection opens, before 1.5 s.
+      const early: Answer[] = [];
+      while (early.length < 8 && performance.now() - drainStarted < 1_500) {
+        early.push(await postOnNewConnection(url, a.key, 3));
+      }
+      expect(early.length).toBeGreaterThanOrEqual(2);
+      expect(early.filter((r) => r.status !== 200 && r.status !== 503)).toEqual([]);
+      expect(early.some((r) => r.status === 503)).toBe(true);
+      expect(early.some((r) => r.status === 200)).toBe(true);
+      for (const refused of early.filter((r) => r.status === 503)) {
+        expect(refused.retryAfter).toBe("1");
+        expect(refused.body).toContain("shutting down");
+      }
+
+      // 2. Two failed checks later (at most 2 × 2 s, plus a second), A is out of
+      // rotation while it still drains: every new connection goes to B.
+      await sleep(Math.max(0, drainStarted + 5_000 - performance.now()));
+      const probe = await fetch(`${a.url}/readyz`);
+      expect(probe.status).toBe(503);
+      expect(await probe.json()).toMatchObject({ checks: { draining: true } });
+      const late: number[] = [];
+      for (let i = 0; i < 20; i++) late.push((await postOnNewConnection(url, a.key, 4)).status);
+      expect(late).toEqual(Array(20).fill(200));
+      // Still draining: what answered was B, not a stopped A's redispatch.
+      expect((await fetch(`${a.url}/readyz`)).status).toBe(503);
+    } finally {
+      holder.destroy();
     }
     await closing;
-    // Once A is gone, B takes everything (a connection refused by A is redispatched).
-    await expect
-      .poll(
-        () =>
-          postMetrics(
-            url,
-            { service: "test-service", metrics: [{ type: "custom", value: 4 }] },
-            { key: a.key },
-          ).then((r) => r.status),
-        { timeout: 10_000 },
-      )
-      .toBe(200);
+
+    // 3. Once A is gone, B takes everything, on new and reused connections alike.
     for (let i = 0; i < 5; i++) {
+      expect((await postOnNewConnection(url, a.key, 5)).status).toBe(200);
       const res = await postMetrics(
         url,
         { service: "test-service", metrics: [{ type: "custom", value: 5 }] },
@@ -116,7 +211,5 @@ describe("two replicas behind the compose variant's HAProxy (TCP mode, /readyz c
       );
       expect(res.status).toBe(200);
     }
-    // While A drained, a request it still took was answered 503 with Retry-After, never lost.
-    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
   });
 });

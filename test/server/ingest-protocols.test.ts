@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IngestStreamResponseSchema } from "../../gen/mcp/metrics/v1/ingest_pb.js";
 import { failure, ingestClient, PROTOCOLS } from "../support/clients.js";
+import { sendWhileCommitsAreHeld } from "../support/commit-gate.js";
 import { authBatch, mixedBatch, recentMs } from "../support/events.js";
 import { countIn, startTestService, type TestService } from "../support/service.js";
 
@@ -22,7 +23,22 @@ describe("IngestService over every protocol on one port", () => {
     it("should store every event in metrics and its specialized table before answering", async () => {
       const at = recentMs();
       const client = ingestClient(protocol, svc.url, svc.key);
-      const res = await client.ingest(mixedBatch("test-service", at));
+      // Sent while another connection holds the write lock: the answer must wait
+      // for the commit, and every row must be readable the moment it arrives.
+      const held = await sendWhileCommitsAreHeld(
+        svc,
+        () => client.ingest(mixedBatch("test-service", at)),
+        (answer) => answer.requestId,
+        ["metrics", "auth_metrics", "tool_metrics", "discovery_metrics"],
+      );
+      expect(held.answeredWhileHeld).toBe(false);
+      expect(held.storedOnArrival).toEqual({
+        metrics: 7,
+        auth_metrics: 1,
+        tool_metrics: 1,
+        discovery_metrics: 1,
+      });
+      const res = held.answer;
 
       expect(res.accepted).toBe(7);
       expect(res.rejected).toBe(0);

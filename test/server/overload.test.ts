@@ -1,13 +1,12 @@
 import { type ClientHttp2Session, connect } from "node:http2";
 import { Code } from "@connectrpc/connect";
-import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { failure, GRPC, ingestClient, PROTOCOLS } from "../support/clients.js";
 import { authBatch } from "../support/events.js";
 import { unfinishedIngestCall } from "../support/http2.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
-import { countRows, startTestService, type TestService } from "../support/service.js";
+import { countIn, holdWriteLock, startTestService, type TestService } from "../support/service.js";
 
 const OVERLOADED = "the service is overloaded; nothing of this request was stored, retry later";
 
@@ -20,7 +19,7 @@ async function holdSlots(svc: TestService, count: number) {
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const before = countRows(svc.db, "metrics");
+  const before = await countIn(svc.sql, "metrics");
   const held = Array.from({ length: count }, (_, i) => {
     async function* messages() {
       yield authBatch(1);
@@ -28,7 +27,7 @@ async function holdSlots(svc: TestService, count: number) {
     }
     return ingestClient(PROTOCOLS[i % 2] ?? GRPC, svc.url, svc.key).ingestStream(messages());
   });
-  await vi.waitUntil(() => countRows(svc.db, "metrics") === before + count, {
+  await vi.waitUntil(async () => (await countIn(svc.sql, "metrics")) === before + count, {
     timeout: 10_000,
     interval: 10,
   });
@@ -78,7 +77,7 @@ describe("a server-wide bound on requests in flight (METRICS_MAX_CONCURRENT_REQU
     expect(res.json).toEqual({ detail: OVERLOADED });
     expect((await fetch(`${svc.url}/health`)).status).toBe(200);
     // Nothing beyond the two streams' first messages was stored.
-    expect(countRows(svc.db, "metrics")).toBe(2);
+    expect(await countIn(svc.sql, "metrics")).toBe(2);
   });
 
   it("should refuse a Connect client stream beyond the bound with an end-of-stream error", async () => {
@@ -128,7 +127,7 @@ describe("requests without a valid key (METRICS_MAX_ANONYMOUS_REQUESTS)", () => 
     const sessions: ClientHttp2Session[] = [];
     try {
       // Six legacy JSON posts with a wrong key that never finish their bodies
-      // (the JSON route must read a body before its key check, contract §1).
+      // (the JSON route must read a body before its key check, docs/legacy-contract.md §1).
       const session = connect(svc.url);
       sessions.push(session);
       session.on("error", () => {});
@@ -248,23 +247,22 @@ describe("a bound on what waits for a commit (METRICS_MAX_QUEUED_ROWS, METRICS_M
     async (_bound, env, firstBatch) => {
       const svc = await startTestService({ ...env, SQLITE_BUSY_TIMEOUT_MS: "20000" });
       const client = ingestClient(GRPC, svc.url, svc.key);
-      const other = new BetterSqlite3(svc.dbPath);
+      // Another process holds the write lock, so the first batch waits in the queue.
+      const release = await holdWriteLock(svc.storageEnv);
       try {
-        // Another process holds the write lock, so the first batch waits in the queue.
-        other.exec("BEGIN IMMEDIATE");
         const queued = client.ingest(firstBatch());
         await vi.waitUntil(() => svc.running.queuedRows === 100, { timeout: 10_000, interval: 10 });
         const error = await failure(client.ingest(authBatch(1)));
         expect(error.code).toBe(Code.Unavailable);
         expect(error.rawMessage).toBe(OVERLOADED);
         expect(error.metadata.get("retry-after")).toBe("1");
-        other.exec("ROLLBACK");
+        await release();
         expect((await queued).accepted).toBe(100);
-        expect(countRows(svc.db, "metrics")).toBe(100);
+        expect(await countIn(svc.sql, "metrics")).toBe(100);
         // The queue drained: batches are taken again.
         expect((await client.ingest(authBatch(1))).accepted).toBe(1);
       } finally {
-        other.close();
+        await release();
         await svc.close();
       }
     },

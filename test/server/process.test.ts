@@ -1,3 +1,4 @@
+// backends: sqlite only: the process reads and locks its SQLite file directly (a reader connection, BEGIN IMMEDIATE); to port with svc.sql and a PostgreSQL lock
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import BetterSqlite3 from "better-sqlite3";
@@ -38,6 +39,12 @@ describe("the service process", () => {
       METRICS_COMMIT_MAX_DELAY_MS: "20",
     });
     const acked = new Map<string, number>();
+    // "Committing every acknowledged event": each answer's rows are read from
+    // another connection (this process's, synchronously) the moment it arrives,
+    // so an answer sent before its commit is caught even if the commit follows.
+    const reader = new BetterSqlite3(dbPath, { readonly: true });
+    const storedNow = reader.prepare("SELECT count(*) AS n FROM metrics WHERE request_id = ?");
+    const uncommittedOnArrival: string[] = [];
     let signalled = false;
     let ackedAfterSignal = 0;
     const refusals: ConnectError[] = [];
@@ -48,6 +55,10 @@ describe("the service process", () => {
       while (!stop) {
         try {
           const res = await client.ingest(authBatch(50, "loader"));
+          const found = (storedNow.get(res.requestId) as { n: number }).n;
+          if (found !== res.accepted) {
+            uncommittedOnArrival.push(`${res.requestId}: ${found} of ${res.accepted} rows`);
+          }
           acked.set(res.requestId, res.accepted);
           if (signalled) ackedAfterSignal++;
         } catch (error) {
@@ -64,8 +75,12 @@ describe("the service process", () => {
     stop = true;
     await Promise.all(workers);
 
+    reader.close();
+
     expect(code).toBe(0);
     expect(ackedBeforeSignal).toBeGreaterThan(10);
+    // Every answer, before and after the signal, came once its rows were committed.
+    expect(uncommittedOnArrival).toEqual([]);
     // Requests queued for commit when the signal came were committed and answered, not dropped.
     expect(ackedAfterSignal).toBeGreaterThan(0);
     // Requests that came too late were refused with a retryable code, never dropped mid-way.
@@ -92,5 +107,69 @@ describe("the service process", () => {
     expect(authRows).toBe([...stored.values()].reduce((a, b) => a + b, 0));
     db.close();
     expect(svc.output().stdout).toContain('"msg":"stopped"');
+  });
+
+  it("should have committed every acknowledged event when SIGKILLed the moment an answer arrives", async () => {
+    const dbPath = join(tempDir(), "metrics.db");
+    const key = "sigkill-key-0123456789";
+    const svc = await spawnService({
+      SQLITE_DB_PATH: dbPath,
+      METRICS_API_KEY_LOADER: key,
+      METRICS_RATE_LIMIT: "1000000",
+    });
+    const acked = new Map<string, number>();
+    let armed = false;
+    let killed = false;
+    let stop = false;
+    const workers = Array.from({ length: 12 }, async (_, w) => {
+      const client = ingestClient(w % 2 === 0 ? GRPC : CONNECT_HTTP1, svc.url, key);
+      while (!stop) {
+        try {
+          const res = await client.ingest(authBatch(50, "loader"));
+          acked.set(res.requestId, res.accepted);
+          // No graceful stop to commit what is queued: SIGKILL, synchronously, as
+          // this answer arrives, with the other workers' requests in flight.
+          if (armed && !killed) killed = svc.child.kill("SIGKILL");
+        } catch {
+          // Refused or cut off by the kill: not acknowledged, nothing promised.
+          if (killed) return;
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // Another connection takes the write lock: from now on nothing commits, so
+    // an answer that arrives now was sent before its rows were committed, and
+    // the kill it triggers loses them. Armed once the answers already on their
+    // way (committed before the lock) have arrived.
+    const other = new BetterSqlite3(dbPath);
+    other.exec("BEGIN IMMEDIATE");
+    await new Promise((r) => setTimeout(r, 50));
+    armed = true;
+    await new Promise((r) => setTimeout(r, 300));
+    other.exec("ROLLBACK");
+    other.close();
+    // Released: the requests waiting commit, are answered, and the first answer kills.
+    const code = await svc.exited;
+    stop = true;
+    await Promise.all(workers);
+
+    expect(killed).toBe(true);
+    expect(code).toBeNull();
+    expect(acked.size).toBeGreaterThan(10);
+    // Read-write: the WAL of a killed process is recovered on open.
+    const db = new BetterSqlite3(dbPath);
+    const stored = new Map(
+      (
+        db.prepare("SELECT request_id, count(*) AS n FROM metrics GROUP BY request_id").all() as {
+          request_id: string;
+          n: number;
+        }[]
+      ).map((r) => [r.request_id, r.n]),
+    );
+    db.close();
+    const lost = [...acked]
+      .filter(([requestId, accepted]) => stored.get(requestId) !== accepted)
+      .map(([requestId, accepted]) => `${requestId}: ${stored.get(requestId) ?? 0} of ${accepted}`);
+    expect(lost).toEqual([]);
   });
 });

@@ -76,7 +76,7 @@ describe("the Prometheus exposition", () => {
     expect(samples(text, "mcp_tool_executions_total")).toEqual([
       'mcp_tool_executions_total{success="true",method="tools/call",server_name="time",server_path="_unset",tool_name="now",client_name="claude",client_version="_unset",service="expo",metric_type="tool_execution"} 1',
     ]);
-    // Zero durations count (W9), in seconds, with second-sized buckets.
+    // Zero durations count (docs/legacy-contract.md W9), in seconds, with second-sized buckets.
     expect(text).toContain(
       'mcp_auth_request_duration_seconds_count{success="false",method="jwt",server="gh",target_kind="_unset",service="expo",metric_type="auth_request"} 1',
     );

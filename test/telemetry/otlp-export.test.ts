@@ -1,5 +1,8 @@
+// backends: sqlite only: the OTLP exporters' protocols, endpoints, headers and failures; the instruments are exposition.test.ts', on both
 import { rmSync } from "node:fs";
+import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
@@ -22,6 +25,42 @@ import {
 
 const attr = (attributes: KeyValue[], key: string) =>
   attributes.find((a) => a.key === key)?.value.stringValue;
+
+/** How long one export may take in the tests of a collector that does not answer (OTEL_EXPORTER_OTLP_TIMEOUT). */
+const EXPORT_TIMEOUT_MILLIS = 60_000;
+/** The longest an ingest request may take meanwhile. */
+const INGEST_BOUND_MILLIS = 3_000;
+
+/** A collector that accepts connections, reads what is sent, and never answers a byte. */
+async function startHangingCollector(): Promise<{
+  port: number;
+  connections(): number;
+  bytes(): number;
+  close(): void;
+}> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  let bytes = 0;
+  const server = createNetServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    bytes: () => bytes,
+    close() {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
 
 describe("OTLP/gRPC export (OTEL_EXPORTER_OTLP_PROTOCOL=grpc)", () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -103,27 +142,60 @@ describe("OTLP/gRPC export (OTEL_EXPORTER_OTLP_PROTOCOL=grpc)", () => {
     });
   });
 
-  it("should never hold ingestion up when the collector is unreachable", async () => {
-    const deadPort = await freePort();
-    const lonely = await startTestService({
-      OTEL_EXPORTER_OTLP_PROTOCOL: "grpc",
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${deadPort}`,
-      OTEL_METRIC_EXPORT_INTERVAL: "100",
-    });
-    try {
-      for (let i = 0; i < 20; i++) {
-        const res = await postMetrics(
-          lonely.url,
-          { service: "alone", metrics: [legacyMetric()] },
-          { key: await lonely.keyFor("alone") },
-        );
-        expect(res.json.accepted).toBe(1);
-        await new Promise((r) => setTimeout(r, 20));
+  it.each([
+    ["down (connection refused)", "grpc"],
+    ["down (connection refused)", "http/protobuf"],
+    ["accepting connections and never answering", "grpc"],
+    ["accepting connections and never answering", "http/protobuf"],
+  ])(
+    "should never hold ingestion up when the collector is unreachable: %s, over %s",
+    async (collector, protocol) => {
+      const hanging = collector.startsWith("accepting") ? await startHangingCollector() : undefined;
+      const port = hanging?.port ?? (await freePort());
+      const lonely = await startTestService({
+        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        // An export every 500 ms, each allowed a minute: an ingest path that
+        // waited for one would take about that long, far past the bound below.
+        OTEL_METRIC_EXPORT_INTERVAL: "500",
+        OTEL_EXPORTER_OTLP_TIMEOUT: String(EXPORT_TIMEOUT_MILLIS),
+        // The final export, at close, gives up within this budget.
+        METRICS_SHUTDOWN_TIMEOUT_MS: "2000",
+      });
+      try {
+        const key = await lonely.keyFor("alone");
+        if (hanging) {
+          // An export is under way (and will hang) before ingestion starts.
+          await expect.poll(() => hanging.connections(), { timeout: 5_000 }).toBeGreaterThan(0);
+        }
+        const latencies: number[] = [];
+        const until = performance.now() + 2_000; // four export intervals
+        while (performance.now() < until) {
+          const sent = performance.now();
+          const res = await Promise.race([
+            postMetrics(lonely.url, { service: "alone", metrics: [legacyMetric()] }, { key }),
+            sleep(INGEST_BOUND_MILLIS, undefined, { ref: false }).then(() => {
+              throw new Error(`an ingest request took longer than ${INGEST_BOUND_MILLIS} ms`);
+            }),
+          ]);
+          latencies.push(performance.now() - sent);
+          expect(res.json.accepted).toBe(1);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(latencies.length).toBeGreaterThan(10);
+        // Generous for a loaded 2-core machine, 20 times below the export timeout.
+        expect(Math.max(...latencies)).toBeLessThan(INGEST_BOUND_MILLIS);
+        if (hanging) {
+          // The collector was reached (and never answered) while ingestion went on.
+          expect(hanging.connections()).toBeGreaterThan(0);
+          expect(hanging.bytes()).toBeGreaterThan(0);
+        }
+      } finally {
+        await lonely.close();
+        hanging?.close();
       }
-    } finally {
-      await lonely.close();
-    }
-  });
+    },
+  );
 
   it("should log a failing export once a minute, with its endpoint and reason and never its credentials, and count every failure", async () => {
     const deadPort = await freePort();

@@ -89,7 +89,7 @@ const CONTRACT_QUERIES = [
 ];
 
 /**
- * The same queries as the newest upstream dashboards write them (contract §8):
+ * The same queries as the newest upstream dashboards write them (docs/legacy-contract.md §8):
  * booleans in lowercase, as this service exports them (issue 20).
  */
 const LOWERCASE_QUERIES = CONTRACT_QUERIES.map((q) =>
