@@ -207,7 +207,7 @@ function scrapeLoops(port: number, loops: number, millis: number): Promise<Recor
 describe("probe 6: many scrape loops on the Prometheus port", () => {
   const loops = 20;
   const millis = scaled(4000, 15_000);
-  // README measured ingest p99 18-56 ms with 20 loops after the fix, 224-5,664 ms before.
+  // docs/security.md measured ingest p99 18-56 ms with 20 loops after the fix, 224-5,664 ms before.
   const p99Limit = process.env.ABUSE_STRICT === "1" ? 100 : 250;
   const key = "scrape-victim-key-0123456789abcdef";
   let svc: ServiceProcess;
@@ -230,7 +230,7 @@ describe("probe 6: many scrape loops on the Prometheus port", () => {
   });
 
   it("should keep another client's ingest p99 low while 20 loops scrape a large exposition back to back", async () => {
-    // An exposition the size README measured with (4,028 series, 974 KiB): 100 tools on 2 servers.
+    // An exposition the size docs/security.md measured with (4,028 series, 974 KiB): 100 tools on 2 servers.
     const client = ingestClient(GRPC, svc.url, key);
     for (let server = 0; server < 2; server++) {
       await client.ingest({

@@ -27,7 +27,7 @@ import {
 
 /*
  * The hostile clients of issue 21's probe table that no other test plays
- * (see README, "Hostile-client tests", for the whole map): each runs against
+ * (see docs/security.md, "Hostile-client tests", for the whole map): each runs against
  * a real service on a loopback port, asserts what the abusive client sees and
  * that another client is still served. `npm run test:abuse` runs them larger.
  */

@@ -16,7 +16,7 @@ import { scaled, servedMeanwhile } from "./support.js";
 /*
  * Probe 8 of issue 21 in raw HTTP/2 frames, which node:http2's client will not
  * send: a WINDOW_UPDATE past 2^31-1, and more streams than the connection's
- * SETTINGS allow. Each checks the code README gives and that other clients
+ * SETTINGS allow. Each checks the code docs/security.md gives and that other clients
  * are served; `npm run test:abuse` repeats them.
  */
 
@@ -56,7 +56,7 @@ describe("probe 8: HTTP/2 frames past the connection's limits", () => {
   const goawayCodes = (frames: readonly ReceivedFrame[]) =>
     frames.filter((f) => f.type === FRAME.goaway).map((f) => errorCodeOf(f));
 
-  it("should end the connection with GOAWAY INTERNAL_ERROR (as README says) when a WINDOW_UPDATE overflows its window, and serve other clients", async () => {
+  it("should end the connection with GOAWAY INTERNAL_ERROR (as docs/security.md says) when a WINDOW_UPDATE overflows its window, and serve other clients", async () => {
     for (let round = 0; round < scaled(1, 100); round++) {
       // The connection window starts at 65,535: 2^31-1 more overflows it (RFC 9113 §6.9.1).
       const { frames, closed } = await rawExchange(svc.port, windowUpdate(0, 0x7fffffff));

@@ -10,7 +10,7 @@ import { grpcAnswer, scaled, servedMeanwhile, sleep } from "./support.js";
 /*
  * The slow senders of issue 21's probes 1 and 2 that only the port's fixed
  * timers end: the 10 s a connection may stay silent and the 30 s a request
- * or a stream may take (README, "Limits and their defaults"). They cannot be
+ * or a stream may take (docs/security.md, "Limits and their defaults"). They cannot be
  * made shorter from outside, so the four run side by side, each on its own
  * service: the file takes about 31 s.
  */

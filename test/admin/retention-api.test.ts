@@ -413,7 +413,7 @@ describe("a shutdown during a cleanup", () => {
   });
 });
 
-describe("a policy change mid-sweep (README: it takes effect from that sweep's next batch)", () => {
+describe("a policy change mid-sweep (docs/retention.md: it takes effect from that sweep's next batch)", () => {
   /** Rows per sweep batch here: a sweep of the rows below takes a hundred batches. */
   const BATCH = 500;
   const OLDER = 50_000;

@@ -141,7 +141,7 @@ describe("a retention sweep of 1,000,000 expired rows under continuous ingestion
           `during it (${during.sent} requests); p99 ratio ` +
           `${(percentile(during.latencies, 0.99) / percentile(quiet.latencies, 0.99)).toFixed(2)}`,
       );
-      // npm run bench:retention: bench/results/retention-sweep-<backend>-<timestamp>.json (README's figures).
+      // npm run bench:retention: bench/results/retention-sweep-<backend>-<timestamp>.json (the docs' figures).
       const ms = (run: { latencies: number[] }, q: number) =>
         Math.round(percentile(run.latencies, q) * 10) / 10;
       writeResult("retention-sweep", {

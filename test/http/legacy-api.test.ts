@@ -6,7 +6,7 @@ import { sendWhileCommitsAreHeld } from "../support/commit-gate.js";
 import { legacyMetric, postMetrics } from "../support/legacy.js";
 import { countIn, startTestService, type TestService } from "../support/service.js";
 
-describe("legacy JSON API (contract §1)", () => {
+describe("legacy JSON API (docs/legacy-contract.md §1)", () => {
   let svc: TestService;
   const limitedKey = "limited-key-0123456789";
   const inactiveKey = "inactive-key-0123456789";

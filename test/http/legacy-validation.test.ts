@@ -266,7 +266,7 @@ const SCHEMA_ERRORS: [string, unknown, { type: string; loc: (string | number)[] 
   ],
 ];
 
-describe("legacy validation (contract §2) over POST /metrics", () => {
+describe("legacy validation (docs/legacy-contract.md §2) over POST /metrics", () => {
   let svc: TestService;
   beforeAll(async () => {
     svc = await startTestService({ METRICS_RATE_LIMIT: "100000" });

@@ -19,7 +19,7 @@ function pythonBody(service: string, metric: string): string {
   return `{"service": "${service}", "version": "1.0.0", "instance_id": "${service}-4242", "metrics": [${metric}]}`;
 }
 
-describe("what the Python client sends (contract §6), replayed byte for byte", () => {
+describe("what the Python client sends (docs/legacy-contract.md §6), replayed byte for byte", () => {
   let svc: TestService;
   beforeAll(async () => {
     svc = await startTestService();
@@ -157,7 +157,7 @@ describe("what the Python client sends (contract §6), replayed byte for byte", 
       resource_id: "srv-1",
       user_id: "alice",
     });
-    // A null typed field is simply unset: it is not written back (see README).
+    // A null typed field is simply unset: it is not written back (docs/legacy-json.md).
     expect(JSON.parse(registry.row.metadata as string)).toEqual({});
 
     const health = await replay(

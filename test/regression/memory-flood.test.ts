@@ -18,7 +18,7 @@ const MAX_ANONYMOUS = 16;
 /**
  * Memory one request may take, in multiples of its body: about 5 live (the body,
  * its text, the parsed batch, the rendered rows), and as much again of garbage
- * the collector has not reclaimed yet (README, "Limits and their defaults").
+ * the collector has not reclaimed yet (docs/security.md, "Limits and their defaults").
  */
 const WORKING_SET_PER_BODY = 8;
 /** Requests sent at once by each ingress: far more than the bound. */

@@ -473,7 +473,7 @@ describe("bad input over POST /metrics (property-based)", () => {
       console.info(
         `bad-input-json: ${sent.requests} requests, ${accepted.size} accepted, ${rejected.size} rejected with 200`,
       );
-      // npm run test:fuzz: bench/results/fuzz-json-<backend>-<timestamp>.json (README's figures).
+      // npm run test:fuzz: bench/results/fuzz-json-<backend>-<timestamp>.json (the docs' figures).
       writeResult("fuzz-json", {
         fuzzRuns: Number(process.env.FUZZ_RUNS),
         seed: process.env.FUZZ_SEED ?? null,

@@ -676,7 +676,7 @@ describe("bad input over the RPCs (property-based)", () => {
     expect((await fetch(`${svc.url}/health`)).status).toBe(200);
     if (process.env.FUZZ_RUNS) {
       console.info(`bad-input-rpc: ${sent.calls} calls, ${accepted.size} accepted`);
-      // npm run test:fuzz: bench/results/fuzz-rpc-<backend>-<timestamp>.json (README's figures).
+      // npm run test:fuzz: bench/results/fuzz-rpc-<backend>-<timestamp>.json (the docs' figures).
       writeResult("fuzz-rpc", {
         fuzzRuns: Number(process.env.FUZZ_RUNS),
         seed: process.env.FUZZ_SEED ?? null,

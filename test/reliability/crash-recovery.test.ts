@@ -25,7 +25,7 @@ describe("crash recovery", () => {
       if (process.env.CRASH_REPORT) {
         writeFileSync(process.env.CRASH_REPORT, `${JSON.stringify(report, null, 2)}\n`);
       }
-      // npm run test:crash: bench/results/crash-sqlite-<timestamp>.json (README's figures).
+      // npm run test:crash: bench/results/crash-sqlite-<timestamp>.json (the docs' figures).
       writeResult("crash", { serviceEnv, ...report });
       expect(report.unexpectedErrors).toEqual([]);
       expect(report.kills).toBe(rounds);

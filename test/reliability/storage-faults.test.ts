@@ -486,8 +486,8 @@ describe("a read-only database", () => {
         expect(legacy.headers.get("retry-after")).toBe("1");
 
         execFileSync("mount", ["-o", "remount,rw", mount]);
-        // The handover closes the standby's port for the start-up's duration (README,
-        // Storage faults): a probe that meets that gap is "not ready yet", as for a balancer.
+        // Until the service serves, the port answers not ready (docs/reliability.md,
+        // "Start and stop"); a probe that cannot connect counts as not ready too, as for a balancer.
         const readyNow = () =>
           readyz(svc.url).then(
             (r) => r.status === 200,

@@ -7,7 +7,7 @@ import { authBatch } from "../support/events.js";
 import { spawnService } from "../support/process.js";
 
 /*
- * README: "METRICS_SHUTDOWN_TIMEOUT_MS … the whole shutdown's budget …; a
+ * docs/configuration.md: "METRICS_SHUTDOWN_TIMEOUT_MS … the whole shutdown's budget …; a
  * shutdown still running 2 s past it exits 1". On a real started process: a
  * commit that cannot end (another connection holds a lock on `metrics`, and
  * the storage timeout is far away) keeps the shutdown from finishing.

@@ -97,7 +97,7 @@ describe("openDatabase", () => {
     db.close();
   });
 
-  it("should lead every event index with the timestamp or a low-cardinality column (STACK.md trap 11)", () => {
+  it("should lead every event index with the timestamp or a low-cardinality column (docs/dependencies.md trap 11)", () => {
     const db = openDatabase(":memory:", options);
     const indexes = db
       .prepare(
