@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 /**
  * Every suite runs on SQLite and on PostgreSQL (issue 23): the `postgres`
@@ -81,14 +81,18 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "sqlite", include: ["test/**/*.test.ts"], exclude: POSTGRES_ONLY },
+        test: {
+          name: "sqlite",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, ...POSTGRES_ONLY],
+        },
       },
       {
         extends: true,
         test: {
           name: "postgres",
           include: ["test/**/*.test.ts"],
-          exclude: SQLITE_ONLY_FILES,
+          exclude: [...configDefaults.exclude, ...SQLITE_ONLY_FILES],
           env: { METRICS_TEST_BACKEND: "postgres" },
         },
       },

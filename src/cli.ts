@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
 import type { KeyScope } from "./auth/principal.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { openStorage, storageDriver } from "./storage/backend.js";
+import { openStorage, storageDriver } from "./storage/drivers.js";
 import { SERVICE_VERSION } from "./version.js";
 
 /** A command line this tool cannot read (exit 2, with the usage); other failures exit 1. */

@@ -1,3 +1,4 @@
+import type { ReadinessProbe } from "../storage/backend.js";
 import { SCHEMA_VERSION } from "../storage/migrations.js";
 import { StorageError } from "../storage/storage-error.js";
 
@@ -31,19 +32,7 @@ export interface Readiness {
   noteCommit(error?: StorageError): void;
 }
 
-/** How readiness asks the database (each backend provides its own). */
-export interface ReadinessProbe {
-  /** Writes the one row of `readiness_probe`; throws what the driver threw. */
-  write(): Promise<void>;
-  /**
-   * A write that proves the database takes a commit, not only a row: SQLite
-   * gives the WAL's space back and writes more than a commit of an event
-   * appends (`proveWritable`). Without it, {@link write} is the proof.
-   */
-  prove?(): Promise<void>;
-  /** The schema version the database is at. */
-  schemaVersion(): Promise<number>;
-}
+export type { ReadinessProbe };
 
 /** Options of {@link createReadiness}. */
 export interface ReadinessOptions {

@@ -201,7 +201,91 @@ function enumTexts(field: DescField): Pick<TypedField, "labels" | "values"> {
   return { labels, values };
 }
 
-function typedField(field: DescField, table: string): TypedField {
+/** Column names every specialized table has already, which no typed field may take. */
+const RESERVED_COLUMNS = new Set([
+  "id",
+  "request_id",
+  "timestamp",
+  "service",
+  "duration_ms",
+  "created_at",
+]);
+
+/**
+ * Tables of the schema that are not a kind's, which no kind may claim, and
+ * names PostgreSQL reserves, which no table or column may take unquoted.
+ */
+const RESERVED_TABLES = new Set([
+  "metrics",
+  "api_keys",
+  "retention_policies",
+  "ingest_batches",
+  "readiness_probe",
+  "schema_migrations",
+]);
+const SQL_RESERVED = new Set([
+  "all",
+  "and",
+  "any",
+  "array",
+  "as",
+  "asc",
+  "both",
+  "case",
+  "cast",
+  "check",
+  "collate",
+  "column",
+  "constraint",
+  "create",
+  "default",
+  "desc",
+  "distinct",
+  "do",
+  "else",
+  "end",
+  "except",
+  "false",
+  "for",
+  "foreign",
+  "from",
+  "grant",
+  "group",
+  "having",
+  "in",
+  "initially",
+  "intersect",
+  "into",
+  "leading",
+  "limit",
+  "not",
+  "null",
+  "offset",
+  "on",
+  "only",
+  "or",
+  "order",
+  "primary",
+  "references",
+  "returning",
+  "select",
+  "some",
+  "table",
+  "then",
+  "to",
+  "trailing",
+  "true",
+  "union",
+  "unique",
+  "user",
+  "using",
+  "when",
+  "where",
+  "window",
+  "with",
+]);
+
+function typedField(field: DescField, table: string, tableSince: number): TypedField {
   const options = getOption(field, field_catalog);
   const where = `${field.parent.typeName}.${field.name}`;
   const type = valueType(field);
@@ -217,6 +301,11 @@ function typedField(field: DescField, table: string): TypedField {
   if (!options.column && options.columnSince !== 0) {
     throw new CatalogError(`${where}: column_since is set on a field that is not a column`);
   }
+  if (options.column && (RESERVED_COLUMNS.has(field.name) || SQL_RESERVED.has(field.name))) {
+    throw new CatalogError(
+      `${where}: a column may not be named ${field.name} (${RESERVED_COLUMNS.has(field.name) ? "every specialized table has it already" : "an SQL reserved word"})`,
+    );
+  }
   return {
     name: field.name,
     localName: field.localName,
@@ -229,7 +318,8 @@ function typedField(field: DescField, table: string): TypedField {
           column: {
             name: field.name,
             type: columnType(type),
-            since: Math.max(1, options.columnSince),
+            // Unset: the table's own version (a column of a new table comes with it).
+            since: options.columnSince === 0 ? tableSince : options.columnSince,
           },
         }
       : {}),
@@ -280,7 +370,11 @@ function eventKind(member: DescField): EventKind {
   if (options.table !== "" && !IDENTIFIER.test(options.table)) {
     throw new CatalogError(`${where}: table ${options.table} is not a plain lowercase SQL name`);
   }
-  const fields = message.fields.map((f) => typedField(f, options.table));
+  if (RESERVED_TABLES.has(options.table) || SQL_RESERVED.has(options.table)) {
+    throw new CatalogError(`${where}: table ${options.table} is a name the schema or SQL reserves`);
+  }
+  const tableSince = Math.max(1, options.tableSince);
+  const fields = message.fields.map((f) => typedField(f, options.table, tableSince));
   checkLegacyKeys(message, fields);
   const byName = new Map(fields.map((f) => [f.name, f]));
   for (const label of options.labels) {
@@ -307,13 +401,19 @@ function eventKind(member: DescField): EventKind {
   if (valueSeconds && !options.valueRequired) {
     throw new CatalogError(`${where}: a histogram of the value needs value_required`);
   }
+  if (options.histogramSource !== HistogramSource.UNSPECIFIED && histogram === undefined) {
+    throw new CatalogError(`${where}: histogram_source is set, but the kind has no histogram`);
+  }
+  if (options.noInstruments && fields.some((f) => f.histogramMs !== undefined)) {
+    throw new CatalogError(`${where}: a field has histogram_ms on a kind with no_instruments`);
+  }
   const columns = fields.filter(
     (f): f is TypedField & { readonly column: ColumnSpec } => f.column !== undefined,
   );
   if (options.table !== "" && columns.length === 0) {
     throw new CatalogError(`${where}: table ${options.table} is declared but no field is a column`);
   }
-  const since = Math.max(1, options.tableSince);
+  const since = tableSince;
   for (const f of columns) {
     if (f.column.since < since) {
       throw new CatalogError(

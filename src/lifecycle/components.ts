@@ -147,8 +147,9 @@ export function runComponents(
     const component = started[index] as Component;
     return shareOf(budget.deadline, budget.totalMillis, keptAfter, reserveOf(component, budget));
   };
-  const tell = (budget: StopBudget): void => {
-    for (let i = started.length - 1; i >= 0; i--) {
+  /** Tells the started components from `started[from]` on that their stop begins, last first. */
+  const tell = (budget: StopBudget, from = 0): void => {
+    for (let i = started.length - 1; i >= from; i--) {
       const component = started[i] as Component;
       if (told.has(component)) continue;
       told.add(component);
@@ -161,7 +162,7 @@ export function runComponents(
   };
   /** Stops the started components from `started[from]` on, last first; throws the first failure. */
   const stopFrom = async (from: number, budget: StopBudget): Promise<void> => {
-    tell(budget);
+    tell(budget, from);
     let failure: { error: unknown } | undefined;
     while (started.length > from) {
       const index = started.length - 1;

@@ -1,11 +1,8 @@
-import type { ReadinessProbe } from "../admin/readiness.js";
 import type { Config } from "../config.js";
 import type { BatchLedger } from "./batch-ledger.js";
 import type { EventStore, EventStoreOptions } from "./group-commit.js";
 import type { KeyStore } from "./key-store.js";
-import { postgresDriver } from "./postgres/backend.js";
 import type { RetentionStore } from "./retention.js";
-import { sqliteDriver } from "./sqlite/backend.js";
 
 /**
  * One storage engine behind the service: the same tables and the same
@@ -73,12 +70,16 @@ export interface StorageDriver {
   missing(config: Config): string | undefined;
 }
 
-/** The configured engine: PostgreSQL when `DATABASE_URL` names one, else the SQLite file. */
-export function storageDriver(config: Config): StorageDriver {
-  return config.databaseUrl === undefined ? sqliteDriver : postgresDriver;
-}
-
-/** Opens the configured storage and brings its schema up to date. */
-export function openStorage(config: Config): Promise<StorageBackend> {
-  return storageDriver(config).open(config);
+/** How readiness asks the database (each backend provides its own). */
+export interface ReadinessProbe {
+  /** Writes the one row of `readiness_probe`; throws a `StorageError`. */
+  write(): Promise<void>;
+  /**
+   * A write that proves the database takes a commit, not only a row: SQLite
+   * gives the WAL's space back and writes more than a commit of an event
+   * appends (`proveWritable`). Without it, {@link write} is the proof.
+   */
+  prove?(): Promise<void>;
+  /** The schema version the database is at. */
+  schemaVersion(): Promise<number>;
 }

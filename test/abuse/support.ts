@@ -3,7 +3,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";
 import { loadConfig } from "../../src/config.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import type { TestService } from "../support/service.js";
 
 /**

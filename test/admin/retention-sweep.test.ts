@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import { openDatabase } from "../../src/storage/sqlite/database.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { countIn, freshPgSchema, onPostgres, pgTestDb } from "../support/database.js";

@@ -4,7 +4,7 @@ import { hashApiKey } from "../../src/auth/api-key.js";
 import { createKeyRegistry } from "../../src/auth/key-registry.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import {
   freshPgSchema,
   onPostgres,

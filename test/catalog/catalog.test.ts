@@ -80,6 +80,26 @@ const BROKEN: readonly (readonly [name: string, body: string, message: RegExp])[
      optional string b = 2 [(mcp.metrics.v1.field_catalog) = {legacy_aliases: ["a"]}]; }`,
     /broken\d+\.Aliased: legacy key a is read by both a and b/,
   ],
+  [
+    "a column named as every table's own",
+    `message Shadow { option (mcp.metrics.v1.kind_catalog) = { table: "shadow_metrics" no_instruments: true };
+     optional string service = 1 [(mcp.metrics.v1.field_catalog) = {column: true}]; }`,
+    /broken\d+\.Shadow\.service: a column may not be named service \(every specialized table has it already\)/,
+  ],
+  [
+    "a table the schema reserves",
+    `message Keys { option (mcp.metrics.v1.kind_catalog) = { table: "api_keys" no_instruments: true };
+     optional string x = 1 [(mcp.metrics.v1.field_catalog) = {column: true}]; }`,
+    /broken\d+\.Keys: table api_keys is a name the schema or SQL reserves/,
+  ],
+  [
+    "a histogram source without a histogram",
+    `message Sourced { option (mcp.metrics.v1.kind_catalog) = {
+       value_required: true counter: {name: "s_total", description: "S"}
+       histogram_source: HISTOGRAM_SOURCE_VALUE_SECONDS };
+     optional string x = 1; }`,
+    /broken\d+\.Sourced: histogram_source is set, but the kind has no histogram/,
+  ],
 ];
 
 /** Compiles each broken schema (with catalog.proto) with buf, and returns each one's `Event`. */

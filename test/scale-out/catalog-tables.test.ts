@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import { freshPgSchema, pgTestDb } from "../support/database.js";
 
 describe("PostgreSQL's tables checked against the event catalog at start", () => {

@@ -118,6 +118,14 @@ describe("a storage wait through a blackholed PostgreSQL (issue 21, part 5)", ()
       expect(millis).toBeLessThan(DEFAULT_ONE_PORT_OPTIONS.requestTimeoutMillis);
     }
 
+    // A readiness probe of a silent PostgreSQL gives up at its own bound, naming the fault.
+    const silent = await fetch(`${svc.url}/readyz`);
+    expect(silent.status).toBe(503);
+    expect(((await silent.json()) as { checks: object }).checks).toMatchObject({
+      database: "unreachable",
+      migrations: "unreachable",
+    });
+
     // PostgreSQL answers again: the blackholed connections end, new ones pass.
     relay.cut();
     await vi.waitUntil(async () => (await fetch(`${svc.url}/readyz`)).status === 200, {

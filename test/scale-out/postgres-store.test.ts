@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { openStorage, type StorageBackend } from "../../src/storage/backend.js";
+import type { StorageBackend } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import type { CommitStats } from "../../src/storage/group-commit.js";
 import { type EventRow, specializedRowOf } from "../../src/storage/rows.js";
 import { freshPgSchema, pgTestDb, type TestDb } from "../support/database.js";

@@ -7,7 +7,7 @@ import { type RunningService, startService } from "../../src/app.js";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import { freshPgSchema, onPostgres, pgTestDb, sqliteTestDb, type TestDb } from "./database.js";
 
 export { countIn, holdWriteLock, jsonField, onPostgres, type TestDb } from "./database.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";
 import { loadConfig } from "../../src/config.js";
-import { openStorage } from "../../src/storage/backend.js";
+import { openStorage } from "../../src/storage/drivers.js";
 import { GRPC, ingestClient } from "../support/clients.js";
 import { postMetrics } from "../support/legacy.js";
 import { exposition, freePort, startTestService, type TestService } from "../support/service.js";

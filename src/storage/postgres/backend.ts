@@ -3,6 +3,7 @@ import { RETAINED_TABLES } from "../../catalog/catalog.js";
 import type { Config } from "../../config.js";
 import type { StorageBackend, StorageDriver } from "../backend.js";
 import { ledgerWindowMillis } from "../batch-ledger.js";
+import { classifying, type StorageError } from "../storage-error.js";
 import { pgStorageError } from "./errors.js";
 import { createPgBatchLedger, createPgEventStore } from "./event-store.js";
 import { createPgKeyStore } from "./key-store.js";
@@ -14,10 +15,12 @@ import { pgRetentionStore } from "./retention-store.js";
 const PG_PROBE_TIMEOUT_MILLIS = 2000;
 
 /** A probe that did not answer in time, as a connection failure (SQLSTATE class 08). */
-function probeTimeout(): Error {
-  return Object.assign(new Error("PostgreSQL did not answer the readiness probe in time"), {
-    code: "08006",
-  });
+function probeTimeout(): StorageError {
+  return pgStorageError(
+    Object.assign(new Error("PostgreSQL did not answer the readiness probe in time"), {
+      code: "08006",
+    }),
+  );
 }
 
 /**
@@ -73,15 +76,20 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
     capabilities: { sharedByReplicas: true },
     location: redactedUrl(url),
     filePath: undefined,
-    keys: createPgKeyStore(pool),
-    retention: pgRetentionStore(pool),
-    readiness: {
-      async write() {
-        await bounded(probeWrite());
+    // Their queries classify their errors already (pool.ts's query()); wrapped
+    // as SQLite's are, so that nothing they throw leaves unclassified.
+    keys: classifying(createPgKeyStore(pool), pgStorageError),
+    retention: classifying(pgRetentionStore(pool), pgStorageError),
+    readiness: classifying(
+      {
+        async write() {
+          await bounded(probeWrite());
+        },
+        schemaVersion: () => bounded(probeVersion()),
       },
-      schemaVersion: () => bounded(probeVersion()),
-    },
-    ledger,
+      pgStorageError,
+    ),
+    ledger: ledger && classifying(ledger, pgStorageError),
     createEventStore: (options) =>
       createPgEventStore(pool, {
         ...options,

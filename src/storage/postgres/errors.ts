@@ -52,6 +52,6 @@ export function pgStorageError(cause: unknown): StorageError {
   return new StorageError(
     transient ? "unavailable" : "internal",
     `storage ${transient ? "unavailable" : "failure"}: ${code || String(cause)}`,
-    { cause, code, problem: problemOf(code) },
+    { cause, code, ...(code ? { problem: problemOf(code) } : {}) },
   );
 }

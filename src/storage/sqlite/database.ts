@@ -1,8 +1,8 @@
 import { mkdirSync, statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
-import type { ReadinessProbe } from "../../admin/readiness.js";
 import { RETAINED_TABLES } from "../../catalog/catalog.js";
+import type { ReadinessProbe } from "../backend.js";
 import { classifying } from "../storage-error.js";
 import { sqliteStorageError } from "./errors.js";
 import { migrate } from "./migrations.js";

@@ -34,7 +34,8 @@ export function sqliteStorageError(cause: unknown): StorageError {
   const transient = TRANSIENT.test(code);
   return new StorageError(
     transient ? "unavailable" : "internal",
-    `storage ${transient ? "unavailable" : "failure"}: ${code}`,
+    // SQLite's own words too ("database is locked"): the log and a failed start show them.
+    `storage ${transient ? "unavailable" : "failure"}: ${code}: ${(cause as Error).message}`,
     { cause, busy: /^SQLITE_(BUSY|LOCKED)/.test(code), code, problem: problemOf(code) },
   );
 }
