@@ -77,6 +77,8 @@ export interface TypedField {
 export interface ColumnSpec {
   readonly name: string;
   readonly type: ColumnType;
+  /** Its place among the table's catalog columns ({@link SpecializedTable.fields}). */
+  readonly index: number;
   /** The schema version whose migration added it (1: the table's first). */
   readonly since: number;
 }
@@ -285,7 +287,12 @@ const SQL_RESERVED = new Set([
   "with",
 ]);
 
-function typedField(field: DescField, table: string, tableSince: number): TypedField {
+function typedField(
+  field: DescField,
+  table: string,
+  tableSince: number,
+  columnIndex: number,
+): TypedField {
   const options = getOption(field, field_catalog);
   const where = `${field.parent.typeName}.${field.name}`;
   const type = valueType(field);
@@ -318,6 +325,7 @@ function typedField(field: DescField, table: string, tableSince: number): TypedF
           column: {
             name: field.name,
             type: columnType(type),
+            index: columnIndex,
             // Unset: the table's own version (a column of a new table comes with it).
             since: options.columnSince === 0 ? tableSince : options.columnSince,
           },
@@ -374,7 +382,15 @@ function eventKind(member: DescField): EventKind {
     throw new CatalogError(`${where}: table ${options.table} is a name the schema or SQL reserves`);
   }
   const tableSince = Math.max(1, options.tableSince);
-  const fields = message.fields.map((f) => typedField(f, options.table, tableSince));
+  let columnCount = 0;
+  const fields = message.fields.map((f) =>
+    typedField(
+      f,
+      options.table,
+      tableSince,
+      getOption(f, field_catalog).column ? columnCount++ : -1,
+    ),
+  );
   checkLegacyKeys(message, fields);
   const byName = new Map(fields.map((f) => [f.name, f]));
   for (const label of options.labels) {

@@ -9,7 +9,7 @@ import {
   type TypedField,
   writeTypedField,
 } from "../catalog/catalog.js";
-import type { ColumnValue, EventRow, SpecializedRow } from "../storage/rows.js";
+import type { ColumnValue, EventRow } from "../storage/rows.js";
 import { formatMillis, formatTimestamp } from "./timestamps.js";
 
 /** The envelope fields every row of a batch shares. */
@@ -130,26 +130,10 @@ function renderTarget(source: JsonObject | undefined): JsonObject {
   return source !== undefined && Object.hasOwn(source, "__proto__") ? Object.create(null) : {};
 }
 
-/** A typed value as its column stores it: booleans as 1 or 0, enums by their legacy text, NULL when unset. */
-function columnValue(field: TypedField, value: boolean | string | number | undefined): ColumnValue {
-  if (value === undefined) return null;
+/** A set typed value as its column stores it: booleans as 1 or 0, enums by their legacy text. */
+function columnValue(field: TypedField, value: boolean | string | number): ColumnValue {
   if (typeof value === "boolean") return value ? 1 : 0;
   return legacyValue(field, value) as string | number;
-}
-
-/** The row of the event's specialized table, if its kind has one, read from its typed fields. */
-function specializedRow(
-  kind: EventKind,
-  message: Readonly<Record<string, unknown>>,
-): SpecializedRow | undefined {
-  const table = kind.table;
-  if (table === undefined) return undefined;
-  const values = new Array<ColumnValue>(table.fields.length);
-  for (let i = 0; i < values.length; i++) {
-    const field = table.fields[i] as TypedField;
-    values[i] = columnValue(field, readTypedField(message, field));
-  }
-  return { table, values };
 }
 
 /**
@@ -188,10 +172,14 @@ export function renderEvent(
   const message = event.kind.value as unknown as Record<string, unknown>;
   const dimensions = renderTarget(event.dimensions);
   const metadata = renderTarget(event.metadata);
+  // The specialized row's columns are filled in the same pass: NULL where unset.
+  const table = kind.table;
+  const columns = table && new Array<ColumnValue>(table.fields.length).fill(null);
   for (const field of kind.fields) {
     const value = readTypedField(message, field);
     if (value === undefined) continue;
     (field.origin === "dimensions" ? dimensions : metadata)[field.name] = legacyValue(field, value);
+    if (columns && field.column) columns[field.column.index] = columnValue(field, value);
   }
   if (event.dimensions !== undefined) Object.assign(dimensions, event.dimensions);
   if (event.metadata !== undefined) Object.assign(metadata, event.metadata);
@@ -208,7 +196,7 @@ export function renderEvent(
     dimensions: JSON.stringify(verbatim ? { ...dimensions, ...verbatim } : dimensions),
     metadata: JSON.stringify(metadata),
     keyService: envelope.keyService ?? null,
-    specialized: specializedRow(kind, message),
+    specialized: table && columns && { table, values: columns },
   };
   return { row, dimensions, metadata };
 }

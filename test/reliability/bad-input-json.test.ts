@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import { deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EVENT_KINDS } from "../../src/catalog/catalog.js";
 import { legacyMetric } from "../support/legacy.js";
 import { writeResult } from "../support/results.js";
 import { countIn, startTestService, type TestService } from "../support/service.js";
@@ -26,15 +27,8 @@ const CLIENT_STATUSES = [200, 400, 403, 409, 413, 415, 422];
 /** The body limit of this file's service: small, so that 413 is reached cheaply. */
 const MAX_BODY_BYTES = 256 * 1024;
 
-const METRIC_TYPES = [
-  "auth_request",
-  "tool_discovery",
-  "tool_execution",
-  "registry_operation",
-  "health_check",
-  "protocol_latency",
-  "custom",
-];
+/** Every legacy type, from the event catalog. */
+const METRIC_TYPES = EVENT_KINDS.map((k) => k.name);
 
 /** Keys the legacy decoder and validator read, so that mutations hit them often. */
 const KNOWN_KEYS = [
