@@ -3,11 +3,13 @@ import { createReadiness } from "./admin/readiness.js";
 import { createKeyRegistry, type KeyRegistry } from "./auth/key-registry.js";
 import type { Config } from "./config.js";
 import { createIngestor } from "./ingest/ingestor.js";
+import { rollupRowOfStored } from "./ingest/normalize.js";
 import { type Component, part, runComponents } from "./lifecycle/components.js";
 import { createServicePort } from "./lifecycle/port.js";
 import { createScheduler, type Job } from "./lifecycle/scheduler.js";
 import { createStandby } from "./lifecycle/standby.js";
 import type { Logger } from "./log.js";
+import { createHistory, horizonsOf } from "./query/history.js";
 import { createSharedRateLimiter } from "./ratelimit/shared-limiter.js";
 import { localRateLimiter } from "./ratelimit/token-bucket.js";
 import { createMetricsRoutes } from "./server.js";
@@ -15,6 +17,7 @@ import type { BatchLedger } from "./storage/batch-ledger.js";
 import { openStorage, storageDriver } from "./storage/drivers.js";
 import { createRetention } from "./storage/retention.js";
 import { sweepRetention } from "./storage/retention-schedule.js";
+import { backfillRollups } from "./storage/rollup-backfill.js";
 import { createRefusalLog } from "./telemetry/refusal-log.js";
 import { createTelemetry, redactedEndpoint, type Telemetry } from "./telemetry/telemetry.js";
 
@@ -71,6 +74,7 @@ function serviceComponents(config: Config, log: Logger) {
       const backend = await openStorage(config);
       try {
         await backend.seedRetentionPolicies(config.retentionDays);
+        await backfillRollups(backend.rollupBackfill, rollupRowOfStored, log);
       } catch (error) {
         await backend.close().catch(() => {});
         throw error;
@@ -288,6 +292,10 @@ function serviceComponents(config: Config, log: Logger) {
           limiter: limits.value.limiter,
           ingestor: ingest.value.ingestor,
           retention: retention.value,
+          history: createHistory({
+            reader: backend.history,
+            horizons: () => horizonsOf(retention.value.policies(), Date.now()),
+          }),
           metrics,
           readiness: readiness.value,
           refusals: createRefusalLog({

@@ -6,23 +6,23 @@
  * within `METRICS_KEY_RELOAD_MS`. Keys are printed once, at creation; `list` never
  * shows a key or its hash.
  *
- *   mcp-metrics keys create --service NAME [--scope ingest|admin] [--rate-limit N] [--expires 90d]
+ *   mcp-metrics keys create --service NAME [--scope ingest|read|admin] [--rate-limit N] [--expires 90d]
  *   mcp-metrics keys list [--json]
  *   mcp-metrics keys revoke ID
  *   mcp-metrics keys rotate ID [--grace 24h]
  */
 import { parseArgs } from "node:util";
 import { createKeyAdmin, KeyAdminError, parseDuration } from "./auth/key-admin.js";
-import type { KeyScope } from "./auth/principal.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { openStorage, storageDriver } from "./storage/drivers.js";
+import { isKeyScope } from "./storage/key-store.js";
 import { SERVICE_VERSION } from "./version.js";
 
 /** A command line this tool cannot read (exit 2, with the usage); other failures exit 1. */
 class UsageError extends Error {}
 
 const USAGE = `usage:
-  mcp-metrics keys create --service NAME [--scope ingest|admin] [--rate-limit N] [--expires 90d] [--description TEXT]
+  mcp-metrics keys create --service NAME [--scope ingest|read|admin] [--rate-limit N] [--expires 90d] [--description TEXT]
   mcp-metrics keys list [--json]
   mcp-metrics keys revoke ID
   mcp-metrics keys rotate ID [--grace 24h]
@@ -79,8 +79,9 @@ async function main(argv: string[]): Promise<number> {
   };
   const expiresInMillis = duration("expires");
   const graceMillis = duration("grace") ?? 0;
-  if (values.scope !== "ingest" && values.scope !== "admin") {
-    throw new UsageError(`--scope must be ingest or admin, got ${values.scope}`);
+  const scope = values.scope;
+  if (!isKeyScope(scope)) {
+    throw new UsageError(`--scope must be ingest, read or admin, got ${scope}`);
   }
   const config = loadConfig(process.env);
   const rateLimit = Number(values["rate-limit"] ?? config.rateLimitPerMinute);
@@ -104,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
         if (values.service === undefined) throw new UsageError("--service is required");
         const created = await keys.create({
           service: values.service,
-          scope: values.scope as KeyScope,
+          scope,
           rateLimit,
           expiresInMillis,
           description: values.description,

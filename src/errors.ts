@@ -213,6 +213,30 @@ export const errors = {
     ),
 
   /**
+   * A query (`QueryService`, `GET /export`) with an ingest key: reading the
+   * history needs the read or the admin scope (docs/security.md#scopes-and-service-binding).
+   */
+  readRequired: () =>
+    refusal(
+      "this API key has the ingest scope: querying needs a key with the read or admin scope",
+      Code.PermissionDenied,
+      undefined,
+      [errorInfo("READ_SCOPE_REQUIRED")],
+    ),
+
+  /**
+   * Anything but a query with a read key: it may not send events nor run
+   * admin operations (docs/security.md#scopes-and-service-binding).
+   */
+  readOnlyKey: () =>
+    refusal(
+      "this API key has the read scope: it may only query (QueryService, GET /export)",
+      Code.PermissionDenied,
+      undefined,
+      [errorInfo("READ_ONLY_KEY")],
+    ),
+
+  /**
    * An ingest key reported events as a service other than its own (docs/legacy-contract.md W15).
    * Nothing of the batch was stored.
    */

@@ -11,6 +11,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../gen/mcp/metrics/v1/admin_pb.js";
 import { IngestService } from "../gen/mcp/metrics/v1/ingest_pb.js";
+import { QueryService } from "../gen/mcp/metrics/v1/query_pb.js";
 import { createAdminServiceImpl } from "./admin/admin-rpc.js";
 import { createHealthServiceImpl } from "./admin/health-rpc.js";
 import type { Readiness } from "./admin/readiness.js";
@@ -35,6 +36,8 @@ import { ingressOf, rpcIngress } from "./http/unread-answer.js";
 import { createIngestServiceImpl } from "./ingest/ingest-rpc.js";
 import type { Ingestor } from "./ingest/ingestor.js";
 import type { Logger } from "./log.js";
+import type { History } from "./query/history.js";
+import { createQueryServiceImpl } from "./query/query-rpc.js";
 import { createRateLimitInterceptor } from "./ratelimit/rate-limit-interceptor.js";
 import type { RateLimiter } from "./ratelimit/token-bucket.js";
 import type { Retention } from "./storage/retention.js";
@@ -50,6 +53,8 @@ export interface MetricsServerOptions {
   readonly ingestor: Ingestor;
   /** Retention and database operations (admin API and RPCs). */
   readonly retention: Retention;
+  /** The stored history's questions (QueryService, `GET /export`). */
+  readonly history: History;
   /** The service's own metrics; none are recorded when absent. */
   readonly metrics?: ServiceMetrics;
   /** Whether the service takes events (`/readyz`, `/health`, gRPC health). */
@@ -257,6 +262,7 @@ export function createMetricsRoutes(options: MetricsServerOptions): MetricsRoute
         createIngestServiceImpl({ ingestor: options.ingestor, draining }),
       );
       router.service(AdminService, createAdminServiceImpl(options.retention));
+      router.service(QueryService, createQueryServiceImpl(options.history));
       router.service(Health, createHealthServiceImpl({ readiness, draining }));
       // Last, so that it covers every service: an undecodable message is the client's mistake.
       // Those calls never reach the interceptors: counted here.
@@ -300,6 +306,7 @@ export function createMetricsRoutes(options: MetricsServerOptions): MetricsRoute
       arrival,
       log,
       retention: options.retention,
+      history: options.history,
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.refusals ? { refusals: options.refusals } : {}),
     }),

@@ -17,6 +17,7 @@
  */
 import { statSync } from "node:fs";
 import { join } from "node:path";
+import type { EventStore } from "../../src/storage/group-commit.js";
 import type { EventRow } from "../../src/storage/rows.js";
 import { type Database, openDatabase } from "../../src/storage/sqlite/database.js";
 import { createEventStore } from "../../src/storage/sqlite/event-store.js";
@@ -83,33 +84,53 @@ const TIMED_RUNS = 5;
 /** A table reached without an index: `SCAN t` (or the older `SCAN TABLE t`), no `USING`. */
 const FULL_SCAN = /^SCAN (TABLE )?\w+( AS \w+)?$/;
 
+/** How {@link fill} spreads and commits the events. */
+export interface FillOptions {
+  /** Events per transaction (default 10,000). */
+  readonly eventsPerCommit?: number;
+  /** The time from the oldest event to the newest (default 90 days). */
+  readonly spanMs?: number;
+  /** Whether commits add to the rollups (default: yes, as the service does). */
+  readonly rollups?: boolean;
+  /** Every event from one service (the ingest benchmark's), not spread over {@link SERVICES}. */
+  readonly oneService?: boolean;
+}
+
 /**
- * Fills `db` with `events` events, oldest first, the newest at `newestMs`
- * and the oldest 90 days before it; returns the seconds it took.
+ * Fills `into` (a SQLite database, or any backend's event store, which
+ * then commits as it was configured and is closed at the end) with
+ * `events` events, oldest first, the newest at `newestMs` and the oldest 90
+ * days (`spanMs`) before it; returns the seconds it took.
  */
-async function fill(
-  db: Database,
+export async function fill(
+  into: Database | EventStore,
   events: number,
   newestMs: number,
   log: (line: string) => void,
+  options: FillOptions = {},
 ): Promise<number> {
-  const store = createEventStore(db, {
-    maxBatchRows: EVENTS_PER_COMMIT,
-    maxDelayMillis: 60_000,
-  });
+  const perCommit = options.eventsPerCommit ?? EVENTS_PER_COMMIT;
+  const store =
+    "append" in into
+      ? into
+      : createEventStore(into, {
+          maxBatchRows: perCommit,
+          maxDelayMillis: 60_000,
+          rollups: options.rollups ?? true,
+        });
   // Rows mapped once; each event then only gets its own service and time.
   const pool = buildWorkload(POOL_BATCHES).events.flatMap((batch) =>
     batch.map((event) => bareRow(event, { service: "", version: "1.0.0" }, 0)),
   );
-  const stepMs = (SPAN_DAYS * DAY_MS) / events;
+  const stepMs = (options.spanMs ?? SPAN_DAYS * DAY_MS) / events;
   const oldestMs = newestMs - (events - 1) * stepMs;
-  const reportEvery = Math.max(EVENTS_PER_COMMIT, Math.ceil(events / 10));
+  const reportEvery = Math.max(perCommit, Math.ceil(events / 10));
   let nextReport = reportEvery;
   const started = performance.now();
   let done = 0;
   let request = 0;
   while (done < events) {
-    const commitEnd = Math.min(events, done + EVENTS_PER_COMMIT);
+    const commitEnd = Math.min(events, done + perCommit);
     const pending: Promise<unknown>[] = [];
     while (done < commitEnd) {
       const requestEnd = Math.min(commitEnd, done + EVENTS_PER_BATCH);
@@ -118,7 +139,9 @@ async function fill(
         const template = pool[done % pool.length] as EventRow;
         rows.push({
           ...template,
-          service: SERVICES[done % SERVICES.length] as string,
+          service: options.oneService
+            ? (SERVICES[0] as string)
+            : (SERVICES[done % SERVICES.length] as string),
           timestamp: storedTimeOfMillis(oldestMs + done * stepMs),
         });
       }
@@ -211,7 +234,7 @@ function planOf(db: Database, sql: string, params: readonly (string | number)[])
 }
 
 /** The median of a few numbers. */
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1

@@ -1,3 +1,4 @@
+import { KIND_BY_TYPE } from "../../src/catalog/catalog.js";
 import { type EventRow, specializedRowOf } from "../../src/storage/rows.js";
 import { storedTimeOfMillis } from "../../src/storage/stored-time.js";
 
@@ -36,5 +37,16 @@ export function bareRow(
     if (field.type === "string") return text(value);
     return num(value);
   });
-  return { ...base, specialized };
+  const kind = KIND_BY_TYPE.get(base.metricType);
+  const dimension = (name: string) =>
+    typeof d[name] === "boolean" ? String(d[name]) : text(d[name]);
+  const rollup = {
+    dimensions: (kind?.labelFields ?? []).flatMap((f) => {
+      const value = dimension(f.name);
+      return value === null ? [] : [[f.name, value] as const];
+    }),
+    failed: kind?.outcome !== undefined && d[kind.outcome.name] === false,
+    latencyMs: kind?.histogram?.source === "value_seconds" ? base.value * 1000 : base.durationMs,
+  };
+  return { ...base, specialized, rollup };
 }

@@ -2,6 +2,7 @@ import { type ConnectError, type ContextValues, createContextKey } from "@connec
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/mcp/metrics/v1/admin_pb.js";
+import { QueryService } from "../../gen/mcp/metrics/v1/query_pb.js";
 import { codeNameOfHttpStatus, errors, httpStatusOf, refusalReason } from "../errors.js";
 import { type AnyRequest, type AnyResponse, addressOf, pathOf } from "../http/respond.js";
 import { answerUnread, ingressOf } from "../http/unread-answer.js";
@@ -10,7 +11,7 @@ import type { RefusalLog } from "../telemetry/refusal-log.js";
 import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import type { AuthThrottle } from "./auth-throttle.js";
 import type { AuthResult, KeyRegistry } from "./key-registry.js";
-import type { Principal } from "./principal.js";
+import { mayRead, type Principal } from "./principal.js";
 
 /**
  * Why a request is refused at the door, before anything it sent is used.
@@ -24,6 +25,10 @@ export type AdmissionRefusal =
   | { readonly kind: "key_refused"; readonly error: ConnectError }
   /** An admin operation with an ingest key (docs/legacy-contract.md W10), refused before it spends a token. */
   | { readonly kind: "admin_required"; readonly principal: Principal }
+  /** A query (QueryService, `GET /export`) with an ingest key, refused before it spends a token. */
+  | { readonly kind: "read_required"; readonly principal: Principal }
+  /** Anything but a query with a read key (events, admin operations), refused before it spends a token. */
+  | { readonly kind: "read_only"; readonly principal: Principal }
   /** The key's token bucket is empty. */
   | {
       readonly kind: "rate_limited";
@@ -53,7 +58,8 @@ export interface Admitted {
  *   body unread; a JSON route keeps the Python service's order (a body too
  *   large is 413 and one that is not JSON 422 before a missing key is 401,
  *   docs/legacy-contract.md §1), so its refusal is answered by the route once the body is
- *   read, and meanwhile it counts as anonymous. A shutdown's refusal is
+ *   read, and meanwhile it counts as anonymous (`GET /export`, which has no
+ *   body, is answered at once like an RPC). A shutdown's refusal is
  *   answered after the body on every ingress: a client still sending its
  *   body to a connection closed under it sees a broken pipe, not the
  *   retryable UNAVAILABLE it is owed.
@@ -65,7 +71,7 @@ export type Admission =
   | {
       readonly kind: "refused";
       readonly refusal: AdmissionRefusal;
-      /** `now` (before the body is read: RPCs) or `after_body` (the JSON routes). */
+      /** `now` (before the body is read: RPCs, `GET /export`) or `after_body` (the other JSON routes). */
       readonly answer: "now" | "after_body";
     };
 
@@ -83,6 +89,10 @@ export function refusalError(refusal: AdmissionRefusal): ConnectError {
       return refusal.error;
     case "admin_required":
       return errors.adminRequired();
+    case "read_required":
+      return errors.readRequired();
+    case "read_only":
+      return errors.readOnlyKey();
     case "rate_limited":
       return errors.rateLimited(refusal.principal.rateLimitPerMinute, refusal.retryAfterSeconds);
     case "key_share_exceeded":
@@ -162,13 +172,57 @@ const JSON_COUNTED_PATHS = new Set(["/metrics", "/flush"]);
 /** The AdminService's paths, over RPC. */
 const ADMIN_RPC_PREFIX = `/${AdminService.typeName}/`;
 
-/** The JSON routes that take a key, and whether they need the admin scope. */
-function keyedJsonRoute(method: string, path: string): "ingest" | "admin" | "peek" | undefined {
+/** The QueryService's paths, over RPC: the read scope's. */
+const QUERY_RPC_PREFIX = `/${QueryService.typeName}/`;
+
+/**
+ * What a keyed request does, hence which scopes may do it
+ * (docs/security.md#scopes-and-service-binding):
+ * - `ingest`: send events (IngestService, `POST /metrics`, `POST /flush`): ingest and admin keys;
+ * - `read`: query the history (QueryService, `GET /export`): read and admin keys;
+ * - `admin`: the admin operations (AdminService, `/admin/...`): admin keys;
+ * - `peek`: look at the caller's own bucket (`GET /rate-limit`): any key.
+ */
+type KeyedRoute = "ingest" | "read" | "admin" | "peek";
+
+/** The JSON routes that take a key, and what they do. */
+function keyedJsonRoute(method: string, path: string): KeyedRoute | undefined {
   if (path.startsWith("/admin/")) return "admin";
   if (method === "POST" && (path === "/metrics" || path === "/flush")) return "ingest";
+  // A read like QueryService's: it spends a token, counts a use and is refused while draining.
+  if (method === "GET" && path === "/export") return "read";
   // Reports the caller's bucket without spending from it or counting a use.
   if (method === "GET" && path === "/rate-limit") return "peek";
   return undefined;
+}
+
+/** What an RPC's path does: every RPC but the health service's takes a key. */
+function keyedRpcRoute(path: string): KeyedRoute {
+  if (path.startsWith(ADMIN_RPC_PREFIX)) return "admin";
+  if (path.startsWith(QUERY_RPC_PREFIX)) return "read";
+  return "ingest";
+}
+
+/**
+ * Why a key's scope may not do what a route does, if it may not: checked
+ * before the request spends a token. A read key is refused everything but
+ * the queries (and its own bucket), an ingest key the queries and the admin
+ * operations (docs/legacy-contract.md W10); an admin key may do everything.
+ */
+function scopeRefusal(route: KeyedRoute, principal: Principal): AdmissionRefusal | undefined {
+  switch (route) {
+    case "peek":
+      return undefined;
+    case "read":
+      return mayRead(principal.scope) ? undefined : { kind: "read_required", principal };
+    case "ingest":
+    case "admin":
+      if (principal.scope === "read") return { kind: "read_only", principal };
+      if (route === "admin" && principal.scope !== "admin") {
+        return { kind: "admin_required", principal };
+      }
+      return undefined;
+  }
 }
 
 /** What the door needs to decide. */
@@ -237,13 +291,13 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
       return path === GRPC_HEALTH_CHECK ? { kind: "exempt" } : { kind: "anonymous" };
     }
     const json = ingressOf(req) === "json";
-    const route = json
-      ? keyedJsonRoute(method, path)
-      : path.startsWith(ADMIN_RPC_PREFIX)
-        ? "admin"
-        : "ingest";
+    const route = json ? keyedJsonRoute(method, path) : keyedRpcRoute(path);
     if (route === undefined) return { kind: "anonymous" };
-    const answer = json ? "after_body" : "now";
+    // `GET /export` is no legacy route and has no body: there is no legacy
+    // order to keep (docs/legacy-contract.md §1), so its refusal is answered
+    // here, as an RPC's is, whatever route serves it; that route spends its
+    // token through `charge`, as every JSON route does.
+    const answer = json && route !== "read" ? "after_body" : "now";
     const refused = (refusal: AdmissionRefusal): Admission => ({
       kind: "refused",
       refusal,
@@ -257,9 +311,8 @@ export function createAdmissionControl(options: AdmissionOptions): AdmissionCont
     // GET /rate-limit answers while draining, as it always did.
     if (route !== "peek" && options.draining())
       return refused({ kind: "shutting_down", principal });
-    if (route === "admin" && principal.scope !== "admin") {
-      return refused({ kind: "admin_required", principal });
-    }
+    const denied = scopeRefusal(route, principal);
+    if (denied !== undefined) return refused(denied);
     return { kind: "known", principal };
   };
 

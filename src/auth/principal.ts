@@ -1,4 +1,11 @@
 import { createContextKey } from "@connectrpc/connect";
+import type { KeyScope } from "../storage/key-store.js";
+
+/**
+ * The scopes a key can have: `ingest`, `read` or `admin`, as `api_keys.scope`
+ * stores them (src/storage/key-store.ts; docs/security.md#scopes-and-service-binding).
+ */
+export type { KeyScope } from "../storage/key-store.js";
 
 /** Who is calling: the API key that authenticated the request. */
 export interface Principal {
@@ -22,12 +29,17 @@ export interface Principal {
   readonly service: string;
   /** The key's rate limit in requests per minute. */
   readonly rateLimitPerMinute: number;
-  /** What the key may do: `ingest` (send events) or `admin` (also the admin operations). */
+  /**
+   * What the key may do: `ingest` (send events), `read` (only query:
+   * QueryService, `GET /export`) or `admin` (all of it, and the admin operations).
+   */
   readonly scope: KeyScope;
 }
 
-/** The scopes a key can have. */
-export type KeyScope = "ingest" | "admin";
+/** Whether a key of `scope` may query the history (QueryService, `GET /export`): `admin` implies `read`. */
+export function mayRead(scope: KeyScope): boolean {
+  return scope === "read" || scope === "admin";
+}
 
 /** Context value: the client's network address, for throttling failed authentications. */
 export const clientAddressKey = createContextKey<string>("unknown", {

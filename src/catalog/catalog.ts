@@ -110,8 +110,12 @@ export interface EventKind {
   readonly counter?: InstrumentSpec;
   /** Records the kind's durations (from `duration_ms`) or its value (seconds). */
   readonly histogram?: InstrumentSpec & { readonly source: "duration_ms" | "value_seconds" };
-  /** The typed fields that label the kind's instruments, in label order. */
+  /** The typed fields that label the kind's instruments, in label order: also the rollups' dimensions. */
   readonly labels: readonly string[];
+  /** The label fields, in label order. */
+  readonly labelFields: readonly TypedField[];
+  /** The bool field whose false makes an event an error (rollups' `errors`), if the kind has one. */
+  readonly outcome?: TypedField;
 }
 
 /**
@@ -401,6 +405,12 @@ function eventKind(member: DescField): EventKind {
   if (new Set(options.labels).size !== options.labels.length) {
     throw new CatalogError(`${where}: a label is listed twice`);
   }
+  const outcome = options.outcome === "" ? undefined : byName.get(options.outcome);
+  if (options.outcome !== "" && outcome?.type !== "bool") {
+    throw new CatalogError(
+      `${where}: outcome ${options.outcome} names no bool field of ${message.name}`,
+    );
+  }
   const counter = options.counter ? instrument(options.counter, `${where}.counter`) : undefined;
   const histogram = options.histogram
     ? instrument(options.histogram, `${where}.histogram`)
@@ -450,6 +460,8 @@ function eventKind(member: DescField): EventKind {
       ? { histogram: { ...histogram, source: valueSeconds ? "value_seconds" : "duration_ms" } }
       : {}),
     labels: options.labels,
+    labelFields: options.labels.map((label) => byName.get(label) as TypedField),
+    ...(outcome ? { outcome } : {}),
   };
 }
 
@@ -498,11 +510,8 @@ export const SPECIALIZED_TABLES: readonly SpecializedTable[] = EVENT_KINDS.flatM
   k.table ? [k.table] : [],
 );
 
-/** The tables whose rows age out: the universal table, then every specialized one. */
-export const RETAINED_TABLES: readonly string[] = [
-  "metrics",
-  ...SPECIALIZED_TABLES.map((t) => t.name),
-];
+/** The raw tables: the universal table, then every specialized one (retention adds the rollups, src/storage/retention.ts). */
+export const RAW_TABLES: readonly string[] = ["metrics", ...SPECIALIZED_TABLES.map((t) => t.name)];
 
 /**
  * A new event of `kind`, its typed fields unset, with these dimensions and

@@ -6,6 +6,7 @@ import { asConnectError, errors, httpStatusOf, refusalReason } from "../errors.j
 import { type Ingestor, REPLAYED_HEADER } from "../ingest/ingestor.js";
 import { batchIdProblem, LEGACY_PATHS } from "../ingest/validate.js";
 import type { Logger } from "../log.js";
+import type { History } from "../query/history.js";
 import { rateLimitFields } from "../ratelimit/rate-limit-headers.js";
 import type { BucketDecision, RateLimiter } from "../ratelimit/token-bucket.js";
 import type { Retention } from "../storage/retention.js";
@@ -14,6 +15,7 @@ import type { ServiceMetrics } from "../telemetry/telemetry.js";
 import { SERVICE_VERSION } from "../version.js";
 import { createAdminRoutes, type RouteHandler } from "./admin-routes.js";
 import type { ArrivalLimits } from "./arrival.js";
+import { createExportRoute } from "./export-route.js";
 import { decodeLegacyBatch } from "./legacy-batch.js";
 import { parseLegacyJson } from "./legacy-json.js";
 import { answerHealth, answerLiveness, answerReadiness } from "./probe-answers.js";
@@ -56,6 +58,8 @@ export interface HttpRoutesOptions {
   readonly metrics?: ServiceMetrics;
   /** Retention and database operations, served under `/admin`. */
   readonly retention: Retention;
+  /** The stored history, exported by `GET /export`. */
+  readonly history: History;
   /** Where refused requests and rejected batches are logged and counted. */
   readonly refusals?: RefusalLog;
 }
@@ -363,6 +367,19 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     ["/metrics", new Map([["POST", postMetrics]])],
     ["/flush", new Map([["POST", postFlush]])],
     ["/rate-limit", new Map([["GET", getRateLimit]])],
+    [
+      "/export",
+      new Map([
+        [
+          "GET",
+          createExportRoute({
+            history: options.history,
+            admit: async (req, res) => (await admit(req, res)) !== undefined,
+            log,
+          }),
+        ],
+      ]),
+    ],
   ]);
 
   const failed = (error: unknown, path: string, res: AnyResponse): void => {

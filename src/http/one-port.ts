@@ -160,7 +160,7 @@ function limitResets(session: http2.ServerHttp2Session, burst: number, perSecond
       const now = performance.now();
       tokens = Math.min(burst, tokens + ((now - last) / 1000) * perSecond);
       last = now;
-      if (--tokens >= 0 || session.destroyed) return;
+      if (--tokens >= 0 || session.closed || session.destroyed) return;
       // The last stream id tells the client which calls may have been processed
       // (the default, 0, would say none were, inviting retries of stored ones).
       session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, lastStreamId);

@@ -3,12 +3,16 @@ import type { Event } from "../../gen/mcp/metrics/v1/events_pb.js";
 import {
   type EventKind,
   KIND_BY_CASE,
+  KIND_BY_TYPE,
   type LegacyOrigin,
   legacyValue,
+  newEvent,
   readTypedField,
   type TypedField,
   writeTypedField,
 } from "../catalog/catalog.js";
+import type { StoredEventRow } from "../storage/rollup-backfill.js";
+import type { RollupFacts, RollupRow } from "../storage/rollups.js";
 import type { ColumnValue, EventRow } from "../storage/rows.js";
 import { formatMillis, formatTimestamp } from "./timestamps.js";
 
@@ -136,6 +140,35 @@ function columnValue(field: TypedField, value: boolean | string | number): Colum
   return legacyValue(field, value) as string | number;
 }
 
+/** A dimension's value as the rollups key it: booleans and numbers as text, enums by their legacy name. */
+function dimensionText(field: TypedField, value: boolean | string | number): string {
+  return String(legacyValue(field, value));
+}
+
+/**
+ * What the rollups count an event by (src/storage/rollups.ts): its kind's
+ * label fields that are set, whether its outcome field is false, and its
+ * latency in ms (the duration, or the value in seconds where the kind's
+ * histogram is of the value).
+ */
+function rollupFacts(
+  kind: EventKind,
+  message: Readonly<Record<string, unknown>>,
+  event: Event,
+): RollupFacts {
+  const dimensions: (readonly [string, string])[] = [];
+  for (const field of kind.labelFields) {
+    const value = readTypedField(message, field);
+    if (value !== undefined) dimensions.push([field.name, dimensionText(field, value)]);
+  }
+  const outcome = kind.outcome && readTypedField(message, kind.outcome);
+  const latencyMs =
+    kind.histogram?.source === "value_seconds"
+      ? (event.value ?? 1) * 1000
+      : (event.durationMs ?? null);
+  return { dimensions, failed: outcome === false, latencyMs };
+}
+
 /**
  * Turns one valid event into the rows that store it. Typed fields are written
  * back under their legacy keys into the `dimensions`/`metadata` JSON, so the
@@ -181,6 +214,7 @@ export function renderEvent(
     (field.origin === "dimensions" ? dimensions : metadata)[field.name] = legacyValue(field, value);
     if (columns && field.column) columns[field.column.index] = columnValue(field, value);
   }
+  const rollup = rollupFacts(kind, message, event);
   if (event.dimensions !== undefined) Object.assign(dimensions, event.dimensions);
   if (event.metadata !== undefined) Object.assign(metadata, event.metadata);
 
@@ -197,6 +231,73 @@ export function renderEvent(
     metadata: JSON.stringify(metadata),
     keyService: envelope.keyService ?? null,
     specialized: table && columns && { table, values: columns },
+    rollup,
   };
   return { row, dimensions, metadata };
+}
+
+/** A stored raw event lifted as at ingestion: its kind, and the event with its typed fields set. */
+function liftStored(stored: StoredEventRow): { kind: EventKind; event: Event } | undefined {
+  const kind = KIND_BY_TYPE.get(stored.metricType);
+  if (kind === undefined) return undefined;
+  const event = newEvent(kind, jsonObject(stored.dimensions), jsonObject(stored.metadata));
+  event.value = stored.value;
+  if (stored.durationMs !== null) event.durationMs = stored.durationMs;
+  liftLegacyKeys(event);
+  return { kind, event };
+}
+
+const messageOf = (event: Event) => event.kind.value as unknown as Record<string, unknown>;
+
+/**
+ * A stored raw event as the rollups count it, its typed fields lifted from
+ * its stored JSON as at ingestion (src/storage/rollup-backfill.ts). An event
+ * of a type this build does not know counts by its totals only.
+ */
+export function rollupRowOfStored(stored: StoredEventRow): RollupRow {
+  const row = {
+    timestamp: stored.timestamp,
+    service: stored.service,
+    metricType: stored.metricType,
+    value: stored.value,
+  };
+  const lifted = liftStored(stored);
+  if (lifted === undefined) {
+    return { ...row, rollup: { dimensions: [], failed: false, latencyMs: stored.durationMs } };
+  }
+  return { ...row, rollup: rollupFacts(lifted.kind, messageOf(lifted.event), lifted.event) };
+}
+
+/**
+ * Every dimension of a stored raw event as text, as the history's filters
+ * and rankings read it (src/query/history.ts): `service`, each typed field
+ * that is set (the rollups' spelling: `true`, an enum's legacy name), and
+ * each other key of its dimensions whose value is a string, number or boolean.
+ */
+export function storedDimensions(stored: StoredEventRow): Map<string, string> {
+  const out = new Map<string, string>([["service", stored.service]]);
+  const lifted = liftStored(stored);
+  if (lifted === undefined) return out;
+  const { kind, event } = lifted;
+  const message = messageOf(event);
+  for (const field of kind.fields) {
+    const value = readTypedField(message, field);
+    if (value !== undefined) out.set(field.name, dimensionText(field, value));
+  }
+  for (const [key, value] of Object.entries(event.dimensions ?? {})) {
+    if (!out.has(key) && value !== null && typeof value !== "object") out.set(key, String(value));
+  }
+  return out;
+}
+
+/** Stored JSON object text as an object ({} for anything else). */
+function jsonObject(text: string | null): JsonObject {
+  try {
+    const value = text === null ? null : (JSON.parse(text) as unknown);
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? (value as JsonObject)
+      : {};
+  } catch {
+    return {};
+  }
 }

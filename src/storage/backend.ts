@@ -3,6 +3,7 @@ import type { BatchLedger } from "./batch-ledger.js";
 import type { EventStore, EventStoreOptions } from "./group-commit.js";
 import type { KeyStore } from "./key-store.js";
 import type { RetentionStore } from "./retention.js";
+import type { RollupBackfill } from "./rollup-backfill.js";
 
 /**
  * One storage engine behind the service: the same tables and the same
@@ -26,12 +27,40 @@ export interface StorageBackend {
   readonly readiness: ReadinessProbe;
   /** The batch ids committed within the window (undefined: batch ids are not claimed). */
   readonly ledger: BatchLedger | undefined;
+  /** Reads for the history's queries (src/query/). */
+  readonly history: HistoryReader;
+  /** Rolls up the events stored before the rollups existed (src/storage/rollup-backfill.ts). */
+  readonly rollupBackfill: RollupBackfill;
   createEventStore(options: EventStoreOptions): EventStore;
   /** Seeds and follows the default retention (see `seedRetentionPolicies`). */
   seedRetentionPolicies(retentionDays: number): Promise<void>;
   /** Start-up's writes are done: from now on, writes wait on locks the run-time way. */
   startupDone(): void;
   close(): Promise<void>;
+}
+
+/** A bound value of a history query: booleans as the backend stores them. */
+export type SqlValue = string | number | boolean | null;
+
+/**
+ * Reads the history (src/query/history.ts): SQL that both backends read
+ * alike, with `?` placeholders; each row's columns by their (lowercase)
+ * aliases. Throws a `StorageError`.
+ */
+export interface HistoryReader {
+  all<T>(sql: string, params: readonly SqlValue[]): Promise<T[]>;
+  /**
+   * The same, each row an array of its columns in the statement's order: for
+   * long reads (an export), where building an object per row was most of a
+   * row's cost on SQLite.
+   */
+  arrays(sql: string, params: readonly SqlValue[]): Promise<SqlValue[][]>;
+  /**
+   * An SQL expression of a text column as a JSON string literal (`null` for
+   * NULL), escaped as `JSON.stringify` escapes it: an export's lines are
+   * built by the engine, one value per row instead of one per column.
+   */
+  jsonText(column: string): string;
 }
 
 /** What differs between the engines, as the rest of the service needs to know it. */

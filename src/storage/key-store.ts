@@ -1,5 +1,33 @@
 import { randomBytes } from "node:crypto";
 
+/**
+ * What a key may do, as `api_keys.scope` holds it (its CHECK, schema version
+ * 7): `ingest` sends events, `read` queries the history (QueryService,
+ * `GET /export`), `admin` may do all of it and the admin operations
+ * (docs/security.md#scopes-and-service-binding).
+ */
+export const KEY_SCOPES = ["ingest", "read", "admin"] as const;
+
+/** One of {@link KEY_SCOPES}. */
+export type KeyScope = (typeof KEY_SCOPES)[number];
+
+/** Whether `text` names a scope (a command line's `--scope`, a stored row's). */
+export function isKeyScope(text: string): text is KeyScope {
+  return (KEY_SCOPES as readonly string[]).includes(text);
+}
+
+/**
+ * A stored row's scope, as it is: a scope this build does not know (a newer
+ * build's, on a shared database) fails the load loudly rather than being read
+ * as another, which would give the key rights it was never given.
+ */
+function scopeOfRow(keyId: string, scope: string): KeyScope {
+  if (isKeyScope(scope)) return scope;
+  throw new Error(
+    `api_keys: key ${keyId} has scope ${JSON.stringify(scope)}, which this build does not know (${KEY_SCOPES.join(", ")})`,
+  );
+}
+
 /** A new non-secret key id: `key_` and 12 hex digits. */
 export function newKeyId(): string {
   return `key_${randomBytes(6).toString("hex")}`;
@@ -16,8 +44,7 @@ export interface ApiKeyRow {
   readonly isActive: boolean;
   /** Requests per minute. */
   readonly rateLimit: number;
-  /** `ingest` or `admin`. */
-  readonly scope: "ingest" | "admin";
+  readonly scope: KeyScope;
   /** Where the key came from: `env:<VARIABLE>`, `generated`, or null for keys made elsewhere. */
   readonly source: string | null;
   readonly createdAt: string;
@@ -32,7 +59,7 @@ export interface NewApiKey {
   readonly keyHash: string;
   readonly serviceName: string;
   readonly rateLimit: number;
-  readonly scope: "ingest" | "admin";
+  readonly scope: KeyScope;
   readonly source: string | null;
   readonly description: string | null;
   /** Default: a new random id. */
@@ -54,7 +81,7 @@ export interface KeyStore {
   insert(key: NewApiKey): Promise<number>;
   setActive(id: number, active: boolean): Promise<void>;
   setRateLimit(id: number, rateLimit: number): Promise<void>;
-  setScope(id: number, scope: "ingest" | "admin"): Promise<void>;
+  setScope(id: number, scope: KeyScope): Promise<void>;
   /** Sets or clears when a key stops working. */
   setExpiresAt(id: number, expiresAt: string | null): Promise<void>;
   /** Persists last-use times tracked in memory, in one transaction; a later time already stored wins. */
@@ -95,7 +122,7 @@ export function keyRowOf(r: RawKeyRow): ApiKeyRow {
     serviceName: r.service_name,
     isActive: r.is_active !== 0 && r.is_active !== false,
     rateLimit: Number(r.rate_limit),
-    scope: r.scope === "admin" ? "admin" : "ingest",
+    scope: scopeOfRow(r.key_id, r.scope),
     source: r.source,
     createdAt: r.created_at,
     lastUsedAt: r.last_used_at,

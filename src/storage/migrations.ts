@@ -1,4 +1,5 @@
 import { catalogSchemaVersion } from "./catalog-schema.js";
+import { rollupSchemaSql, SQLITE_ROLLUPS } from "./rollups.js";
 
 /** One schema step; `version` is the schema version after it (SQLite's `PRAGMA user_version`, PostgreSQL's `schema_migrations`). */
 export interface Migration {
@@ -150,6 +151,66 @@ CREATE TABLE readiness_probe (
     // rows written before: nobody recorded them then.
     sql: `
 ALTER TABLE metrics ADD COLUMN key_service TEXT;
+`,
+  },
+  {
+    version: 7,
+    name: "api_key_read_scope",
+    // The read scope: keys that may only query the history (QueryService,
+    // GET /export; docs/security.md#scopes-and-service-binding). SQLite cannot
+    // alter a CHECK, so api_keys is rebuilt as the SQLite docs' "Making Other
+    // Kinds Of Table Schema Changes" says: the same columns in the same order,
+    // defaults and constraints as versions 1, 2 and 4 left them, but the
+    // widened CHECK; every row copied with its id; the AUTOINCREMENT
+    // high-water mark carried over (an id is never reused, even a deleted
+    // key's); its indexes made again. Nothing references api_keys.
+    sql: `
+CREATE TABLE api_keys_new (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_hash TEXT UNIQUE NOT NULL,
+  service_name TEXT NOT NULL,
+  created_at TEXT NOT NULL DEFAULT (datetime('now')),
+  last_used_at TEXT,
+  is_active BOOLEAN NOT NULL DEFAULT 1,
+  rate_limit INTEGER NOT NULL DEFAULT 1000,
+  usage_count INTEGER NOT NULL DEFAULT 0,
+  daily_usage_limit INTEGER,
+  monthly_usage_limit INTEGER,
+  description TEXT,
+  source TEXT,
+  scope TEXT NOT NULL DEFAULT 'ingest' CHECK (scope IN ('ingest', 'read', 'admin')),
+  key_id TEXT,
+  expires_at TEXT
+);
+INSERT INTO api_keys_new (id, key_hash, service_name, created_at, last_used_at, is_active,
+  rate_limit, usage_count, daily_usage_limit, monthly_usage_limit, description, source, scope,
+  key_id, expires_at)
+SELECT id, key_hash, service_name, created_at, last_used_at, is_active,
+  rate_limit, usage_count, daily_usage_limit, monthly_usage_limit, description, source, scope,
+  key_id, expires_at
+FROM api_keys;
+DELETE FROM sqlite_sequence WHERE name = 'api_keys_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'api_keys_new', seq FROM sqlite_sequence WHERE name = 'api_keys';
+DROP TABLE api_keys;
+ALTER TABLE api_keys_new RENAME TO api_keys;
+CREATE INDEX idx_api_keys_service ON api_keys (service_name);
+CREATE UNIQUE INDEX idx_api_keys_key_id ON api_keys (key_id);
+`,
+  },
+  {
+    version: 8,
+    name: "rollups",
+    // The history's rollups (docs/history.md), written from now on in the same
+    // transaction as the raw rows, and the backfill's progress: the events
+    // stored before this step (ids up to end_id) are rolled up at start-up,
+    // a batch per transaction, from next_id on, so a killed backfill resumes.
+    sql: `${rollupSchemaSql(SQLITE_ROLLUPS)}
+CREATE TABLE rollup_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  next_id INTEGER NOT NULL,
+  end_id INTEGER NOT NULL
+);
+INSERT INTO rollup_backfill (id, next_id, end_id) SELECT 1, 1, coalesce(max(id), 0) FROM metrics;
 `,
   },
 ];

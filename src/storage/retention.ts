@@ -1,8 +1,45 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { RETAINED_TABLES } from "../catalog/catalog.js";
+import { RAW_TABLES } from "../catalog/catalog.js";
 import type { Logger } from "../log.js";
+import { type RetainedTable, ROLLUP_TABLES } from "./rollups.js";
 import { StorageError } from "./storage-error.js";
 import { storedTimeOfMillis } from "./stored-time.js";
+
+/**
+ * The tables retention sweeps: the raw ones (`metrics` and the specialized
+ * tables), which follow `METRICS_RETENTION_DAYS`, then the rollups, kept
+ * longer by their own defaults (docs/history.md).
+ */
+export const RETAINED: readonly RetainedTable[] = [
+  ...RAW_TABLES.map((name) => ({ name, key: ["id"] })),
+  ...ROLLUP_TABLES,
+];
+
+/** The names of {@link RETAINED}. */
+export const RETAINED_TABLES: readonly string[] = RETAINED.map((t) => t.name);
+
+/** A retained table by name, or a throw: table names are interpolated only from this list (docs/legacy-contract.md W11). */
+export function retainedTable(name: string): RetainedTable {
+  const table = RETAINED.find((t) => t.name === name);
+  if (table === undefined) throw new Error(`not a retained table: ${name}`);
+  return table;
+}
+
+/**
+ * The statement deleting up to `$limit` of a table's rows older than
+ * `$cutoff`, oldest first through its timestamp index, by its key
+ * (`suffix`: PostgreSQL's row locking, say). Placeholders as `mark(1)`, `mark(2)`.
+ */
+export function deleteExpiredSql(
+  table: RetainedTable,
+  mark: (n: number) => string,
+  suffix = "",
+): string {
+  const key = table.key.length === 1 ? (table.key[0] as string) : `(${table.key.join(", ")})`;
+  return `DELETE FROM ${table.name} WHERE ${key} IN (
+    SELECT ${table.key.join(", ")} FROM ${table.name} WHERE timestamp < ${mark(1)}
+    ORDER BY timestamp LIMIT ${mark(2)}${suffix})`;
+}
 
 /** A table's retention policy (docs/legacy-contract.md §3), persisted in `retention_policies`. */
 export interface RetentionPolicy {

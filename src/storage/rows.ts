@@ -6,6 +6,7 @@ import {
   type SpecializedTable,
   type TypedField,
 } from "../catalog/catalog.js";
+import type { RollupFacts } from "./rollups.js";
 
 /** A column's value as bound: booleans as 1, 0 (which PostgreSQL's `bool` reads too), NULL when unknown. */
 export type ColumnValue = string | number | null;
@@ -50,6 +51,8 @@ export interface EventRow {
   readonly keyService: string | null;
   /** The row of the specialized table of its kind, if the kind has one (see the event catalog). */
   readonly specialized?: SpecializedRow | undefined;
+  /** What the history's rollups count it by, written in the same commit (src/storage/rollups.ts). */
+  readonly rollup: RollupFacts;
 }
 
 /** Fixed cost of a queued row in memory besides its JSON texts: the object, its short strings, the specialized columns. */

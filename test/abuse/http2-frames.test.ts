@@ -2,7 +2,6 @@
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { h2Request } from "../support/http2.js";
-import { countIn, startTestService, type TestService } from "../support/service.js";
 import {
   errorCodeOf,
   FRAME,
@@ -10,7 +9,8 @@ import {
   type ReceivedFrame,
   rawExchange,
   windowUpdate,
-} from "./raw-h2.js";
+} from "../support/raw-h2.js";
+import { countIn, startTestService, type TestService } from "../support/service.js";
 import { scaled, servedMeanwhile } from "./support.js";
 
 /*

@@ -7,6 +7,19 @@ import { countIn, onPostgres, startTestService, type TestService } from "../supp
 
 const ADMIN_KEY = "admin-key-for-tests";
 const DAY = 86_400_000;
+/** The tables with a retention policy: the raw ones and the rollups, sorted. */
+const RETAINED_TABLE_NAMES = [
+  "auth_metrics",
+  "discovery_metrics",
+  "metrics",
+  "metrics_daily",
+  "metrics_daily_dimensions",
+  "metrics_daily_dimensions_all_services",
+  "metrics_hourly",
+  "metrics_hourly_dimensions",
+  "metrics_minutely",
+  "tool_metrics",
+];
 
 /** An ISO timestamp `days` ago. */
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY).toISOString();
@@ -71,15 +84,14 @@ describe("the HTTP admin API", () => {
     expect(cleanup.status).toBe(403);
   });
 
-  it("should list the default policies: 90 days on every event table, by event timestamp", async () => {
+  it("should list the default policies: 90 days on every event table, the rollups' own, by event timestamp", async () => {
     const { status, json } = await admin(svc, "GET", "/admin/retention/policies");
     expect(status).toBe(200);
-    expect(Object.keys(json).sort()).toEqual([
-      "auth_metrics",
-      "discovery_metrics",
-      "metrics",
-      "tool_metrics",
-    ]);
+    expect(Object.keys(json).sort()).toEqual(RETAINED_TABLE_NAMES);
+    // The rollups are kept longer than the raw events (docs/history.md).
+    expect(json.metrics_hourly).toMatchObject({ retention_days: 365, is_active: true });
+    expect(json.metrics_daily).toMatchObject({ retention_days: 1095, is_active: true });
+    expect(json.metrics_minutely).toMatchObject({ retention_days: 30, is_active: true });
     expect(json.auth_metrics).toEqual({
       table_name: "auth_metrics",
       retention_days: 90,
@@ -215,7 +227,12 @@ describe("the HTTP admin API", () => {
       records_deleted: 30,
       retention_days: 90,
     });
-    expect(json.total_records_processed).toBe(30);
+    // The minute rollups of the 100-day-old events are past their 30 days too;
+    // the hourly and daily ones are kept.
+    const minutely = json.table_results.metrics_minutely?.records_deleted ?? 0;
+    expect(minutely).toBeGreaterThan(0);
+    expect(json.table_results.metrics_hourly).toMatchObject({ records_deleted: 0 });
+    expect(json.total_records_processed).toBe(30 + minutely);
     expect(await countIn(svc.sql, "auth_metrics")).toBe(20);
     expect(await countIn(svc.sql, "metrics")).toBe(50);
     const single = await admin(
@@ -324,12 +341,7 @@ describe("the admin RPCs", () => {
   it("should run the same operations for an admin key", async () => {
     const rpc = client(ADMIN_KEY);
     const { policies } = await rpc.listRetentionPolicies({});
-    expect(policies.map((p) => p.tableName).sort()).toEqual([
-      "auth_metrics",
-      "discovery_metrics",
-      "metrics",
-      "tool_metrics",
-    ]);
+    expect(policies.map((p) => p.tableName).sort()).toEqual(RETAINED_TABLE_NAMES);
     const preview = await rpc.previewRetention({ tableName: "auth_metrics" });
     expect(preview.tables).toHaveLength(1);
     expect(preview.tables[0]).toMatchObject({ recordsToDelete: 10n, totalRecords: 15n });
@@ -340,7 +352,12 @@ describe("the admin RPCs", () => {
     });
     const done = await rpc.runRetentionCleanup({ dryRun: false });
     expect(done.operation).toBe("cleanup");
-    expect(done.totalRecordsProcessed).toBe(20n); // 10 from metrics, 10 from auth_metrics
+    // 10 from metrics, 10 from auth_metrics, and the minute rollups past their 30 days.
+    const minuteRollups = done.results
+      .filter((r) => r.tableName.startsWith("metrics_minutely"))
+      .reduce((n, r) => n + r.recordsDeleted, 0n);
+    expect(minuteRollups).toBeGreaterThan(0n);
+    expect(done.totalRecordsProcessed).toBe(20n + minuteRollups);
     expect(await countIn(svc.sql, "auth_metrics")).toBe(5);
     const updated = await rpc.updateRetentionPolicy({ tableName: "metrics", retentionDays: 30 });
     expect(updated.policy).toMatchObject({

@@ -9,6 +9,7 @@ import { startTestService, type TestService } from "../support/service.js";
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
 const REGISTRY_KEY = "upstream-registry-key-for-rotation-0123";
+const READ_ONLY = "this API key has the read scope: it may only query (QueryService, GET /export)";
 
 describe("the keys CLI against a running service", () => {
   let svc: TestService;
@@ -112,6 +113,46 @@ describe("the keys CLI against a running service", () => {
     await expect.poll(() => admin(ingestKey.key as string), { timeout: 5_000 }).toBe(403);
   });
 
+  it("should create a read key that keys list shows with scope read, that may only query, and that keeps its scope when rotated", async () => {
+    const reader = await keys("create", "--service", "cli-reader", "--scope", "read");
+    expect(reader).toMatchObject({ service: "cli-reader", scope: "read" });
+    const listed = (await keys("list")) as unknown as Record<string, unknown>[];
+    expect(listed.find((k) => k.id === reader.id)).toMatchObject({
+      service: "cli-reader",
+      scope: "read",
+      active: true,
+    });
+    // The text listing names the scope in its third column.
+    const { stdout } = await run(process.execPath, [CLI, "keys", "list"], {
+      env: { ...process.env, ...svc.storageEnv },
+    });
+    expect(stdout).toMatch(
+      new RegExp(`^${String(reader.id)} {2}cli-reader {2}read {2}active `, "m"),
+    );
+    // The running service takes it as a read key: refused events (403 naming
+    // the scope), let through the door to GET /export.
+    await expect.poll(() => post(reader.key as string, "cli-reader"), { timeout: 5_000 }).toBe(403);
+    const refused = await postMetrics(
+      svc.url,
+      { service: "cli-reader", metrics: [{ type: "custom", value: 1 }] },
+      { key: reader.key as string },
+    );
+    expect(refused.json).toEqual({ detail: READ_ONLY });
+    const exported = await fetch(`${svc.url}/export`, {
+      headers: { "x-api-key": reader.key as string },
+    });
+    expect([401, 403]).not.toContain(exported.status);
+    expect(await admin(reader.key as string)).toBe(403);
+
+    const rotated = await keys("rotate", reader.id as string, "--grace", "0s");
+    expect(rotated).toMatchObject({ service: "cli-reader", scope: "read" });
+    const after = (await keys("list")) as unknown as Record<string, unknown>[];
+    expect(after.find((k) => k.id === rotated.id)).toMatchObject({ scope: "read", active: true });
+    await expect
+      .poll(() => post(rotated.key as string, "cli-reader"), { timeout: 5_000 })
+      .toBe(403);
+  });
+
   it("should refuse bad arguments with a message and a non-zero exit", async () => {
     const failure = (args: string[]) =>
       run(process.execPath, [CLI, "keys", ...args], {
@@ -132,6 +173,12 @@ describe("the keys CLI against a running service", () => {
     });
     expect(await failure(["list", "--colour"])).toMatchObject({ code: 2 });
     expect(await failure(["create", "--service", "bad name"])).toMatchObject({ code: 1 });
+    expect(await failure(["create", "--service", "x", "--scope", "write"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        /--scope must be ingest, read or admin, got write[\s\S]*usage:/,
+      ),
+    });
     expect(await failure(["create", "--service", "x", "--expires", "soon"])).toMatchObject({
       code: 2,
       stderr: expect.stringMatching(/--expires: .*not a duration/),

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import {
   CatalogError,
   EVENT_KINDS,
-  RETAINED_TABLES,
+  RAW_TABLES,
   readCatalog,
   SPECIALIZED_TABLES,
 } from "../../src/catalog/catalog.js";
@@ -100,6 +100,13 @@ const BROKEN: readonly (readonly [name: string, body: string, message: RegExp])[
      optional string x = 1; }`,
     /broken\d+\.Sourced: histogram_source is set, but the kind has no histogram/,
   ],
+  [
+    "an outcome that is no bool field",
+    `message Judged { option (mcp.metrics.v1.kind_catalog) = {
+       counter: {name: "j_total", description: "J"} outcome: "verdict" };
+     optional string verdict = 1; }`,
+    /broken\d+\.Judged: outcome verdict names no bool field of Judged/,
+  ],
 ];
 
 /** Compiles each broken schema (with catalog.proto) with buf, and returns each one's `Event`. */
@@ -142,12 +149,7 @@ describe("the event catalog", () => {
       "protocol_latency",
       "custom",
     ]);
-    expect(RETAINED_TABLES).toEqual([
-      "metrics",
-      "auth_metrics",
-      "discovery_metrics",
-      "tool_metrics",
-    ]);
+    expect(RAW_TABLES).toEqual(["metrics", "auth_metrics", "discovery_metrics", "tool_metrics"]);
   });
 
   it("should give every kind an instrument decision and every label a bounded typed field", () => {

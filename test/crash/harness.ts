@@ -4,6 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import BetterSqlite3 from "better-sqlite3";
 import { newBatchId } from "../../clients/typescript/src/index.js";
 import type { EventSchema } from "../../gen/mcp/metrics/v1/events_pb.js";
+import { GRAINS } from "../../src/storage/rollups.js";
 import { CONNECT_HTTP1, GRPC, ingestClient, type Protocol } from "../support/clients.js";
 import { spawnService } from "../support/process.js";
 import { tempDir } from "../support/service.js";
@@ -37,6 +38,12 @@ export interface CrashReport {
   readonly unknownRows: number;
   /** Events sent that were never acknowledged (none: the last life resends all). */
   readonly unacknowledged: number;
+  /**
+   * Rollup tables whose counts differ from the raw rows' (per type; every
+   * grain's totals and each dimension's values): none, since they are
+   * written in the raw rows' transaction (docs/history.md).
+   */
+  readonly rollupMismatches: readonly string[];
   /** Failures before a kill was sent: none are expected. */
   readonly unexpectedErrors: readonly string[];
   readonly integrity: string;
@@ -53,6 +60,28 @@ export interface CrashOptions {
   readonly killAfterMillis?: readonly [number, number];
   /** More environment for the service (`{"METRICS_IDEMPOTENCY_WINDOW_SECONDS":"0"}` shows the harness failing). */
   readonly serviceEnv?: Readonly<Record<string, string>>;
+}
+
+/** The rollup tables whose counts per type disagree with `metrics` (and per auth method with `auth_metrics`). */
+function rollupMismatches(db: BetterSqlite3.Database): string[] {
+  const byType = (sql: string) => JSON.stringify(db.prepare(sql).all());
+  const raw = byType("SELECT metric_type, count(*) AS n FROM metrics GROUP BY 1 ORDER BY 1");
+  const rawMethods = byType(
+    "SELECT method AS v, count(*) AS n FROM auth_metrics WHERE method IS NOT NULL GROUP BY 1 ORDER BY 1",
+  );
+  return GRAINS.flatMap((g) => [
+    ...(byType(`SELECT metric_type, sum(count) AS n FROM ${g.totals} GROUP BY 1 ORDER BY 1`) === raw
+      ? []
+      : [g.totals]),
+    ...[g.dimensions, g.acrossServices].flatMap((table) =>
+      table === undefined ||
+      byType(
+        `SELECT dimension_value AS v, sum(count) AS n FROM ${table} WHERE metric_type = 'auth_request' AND dimension = 'method' GROUP BY 1 ORDER BY 1`,
+      ) === rawMethods
+        ? []
+        : [table],
+    ),
+  ]);
 }
 
 /** mulberry32: a small seeded PRNG, so a failing seed can be run again. */
@@ -239,6 +268,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashReport
         duplicates: rows.filter((r) => r.n > 1).length,
         unknownRows: rows.filter((r) => r.eid === null || !sent.has(r.eid)).length,
         unacknowledged: sent.size - acknowledged.size,
+        rollupMismatches: rollupMismatches(db),
         unexpectedErrors,
         integrity,
         millis: Math.round(performance.now() - started),

@@ -1,6 +1,14 @@
 // backends: sqlite only: HTTP/2 reset floods, before storage
 import { connect, constants } from "node:http2";
 import { describe, expect, it } from "vitest";
+import {
+  errorCodeOf,
+  FRAME,
+  headers,
+  type ReceivedFrame,
+  rawExchange,
+  rstStream,
+} from "../support/raw-h2.js";
 import { startTestService } from "../support/service.js";
 
 /** A connected HTTP/2 session, and the code of the GOAWAY the server sends on it, once it does. */
@@ -19,43 +27,45 @@ describe("regression: an HTTP/2 rapid-reset flood (CVE-2023-44487)", () => {
   it("should close a connection that opens and resets streams in a flood, and keep serving others", async () => {
     const svc = await startTestService();
     try {
-      const { session, goaway } = await connectWatched(svc.url);
-      // Rounds of 100 streams, each reset as soon as it is sent (the session is
-      // connected, so a stream is sent at once); the next round starts when the
-      // last one is gone, so no stream waits behind the concurrency limit.
-      let opened = 0;
-      while (opened < 20_000 && !session.destroyed && goaway.code === undefined) {
-        const round: Promise<unknown>[] = [];
-        for (let i = 0; i < 100; i++) {
-          try {
-            const stream = session.request({
+      // The attack as it is made: HEADERS then RST_STREAM at once, stream after
+      // stream, written as raw frames (see raw-h2.ts for why not node:http2).
+      const streams = 20_000;
+      const flood = Buffer.concat(
+        Array.from({ length: streams }, (_, i) => {
+          const id = 2 * i + 1;
+          return Buffer.concat([
+            headers(id, {
               ":method": "POST",
+              ":scheme": "http",
+              ":authority": "127.0.0.1",
               ":path": "/mcp.metrics.v1.IngestService/Ingest",
               "content-type": "application/grpc",
-            });
-            stream.on("error", () => {});
-            round.push(new Promise((resolve) => stream.once("close", resolve)));
-            stream.close(constants.NGHTTP2_CANCEL);
-            opened++;
-          } catch {
-            break; // the session is closing: the flood is over
-          }
-        }
-        await Promise.all(round);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      session.destroy();
+            }),
+            rstStream(id, constants.NGHTTP2_CANCEL),
+          ]);
+        }),
+      );
+      const isGoaway = (f: ReceivedFrame): boolean => f.type === FRAME.goaway;
+      const { frames } = await rawExchange(svc.port, flood, 20_000, true, (received) =>
+        received.some(isGoaway),
+      );
+      const goaway = frames.find(isGoaway);
+      const lastStreamId = (goaway?.payload.readUInt32BE(0) ?? 0) & 0x7fffffff;
       console.log(
-        `rapid reset: ${opened} streams opened and reset; server GOAWAY code ${goaway.code}`,
+        `rapid reset: GOAWAY code ${goaway && errorCodeOf(goaway)} after stream ${lastStreamId} of ${2 * streams - 1}`,
       );
-      expect(opened).toBeGreaterThan(100);
-      // The server closed the abusive connection: the service's reset budget
-      // (ENHANCE_YOUR_CALM) or, for streams reset before the service saw them,
-      // nghttp2's own limit (INTERNAL_ERROR).
+      // The server ended the abusive connection long before the flood's end:
+      // the service's reset budget (ENHANCE_YOUR_CALM, then the socket is
+      // closed) or nghttp2's own limit (INTERNAL_ERROR) for streams the
+      // service had already answered, as it answers a call without a key at
+      // once (their client's reset does not reach the service's count).
+      // After nghttp2's GOAWAY Node reads no more from the socket but keeps it
+      // open until the idle timeout, like any idle connection (docs/security.md).
+      expect(goaway).toBeDefined();
       expect([constants.NGHTTP2_ENHANCE_YOUR_CALM, constants.NGHTTP2_INTERNAL_ERROR]).toContain(
-        goaway.code,
+        errorCodeOf(goaway as ReceivedFrame),
       );
-      expect(opened).toBeLessThan(20_000);
+      expect(lastStreamId).toBeLessThan(2 * streams - 1);
       // The service is still up, on both HTTP versions.
       expect((await fetch(`${svc.url}/health`)).status).toBe(200);
       const again = connect(svc.url);

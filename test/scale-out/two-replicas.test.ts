@@ -165,7 +165,7 @@ describe("replicas starting together on an empty database", () => {
       // Drop everything so that three replicas race to create the schema.
       await first.running.close();
       await first.sql.run(
-        "DROP TABLE schema_migrations, api_keys, metrics, auth_metrics, discovery_metrics, tool_metrics, retention_policies, ingest_batches, readiness_probe",
+        "DROP TABLE schema_migrations, api_keys, metrics, auth_metrics, discovery_metrics, tool_metrics, retention_policies, ingest_batches, readiness_probe, rollup_backfill, metrics_minutely, metrics_hourly, metrics_hourly_dimensions, metrics_daily, metrics_daily_dimensions, metrics_daily_dimensions_all_services",
       );
       const replicas = await Promise.all(
         [0, 1, 2].map(() =>
@@ -182,10 +182,12 @@ describe("replicas starting together on an empty database", () => {
           { version: 4, name: "api_key_ids_and_expiry" },
           { version: 5, name: "ingest_batches_and_readiness_probe" },
           { version: 6, name: "key_service_and_target_kind" },
+          { version: 7, name: "api_key_read_scope" },
+          { version: 8, name: "rollups" },
         ]);
         // The configured key was stored once, however many replicas stored it.
         expect(await countIn(first.sql, "api_keys", "service_name = 'test-service'")).toBe(1);
-        expect(await countIn(first.sql, "retention_policies")).toBe(4);
+        expect(await countIn(first.sql, "retention_policies")).toBe(10); // the raw tables and the rollups, once each
         for (const replica of replicas) {
           const res = await postMetrics(
             replica.url,

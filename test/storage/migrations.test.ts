@@ -133,8 +133,23 @@ describe("openDatabase", () => {
       { table_name: "auth_metrics", retention_days: 90 },
       { table_name: "discovery_metrics", retention_days: 90 },
       { table_name: "metrics", retention_days: 30 },
+      { table_name: "metrics_daily", retention_days: 1095 },
+      { table_name: "metrics_daily_dimensions", retention_days: 1095 },
+      { table_name: "metrics_daily_dimensions_all_services", retention_days: 1095 },
+      { table_name: "metrics_hourly", retention_days: 365 },
+      { table_name: "metrics_hourly_dimensions", retention_days: 365 },
+      { table_name: "metrics_minutely", retention_days: 30 },
       { table_name: "tool_metrics", retention_days: 90 },
     ]);
+    // METRICS_RETENTION_DAYS moves the raw tables only: the rollups keep their own.
+    seedRetentionPolicies(again, 60);
+    expect(
+      again
+        .prepare(
+          "SELECT retention_days FROM retention_policies WHERE table_name IN ('tool_metrics', 'metrics_hourly') ORDER BY table_name",
+        )
+        .all(),
+    ).toEqual([{ retention_days: 365 }, { retention_days: 60 }]);
     again.close();
   });
 
@@ -150,7 +165,7 @@ describe("openDatabase", () => {
       .run();
     raw.close();
     const db = openDatabase(path, options);
-    expect(db.pragma("user_version", { simple: true })).toBe(6);
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare("SELECT service, key_service FROM metrics").all()).toEqual([
       { service: "s", key_service: null },
     ]);

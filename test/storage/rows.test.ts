@@ -25,6 +25,7 @@ function namedRow(metricType: string): EventRow {
     metadata: "metadata",
     keyService: "key_service",
     specialized: specializedRowOf(metricType, (f) => (f.column?.type === "text" ? f.name : 0)),
+    rollup: { dimensions: [], failed: false, latencyMs: 2 },
   };
 }
 

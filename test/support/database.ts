@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
+import { numbered } from "../../src/storage/postgres/pool.js";
 
 /**
  * The storage backend the suites run on: SQLite unless the vitest project
@@ -27,11 +28,8 @@ export interface TestDb {
   close(): Promise<void>;
 }
 
-/** `?` placeholders as PostgreSQL's `$1`, `$2`, … (outside quoted text). */
-export function numberedPlaceholders(sql: string): string {
-  let n = 0;
-  return sql.replace(/'(?:[^']|'')*'|\?/g, (token) => (token === "?" ? `$${++n}` : token));
-}
+/** `?` placeholders as PostgreSQL's `$1`, `$2`, …: the service's own helper. */
+export const numberedPlaceholders = numbered;
 
 /** A connection to the SQLite file. */
 export function sqliteTestDb(path: string): TestDb {
@@ -95,7 +93,18 @@ export async function freshPgSchema(): Promise<{ url: string; drop(): Promise<vo
       const client = new pg.Client({ connectionString: PG_TEST_URL });
       await client.connect();
       try {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        // A service killed mid-commit leaves its server-side session running
+        // until PostgreSQL notices the closed socket; the DROP may deadlock
+        // with that session's locks once: try again after it is gone.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+            return;
+          } catch (error) {
+            if ((error as { code?: string }).code !== "40P01" || attempt === 5) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          }
+        }
       } finally {
         await client.end();
       }

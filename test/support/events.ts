@@ -171,5 +171,13 @@ export function authRow(service = "svc", i = 0): EventRow {
     specialized: specializedRowOf("auth_request", (f) =>
       f.name === "success" ? 1 : f.name === "method" ? "jwt" : null,
     ),
+    rollup: {
+      dimensions: [
+        ["success", "true"],
+        ["method", "jwt"],
+      ],
+      failed: false,
+      latencyMs: i,
+    },
   };
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
 import { type RunningService, startService } from "../../src/app.js";
 import { createKeyAdmin } from "../../src/auth/key-admin.js";
+import type { KeyScope } from "../../src/auth/principal.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
 import { openStorage } from "../../src/storage/drivers.js";
@@ -29,11 +30,11 @@ export interface TestService {
   /** The API key configured for service `test-service`. */
   readonly key: string;
   /**
-   * An ingest key bound to `service` (keys may only report as their own
-   * service), made once per service through the key CLI's code path and
-   * loaded into the running service at once.
+   * A key of `scope` (default `ingest`) for `service` (an ingest key may only
+   * report as its own service), made once per service and scope through the
+   * key CLI's code path and loaded into the running service at once.
    */
-  keyFor(service: string): Promise<string>;
+  keyFor(service: string, scope?: KeyScope): Promise<string>;
   readonly running: RunningService;
   /** A read-only connection to the service's SQLite file, for checking rows (SQLite only). */
   readonly db: Database;
@@ -93,15 +94,16 @@ export async function startTestService(env: Record<string, string> = {}): Promis
         : { DATABASE_URL: databaseUrl },
     sql,
     key,
-    async keyFor(service) {
-      let made = serviceKeys.get(service);
+    async keyFor(service, scope = "ingest") {
+      const name = scope === "ingest" ? service : `${service} (${scope})`;
+      let made = serviceKeys.get(name);
       if (made === undefined) {
         const storage = await openStorage(config);
         try {
           made = (
             await createKeyAdmin(storage.keys).create({
               service,
-              scope: "ingest",
+              scope,
               rateLimit: config.rateLimitPerMinute,
             })
           ).key;
@@ -109,7 +111,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
           await storage.close();
         }
         await running.registry.reload();
-        serviceKeys.set(service, made);
+        serviceKeys.set(name, made);
       }
       return made;
     },

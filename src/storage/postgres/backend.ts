@@ -1,15 +1,24 @@
 import pg from "pg";
-import { RETAINED_TABLES } from "../../catalog/catalog.js";
 import type { Config } from "../../config.js";
-import type { StorageBackend, StorageDriver } from "../backend.js";
+import type { SqlValue, StorageBackend, StorageDriver } from "../backend.js";
 import { ledgerWindowMillis } from "../batch-ledger.js";
+import { RETAINED } from "../retention.js";
 import { classifying, type StorageError } from "../storage-error.js";
 import { pgStorageError } from "./errors.js";
 import { createPgBatchLedger, createPgEventStore } from "./event-store.js";
 import { createPgKeyStore } from "./key-store.js";
 import { migratePg, pgSchemaVersion } from "./migrations.js";
-import { createPgPool, NOW_TEXT, query, redactedUrl, withinMillis } from "./pool.js";
+import {
+  createPgPool,
+  NOW_TEXT,
+  numbered,
+  query,
+  queryArrays,
+  redactedUrl,
+  withinMillis,
+} from "./pool.js";
 import { pgRetentionStore } from "./retention-store.js";
+import { pgRollupBackfill } from "./rollups.js";
 
 /** How long a readiness probe waits for PostgreSQL before it calls it unreachable. */
 const PG_PROBE_TIMEOUT_MILLIS = 2000;
@@ -90,6 +99,14 @@ async function openPostgres(config: Config, url: string): Promise<StorageBackend
       pgStorageError,
     ),
     ledger: ledger && classifying(ledger, pgStorageError),
+    rollupBackfill: classifying(pgRollupBackfill(pool), pgStorageError),
+    history: {
+      all: async <T>(sql: string, params: readonly SqlValue[]) =>
+        (await query(pool, numbered(sql), [...params])).rows as T[],
+      arrays: (sql: string, params: readonly SqlValue[]) =>
+        queryArrays(pool, numbered(sql), [...params]) as Promise<SqlValue[][]>,
+      jsonText: (column: string) => `coalesce(to_json(${column})::text, 'null')`,
+    },
     createEventStore: (options) =>
       createPgEventStore(pool, {
         ...options,
@@ -109,15 +126,16 @@ async function seedPgRetentionPolicies(pool: pg.Pool, retentionDays: number): Pr
   await query(
     pool,
     `INSERT INTO retention_policies (table_name, retention_days)
-     SELECT unnest($1::text[]), $2 ON CONFLICT (table_name) DO NOTHING`,
-    [RETAINED_TABLES, retentionDays],
+     SELECT unnest($1::text[]), unnest($2::int4[]) ON CONFLICT (table_name) DO NOTHING`,
+    [RETAINED.map((t) => t.name), RETAINED.map((t) => t.defaultDays ?? retentionDays)],
   );
+  // Only the raw tables follow METRICS_RETENTION_DAYS; the rollups keep their own.
   await query(
     pool,
     `UPDATE retention_policies
      SET retention_days = $1, updated_at = ${NOW_TEXT}
-     WHERE origin = 'default' AND retention_days <> $1`,
-    [retentionDays],
+     WHERE origin = 'default' AND retention_days <> $1 AND table_name = ANY($2::text[])`,
+    [retentionDays, RETAINED.filter((t) => t.defaultDays === undefined).map((t) => t.name)],
   );
 }
 

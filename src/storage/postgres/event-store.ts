@@ -16,6 +16,7 @@ import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "../rows.j
 import { StorageError } from "../storage-error.js";
 import { pgStorageError } from "./errors.js";
 import { query } from "./pool.js";
+import { rollupCtes, rollupParameters } from "./rollups.js";
 
 /** The claims' columns ($1-$6) and the window's start ($7), before the tables' arrays. */
 const CLAIM_PARAMETERS = 7;
@@ -36,14 +37,18 @@ function insertCte(table: string, first: number): string {
 )`;
 }
 
-/** Each table's CTE, numbered after the claims, in {@link EVENT_TABLES} order. */
+/**
+ * Each table's CTE, numbered after the claims, in {@link EVENT_TABLES} order,
+ * then the rollups' (./rollups.ts).
+ */
 function tableCtes(): string[] {
   let next = CLAIM_PARAMETERS + 1;
-  return EVENT_TABLES.map((table) => {
+  const tables = EVENT_TABLES.map((table) => {
     const cte = insertCte(table, next);
     next += insertColumns(table).length + 1;
     return cte;
   });
+  return [...tables, ...rollupCtes(next).ctes];
 }
 
 /**
@@ -103,12 +108,23 @@ class GroupParameters {
   row(key: string | null, requestId: string, r: EventRow): void {
     const values = rowValues(requestId, r);
     push(this.table("metrics"), [key, ...values.metrics]);
+    const batch = this.batches.get(key);
+    if (batch === undefined) this.batches.set(key, [r]);
+    else batch.push(r);
     if (values.specialized)
       push(this.table(values.specialized.table), [key, ...values.specialized.values]);
   }
 
+  /** Rows by batch key, for the rollups. */
+  readonly batches = new Map<string | null, EventRow[]>();
+
   values(windowStart: number): unknown[] {
-    return [...this.claims, windowStart, ...EVENT_TABLES.flatMap((table) => this.table(table))];
+    return [
+      ...this.claims,
+      windowStart,
+      ...EVENT_TABLES.flatMap((table) => this.table(table)),
+      ...rollupParameters(this.batches),
+    ];
   }
 }
 

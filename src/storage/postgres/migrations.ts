@@ -7,6 +7,7 @@ import {
   type TableColumn,
 } from "../catalog-schema.js";
 import { MIGRATIONS, type Migration, SCHEMA_VERSION } from "../migrations.js";
+import { PG_ROLLUPS, rollupSchemaSql } from "../rollups.js";
 import { inTransaction, NOW_TEXT } from "./pool.js";
 
 /** {@link NOW_TEXT} as a column default (an expression in parentheses). */
@@ -98,6 +99,21 @@ CREATE TABLE readiness_probe (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   probed_at BIGINT NOT NULL
 );
+`,
+  // The read scope. PostgreSQL named version 2's unnamed CHECK api_keys_scope_check
+  // (<table>_<column>_check); it is replaced under the same name, and the
+  // rows are checked against it as it is added.
+  7: `
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_scope_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'read', 'admin'));
+`,
+  8: `${rollupSchemaSql(PG_ROLLUPS)}
+CREATE TABLE rollup_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  next_id BIGINT NOT NULL,
+  end_id BIGINT NOT NULL
+);
+INSERT INTO rollup_backfill (id, next_id, end_id) SELECT 1, 1, coalesce(max(id), 0) FROM metrics;
 `,
 };
 

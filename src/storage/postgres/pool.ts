@@ -124,9 +124,23 @@ export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(
   text: string,
   values?: unknown[],
 ): Promise<pg.QueryResult<T>> {
+  return bounded(db, db.query<T>(text, values));
+}
+
+/** {@link query}, each row an array of its columns in the statement's order. */
+export async function queryArrays(
+  db: pg.Pool,
+  text: string,
+  values: unknown[],
+): Promise<unknown[][]> {
+  const config: pg.QueryArrayConfig = { text, values, rowMode: "array" };
+  return (await bounded(db, db.query(config))).rows;
+}
+
+/** A query's work within the pool's query timeout, its failure a {@link StorageError}. */
+async function bounded<R>(db: pg.Pool, work: Promise<R>): Promise<R> {
   const bound = db.options.query_timeout ?? 0;
   try {
-    const work = db.query<T>(text, values);
     return bound > 0 ? await withinMillis(work, bound, queryTimeout) : await work;
   } catch (error) {
     throw pgStorageError(error);
@@ -161,4 +175,10 @@ export async function withinMillis<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `?` placeholders as PostgreSQL's `$1`, `$2`, … (outside quoted text): SQL written once for both backends. */
+export function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/'(?:[^']|'')*'|\?/g, (token) => (token === "?" ? `$${++n}` : token));
 }

@@ -1,13 +1,14 @@
 import type pg from "pg";
-import { RETAINED_TABLES } from "../../catalog/catalog.js";
-import type { DatabaseSize, RetentionStore } from "../retention.js";
+import {
+  type DatabaseSize,
+  deleteExpiredSql,
+  type RetentionStore,
+  retainedTable,
+} from "../retention.js";
 import { NOW_TEXT, query } from "./pool.js";
 
-/** The allow-listed table, or a throw: names are interpolated only from this list (docs/legacy-contract.md W11). */
-function allowed(table: string): string {
-  if (!RETAINED_TABLES.includes(table)) throw new Error(`not a retained table: ${table}`);
-  return table;
-}
+/** The allow-listed table's name, or a throw (see {@link retainedTable}). */
+const allowed = (table: string): string => retainedTable(table).name;
 
 /**
  * Retention's statements on PostgreSQL. A batch deletes the oldest expired
@@ -61,12 +62,9 @@ export function pgRetentionStore(pool: pg.Pool): RetentionStore {
       return (await one<{ n: number }>(`SELECT count(*) AS n FROM ${allowed(table)}`)).n;
     },
     async deleteExpired(table, cutoff, limit) {
-      const name = allowed(table);
       const result = await query(
         pool,
-        `DELETE FROM ${name} WHERE id IN (
-           SELECT id FROM ${name} WHERE timestamp < $1 ORDER BY timestamp LIMIT $2
-           FOR UPDATE SKIP LOCKED)`,
+        deleteExpiredSql(retainedTable(table), (n) => `$${n}`, " FOR UPDATE SKIP LOCKED"),
         [cutoff, limit],
       );
       return result.rowCount ?? 0;

@@ -16,6 +16,7 @@ import { sqliteCode, sqliteStorageError } from "./errors.js";
 import { createEventStore } from "./event-store.js";
 import { createKeyStore } from "./key-store.js";
 import { sqliteRetentionStore } from "./retention-store.js";
+import { sqliteHistoryReader, sqliteRollupBackfill } from "./rollups.js";
 
 /** How long the standby's probe of the database waits for another process's lock. */
 const PROBE_BUSY_WAIT_MILLIS = 100;
@@ -47,6 +48,8 @@ function openSqlite(config: Config): StorageBackend {
     retention: classifying(sqliteRetentionStore(db, config.sqlitePath), sqliteStorageError),
     readiness: sqliteReadinessProbe(db),
     ledger,
+    rollupBackfill: classifying(sqliteRollupBackfill(db), sqliteStorageError),
+    history: classifying(sqliteHistoryReader(db), sqliteStorageError),
     createEventStore: (options) =>
       createEventStore(db, {
         ...options,

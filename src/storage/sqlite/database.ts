@@ -1,8 +1,8 @@
 import { mkdirSync, statfsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3, { type Database } from "better-sqlite3";
-import { RETAINED_TABLES } from "../../catalog/catalog.js";
 import type { ReadinessProbe } from "../backend.js";
+import { RETAINED } from "../retention.js";
 import { classifying } from "../storage-error.js";
 import { sqliteStorageError } from "./errors.js";
 import { migrate } from "./migrations.js";
@@ -214,10 +214,13 @@ export function seedRetentionPolicies(db: Database, retentionDays: number): void
   );
   const follow = db.prepare(
     `UPDATE retention_policies SET retention_days = ?, updated_at = datetime('now')
-     WHERE origin = 'default' AND retention_days <> ?`,
+     WHERE origin = 'default' AND retention_days <> ? AND table_name = ?`,
   );
   db.transaction(() => {
-    for (const table of RETAINED_TABLES) insert.run(table, retentionDays);
-    follow.run(retentionDays, retentionDays);
+    for (const table of RETAINED) {
+      insert.run(table.name, table.defaultDays ?? retentionDays);
+      // Only the raw tables follow METRICS_RETENTION_DAYS; the rollups keep their own.
+      if (table.defaultDays === undefined) follow.run(retentionDays, retentionDays, table.name);
+    }
   })();
 }

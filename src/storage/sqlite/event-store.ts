@@ -10,6 +10,7 @@ import { EVENT_TABLES, type EventRow, insertColumns, rowValues } from "../rows.j
 import type { SqliteBatchLedger } from "./batch-ledger.js";
 import { reclaimWal, walCheckpointFits } from "./database.js";
 import { sqliteCode, sqliteOutOfSpace, sqliteStorageError } from "./errors.js";
+import { sqliteRollupWriter } from "./rollups.js";
 
 export type { AppendResult, CommitStats, EventStore, EventStoreOptions } from "../group-commit.js";
 
@@ -24,6 +25,11 @@ const RECLAIM_RETRY_MILLIS = 1000;
 export interface SqliteEventStoreOptions extends EventStoreOptions {
   /** Where batch ids are claimed, in each batch's transaction; without it, appends may not carry one. */
   readonly ledger?: SqliteBatchLedger;
+  /**
+   * Whether commits add to the rollups (default: yes). Only the history
+   * benchmark turns them off, to measure what they cost; the service never does.
+   */
+  readonly rollups?: boolean;
 }
 
 /**
@@ -50,15 +56,22 @@ export function createEventStore(db: Database, options: SqliteEventStoreOptions)
     if (values.specialized) insertOf(values.specialized.table).run(...values.specialized.values);
   };
 
+  const writeRollups = options.rollups === false ? () => {} : sqliteRollupWriter(db);
+
   const ledger = options.ledger;
-  /** Writes a group's rows; an append whose batch id is already taken writes nothing. */
+  /**
+   * Writes a group's rows and adds them to the rollups; an append whose batch
+   * id is already taken writes nothing.
+   */
   const writeGroup = db.transaction((group: readonly QueuedAppend[]): AppendResult[] => {
     const now = Date.now();
-    return group.map((p) => {
+    const results = group.map((p): AppendResult => {
       if (p.batch && ledger && !ledger.claim(p.batch, p.requestId, now)) return "duplicate";
       for (const row of p.rows) writeRow(p.requestId, row);
       return "stored";
     });
+    writeRollups(group.flatMap((p, i) => (results[i] === "stored" ? p.rows : [])));
+    return results;
   });
   /**
    * A commit that failed for want of space is rolled back, and nothing of it

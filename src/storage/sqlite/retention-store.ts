@@ -1,8 +1,13 @@
 import { statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database, Statement } from "better-sqlite3";
-import { RETAINED_TABLES } from "../../catalog/catalog.js";
-import { closedError, type DatabaseSize, type RetentionStore } from "../retention.js";
+import {
+  closedError,
+  type DatabaseSize,
+  deleteExpiredSql,
+  RETAINED,
+  type RetentionStore,
+} from "../retention.js";
 import { sqliteStorageError } from "./errors.js";
 
 interface TableStatements {
@@ -22,7 +27,7 @@ const VACUUM_PAGES = 512;
  */
 export function sqliteRetentionStore(db: Database, dbPath: string): RetentionStore {
   const statements = new Map<string, TableStatements>(
-    RETAINED_TABLES.map((table) => [
+    RETAINED.map(({ name: table, ...spec }) => [
       table,
       {
         count: db.prepare(`SELECT count(*) AS n FROM ${table} WHERE timestamp < ?`),
@@ -32,10 +37,7 @@ export function sqliteRetentionStore(db: Database, dbPath: string): RetentionSto
         total: db.prepare(`SELECT count(*) AS n FROM ${table}`),
         // Oldest first through the timestamp index, by primary key: each batch
         // touches a contiguous run of pages.
-        deleteBatch: db.prepare(
-          `DELETE FROM ${table} WHERE id IN
-             (SELECT id FROM ${table} WHERE timestamp < ? ORDER BY timestamp LIMIT ?)`,
-        ),
+        deleteBatch: db.prepare(deleteExpiredSql({ name: table, ...spec }, () => "?")),
       },
     ]),
   );

@@ -21,7 +21,9 @@ export const file_mcp_metrics_v1_admin: GenFile = /*@__PURE__*/
  */
 export type RetentionPolicy = Message<"mcp.metrics.v1.RetentionPolicy"> & {
   /**
-   * The table: metrics, auth_metrics, discovery_metrics or tool_metrics.
+   * The table: metrics, auth_metrics, discovery_metrics, tool_metrics, or a
+   * rollup table (metrics_minutely, metrics_hourly, metrics_daily and their
+   * _dimensions tables, kept 30, 365 and 1,095 days by default).
    *
    * @generated from field: string table_name = 1;
    */

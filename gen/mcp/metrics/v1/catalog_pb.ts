@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mcp/metrics/v1/catalog.proto.
  */
 export const file_mcp_metrics_v1_catalog: GenFile = /*@__PURE__*/
-  fileDesc("ChxtY3AvbWV0cmljcy92MS9jYXRhbG9nLnByb3RvEg5tY3AubWV0cmljcy52MSIvCgpJbnN0cnVtZW50EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiiAIKC0tpbmRDYXRhbG9nEg0KBXRhYmxlGAEgASgJEhYKDnZhbHVlX3JlcXVpcmVkGAIgASgIEisKB2NvdW50ZXIYAyABKAsyGi5tY3AubWV0cmljcy52MS5JbnN0cnVtZW50Ei0KCWhpc3RvZ3JhbRgEIAEoCzIaLm1jcC5tZXRyaWNzLnYxLkluc3RydW1lbnQSOQoQaGlzdG9ncmFtX3NvdXJjZRgFIAEoDjIfLm1jcC5tZXRyaWNzLnYxLkhpc3RvZ3JhbVNvdXJjZRIOCgZsYWJlbHMYBiADKAkSFgoObm9faW5zdHJ1bWVudHMYByABKAgSEwoLdGFibGVfc2luY2UYCCABKA0iqwEKDEZpZWxkQ2F0YWxvZxIrCgZsZWdhY3kYASABKA4yGy5tY3AubWV0cmljcy52MS5MZWdhY3lQbGFjZRIWCg5sZWdhY3lfYWxpYXNlcxgCIAMoCRIOCgZjb2x1bW4YAyABKAgSFAoMY29sdW1uX3NpbmNlGAQgASgNEjAKDGhpc3RvZ3JhbV9tcxgFIAEoCzIaLm1jcC5tZXRyaWNzLnYxLkluc3RydW1lbnQqYwoLTGVnYWN5UGxhY2USHAoYTEVHQUNZX1BMQUNFX1VOU1BFQ0lGSUVEEAASGwoXTEVHQUNZX1BMQUNFX0RJTUVOU0lPTlMQARIZChVMRUdBQ1lfUExBQ0VfTUVUQURBVEEQAip5Cg9IaXN0b2dyYW1Tb3VyY2USIAocSElTVE9HUkFNX1NPVVJDRV9VTlNQRUNJRklFRBAAEiAKHEhJU1RPR1JBTV9TT1VSQ0VfRFVSQVRJT05fTVMQARIiCh5ISVNUT0dSQU1fU09VUkNFX1ZBTFVFX1NFQ09ORFMQAjphCgxraW5kX2NhdGFsb2cSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYlowDIAEoCzIbLm1jcC5tZXRyaWNzLnYxLktpbmRDYXRhbG9nUgtraW5kQ2F0YWxvZzpiCg1maWVsZF9jYXRhbG9nEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxiWjAMgASgLMhwubWNwLm1ldHJpY3MudjEuRmllbGRDYXRhbG9nUgxmaWVsZENhdGFsb2c6RgoMbGVnYWN5X25hbWVzEiEuZ29vZ2xlLnByb3RvYnVmLkVudW1WYWx1ZU9wdGlvbnMYlowDIAMoCVILbGVnYWN5TmFtZXNiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChxtY3AvbWV0cmljcy92MS9jYXRhbG9nLnByb3RvEg5tY3AubWV0cmljcy52MSIvCgpJbnN0cnVtZW50EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkimQIKC0tpbmRDYXRhbG9nEg0KBXRhYmxlGAEgASgJEhYKDnZhbHVlX3JlcXVpcmVkGAIgASgIEisKB2NvdW50ZXIYAyABKAsyGi5tY3AubWV0cmljcy52MS5JbnN0cnVtZW50Ei0KCWhpc3RvZ3JhbRgEIAEoCzIaLm1jcC5tZXRyaWNzLnYxLkluc3RydW1lbnQSOQoQaGlzdG9ncmFtX3NvdXJjZRgFIAEoDjIfLm1jcC5tZXRyaWNzLnYxLkhpc3RvZ3JhbVNvdXJjZRIOCgZsYWJlbHMYBiADKAkSFgoObm9faW5zdHJ1bWVudHMYByABKAgSEwoLdGFibGVfc2luY2UYCCABKA0SDwoHb3V0Y29tZRgJIAEoCSKrAQoMRmllbGRDYXRhbG9nEisKBmxlZ2FjeRgBIAEoDjIbLm1jcC5tZXRyaWNzLnYxLkxlZ2FjeVBsYWNlEhYKDmxlZ2FjeV9hbGlhc2VzGAIgAygJEg4KBmNvbHVtbhgDIAEoCBIUCgxjb2x1bW5fc2luY2UYBCABKA0SMAoMaGlzdG9ncmFtX21zGAUgASgLMhoubWNwLm1ldHJpY3MudjEuSW5zdHJ1bWVudCpjCgtMZWdhY3lQbGFjZRIcChhMRUdBQ1lfUExBQ0VfVU5TUEVDSUZJRUQQABIbChdMRUdBQ1lfUExBQ0VfRElNRU5TSU9OUxABEhkKFUxFR0FDWV9QTEFDRV9NRVRBREFUQRACKnkKD0hpc3RvZ3JhbVNvdXJjZRIgChxISVNUT0dSQU1fU09VUkNFX1VOU1BFQ0lGSUVEEAASIAocSElTVE9HUkFNX1NPVVJDRV9EVVJBVElPTl9NUxABEiIKHkhJU1RPR1JBTV9TT1VSQ0VfVkFMVUVfU0VDT05EUxACOmEKDGtpbmRfY2F0YWxvZxIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxiWjAMgASgLMhsubWNwLm1ldHJpY3MudjEuS2luZENhdGFsb2dSC2tpbmRDYXRhbG9nOmIKDWZpZWxkX2NhdGFsb2cSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGJaMAyABKAsyHC5tY3AubWV0cmljcy52MS5GaWVsZENhdGFsb2dSDGZpZWxkQ2F0YWxvZzpGCgxsZWdhY3lfbmFtZXMSIS5nb29nbGUucHJvdG9idWYuRW51bVZhbHVlT3B0aW9ucxiWjAMgAygJUgtsZWdhY3lOYW1lc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * An instrument's name (as exported to OpenTelemetry) and description.
@@ -88,9 +88,10 @@ export type KindCatalog = Message<"mcp.metrics.v1.KindCatalog"> & {
   histogramSource: HistogramSource;
 
   /**
-   * The typed fields that label the kind's instruments, in label order.
-   * Only bounded fields belong here: never a user hash, a free-text query or
-   * an identifier.
+   * The typed fields that label the kind's instruments, in label order, and
+   * the dimensions the history's rollups count the kind by. Only bounded
+   * fields belong here: never a user hash, a free-text query or an
+   * identifier (those stay in the raw events).
    *
    * @generated from field: repeated string labels = 6;
    */
@@ -110,6 +111,15 @@ export type KindCatalog = Message<"mcp.metrics.v1.KindCatalog"> & {
    * @generated from field: uint32 table_since = 8;
    */
   tableSince: number;
+
+  /**
+   * The bool field whose false makes an event an error in the history's
+   * rollups (their `errors` column, the query API's error rate); empty: the
+   * kind has no outcome and its events are never errors.
+   *
+   * @generated from field: string outcome = 9;
+   */
+  outcome: string;
 };
 
 /**

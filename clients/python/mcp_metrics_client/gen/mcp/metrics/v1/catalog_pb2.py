@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmcp/metrics/v1/catalog.proto\x12\x0emcp.metrics.v1\x1a google/protobuf/descriptor.proto\"B\n\nInstrument\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\"\xe6\x02\n\x0bKindCatalog\x12\x14\n\x05table\x18\x01 \x01(\tR\x05table\x12%\n\x0evalue_required\x18\x02 \x01(\x08R\rvalueRequired\x12\x34\n\x07\x63ounter\x18\x03 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\x07\x63ounter\x12\x38\n\thistogram\x18\x04 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\thistogram\x12J\n\x10histogram_source\x18\x05 \x01(\x0e\x32\x1f.mcp.metrics.v1.HistogramSourceR\x0fhistogramSource\x12\x16\n\x06labels\x18\x06 \x03(\tR\x06labels\x12%\n\x0eno_instruments\x18\x07 \x01(\x08R\rnoInstruments\x12\x1f\n\x0btable_since\x18\x08 \x01(\rR\ntableSince\"\xe4\x01\n\x0c\x46ieldCatalog\x12\x33\n\x06legacy\x18\x01 \x01(\x0e\x32\x1b.mcp.metrics.v1.LegacyPlaceR\x06legacy\x12%\n\x0elegacy_aliases\x18\x02 \x03(\tR\rlegacyAliases\x12\x16\n\x06\x63olumn\x18\x03 \x01(\x08R\x06\x63olumn\x12!\n\x0c\x63olumn_since\x18\x04 \x01(\rR\x0b\x63olumnSince\x12=\n\x0chistogram_ms\x18\x05 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\x0bhistogramMs*c\n\x0bLegacyPlace\x12\x1c\n\x18LEGACY_PLACE_UNSPECIFIED\x10\x00\x12\x1b\n\x17LEGACY_PLACE_DIMENSIONS\x10\x01\x12\x19\n\x15LEGACY_PLACE_METADATA\x10\x02*y\n\x0fHistogramSource\x12 \n\x1cHISTOGRAM_SOURCE_UNSPECIFIED\x10\x00\x12 \n\x1cHISTOGRAM_SOURCE_DURATION_MS\x10\x01\x12\"\n\x1eHISTOGRAM_SOURCE_VALUE_SECONDS\x10\x02:a\n\x0ckind_catalog\x12\x1f.google.protobuf.MessageOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x1b.mcp.metrics.v1.KindCatalogR\x0bkindCatalog:b\n\rfield_catalog\x12\x1d.google.protobuf.FieldOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x1c.mcp.metrics.v1.FieldCatalogR\x0c\x66ieldCatalog:F\n\x0clegacy_names\x12!.google.protobuf.EnumValueOptions\x18\x96\x8c\x03 \x03(\tR\x0blegacyNamesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmcp/metrics/v1/catalog.proto\x12\x0emcp.metrics.v1\x1a google/protobuf/descriptor.proto\"B\n\nInstrument\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\"\x80\x03\n\x0bKindCatalog\x12\x14\n\x05table\x18\x01 \x01(\tR\x05table\x12%\n\x0evalue_required\x18\x02 \x01(\x08R\rvalueRequired\x12\x34\n\x07\x63ounter\x18\x03 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\x07\x63ounter\x12\x38\n\thistogram\x18\x04 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\thistogram\x12J\n\x10histogram_source\x18\x05 \x01(\x0e\x32\x1f.mcp.metrics.v1.HistogramSourceR\x0fhistogramSource\x12\x16\n\x06labels\x18\x06 \x03(\tR\x06labels\x12%\n\x0eno_instruments\x18\x07 \x01(\x08R\rnoInstruments\x12\x1f\n\x0btable_since\x18\x08 \x01(\rR\ntableSince\x12\x18\n\x07outcome\x18\t \x01(\tR\x07outcome\"\xe4\x01\n\x0c\x46ieldCatalog\x12\x33\n\x06legacy\x18\x01 \x01(\x0e\x32\x1b.mcp.metrics.v1.LegacyPlaceR\x06legacy\x12%\n\x0elegacy_aliases\x18\x02 \x03(\tR\rlegacyAliases\x12\x16\n\x06\x63olumn\x18\x03 \x01(\x08R\x06\x63olumn\x12!\n\x0c\x63olumn_since\x18\x04 \x01(\rR\x0b\x63olumnSince\x12=\n\x0chistogram_ms\x18\x05 \x01(\x0b\x32\x1a.mcp.metrics.v1.InstrumentR\x0bhistogramMs*c\n\x0bLegacyPlace\x12\x1c\n\x18LEGACY_PLACE_UNSPECIFIED\x10\x00\x12\x1b\n\x17LEGACY_PLACE_DIMENSIONS\x10\x01\x12\x19\n\x15LEGACY_PLACE_METADATA\x10\x02*y\n\x0fHistogramSource\x12 \n\x1cHISTOGRAM_SOURCE_UNSPECIFIED\x10\x00\x12 \n\x1cHISTOGRAM_SOURCE_DURATION_MS\x10\x01\x12\"\n\x1eHISTOGRAM_SOURCE_VALUE_SECONDS\x10\x02:a\n\x0ckind_catalog\x12\x1f.google.protobuf.MessageOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x1b.mcp.metrics.v1.KindCatalogR\x0bkindCatalog:b\n\rfield_catalog\x12\x1d.google.protobuf.FieldOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x1c.mcp.metrics.v1.FieldCatalogR\x0c\x66ieldCatalog:F\n\x0clegacy_names\x12!.google.protobuf.EnumValueOptions\x18\x96\x8c\x03 \x03(\tR\x0blegacyNamesb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcp.metrics.v1.catalog_pb2', globals())
@@ -24,14 +24,14 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   google_dot_protobuf_dot_descriptor__pb2.EnumValueOptions.RegisterExtension(legacy_names)
 
   DESCRIPTOR._options = None
-  _LEGACYPLACE._serialized_start=742
-  _LEGACYPLACE._serialized_end=841
-  _HISTOGRAMSOURCE._serialized_start=843
-  _HISTOGRAMSOURCE._serialized_end=964
+  _LEGACYPLACE._serialized_start=768
+  _LEGACYPLACE._serialized_end=867
+  _HISTOGRAMSOURCE._serialized_start=869
+  _HISTOGRAMSOURCE._serialized_end=990
   _INSTRUMENT._serialized_start=82
   _INSTRUMENT._serialized_end=148
   _KINDCATALOG._serialized_start=151
-  _KINDCATALOG._serialized_end=509
-  _FIELDCATALOG._serialized_start=512
-  _FIELDCATALOG._serialized_end=740
+  _KINDCATALOG._serialized_end=535
+  _FIELDCATALOG._serialized_start=538
+  _FIELDCATALOG._serialized_end=766
 # @@protoc_insertion_point(module_scope)

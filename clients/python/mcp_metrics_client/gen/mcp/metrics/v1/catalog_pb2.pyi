@@ -42,12 +42,13 @@ class Instrument(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class KindCatalog(_message.Message):
-    __slots__ = ["counter", "histogram", "histogram_source", "labels", "no_instruments", "table", "table_since", "value_required"]
+    __slots__ = ["counter", "histogram", "histogram_source", "labels", "no_instruments", "outcome", "table", "table_since", "value_required"]
     COUNTER_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_SOURCE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     NO_INSTRUMENTS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     TABLE_SINCE_FIELD_NUMBER: _ClassVar[int]
     VALUE_REQUIRED_FIELD_NUMBER: _ClassVar[int]
@@ -56,10 +57,11 @@ class KindCatalog(_message.Message):
     histogram_source: HistogramSource
     labels: _containers.RepeatedScalarFieldContainer[str]
     no_instruments: bool
+    outcome: str
     table: str
     table_since: int
     value_required: bool
-    def __init__(self, table: _Optional[str] = ..., value_required: bool = ..., counter: _Optional[_Union[Instrument, _Mapping]] = ..., histogram: _Optional[_Union[Instrument, _Mapping]] = ..., histogram_source: _Optional[_Union[HistogramSource, str]] = ..., labels: _Optional[_Iterable[str]] = ..., no_instruments: bool = ..., table_since: _Optional[int] = ...) -> None: ...
+    def __init__(self, table: _Optional[str] = ..., value_required: bool = ..., counter: _Optional[_Union[Instrument, _Mapping]] = ..., histogram: _Optional[_Union[Instrument, _Mapping]] = ..., histogram_source: _Optional[_Union[HistogramSource, str]] = ..., labels: _Optional[_Iterable[str]] = ..., no_instruments: bool = ..., table_since: _Optional[int] = ..., outcome: _Optional[str] = ...) -> None: ...
 
 class LegacyPlace(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

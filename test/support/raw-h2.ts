@@ -2,7 +2,10 @@ import * as net from "node:net";
 
 /*
  * Raw HTTP/2 frames (RFC 9113 §4.1), for what node:http2's client refuses to
- * send: a WINDOW_UPDATE that overflows a flow-control window.
+ * send (a WINDOW_UPDATE that overflows a flow-control window) or cannot send
+ * safely: a rapid-reset flood through it now and then aborts the client's own
+ * process on an nghttp2 assertion (`session_ob_data_remove: stream->queued
+ * == 1`), or leaves a stream it reset itself without its "close" event.
  */
 
 /** Frame types used here. */
@@ -55,6 +58,13 @@ export function headers(streamId: number, fields: Readonly<Record<string, string
   return frame(FRAME.headers, END_HEADERS, streamId, block);
 }
 
+/** An RST_STREAM frame ending `streamId` with the error `code` (CANCEL, 0x8, by default). */
+export function rstStream(streamId: number, code = 0x8): Buffer {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(code);
+  return frame(FRAME.rstStream, 0, streamId, payload);
+}
+
 /** A frame the server sent. */
 export interface ReceivedFrame {
   readonly type: number;
@@ -95,22 +105,30 @@ function parseFrames(bytes: Buffer): ReceivedFrame[] {
  * Connects to 127.0.0.1:`port` as an HTTP/2 client (preface, SETTINGS, and
  * the ACK of the server's unless `acknowledgeSettings` is false: `then` is
  * then sent at once), sends `then`, and reports every frame the server sent
- * until it closed the connection or `withinMillis` passed.
+ * until it closed the connection, `withinMillis` passed or, when given,
+ * `until` holds for the frames received so far.
  */
 export async function rawExchange(
   port: number,
   then: Buffer,
   withinMillis = 2000,
   acknowledgeSettings = true,
+  until?: (frames: readonly ReceivedFrame[]) => boolean,
 ): Promise<RawExchange> {
   const socket = net.connect(port, "127.0.0.1");
   let received = Buffer.alloc(0);
+  let enough: (() => void) | undefined;
   socket.on("data", (chunk: Buffer) => {
     received = Buffer.concat([received, chunk]);
+    if (until?.(parseFrames(received))) enough?.();
   });
   socket.on("error", () => {});
   const closed = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), withinMillis);
+    enough = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
     socket.once("close", () => {
       clearTimeout(timer);
       resolve(true);
