@@ -25,6 +25,8 @@
  * 45 s of load: bench/results/quick).
  *
  * Usage: npm run test:soak [-- --quick] [-- --minutes N] [-- --rate EVENTS_PER_S] [-- --out DIR]
+ *        [-- --capacity-from DIR]  (an ingest bench's result of this run, full or quick: the
+ *                                   rate is half the lower of its capacity and the committed one)
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -43,7 +45,7 @@ import {
   type DeliberateOutcome,
   sendDeliberate,
 } from "./soak/calls.js";
-import { defaultRate, MIX } from "./soak/capacity.js";
+import { defaultRate, MIX, sameRunRate } from "./soak/capacity.js";
 import { startLoad } from "./soak/load-process.js";
 import { countBatchIds, countRows, openGlance, type Scrape } from "./soak/probes.js";
 import { sampleTable, soakChart, trendTable, verdictTable } from "./soak/report.js";
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
     minutes: { type: "string" },
     rate: { type: "string" },
     out: { type: "string" },
+    "capacity-from": { type: "string" },
   },
 });
 const QUICK = args.quick === true;
@@ -71,7 +74,10 @@ const SWEEP_INTERVAL_MS = QUICK ? 10_000 : 30_000;
 /** How long the service remembers batch ids here (a day by default): expired ids are pruned each minute. */
 const IDEMPOTENCY_WINDOW_SECONDS = 120;
 const OUT = resolve(args.out ?? (QUICK ? "bench/results/quick" : "bench/results"));
-const DEFAULT_RATE = defaultRate(resolve("bench/results"));
+const DEFAULT_RATE =
+  args["capacity-from"] === undefined
+    ? defaultRate(resolve("bench/results"))
+    : sameRunRate(resolve("bench/results"), resolve(args["capacity-from"]));
 const RATE = args.rate === undefined ? DEFAULT_RATE.eventsPerSecond : Number(args.rate);
 
 /** The service of the events retention deletes, with its own key (keys are bound to services). */
