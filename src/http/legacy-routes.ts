@@ -28,6 +28,7 @@ import {
   sendJson,
   sendLegacyError,
 } from "./respond.js";
+import { createUiRoute, UI_PATH } from "./ui-route.js";
 
 /** The `service` a body (legacy JSON) or a request message names, if it names one as text. */
 export function serviceOf(body: unknown): string | undefined {
@@ -382,6 +383,12 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
     ],
   ]);
 
+  const ui = createUiRoute();
+  const uiMethods = new Map<string, Handler>([
+    ["GET", ui],
+    ["HEAD", ui],
+  ]);
+
   const failed = (error: unknown, path: string, res: AnyResponse): void => {
     log.error({ err: error, path }, "http route failed");
     if (!res.headersSent) sendJson(res, 500, { detail: "Internal server error" });
@@ -390,7 +397,10 @@ export function createHttpRoutes(options: HttpRoutesOptions): HttpRoutes {
 
   return (req, res) => {
     const path = pathOf(req);
-    const methods = routes.get(path) ?? admin.match(path);
+    const methods =
+      routes.get(path) ??
+      admin.match(path) ??
+      (path === "/ui" || path.startsWith(UI_PATH) ? uiMethods : undefined);
     if (methods === undefined) return sendJson(res, 404, { detail: "Not Found" });
     const handler = methods.get(req.method ?? "GET");
     if (handler === undefined) {

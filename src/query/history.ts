@@ -24,6 +24,7 @@ import {
 } from "../storage/rollups.js";
 import { storedTimeOfMillis } from "../storage/stored-time.js";
 import { floorTo, type Piece, planPieces, type Span } from "./plan.js";
+import { distinctPerStep, tableQuestion, topFromTable } from "./table-questions.js";
 
 /** A history question's selection. */
 export interface Selection extends Span {
@@ -88,8 +89,22 @@ export interface History {
       readonly order: "count" | "errors" | "p95";
     },
   ): Promise<{ rows: TopRow[]; answered: Answered }>;
+  /**
+   * Distinct `user_hash` values per step (and group), from the raw events:
+   * the rollups keep no user. Groups ranked by their distinct users over the
+   * range; the rest are one `_other` group, its users each counted once.
+   */
+  activeUsers(
+    selection: Selection & {
+      readonly step: Grain;
+      readonly groupBy?: string;
+      readonly limit: number;
+    },
+  ): Promise<{ groups: ActiveUserGroup[]; answered: Answered }>;
   /** Raw events, newest first, after the `after` cursor. */
   events(selection: Selection, pageSize: number, after?: Cursor): Promise<EventsPage>;
+  /** Where the raw events and each grain's rollups start now, by their retention. */
+  horizons(): Horizons;
   /** Every matching raw event, oldest first, in chunks. */
   export(selection: Selection, chunkSize: number): AsyncGenerator<StoredEvent[]>;
   /**
@@ -113,6 +128,16 @@ export interface SeriesGroup {
   /** Step start (epoch ms) to its cell. */
   readonly steps: ReadonlyMap<number, Cell>;
 }
+
+/** A series of distinct users: its group (empty: all) and each step's count. */
+export interface ActiveUserGroup {
+  readonly group: string;
+  /** Step start (epoch ms) to the distinct users in it. */
+  readonly steps: ReadonlyMap<number, number>;
+}
+
+/** The dimension {@link History.activeUsers} counts distinct values of. */
+export const USER_DIMENSION = "user_hash";
 
 /** One value of a dimension. */
 export interface TopRow {
@@ -392,6 +417,14 @@ export function createHistory(options: HistoryOptions): History {
     }
   }
 
+  /** Refuses a raw-only question whose range starts before the raw events kept. */
+  const requireRaw = (selection: Selection, dimension: string | undefined): void => {
+    const horizon = options.horizons().raw;
+    if (selection.startMs < horizon) {
+      throw new BeyondRawRetentionError(rawReason(selection, dimension), horizon);
+    }
+  };
+
   /**
    * Raw events summed into cells by `keyOf` (undefined: left out); a range
    * that starts before the raw events kept is refused, not answered short.
@@ -401,10 +434,7 @@ export function createHistory(options: HistoryOptions): History {
     dimension: string | undefined,
     keyOf: (event: StoredEvent, dims: Map<string, string>) => K | undefined,
   ): Promise<{ cells: Map<K, Cell>; answered: Answered }> => {
-    const horizon = options.horizons().raw;
-    if (selection.startMs < horizon) {
-      throw new BeyondRawRetentionError(rawReason(selection, dimension), horizon);
-    }
+    requireRaw(selection, dimension);
     const cells = new Map<K, Cell>();
     for await (const events of rawRows(selection, RAW_CHUNK)) {
       for (const event of events) {
@@ -448,7 +478,11 @@ export function createHistory(options: HistoryOptions): History {
       const { step, groupBy } = selection;
       const histogram = PERCENTILES.has(selection.measure);
       // Minutes have no dimension rows: a per-minute series of a dimension is the raw events'.
-      const rolled = rollupPlan(selection, groupBy === "service" ? undefined : groupBy);
+      // The service and the event type are columns of every rollup row, not dimensions.
+      const rolled = rollupPlan(
+        selection,
+        groupBy === "service" || groupBy === BY_TYPE ? undefined : groupBy,
+      );
       const plan =
         step === "minute" && rolled?.dimension !== undefined && !grainOf("minute").dimensions
           ? undefined
@@ -466,7 +500,8 @@ export function createHistory(options: HistoryOptions): History {
       let answered: Answered;
       if (plan === undefined) {
         const raw = await fromRaw(selection, groupBy, (e, dims) => {
-          const group = groupBy === undefined ? "" : dims.get(groupBy);
+          const group =
+            groupBy === undefined ? "" : groupBy === BY_TYPE ? e.metricType : dims.get(groupBy);
           return group === undefined
             ? undefined
             : `${group}\u0000${floorTo(millisOfStored(e.timestamp), step)}`;
@@ -499,6 +534,20 @@ export function createHistory(options: HistoryOptions): History {
       const plan = rollupPlan(selection, dimension === "service" ? undefined : dimension);
       let byValue: Map<string, Cell>;
       let answered: Answered;
+      const table = plan === undefined ? tableQuestion(selection, [dimension]) : undefined;
+      if (table !== undefined && selection.order !== "p95") {
+        // Counted by the database on the kind's own table; histograms for the rows kept only.
+        requireRaw(selection, dimension);
+        let kept: TopRow[] = [];
+        await topFromTable(reader, table, dimension, (cells) => {
+          kept = ranked(cells, selection.order, selection.limit);
+          return kept.map((r) => r.value);
+        });
+        return {
+          rows: kept,
+          answered: answeredOf([{ grain: "raw", ...spanOf(selection) }], selection),
+        };
+      }
       if (plan === undefined) {
         const raw = await fromRaw(selection, dimension, (_e, dims) => dims.get(dimension));
         byValue = raw.cells;
@@ -533,6 +582,61 @@ export function createHistory(options: HistoryOptions): History {
       return { rows: ranked(byValue, selection.order, selection.limit), answered };
     },
 
+    async activeUsers(selection) {
+      const { step, groupBy } = selection;
+      requireRaw(selection, USER_DIMENSION);
+      const answered = answeredOf([{ grain: "raw", ...spanOf(selection) }], selection);
+      const table = groupBy === undefined ? tableQuestion(selection, [USER_DIMENSION]) : undefined;
+      if (table !== undefined) {
+        const steps = await distinctPerStep(reader, table, USER_DIMENSION, step);
+        return { groups: steps.size > 0 ? [{ group: "", steps }] : [], answered };
+      }
+      // Per group: per step start, the users seen; and all users seen.
+      const seen = new Map<string, { steps: Map<number, Set<string>>; all: Set<string> }>();
+      for await (const events of rawRows(selection, RAW_CHUNK)) {
+        for (const event of events) {
+          const dims = storedDimensions(event);
+          const user = dims.get(USER_DIMENSION);
+          const group = groupBy === undefined ? "" : dims.get(groupBy);
+          if (user === undefined || group === undefined) continue;
+          let entry = seen.get(group);
+          if (entry === undefined) {
+            entry = { steps: new Map(), all: new Set() };
+            seen.set(group, entry);
+          }
+          const at = floorTo(millisOfStored(event.timestamp), step);
+          let users = entry.steps.get(at);
+          if (users === undefined) {
+            users = new Set();
+            entry.steps.set(at, users);
+          }
+          users.add(user);
+          entry.all.add(user);
+        }
+      }
+      const ordered = [...seen].sort(
+        ([a, x], [b, y]) => y.all.size - x.all.size || (a < b ? -1 : 1),
+      );
+      const counted = (steps: Map<number, Set<string>>) =>
+        new Map([...steps].map(([at, users]) => [at, users.size]));
+      const groups: ActiveUserGroup[] = ordered
+        .slice(0, selection.limit)
+        .map(([group, { steps }]) => ({ group, steps: counted(steps) }));
+      const rest = ordered.slice(selection.limit);
+      if (rest.length > 0) {
+        const other = new Map<number, Set<string>>();
+        for (const [, { steps }] of rest) {
+          for (const [at, users] of steps) {
+            const into = other.get(at) ?? new Set<string>();
+            for (const u of users) into.add(u);
+            other.set(at, into);
+          }
+        }
+        groups.push({ group: "_other", steps: counted(other) });
+      }
+      return { groups, answered };
+    },
+
     async events(selection, pageSize, after) {
       const events: StoredEvent[] = [];
       let last: StoredEvent | undefined;
@@ -552,6 +656,8 @@ export function createHistory(options: HistoryOptions): History {
           : {}),
       };
     },
+
+    horizons: options.horizons,
 
     export(selection, chunkSize) {
       return rawRows(selection, chunkSize);
@@ -600,9 +706,16 @@ function ranked(
     .slice(0, limit);
 }
 
-/** The rollup column a dimension's values are in: `service` is a column of every rollup row. */
+/** The group_by that splits a series by event type (every type asked, one series each). */
+export const BY_TYPE = "event_type";
+
+/** The rollup column a dimension's values are in: `service` and the type are columns of every rollup row. */
 const splitColumn = (dimension: string) =>
-  dimension === "service" ? ("service" as const) : ("dimension_value" as const);
+  dimension === "service"
+    ? ("service" as const)
+    : dimension === BY_TYPE
+      ? ("metric_type" as const)
+      : ("dimension_value" as const);
 
 /** A selection's span. */
 const spanOf = (s: Span): Span => ({ startMs: s.startMs, endMs: s.endMs });

@@ -3,6 +3,7 @@ import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type {
   AnsweredSchema,
+  ForecastResponseSchema,
   QueryService,
   StoredEventSchema,
 } from "../../gen/mcp/metrics/v1/query_pb.js";
@@ -12,9 +13,11 @@ import { EVENT_KINDS, type EventKind, KIND_BY_TYPE } from "../catalog/catalog.js
 import { errors } from "../errors.js";
 import { type Grain, grainOf, quantileOf } from "../storage/rollups.js";
 import { StorageError } from "../storage/storage-error.js";
+import { type DayValue, fitTrend, holdout, MIN_DAYS, methodName } from "./forecast.js";
 import {
   type Answered,
   BeyondRawRetentionError,
+  BY_TYPE,
   type Cursor,
   type History,
   MEASURES,
@@ -22,6 +25,7 @@ import {
   millisOfStored,
   type Selection,
   type StoredEvent,
+  USER_DIMENSION,
 } from "./history.js";
 import { ceilTo, floorTo } from "./plan.js";
 
@@ -158,10 +162,14 @@ export function storedEventMessage(e: StoredEvent): MessageInitShape<typeof Stor
   };
 }
 
-function answeredMessage(a: Answered): MessageInitShape<typeof AnsweredSchema> {
+function answeredMessage(
+  a: Answered,
+  rawKeptSinceMs: number,
+): MessageInitShape<typeof AnsweredSchema> {
   return {
     start: timestampFromMs(a.startMs),
     end: timestampFromMs(a.endMs),
+    rawKeptSince: timestampFromMs(Math.max(0, rawKeptSinceMs)),
     sources: a.sources.map((s) => ({
       grain: s.grain,
       start: timestampFromMs(s.startMs),
@@ -211,6 +219,21 @@ async function answering<T>(ctx: HandlerContext, work: () => Promise<T>): Promis
   }
 }
 
+/** Series' measures: the rollups' and the raw events' distinct users. */
+const SERIES_MEASURES = [...(Object.keys(MEASURES) as Measure[]), "active_users"] as const;
+
+/** Refuses `active_users` for a type whose events carry no user. */
+function requireUsers(kinds: readonly EventKind[]): void {
+  const kind = kinds[0] as EventKind;
+  if (!kind.fields.some((f) => f.name === USER_DIMENSION)) {
+    const withUsers = EVENT_KINDS.filter((k) => k.fields.some((f) => f.name === USER_DIMENSION));
+    throw new QueryRequestError(
+      "measure",
+      `active_users counts ${USER_DIMENSION} values, which ${kind.name} events do not have; the types with users are ${withUsers.map((k) => k.name).join(", ")}`,
+    );
+  }
+}
+
 /** Events per Export message. */
 const EXPORT_CHUNK = 500;
 
@@ -235,14 +258,15 @@ export function createQueryServiceImpl(
             ...optional("p99Ms", quantileOf(cell, 0.99)),
             ...optional("meanMs", MEASURES.mean_duration(cell)),
           })),
-          answered: answeredMessage(answered),
+          answered: answeredMessage(answered, history.horizons().raw),
         };
       }),
 
     series: (req, ctx) =>
       answering(ctx, async () => {
-        const selection = selectionOf(req, false, now());
-        const measure = oneOf<Measure>("measure", req.measure, Object.keys(MEASURES) as Measure[]);
+        // Split by type, a series may ask about every type at once.
+        const selection = selectionOf(req, req.groupBy === BY_TYPE, now());
+        const measure = oneOf("measure", req.measure, SERIES_MEASURES);
         const step = oneOf("step", req.step, STEPS);
         const points =
           (ceilTo(selection.endMs, step) - floorTo(selection.startMs, step)) / stepMillis(step);
@@ -253,12 +277,33 @@ export function createQueryServiceImpl(
           );
         }
         const groupBy = req.groupBy === "" ? undefined : dimensionName("group_by", req.groupBy);
+        const limit = boundedCount("limit", req.limit, 10, 100);
+        if (measure === "active_users") {
+          if (groupBy === BY_TYPE) {
+            throw new QueryRequestError("group_by", "active_users is counted for one event_type");
+          }
+          requireUsers(selection.kinds);
+          const active = await history.activeUsers({
+            ...selection,
+            step,
+            ...(groupBy ? { groupBy } : {}),
+            limit,
+          });
+          const at = stepsOf(floorTo(active.answered.startMs, step), active.answered.endMs, step);
+          return {
+            groups: active.groups.map(({ group, steps }) => ({
+              group,
+              points: at.map((ms) => ({ time: timestampFromMs(ms), value: steps.get(ms) ?? 0 })),
+            })),
+            answered: answeredMessage(active.answered, history.horizons().raw),
+          };
+        }
         const { groups, answered } = await history.series({
           ...selection,
           step,
           measure,
           ...(groupBy ? { groupBy } : {}),
-          limit: boundedCount("limit", req.limit, 10, 100),
+          limit,
         });
         const of = MEASURES[measure];
         // Counts are 0 where a step had no events; the other measures have no value there.
@@ -277,7 +322,7 @@ export function createQueryServiceImpl(
               }),
             };
           }),
-          answered: answeredMessage(answered),
+          answered: answeredMessage(answered, history.horizons().raw),
         };
       }),
 
@@ -298,9 +343,11 @@ export function createQueryServiceImpl(
             errors: BigInt(cell.errors),
             ...optional("p95Ms", quantileOf(cell, 0.95)),
           })),
-          answered: answeredMessage(answered),
+          answered: answeredMessage(answered, history.horizons().raw),
         };
       }),
+
+    forecast: (req, ctx) => answering(ctx, async () => forecastOf(history, req, now())),
 
     events: (req, ctx) =>
       answering(ctx, async () => {
@@ -332,6 +379,121 @@ export function createQueryServiceImpl(
         throw queryErrorOf(error);
       }
     },
+  };
+}
+
+/** Forecast's bounds, days. */
+const FORECAST = {
+  horizon: { fallback: 30, max: 365 },
+  history: { fallback: 90, min: 14, max: 1095 },
+};
+
+/** Values a measure can take: all are at least 0, and a rate at most 1. */
+function clampOf(measure: Measure): (v: number) => number {
+  return measure === "error_rate" ? (v) => Math.min(1, Math.max(0, v)) : (v) => Math.max(0, v);
+}
+
+/** Answers a Forecast: the measure's whole days fitted (./forecast.ts), then projected. */
+async function forecastOf(
+  history: History,
+  req: {
+    readonly eventType: string;
+    readonly measure: string;
+    readonly horizonDays: number;
+    readonly historyDays: number;
+    readonly end?: Timestamp | undefined;
+    readonly filters: Readonly<Record<string, string>>;
+  },
+  now: number,
+): Promise<MessageInitShape<typeof ForecastResponseSchema>> {
+  const measure =
+    req.measure === ""
+      ? "count"
+      : oneOf("measure", req.measure, Object.keys(MEASURES) as Measure[]);
+  const horizon = boundedCount(
+    "horizon_days",
+    req.horizonDays,
+    FORECAST.horizon.fallback,
+    FORECAST.horizon.max,
+  );
+  const days = boundedCount(
+    "history_days",
+    req.historyDays,
+    FORECAST.history.fallback,
+    FORECAST.history.max,
+  );
+  if (days < FORECAST.history.min) {
+    throw new QueryRequestError(
+      "history_days",
+      `must be at least ${FORECAST.history.min}, got ${days}: a trend needs two weeks`,
+    );
+  }
+  const endMs = floorTo(req.end ? timestampMs(req.end) : now, "day");
+  const selection = selectionOf(
+    { ...req, start: timestampFromMs(endMs - days * DAY_MS), end: timestampFromMs(endMs) },
+    false,
+    now,
+  );
+  const { groups, answered } = await history.series({
+    ...selection,
+    step: "day",
+    measure,
+    limit: 1,
+  });
+  const steps = groups[0]?.steps ?? new Map<number, never>();
+  const of = MEASURES[measure];
+  const fill = measure === "count" || measure === "errors";
+  // Whole days from the first with events: days before a service existed are no trend.
+  const firstMs = Math.min(...steps.keys());
+  const values: (DayValue & { ms: number })[] = [];
+  for (let ms = Math.max(selection.startMs, firstMs); ms < endMs; ms += DAY_MS) {
+    const cell = steps.get(ms);
+    const value = cell ? of(cell) : fill ? 0 : undefined;
+    if (value !== undefined) values.push({ day: (ms - selection.startMs) / DAY_MS, value, ms });
+  }
+  const weekdayOf = (day: number) =>
+    (new Date(selection.startMs + day * DAY_MS).getUTCDay() + 6) % 7;
+  const point = (day: number, value: number) => ({
+    time: timestampFromMs(selection.startMs + day * DAY_MS),
+    value,
+  });
+  const fit = fitTrend(values, weekdayOf);
+  if (fit === undefined) {
+    // Not an error: a young service or a narrow filter has too few days yet.
+    return {
+      history: values.map((v) => point(v.day, v.value)),
+      unavailable: `a forecast needs at least ${MIN_DAYS} days with a ${measure} value in the ${days} days before ${new Date(endMs).toISOString()}; there ${values.length === 1 ? "is 1" : `are ${values.length}`}`,
+      answered: answeredMessage(answered, history.horizons().raw),
+    };
+  }
+  const clamp = clampOf(measure);
+  const lastDay = (endMs - selection.startMs) / DAY_MS;
+  const check = holdout(values, Math.min(horizon, Math.floor(values.length / 4)), weekdayOf, clamp);
+  return {
+    method: methodName(fit.weekly),
+    history: values.map((v) => point(v.day, v.value)),
+    fitted: values.map((v) => point(v.day, clamp(fit.at(v.day)))),
+    forecast: Array.from({ length: horizon }, (_, i) => {
+      const day = lastDay + i;
+      const value = clamp(fit.at(day));
+      const half = fit.halfBand(day);
+      return { ...point(day, value), lower: clamp(value - half), upper: clamp(value + half) };
+    }),
+    slopePerDay: fit.slopePerDay,
+    weekly: fit.weekly,
+    weekdayFactors: [...fit.weekdayFactors],
+    residualSd: fit.residualSd,
+    rSquared: fit.rSquared,
+    ...(check === undefined
+      ? {}
+      : {
+          holdout: {
+            days: check.days,
+            relativeError: check.relativeError,
+            coverage: check.coverage,
+          },
+        }),
+    answered: answeredMessage(answered, history.horizons().raw),
   };
 }
 

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file mcp/metrics/v1/query.proto.
  */
 export const file_mcp_metrics_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChptY3AvbWV0cmljcy92MS9xdWVyeS5wcm90bxIObWNwLm1ldHJpY3MudjEiawoGU291cmNlEg0KBWdyYWluGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIocBCghBbnN3ZXJlZBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgdzb3VyY2VzGAMgAygLMhYubWNwLm1ldHJpY3MudjEuU291cmNlIuYBCg5TdW1tYXJ5UmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjwKB2ZpbHRlcnMYBCADKAsyKy5tY3AubWV0cmljcy52MS5TdW1tYXJ5UmVxdWVzdC5GaWx0ZXJzRW50cnkaLgoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi7QEKC1R5cGVTdW1tYXJ5EhIKCmV2ZW50X3R5cGUYASABKAkSDgoGZXZlbnRzGAIgASgDEg4KBmVycm9ycxgDIAEoAxISCgplcnJvcl9yYXRlGAQgASgBEhMKBnA1MF9tcxgFIAEoAUgAiAEBEhMKBnA5NV9tcxgGIAEoAUgBiAEBEhMKBnA5OV9tcxgHIAEoAUgCiAEBEhQKDHRpbWVkX2V2ZW50cxgIIAEoAxIUCgdtZWFuX21zGAkgASgBSAOIAQFCCQoHX3A1MF9tc0IJCgdfcDk1X21zQgkKB19wOTlfbXNCCgoIX21lYW5fbXMiaQoPU3VtbWFyeVJlc3BvbnNlEioKBXR5cGVzGAEgAygLMhsubWNwLm1ldHJpY3MudjEuVHlwZVN1bW1hcnkSKgoIYW5zd2VyZWQYAiABKAsyGC5tY3AubWV0cmljcy52MS5BbnN3ZXJlZCKkAgoNU2VyaWVzUmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEg8KB21lYXN1cmUYAiABKAkSKQoFc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEc3RlcBgFIAEoCRI7CgdmaWx0ZXJzGAYgAygLMioubWNwLm1ldHJpY3MudjEuU2VyaWVzUmVxdWVzdC5GaWx0ZXJzRW50cnkSEAoIZ3JvdXBfYnkYByABKAkSDQoFbGltaXQYCCABKAUaLgoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQAoFUG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYAiABKAEiQwoLU2VyaWVzR3JvdXASDQoFZ3JvdXAYASABKAkSJQoGcG9pbnRzGAIgAygLMhUubWNwLm1ldHJpY3MudjEuUG9pbnQiaQoOU2VyaWVzUmVzcG9uc2USKwoGZ3JvdXBzGAEgAygLMhsubWNwLm1ldHJpY3MudjEuU2VyaWVzR3JvdXASKgoIYW5zd2VyZWQYAiABKAsyGC5tY3AubWV0cmljcy52MS5BbnN3ZXJlZCKPAgoKVG9wUmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEhEKCWRpbWVuc2lvbhgCIAEoCRIpCgVzdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBRI4CgdmaWx0ZXJzGAYgAygLMicubWNwLm1ldHJpY3MudjEuVG9wUmVxdWVzdC5GaWx0ZXJzRW50cnkSDQoFb3JkZXIYByABKAkaLgoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoGVG9wUm93Eg0KBXZhbHVlGAEgASgJEg0KBWNvdW50GAIgASgDEg4KBmVycm9ycxgDIAEoAxITCgZwOTVfbXMYBCABKAFIAIgBAUIJCgdfcDk1X21zIl8KC1RvcFJlc3BvbnNlEiQKBHJvd3MYASADKAsyFi5tY3AubWV0cmljcy52MS5Ub3BSb3cSKgoIYW5zd2VyZWQYAiABKAsyGC5tY3AubWV0cmljcy52MS5BbnN3ZXJlZCLJAgoLU3RvcmVkRXZlbnQSEgoKZXZlbnRfdHlwZRgBIAEoCRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NlcnZpY2UYAyABKAkSFwoPc2VydmljZV92ZXJzaW9uGAQgASgJEhMKC2luc3RhbmNlX2lkGAUgASgJEg0KBXZhbHVlGAYgASgBEhgKC2R1cmF0aW9uX21zGAcgASgBSACIAQESKwoKZGltZW5zaW9ucxgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhIKCnJlcXVlc3RfaWQYCiABKAkSEwoLa2V5X3NlcnZpY2UYCyABKAlCDgoMX2R1cmF0aW9uX21zIosCCg1FdmVudHNSZXF1ZXN0EhIKCmV2ZW50X3R5cGUYASABKAkSKQoFc3RhcnQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOwoHZmlsdGVycxgEIAMoCzIqLm1jcC5tZXRyaWNzLnYxLkV2ZW50c1JlcXVlc3QuRmlsdGVyc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi4KDEZpbHRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlYKDkV2ZW50c1Jlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLm1jcC5tZXRyaWNzLnYxLlN0b3JlZEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLkAQoNRXhwb3J0UmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKB2ZpbHRlcnMYBCADKAsyKi5tY3AubWV0cmljcy52MS5FeHBvcnRSZXF1ZXN0LkZpbHRlcnNFbnRyeRouCgxGaWx0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9Cg5FeHBvcnRSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5tY3AubWV0cmljcy52MS5TdG9yZWRFdmVudDL3AgoMUXVlcnlTZXJ2aWNlEkoKB1N1bW1hcnkSHi5tY3AubWV0cmljcy52MS5TdW1tYXJ5UmVxdWVzdBofLm1jcC5tZXRyaWNzLnYxLlN1bW1hcnlSZXNwb25zZRJHCgZTZXJpZXMSHS5tY3AubWV0cmljcy52MS5TZXJpZXNSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuU2VyaWVzUmVzcG9uc2USPgoDVG9wEhoubWNwLm1ldHJpY3MudjEuVG9wUmVxdWVzdBobLm1jcC5tZXRyaWNzLnYxLlRvcFJlc3BvbnNlEkcKBkV2ZW50cxIdLm1jcC5tZXRyaWNzLnYxLkV2ZW50c1JlcXVlc3QaHi5tY3AubWV0cmljcy52MS5FdmVudHNSZXNwb25zZRJJCgZFeHBvcnQSHS5tY3AubWV0cmljcy52MS5FeHBvcnRSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuRXhwb3J0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChptY3AvbWV0cmljcy92MS9xdWVyeS5wcm90bxIObWNwLm1ldHJpY3MudjEiawoGU291cmNlEg0KBWdyYWluGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrsBCghBbnN3ZXJlZBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgdzb3VyY2VzGAMgAygLMhYubWNwLm1ldHJpY3MudjEuU291cmNlEjIKDnJhd19rZXB0X3NpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLmAQoOU3VtbWFyeVJlcXVlc3QSEgoKZXZlbnRfdHlwZRgBIAEoCRIpCgVzdGFydBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI8CgdmaWx0ZXJzGAQgAygLMisubWNwLm1ldHJpY3MudjEuU3VtbWFyeVJlcXVlc3QuRmlsdGVyc0VudHJ5Gi4KDEZpbHRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIu0BCgtUeXBlU3VtbWFyeRISCgpldmVudF90eXBlGAEgASgJEg4KBmV2ZW50cxgCIAEoAxIOCgZlcnJvcnMYAyABKAMSEgoKZXJyb3JfcmF0ZRgEIAEoARITCgZwNTBfbXMYBSABKAFIAIgBARITCgZwOTVfbXMYBiABKAFIAYgBARITCgZwOTlfbXMYByABKAFIAogBARIUCgx0aW1lZF9ldmVudHMYCCABKAMSFAoHbWVhbl9tcxgJIAEoAUgDiAEBQgkKB19wNTBfbXNCCQoHX3A5NV9tc0IJCgdfcDk5X21zQgoKCF9tZWFuX21zImkKD1N1bW1hcnlSZXNwb25zZRIqCgV0eXBlcxgBIAMoCzIbLm1jcC5tZXRyaWNzLnYxLlR5cGVTdW1tYXJ5EioKCGFuc3dlcmVkGAIgASgLMhgubWNwLm1ldHJpY3MudjEuQW5zd2VyZWQipAIKDVNlcmllc1JlcXVlc3QSEgoKZXZlbnRfdHlwZRgBIAEoCRIPCgdtZWFzdXJlGAIgASgJEikKBXN0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHN0ZXAYBSABKAkSOwoHZmlsdGVycxgGIAMoCzIqLm1jcC5tZXRyaWNzLnYxLlNlcmllc1JlcXVlc3QuRmlsdGVyc0VudHJ5EhAKCGdyb3VwX2J5GAcgASgJEg0KBWxpbWl0GAggASgFGi4KDEZpbHRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkAKBVBvaW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAIgASgBIkMKC1Nlcmllc0dyb3VwEg0KBWdyb3VwGAEgASgJEiUKBnBvaW50cxgCIAMoCzIVLm1jcC5tZXRyaWNzLnYxLlBvaW50ImkKDlNlcmllc1Jlc3BvbnNlEisKBmdyb3VwcxgBIAMoCzIbLm1jcC5tZXRyaWNzLnYxLlNlcmllc0dyb3VwEioKCGFuc3dlcmVkGAIgASgLMhgubWNwLm1ldHJpY3MudjEuQW5zd2VyZWQijwIKClRvcFJlcXVlc3QSEgoKZXZlbnRfdHlwZRgBIAEoCRIRCglkaW1lbnNpb24YAiABKAkSKQoFc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYBSABKAUSOAoHZmlsdGVycxgGIAMoCzInLm1jcC5tZXRyaWNzLnYxLlRvcFJlcXVlc3QuRmlsdGVyc0VudHJ5Eg0KBW9yZGVyGAcgASgJGi4KDEZpbHRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlYKBlRvcFJvdxINCgV2YWx1ZRgBIAEoCRINCgVjb3VudBgCIAEoAxIOCgZlcnJvcnMYAyABKAMSEwoGcDk1X21zGAQgASgBSACIAQFCCQoHX3A5NV9tcyJfCgtUb3BSZXNwb25zZRIkCgRyb3dzGAEgAygLMhYubWNwLm1ldHJpY3MudjEuVG9wUm93EioKCGFuc3dlcmVkGAIgASgLMhgubWNwLm1ldHJpY3MudjEuQW5zd2VyZWQiyQIKC1N0b3JlZEV2ZW50EhIKCmV2ZW50X3R5cGUYASABKAkSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdzZXJ2aWNlGAMgASgJEhcKD3NlcnZpY2VfdmVyc2lvbhgEIAEoCRITCgtpbnN0YW5jZV9pZBgFIAEoCRINCgV2YWx1ZRgGIAEoARIYCgtkdXJhdGlvbl9tcxgHIAEoAUgAiAEBEisKCmRpbWVuc2lvbnMYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAogASgJEhMKC2tleV9zZXJ2aWNlGAsgASgJQg4KDF9kdXJhdGlvbl9tcyKLAgoNRXZlbnRzUmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEikKBXN0YXJ0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKB2ZpbHRlcnMYBCADKAsyKi5tY3AubWV0cmljcy52MS5FdmVudHNSZXF1ZXN0LkZpbHRlcnNFbnRyeRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCRouCgxGaWx0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJWCg5FdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5tY3AubWV0cmljcy52MS5TdG9yZWRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki5AEKDUV4cG9ydFJlcXVlc3QSEgoKZXZlbnRfdHlwZRgBIAEoCRIpCgVzdGFydBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoDZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7CgdmaWx0ZXJzGAQgAygLMioubWNwLm1ldHJpY3MudjEuRXhwb3J0UmVxdWVzdC5GaWx0ZXJzRW50cnkaLgoMRmlsdGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoORXhwb3J0UmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsubWNwLm1ldHJpY3MudjEuU3RvcmVkRXZlbnQi+gEKD0ZvcmVjYXN0UmVxdWVzdBISCgpldmVudF90eXBlGAEgASgJEg8KB21lYXN1cmUYAiABKAkSFAoMaG9yaXpvbl9kYXlzGAMgASgFEhQKDGhpc3RvcnlfZGF5cxgEIAEoBRInCgNlbmQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEj0KB2ZpbHRlcnMYBiADKAsyLC5tY3AubWV0cmljcy52MS5Gb3JlY2FzdFJlcXVlc3QuRmlsdGVyc0VudHJ5Gi4KDEZpbHRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImYKDUZvcmVjYXN0UG9pbnQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYAiABKAESDQoFbG93ZXIYAyABKAESDQoFdXBwZXIYBCABKAEiQQoHSG9sZG91dBIMCgRkYXlzGAEgASgFEhYKDnJlbGF0aXZlX2Vycm9yGAIgASgBEhAKCGNvdmVyYWdlGAMgASgBIvUCChBGb3JlY2FzdFJlc3BvbnNlEg4KBm1ldGhvZBgBIAEoCRImCgdoaXN0b3J5GAIgAygLMhUubWNwLm1ldHJpY3MudjEuUG9pbnQSJQoGZml0dGVkGAMgAygLMhUubWNwLm1ldHJpY3MudjEuUG9pbnQSLwoIZm9yZWNhc3QYBCADKAsyHS5tY3AubWV0cmljcy52MS5Gb3JlY2FzdFBvaW50EhUKDXNsb3BlX3Blcl9kYXkYBSABKAESDgoGd2Vla2x5GAYgASgIEhcKD3dlZWtkYXlfZmFjdG9ycxgHIAMoARITCgtyZXNpZHVhbF9zZBgIIAEoARIRCglyX3NxdWFyZWQYCSABKAESKAoHaG9sZG91dBgKIAEoCzIXLm1jcC5tZXRyaWNzLnYxLkhvbGRvdXQSKgoIYW5zd2VyZWQYCyABKAsyGC5tY3AubWV0cmljcy52MS5BbnN3ZXJlZBITCgt1bmF2YWlsYWJsZRgMIAEoCTLGAwoMUXVlcnlTZXJ2aWNlEkoKB1N1bW1hcnkSHi5tY3AubWV0cmljcy52MS5TdW1tYXJ5UmVxdWVzdBofLm1jcC5tZXRyaWNzLnYxLlN1bW1hcnlSZXNwb25zZRJHCgZTZXJpZXMSHS5tY3AubWV0cmljcy52MS5TZXJpZXNSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuU2VyaWVzUmVzcG9uc2USPgoDVG9wEhoubWNwLm1ldHJpY3MudjEuVG9wUmVxdWVzdBobLm1jcC5tZXRyaWNzLnYxLlRvcFJlc3BvbnNlEkcKBkV2ZW50cxIdLm1jcC5tZXRyaWNzLnYxLkV2ZW50c1JlcXVlc3QaHi5tY3AubWV0cmljcy52MS5FdmVudHNSZXNwb25zZRJJCgZFeHBvcnQSHS5tY3AubWV0cmljcy52MS5FeHBvcnRSZXF1ZXN0Gh4ubWNwLm1ldHJpY3MudjEuRXhwb3J0UmVzcG9uc2UwARJNCghGb3JlY2FzdBIfLm1jcC5tZXRyaWNzLnYxLkZvcmVjYXN0UmVxdWVzdBogLm1jcC5tZXRyaWNzLnYxLkZvcmVjYXN0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Source is one part of an answer's range and what served it.
@@ -68,6 +68,15 @@ export type Answered = Message<"mcp.metrics.v1.Answered"> & {
    * @generated from field: repeated mcp.metrics.v1.Source sources = 3;
    */
   sources: Source[];
+
+  /**
+   * The oldest time the raw events are kept from (raw retention's horizon
+   * now): a question only the raw events answer (a user_hash, a query,
+   * active_users) can start there and no earlier.
+   *
+   * @generated from field: google.protobuf.Timestamp raw_kept_since = 4;
+   */
+  rawKeptSince?: Timestamp | undefined;
 };
 
 /**
@@ -218,7 +227,10 @@ export type SeriesRequest = Message<"mcp.metrics.v1.SeriesRequest"> & {
   eventType: string;
 
   /**
-   * "count", "errors", "error_rate", "p50", "p95", "p99" or "mean_duration".
+   * "count", "errors", "error_rate", "p50", "p95", "p99", "mean_duration",
+   * or "active_users": distinct `user_hash` values per step, counted from the
+   * raw events (a type with a user_hash field; FAILED_PRECONDITION beyond
+   * raw retention).
    *
    * @generated from field: string measure = 2;
    */
@@ -249,6 +261,8 @@ export type SeriesRequest = Message<"mcp.metrics.v1.SeriesRequest"> & {
   /**
    * A dimension to split the series by: the top `limit` groups by events,
    * the rest summed into a group named "_other". Empty: one series.
+   * "event_type" splits it by type, and then event_type may be empty: every
+   * type, one series each, in one call.
    *
    * @generated from field: string group_by = 7;
    */
@@ -661,6 +675,229 @@ export const ExportResponseSchema: GenMessage<ExportResponse> = /*@__PURE__*/
   messageDesc(file_mcp_metrics_v1_query, 16);
 
 /**
+ * ForecastRequest asks for a measure's trend, fitted on whole UTC days.
+ *
+ * @generated from message mcp.metrics.v1.ForecastRequest
+ */
+export type ForecastRequest = Message<"mcp.metrics.v1.ForecastRequest"> & {
+  /**
+   * @generated from field: string event_type = 1;
+   */
+  eventType: string;
+
+  /**
+   * A Series measure per day: "count" (the default), "errors", "error_rate",
+   * "p50", "p95", "p99" or "mean_duration".
+   *
+   * @generated from field: string measure = 2;
+   */
+  measure: string;
+
+  /**
+   * Days to project past the history (default 30, at most 365).
+   *
+   * @generated from field: int32 horizon_days = 3;
+   */
+  horizonDays: number;
+
+  /**
+   * Days of history to fit (default 90, at least 14, at most 1095).
+   *
+   * @generated from field: int32 history_days = 4;
+   */
+  historyDays: number;
+
+  /**
+   * The end of the history, aligned down to a UTC midnight (default: the
+   * start of today, so that today's unfinished day is left out).
+   *
+   * @generated from field: google.protobuf.Timestamp end = 5;
+   */
+  end?: Timestamp | undefined;
+
+  /**
+   * @generated from field: map<string, string> filters = 6;
+   */
+  filters: { [key: string]: string };
+};
+
+/**
+ * Describes the message mcp.metrics.v1.ForecastRequest.
+ * Use `create(ForecastRequestSchema)` to create a new message.
+ */
+export const ForecastRequestSchema: GenMessage<ForecastRequest> = /*@__PURE__*/
+  messageDesc(file_mcp_metrics_v1_query, 17);
+
+/**
+ * ForecastPoint is one projected day: the trend's value and its band.
+ *
+ * @generated from message mcp.metrics.v1.ForecastPoint
+ */
+export type ForecastPoint = Message<"mcp.metrics.v1.ForecastPoint"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double value = 2;
+   */
+  value: number;
+
+  /**
+   * The 95% prediction band: where one day's value is expected to fall.
+   *
+   * @generated from field: double lower = 3;
+   */
+  lower: number;
+
+  /**
+   * @generated from field: double upper = 4;
+   */
+  upper: number;
+};
+
+/**
+ * Describes the message mcp.metrics.v1.ForecastPoint.
+ * Use `create(ForecastPointSchema)` to create a new message.
+ */
+export const ForecastPointSchema: GenMessage<ForecastPoint> = /*@__PURE__*/
+  messageDesc(file_mcp_metrics_v1_query, 18);
+
+/**
+ * Holdout is how the method did on the data it answers from: fitted on the
+ * history without its last `days`, those days projected and compared.
+ *
+ * @generated from message mcp.metrics.v1.Holdout
+ */
+export type Holdout = Message<"mcp.metrics.v1.Holdout"> & {
+  /**
+   * @generated from field: int32 days = 1;
+   */
+  days: number;
+
+  /**
+   * Mean absolute error over the days held out, as a fraction of their mean.
+   *
+   * @generated from field: double relative_error = 2;
+   */
+  relativeError: number;
+
+  /**
+   * The fraction of the days held out that fell inside the band.
+   *
+   * @generated from field: double coverage = 3;
+   */
+  coverage: number;
+};
+
+/**
+ * Describes the message mcp.metrics.v1.Holdout.
+ * Use `create(HoldoutSchema)` to create a new message.
+ */
+export const HoldoutSchema: GenMessage<Holdout> = /*@__PURE__*/
+  messageDesc(file_mcp_metrics_v1_query, 19);
+
+/**
+ * ForecastResponse is the fitted history and the projection.
+ *
+ * @generated from message mcp.metrics.v1.ForecastResponse
+ */
+export type ForecastResponse = Message<"mcp.metrics.v1.ForecastResponse"> & {
+  /**
+   * The method, named: a least-squares line over the days, with weekday
+   * factors when the history has three weeks or more.
+   *
+   * @generated from field: string method = 1;
+   */
+  method: string;
+
+  /**
+   * The daily values fitted, oldest first (count and errors are 0 on a day
+   * without events; the other measures skip such days).
+   *
+   * @generated from field: repeated mcp.metrics.v1.Point history = 2;
+   */
+  history: Point[];
+
+  /**
+   * The trend over the history's days, for drawing beside it.
+   *
+   * @generated from field: repeated mcp.metrics.v1.Point fitted = 3;
+   */
+  fitted: Point[];
+
+  /**
+   * One point per day of the horizon.
+   *
+   * @generated from field: repeated mcp.metrics.v1.ForecastPoint forecast = 4;
+   */
+  forecast: ForecastPoint[];
+
+  /**
+   * The trend's change per day, in the measure's unit.
+   *
+   * @generated from field: double slope_per_day = 5;
+   */
+  slopePerDay: number;
+
+  /**
+   * Whether weekday factors were fitted (three weeks of history or more).
+   *
+   * @generated from field: bool weekly = 6;
+   */
+  weekly: boolean;
+
+  /**
+   * Each weekday's multiple of the week's average, Monday first, averaging 1
+   * (empty when not weekly).
+   *
+   * @generated from field: repeated double weekday_factors = 7;
+   */
+  weekdayFactors: number[];
+
+  /**
+   * The residuals' standard deviation, and the share of the history's
+   * variance the fit explains.
+   *
+   * @generated from field: double residual_sd = 8;
+   */
+  residualSd: number;
+
+  /**
+   * @generated from field: double r_squared = 9;
+   */
+  rSquared: number;
+
+  /**
+   * Unset when the history is too short to hold days out.
+   *
+   * @generated from field: mcp.metrics.v1.Holdout holdout = 10;
+   */
+  holdout?: Holdout | undefined;
+
+  /**
+   * @generated from field: mcp.metrics.v1.Answered answered = 11;
+   */
+  answered?: Answered | undefined;
+
+  /**
+   * Why there is no forecast, when there is none: fewer than 7 days with a
+   * value in the history (the history is still given). Empty otherwise.
+   *
+   * @generated from field: string unavailable = 12;
+   */
+  unavailable: string;
+};
+
+/**
+ * Describes the message mcp.metrics.v1.ForecastResponse.
+ * Use `create(ForecastResponseSchema)` to create a new message.
+ */
+export const ForecastResponseSchema: GenMessage<ForecastResponse> = /*@__PURE__*/
+  messageDesc(file_mcp_metrics_v1_query, 20);
+
+/**
  * QueryService answers questions about the stored history: every call needs
  * an API key with the read scope (an admin key may read too; an ingest key
  * gets PERMISSION_DENIED) in `x-api-key`. Times are RFC 3339 timestamps in
@@ -728,6 +965,16 @@ export const QueryService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportRequestSchema;
     output: typeof ExportResponseSchema;
+  },
+  /**
+   * Forecast projects one measure's daily values forward from its trend.
+   *
+   * @generated from rpc mcp.metrics.v1.QueryService.Forecast
+   */
+  forecast: {
+    methodKind: "unary";
+    input: typeof ForecastRequestSchema;
+    output: typeof ForecastResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mcp_metrics_v1_query, 0);

@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Answered(_message.Message):
-    __slots__ = ["end", "sources", "start"]
+    __slots__ = ["end", "raw_kept_since", "sources", "start"]
     END_FIELD_NUMBER: _ClassVar[int]
+    RAW_KEPT_SINCE_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     end: _timestamp_pb2.Timestamp
+    raw_kept_since: _timestamp_pb2.Timestamp
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     start: _timestamp_pb2.Timestamp
-    def __init__(self, start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ...) -> None: ...
+    def __init__(self, start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., raw_kept_since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EventsRequest(_message.Message):
     __slots__ = ["end", "event_type", "filters", "page_size", "page_token", "start"]
@@ -72,6 +74,79 @@ class ExportResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[StoredEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ...) -> None: ...
+
+class ForecastPoint(_message.Message):
+    __slots__ = ["lower", "time", "upper", "value"]
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    lower: float
+    time: _timestamp_pb2.Timestamp
+    upper: float
+    value: float
+    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ..., lower: _Optional[float] = ..., upper: _Optional[float] = ...) -> None: ...
+
+class ForecastRequest(_message.Message):
+    __slots__ = ["end", "event_type", "filters", "history_days", "horizon_days", "measure"]
+    class FiltersEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    END_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_DAYS_FIELD_NUMBER: _ClassVar[int]
+    HORIZON_DAYS_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
+    end: _timestamp_pb2.Timestamp
+    event_type: str
+    filters: _containers.ScalarMap[str, str]
+    history_days: int
+    horizon_days: int
+    measure: str
+    def __init__(self, event_type: _Optional[str] = ..., measure: _Optional[str] = ..., horizon_days: _Optional[int] = ..., history_days: _Optional[int] = ..., end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., filters: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ForecastResponse(_message.Message):
+    __slots__ = ["answered", "fitted", "forecast", "history", "holdout", "method", "r_squared", "residual_sd", "slope_per_day", "unavailable", "weekday_factors", "weekly"]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    FITTED_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_SD_FIELD_NUMBER: _ClassVar[int]
+    R_SQUARED_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    WEEKDAY_FACTORS_FIELD_NUMBER: _ClassVar[int]
+    WEEKLY_FIELD_NUMBER: _ClassVar[int]
+    answered: Answered
+    fitted: _containers.RepeatedCompositeFieldContainer[Point]
+    forecast: _containers.RepeatedCompositeFieldContainer[ForecastPoint]
+    history: _containers.RepeatedCompositeFieldContainer[Point]
+    holdout: Holdout
+    method: str
+    r_squared: float
+    residual_sd: float
+    slope_per_day: float
+    unavailable: str
+    weekday_factors: _containers.RepeatedScalarFieldContainer[float]
+    weekly: bool
+    def __init__(self, method: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., fitted: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., forecast: _Optional[_Iterable[_Union[ForecastPoint, _Mapping]]] = ..., slope_per_day: _Optional[float] = ..., weekly: bool = ..., weekday_factors: _Optional[_Iterable[float]] = ..., residual_sd: _Optional[float] = ..., r_squared: _Optional[float] = ..., holdout: _Optional[_Union[Holdout, _Mapping]] = ..., answered: _Optional[_Union[Answered, _Mapping]] = ..., unavailable: _Optional[str] = ...) -> None: ...
+
+class Holdout(_message.Message):
+    __slots__ = ["coverage", "days", "relative_error"]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    coverage: float
+    days: int
+    relative_error: float
+    def __init__(self, days: _Optional[int] = ..., relative_error: _Optional[float] = ..., coverage: _Optional[float] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ["time", "value"]

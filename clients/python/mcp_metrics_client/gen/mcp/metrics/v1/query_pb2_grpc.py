@@ -53,6 +53,11 @@ class QueryServiceStub(object):
                 request_serializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ExportRequest.SerializeToString,
                 response_deserializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ExportResponse.FromString,
                 )
+        self.Forecast = channel.unary_unary(
+                '/mcp.metrics.v1.QueryService/Forecast',
+                request_serializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastRequest.SerializeToString,
+                response_deserializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastResponse.FromString,
+                )
 
 
 class QueryServiceServicer(object):
@@ -107,6 +112,13 @@ class QueryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forecast(self, request, context):
+        """Forecast projects one measure's daily values forward from its trend.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +146,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Export,
                     request_deserializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ExportRequest.FromString,
                     response_serializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ExportResponse.SerializeToString,
+            ),
+            'Forecast': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forecast,
+                    request_deserializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastRequest.FromString,
+                    response_serializer=mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -241,5 +258,22 @@ class QueryService(object):
         return grpc.experimental.unary_stream(request, target, '/mcp.metrics.v1.QueryService/Export',
             mcp_dot_metrics_dot_v1_dot_query__pb2.ExportRequest.SerializeToString,
             mcp_dot_metrics_dot_v1_dot_query__pb2.ExportResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Forecast(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mcp.metrics.v1.QueryService/Forecast',
+            mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastRequest.SerializeToString,
+            mcp_dot_metrics_dot_v1_dot_query__pb2.ForecastResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
