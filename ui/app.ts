@@ -82,14 +82,23 @@ async function suggest(query: Query, view: View): Promise<void> {
 /** The load under way: a newer one makes an older one's answers moot. */
 let generation = 0;
 
-async function load(): Promise<void> {
+/**
+ * Shows the view of the controls. `navigation` is how the URL follows it: a
+ * view the user chose is a new entry of the tab's history (Back returns to
+ * the one before); the first view and one Back or Forward reached replace
+ * the entry, so that Back is never caught on one.
+ */
+async function load(navigation: "push" | "replace"): Promise<void> {
   const key = storedKey();
   if (key === null) return askForKey("");
   forget.hidden = false;
   const view = viewOfControls();
   // A changed view is a new entry of the tab's history, so Back returns to the previous one.
   const url = urlOfView(view, new URL(window.location.href));
-  if (url.href !== window.location.href) window.history.pushState(null, "", url);
+  if (url.href !== window.location.href) {
+    if (navigation === "push") window.history.pushState(null, "", url);
+    else window.history.replaceState(null, "", url);
+  }
   const query = queryClient(key);
   const ask = askOf(query, view, Date.now());
   const mine = ++generation;
@@ -114,16 +123,16 @@ async function load(): Promise<void> {
 
 controls.addEventListener("submit", (event) => {
   event.preventDefault();
-  void load();
+  void load("push");
 });
-field("range").addEventListener("change", () => void load());
+field("range").addEventListener("change", () => void load("push"));
 keyForm.addEventListener("submit", () => {
   const input = keyForm.elements.namedItem("key") as HTMLInputElement;
   const key = input.value.trim();
   input.value = "";
   if (key === "") return;
   storeKey(key);
-  void load();
+  void load("replace");
 });
 forget.addEventListener("click", () => {
   forgetKey();
@@ -132,8 +141,8 @@ forget.addEventListener("click", () => {
 });
 window.addEventListener("popstate", () => {
   showView(viewOfUrl(new URL(window.location.href)));
-  void load();
+  void load("replace");
 });
 
 showView(viewOfUrl(new URL(window.location.href)));
-void load();
+void load("replace");

@@ -107,7 +107,9 @@ export function sourcesText(answered: Answered | undefined, asked: Timestamp): s
   ];
   const start = answered.start ? timestampDate(answered.start) : undefined;
   const later =
-    start !== undefined && start.getTime() > timestampDate(asked).getTime()
+    grains.includes("raw") &&
+    start !== undefined &&
+    start.getTime() > timestampDate(asked).getTime()
       ? `, since ${start.toISOString().slice(0, 16).replace("T", " ")} UTC: the raw events are kept no longer`
       : "";
   return `answered from ${parts.join(" and ")}${later}`;
@@ -417,9 +419,22 @@ export const PANELS: readonly Panel[] = [
           });
         }),
       );
-      const days = (auth?.groups[0]?.points ?? []).map((p) => Number(p.time?.seconds));
-      const values = (a: SeriesResponse | undefined) =>
-        days.map((_, i) => a?.groups[0]?.points[i]?.value ?? 0);
+      // Each line by its own points' times (a type without users has no group at all).
+      const days = [
+        ...new Set(
+          [auth, tools].flatMap(
+            (a) => a?.groups[0]?.points.map((p) => Number(p.time?.seconds)) ?? [],
+          ),
+        ),
+      ].sort((a, b) => a - b);
+      if (days.length === 0) {
+        note(body, "No hashed users in this range.");
+        return auth?.answered;
+      }
+      const values = (a: SeriesResponse | undefined) => {
+        const byDay = new Map(a?.groups[0]?.points.map((p) => [Number(p.time?.seconds), p.value]));
+        return days.map((d) => byDay.get(d) ?? 0);
+      };
       lineChart(
         body,
         days,

@@ -39,7 +39,9 @@ interface File {
   readonly type: string;
   readonly body: Buffer;
   readonly gzip: Buffer;
+  /** One tag per encoding: the two bodies are different representations. */
   readonly etag: string;
+  readonly gzipEtag: string;
 }
 
 /**
@@ -60,14 +62,24 @@ function readFiles(dir: string): Map<string, File> {
     const type = TYPES[extname(name)];
     if (type === undefined) continue;
     const body = readFileSync(join(dir, name));
+    const tag = createHash("sha256").update(body).digest("base64url").slice(0, 22);
     files.set(name, {
       type,
       body,
       gzip: gzipSync(body, { level: 9 }),
-      etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`,
+      etag: `"${tag}"`,
+      gzipEtag: `"${tag}-gz"`,
     });
   }
   return files;
+}
+
+/** Whether an `If-None-Match` list names `etag` (weakly, as RFC 9110 compares for it) or is `*`. */
+function matches(header: string, etag: string): boolean {
+  return header
+    .split(",")
+    .map((t) => t.trim().replace(/^W\//, ""))
+    .some((t) => t === etag || t === "*");
 }
 
 /** The route of `/ui` and everything under it (GET and HEAD). */
@@ -93,15 +105,16 @@ export function createUiRoute(dir: string | undefined = builtUiDirectory()): Rou
       return;
     }
     const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+    const etag = gzip ? file.gzipEtag : file.etag;
     const headers: Record<string, string> = {
       ...SECURITY_HEADERS,
       "content-type": file.type,
-      etag: file.etag,
+      etag,
       // Revalidated each time (an ETag answer is a few bytes): an upgrade shows at once.
       "cache-control": "no-cache",
       vary: "accept-encoding",
     };
-    if (req.headers["if-none-match"] === file.etag) {
+    if (matches(String(req.headers["if-none-match"] ?? ""), etag)) {
       res.writeHead(304, headers);
       res.end();
       return;

@@ -273,6 +273,10 @@ export function rollupRowOfStored(stored: StoredEventRow): RollupRow {
  * and rankings read it (src/query/history.ts): `service`, each typed field
  * that is set (the rollups' spelling: `true`, an enum's legacy name), and
  * each other key of its dimensions whose value is a string, number or boolean.
+ * A key named as one of the kind's typed fields is that field or nothing: a
+ * value that did not fit it (`"results_count": "0"` sent as text) stays a
+ * free-form key in the stored event, but is not its dimension, as the
+ * rollups and the kind's own table do not count it either.
  */
 export function storedDimensions(stored: StoredEventRow): Map<string, string> {
   const out = new Map<string, string>([["service", stored.service]]);
@@ -284,10 +288,25 @@ export function storedDimensions(stored: StoredEventRow): Map<string, string> {
     const value = readTypedField(message, field);
     if (value !== undefined) out.set(field.name, dimensionText(field, value));
   }
+  const typed = typedKeysOf(kind);
   for (const [key, value] of Object.entries(event.dimensions ?? {})) {
-    if (!out.has(key) && value !== null && typeof value !== "object") out.set(key, String(value));
+    if (!out.has(key) && !typed.has(key) && value !== null && typeof value !== "object") {
+      out.set(key, String(value));
+    }
   }
   return out;
+}
+
+/** Each kind's typed fields' legacy keys, made once. */
+const TYPED_KEYS = new Map<EventKind, ReadonlySet<string>>();
+
+function typedKeysOf(kind: EventKind): ReadonlySet<string> {
+  let keys = TYPED_KEYS.get(kind);
+  if (keys === undefined) {
+    keys = new Set(kind.fields.flatMap((f) => f.legacyKeys));
+    TYPED_KEYS.set(kind, keys);
+  }
+  return keys;
 }
 
 /** Stored JSON object text as an object ({} for anything else). */

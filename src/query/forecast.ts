@@ -189,11 +189,11 @@ export function holdout(
   let inside = 0;
   let sum = 0;
   for (const { day, value } of held) {
-    const predicted = clamp(fit.at(day));
-    absolute += Math.abs(value - predicted);
+    const trend = fit.at(day);
+    absolute += Math.abs(value - clamp(trend));
     sum += Math.abs(value);
     const half = fit.halfBand(day);
-    if (value >= clamp(predicted - half) && value <= clamp(predicted + half)) inside++;
+    if (value >= clamp(trend - half) && value <= clamp(trend + half)) inside++;
   }
   return {
     days: held.length,

@@ -61,6 +61,11 @@ export class BeyondRawRetentionError extends Error {
 export interface Horizons {
   readonly rollups: Readonly<Record<Grain, number>>;
   readonly raw: number;
+  /**
+   * Each raw table's own (a specialized table may keep less than `metrics`):
+   * a question answered from one (./table-questions.ts) is asked only within it.
+   */
+  readonly tables: Readonly<Record<string, number>>;
 }
 
 /** Options of {@link createHistory}. */
@@ -417,6 +422,17 @@ export function createHistory(options: HistoryOptions): History {
     }
   }
 
+  /**
+   * The kind's own table's question, when it can answer (./table-questions.ts)
+   * over the whole range: its retention may be shorter than the raw events'.
+   */
+  const tableFor = (selection: Selection, names: readonly string[]) => {
+    const question = tableQuestion(selection, names);
+    const kept =
+      question && (options.horizons().tables[question.table] ?? Number.NEGATIVE_INFINITY);
+    return question && selection.startMs >= (kept as number) ? question : undefined;
+  };
+
   /** Refuses a raw-only question whose range starts before the raw events kept. */
   const requireRaw = (selection: Selection, dimension: string | undefined): void => {
     const horizon = options.horizons().raw;
@@ -499,13 +515,18 @@ export function createHistory(options: HistoryOptions): History {
       };
       let answered: Answered;
       if (plan === undefined) {
-        const raw = await fromRaw(selection, groupBy, (e, dims) => {
-          const group =
-            groupBy === undefined ? "" : groupBy === BY_TYPE ? e.metricType : dims.get(groupBy);
-          return group === undefined
-            ? undefined
-            : `${group}\u0000${floorTo(millisOfStored(e.timestamp), step)}`;
-        });
+        // The event type is no dimension: a refusal names only the filters.
+        const raw = await fromRaw(
+          selection,
+          groupBy === BY_TYPE ? undefined : groupBy,
+          (e, dims) => {
+            const group =
+              groupBy === undefined ? "" : groupBy === BY_TYPE ? e.metricType : dims.get(groupBy);
+            return group === undefined
+              ? undefined
+              : `${group}\u0000${floorTo(millisOfStored(e.timestamp), step)}`;
+          },
+        );
         for (const [key, cell] of raw.cells) {
           const at = key.lastIndexOf("\u0000");
           add(key.slice(0, at), Number(key.slice(at + 1)), cell);
@@ -534,7 +555,7 @@ export function createHistory(options: HistoryOptions): History {
       const plan = rollupPlan(selection, dimension === "service" ? undefined : dimension);
       let byValue: Map<string, Cell>;
       let answered: Answered;
-      const table = plan === undefined ? tableQuestion(selection, [dimension]) : undefined;
+      const table = plan === undefined ? tableFor(selection, [dimension]) : undefined;
       if (table !== undefined && selection.order !== "p95") {
         // Counted by the database on the kind's own table; histograms for the rows kept only.
         requireRaw(selection, dimension);
@@ -586,7 +607,7 @@ export function createHistory(options: HistoryOptions): History {
       const { step, groupBy } = selection;
       requireRaw(selection, USER_DIMENSION);
       const answered = answeredOf([{ grain: "raw", ...spanOf(selection) }], selection);
-      const table = groupBy === undefined ? tableQuestion(selection, [USER_DIMENSION]) : undefined;
+      const table = groupBy === undefined ? tableFor(selection, [USER_DIMENSION]) : undefined;
       if (table !== undefined) {
         const steps = await distinctPerStep(reader, table, USER_DIMENSION, step);
         return { groups: steps.size > 0 ? [{ group: "", steps }] : [], answered };
@@ -818,5 +839,6 @@ export function horizonsOf(
       GRAINS.map((g) => [g.name, Math.max(...tablesOf(g).map((t) => cutoff(t.name)))]),
     ) as Record<Grain, number>,
     raw: cutoff("metrics"),
+    tables: Object.fromEntries(policies.map((p) => [p.tableName, cutoff(p.tableName)])),
   };
 }

@@ -428,18 +428,27 @@ async function forecastOf(
       `must be at least ${FORECAST.history.min}, got ${days}: a trend needs two weeks`,
     );
   }
-  const endMs = floorTo(req.end ? timestampMs(req.end) : now, "day");
-  const selection = selectionOf(
-    { ...req, start: timestampFromMs(endMs - days * DAY_MS), end: timestampFromMs(endMs) },
-    false,
-    now,
-  );
-  const { groups, answered } = await history.series({
-    ...selection,
-    step: "day",
-    measure,
-    limit: 1,
-  });
+  // Whole days that are over: an end in the future would add days of nothing.
+  const endMs = Math.min(floorTo(req.end ? timestampMs(req.end) : now, "day"), floorTo(now, "day"));
+  const daily = (startMs: number) => {
+    const selection = selectionOf(
+      { ...req, start: timestampFromMs(startMs), end: timestampFromMs(endMs) },
+      false,
+      now,
+    );
+    return { selection, answer: history.series({ ...selection, step: "day", measure, limit: 1 }) };
+  };
+  let { selection, answer } = daily(endMs - days * DAY_MS);
+  try {
+    await answer;
+  } catch (error) {
+    // Filters only the raw events answer: the history starts where they are kept.
+    if (!(error instanceof BeyondRawRetentionError)) throw error;
+    const keptFrom = ceilTo(error.keptSinceMs, "day");
+    if (keptFrom >= endMs) throw error;
+    ({ selection, answer } = daily(keptFrom));
+  }
+  const { groups, answered } = await answer;
   const steps = groups[0]?.steps ?? new Map<number, never>();
   const of = MEASURES[measure];
   const fill = measure === "count" || measure === "errors";
@@ -462,7 +471,10 @@ async function forecastOf(
     // Not an error: a young service or a narrow filter has too few days yet.
     return {
       history: values.map((v) => point(v.day, v.value)),
-      unavailable: `a forecast needs at least ${MIN_DAYS} days with a ${measure} value in the ${days} days before ${new Date(endMs).toISOString()}; there ${values.length === 1 ? "is 1" : `are ${values.length}`}`,
+      unavailable:
+        values.length < MIN_DAYS
+          ? `a forecast needs at least ${MIN_DAYS} days with a ${measure} value in the ${days} days before ${new Date(endMs).toISOString()}; there ${values.length === 1 ? "is 1" : `are ${values.length}`}`
+          : `fewer than ${MIN_DAYS} of the ${values.length} days with a ${measure} value can be fitted: the others fall on weekdays that never have one`,
       answered: answeredMessage(answered, history.horizons().raw),
     };
   }
@@ -475,9 +487,14 @@ async function forecastOf(
     fitted: values.map((v) => point(v.day, clamp(fit.at(v.day)))),
     forecast: Array.from({ length: horizon }, (_, i) => {
       const day = lastDay + i;
-      const value = clamp(fit.at(day));
+      const trend = fit.at(day);
       const half = fit.halfBand(day);
-      return { ...point(day, value), lower: clamp(value - half), upper: clamp(value + half) };
+      // The band around the trend itself, each side then kept to the measure's values.
+      return {
+        ...point(day, clamp(trend)),
+        lower: clamp(trend - half),
+        upper: clamp(trend + half),
+      };
     }),
     slopePerDay: fit.slopePerDay,
     weekly: fit.weekly,

@@ -9,7 +9,7 @@
  */
 import type { EventKind, TypedField } from "../catalog/catalog.js";
 import type { HistoryReader, SqlValue } from "../storage/backend.js";
-import { type Cell, emptyCell, type Grain, histogramBucket } from "../storage/rollups.js";
+import { type Cell, emptyCell, type Grain, HISTOGRAM_BOUNDS_MS } from "../storage/rollups.js";
 import { storedTimeOfMillis } from "../storage/stored-time.js";
 import type { Selection } from "./history.js";
 
@@ -146,25 +146,34 @@ export async function topFromTable(
   }
   const kept = keep(cells);
   if (kept.length === 0) return cells;
-  // The kept values' latencies, read back by their stored values.
+  // The kept values' latency histograms, bucketed and summed by the database.
   const stored = new Map(rows.map((r) => [column.text(r.value), r.value]));
   const values = kept.map((v) => stored.get(v) as SqlValue);
-  const timed = await reader.arrays(
-    `SELECT ${column.name}, duration_ms FROM ${q.table}
-     WHERE ${q.where} AND ${column.name} IN (${values.map(() => "?").join(", ")}) AND duration_ms IS NOT NULL`,
+  const buckets = await reader.arrays(
+    `SELECT ${column.name}, ${BUCKET_SQL} AS bucket, count(*), sum(duration_ms), min(duration_ms), max(duration_ms)
+     FROM ${q.table}
+     WHERE ${q.where} AND ${column.name} IN (${values.map(() => "?").join(", ")}) AND duration_ms IS NOT NULL
+     GROUP BY ${column.name}, ${BUCKET_SQL}`,
     [...q.params, ...values],
   );
-  for (const [value, duration] of timed) {
+  for (const [value, bucket, n, sum, min, max] of buckets) {
     const cell = cells.get(column.text(value as SqlValue)) as Cell;
-    const ms = Number(duration);
-    cell.timed++;
-    cell.sumLatency += ms;
-    if (cell.minLatency === null || ms < cell.minLatency) cell.minLatency = ms;
-    if (cell.maxLatency === null || ms > cell.maxLatency) cell.maxLatency = ms;
-    (cell.histogram as number[])[histogramBucket(ms)]++;
+    cell.timed += Number(n);
+    cell.sumLatency += Number(sum);
+    cell.minLatency = Math.min(cell.minLatency ?? Number.POSITIVE_INFINITY, Number(min));
+    cell.maxLatency = Math.max(cell.maxLatency ?? Number.NEGATIVE_INFINITY, Number(max));
+    (cell.histogram as number[])[Number(bucket)] += Number(n);
   }
   return cells;
 }
+
+/**
+ * The histogram bucket of `duration_ms` in SQL, as {@link histogramBucket}
+ * computes it: the first bound it does not exceed, past the last the last
+ * bucket. Each bound is written as JavaScript prints it, which both engines
+ * read back as the same double.
+ */
+const BUCKET_SQL = `CASE ${HISTOGRAM_BOUNDS_MS.map((b, i) => `WHEN duration_ms <= ${b} THEN ${i}`).join(" ")} ELSE ${HISTOGRAM_BOUNDS_MS.length} END`;
 
 /** Characters of a stored timestamp that name its minute, hour or day. */
 const STEP_PREFIX: Readonly<Record<Grain, number>> = { minute: 16, hour: 13, day: 10 };

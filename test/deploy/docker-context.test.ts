@@ -1,10 +1,19 @@
 // backends: sqlite only: the Docker build context and Dockerfile
 import { execFile, execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -53,6 +62,7 @@ describe(".dockerignore", () => {
       "gen",
       "src",
       "clients",
+      "ui",
     ]);
     const files = repositoryFiles();
     for (const source of sources) {
@@ -102,6 +112,17 @@ describe(".dockerignore", () => {
       symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
       const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
       await run(process.execPath, [tsc, "-p", "tsconfig.json", "--noEmit"], { cwd: dir });
+      // The history page's `npm run build:ui`: its type check, and its bundle from the context alone.
+      await run(process.execPath, [tsc, "-p", "ui/tsconfig.json"], { cwd: dir });
+      await build({
+        absWorkingDir: dir,
+        entryPoints: ["ui/app.ts"],
+        bundle: true,
+        format: "esm",
+        outdir: "dist/ui",
+        logLevel: "silent",
+      });
+      expect(existsSync(join(dir, "dist", "ui", "app.js"))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -127,6 +127,31 @@ describe("QueryService.Forecast", () => {
     for (const p of answer.forecast) expect(p.value).toBe(0);
   });
 
+  it("should fit only whole days that are over, and read raw events from where they are kept", async () => {
+    const later = await query.forecast({
+      eventType: "tool_execution",
+      filters: { service: "grow" },
+      historyDays: DAYS,
+      end: timestampFromMs(TODAY + 10 * DAY),
+    });
+    expect(later.history.map((p) => p.value)).toEqual(
+      Array.from({ length: DAYS }, (_, d) => growing(d)),
+    );
+    expect(later.slopePerDay).toBeCloseTo(2, 6);
+    // Two dimensions at once: only the raw events answer, from raw retention's horizon on.
+    const raw = await query.forecast({
+      eventType: "tool_execution",
+      filters: { service: "grow", tool_name: "search", success: "true" },
+      historyDays: 365,
+      horizonDays: 3,
+    });
+    expect(raw.answered?.sources.map((s) => s.grain)).toEqual(["raw"]);
+    expect(raw.history.map((p) => p.value)).toEqual(
+      Array.from({ length: DAYS }, (_, d) => growing(d)),
+    );
+    expect(raw.forecast.map((p) => Math.round(p.value))).toEqual([90, 92, 94]);
+  });
+
   it("should refuse a history too short, an unknown measure, and a range without enough days", async () => {
     const short = await failure(query.forecast({ eventType: "tool_execution", historyDays: 10 }));
     expect(short.code).toBe(Code.InvalidArgument);

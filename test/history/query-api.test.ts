@@ -479,6 +479,103 @@ describe("QueryService and GET /export", () => {
  * from the rows summed across services (metrics_daily_dimensions_all_services):
  * the same answers as the per-service rows, split by service when asked.
  */
+describe("raw questions on a kind's own table", () => {
+  let svc: TestService;
+  let query: Client<typeof QueryService>;
+  const now = Date.now();
+  const span = { start: timestampFromMs(now - 12 * DAY), end: timestampFromMs(now) };
+  const at = (daysAgo: number) => (now - daysAgo * DAY - 3_600_000) / 1000;
+
+  beforeAll(async () => {
+    svc = await startTestService({ METRICS_ADMIN_API_KEY: ADMIN_KEY });
+    query = createClient(
+      QueryService,
+      GRPC.transport(svc.url, [apiKey(await svc.keyFor("dashboards", "read"))]),
+    );
+    const search = (q: string, results: unknown, daysAgo = 1) => ({
+      type: "tool_discovery",
+      value: 1,
+      duration_ms: 30,
+      timestamp: at(daysAgo),
+      dimensions: { query: q, results_count: results },
+    });
+    const call = (user: string, daysAgo: number) => ({
+      type: "tool_execution",
+      value: 1,
+      duration_ms: 15,
+      timestamp: at(daysAgo),
+      dimensions: { tool_name: "search", success: true, user_hash: user },
+    });
+    const metrics = [
+      search("none found", 0),
+      // Text where the field is a number: kept as a free-form key, not the typed column.
+      search("sent as text", "0"),
+      search("three found", 3),
+      call("recent", 1),
+      call("older", 10),
+      call("older", 10),
+    ];
+    const posted = await postMetrics(
+      svc.url,
+      { service: "test-service", metrics },
+      { key: svc.key },
+    );
+    expect(posted.json.accepted).toBe(metrics.length);
+    // tool_metrics kept 7 days (the least a policy takes) and swept; the raw events (metrics) keep 90.
+    const admin = { "x-api-key": ADMIN_KEY };
+    for (const [method, path] of [
+      ["PUT", "/admin/retention/policies/tool_metrics?retention_days=7"],
+      ["POST", "/admin/retention/cleanup?table_name=tool_metrics&dry_run=false"],
+    ] as const) {
+      const answer = await fetch(`${svc.url}${path}`, { method, headers: admin });
+      expect(answer.status, `${path}: ${await answer.text()}`).toBe(200);
+    }
+  });
+  afterAll(() => svc?.close());
+
+  it("should count a value sent in the wrong type nowhere, on the table and in the raw events alike", async () => {
+    const question = {
+      ...span,
+      eventType: "tool_discovery",
+      dimension: "query",
+      filters: { results_count: "0" },
+      limit: 100,
+    };
+    const byTable = await query.top(question);
+    const byEvents = await query.top({ ...question, order: "p95" });
+    expect(byTable.rows.map((r) => [r.value, r.count])).toEqual([["none found", 1n]]);
+    expect(byEvents.rows.map((r) => [r.value, r.count])).toEqual([["none found", 1n]]);
+  });
+
+  it("should read the raw events, not a table that keeps less, for a range past the table's retention", async () => {
+    const users = await query.top({
+      ...span,
+      eventType: "tool_execution",
+      dimension: "user_hash",
+    });
+    // tool_metrics lost the calls of 10 days ago; the raw events still hold them.
+    expect(users.rows.map((r) => [r.value, r.count])).toEqual([
+      ["older", 2n],
+      ["recent", 1n],
+    ]);
+    const daily = await query.series({
+      ...span,
+      eventType: "tool_execution",
+      measure: "active_users",
+      step: "day",
+    });
+    expect(daily.groups[0]?.points.reduce((n, p) => n + p.value, 0)).toBe(2);
+    // Within the table's retention the table answers, and gives the same.
+    const recent = await query.top({
+      start: timestampFromMs(now - DAY - 2 * 3_600_000),
+      end: timestampFromMs(now),
+      eventType: "tool_execution",
+      dimension: "user_hash",
+    });
+    expect(recent.rows.map((r) => [r.value, r.count])).toEqual([["recent", 1n]]);
+  });
+});
+
 describe("a dimension's days across services", () => {
   let svc: TestService;
   let query: Client<typeof QueryService>;

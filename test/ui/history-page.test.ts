@@ -260,8 +260,14 @@ describe("the history page", () => {
       horizonDays: 30,
       historyDays: 90,
     });
-    await expect(page.getByTestId("forecast-method").textContent()).resolves.toContain(
-      forecast.method,
+    const described = (await page.getByTestId("forecast-method").textContent()) ?? "";
+    expect(described).toContain(forecast.method);
+    // The last projected day, as the page writes it, from the API's numbers.
+    const last = forecast.forecast.at(-1);
+    const written = (v: number) =>
+      v.toLocaleString("en-US", { maximumFractionDigits: Math.abs(v) >= 100 ? 0 : 2 });
+    expect(described).toContain(
+      `: ${written(last?.value ?? Number.NaN)} (${written(last?.lower ?? Number.NaN)}–${written(last?.upper ?? Number.NaN)})`,
     );
     await expect(page.locator(".note.error").count()).resolves.toBe(0);
     if (process.env.UI_SCREENSHOT)
@@ -288,6 +294,18 @@ describe("the history page", () => {
     expect((await rowsOf(page, "top-tool_execution-tool_name")).map((r) => r.tool_name)).toEqual([
       "search",
     ]);
+    // Back returns to the unfiltered view, its URL and its numbers.
+    await page.goBack();
+    await page.waitForURL((url) => !url.search.includes("tool="));
+    await settled(page);
+    await expect(page.getByTestId("filter-tool").inputValue()).resolves.toBe("");
+    const unfiltered = await query.summary({ ...week(), eventType: "tool_execution" });
+    expect((await rowsOf(page, "summary")).find((r) => r.type === "tool_execution")?.events).toBe(
+      grouped(unfiltered.types[0]?.events ?? 0n),
+    );
+    await page.goForward();
+    await page.waitForURL(/tool=search/);
+    await settled(page);
     // The view's URL, opened in another tab with the key, shows the same.
     const shared = await open(new URL(page.url()).pathname + new URL(page.url()).search);
     await enterKey(shared.page, read);
@@ -340,10 +358,19 @@ describe("the history page", () => {
       expect(answer.status, name).toBe(200);
       expect(answer.headers.get("content-type"), name).toMatch(/^text\/(html|javascript|css)/);
       expect(answer.headers.get("content-security-policy"), name).toMatch(/default-src 'none'/);
+      expect(answer.headers.get("content-encoding"), name).toBe("gzip");
       total += Number(answer.headers.get("content-length"));
       const etag = answer.headers.get("etag") ?? "";
-      const again = await fetch(`${svc.url}/ui/${name}`, { headers: { "if-none-match": etag } });
+      const again = await fetch(`${svc.url}/ui/${name}`, {
+        headers: { "accept-encoding": "gzip", "if-none-match": `"other", W/${etag}` },
+      });
       expect(again.status, name).toBe(304);
+      // The identity body is another representation, with a tag of its own.
+      const plain = await fetch(`${svc.url}/ui/${name}`, {
+        headers: { "accept-encoding": "identity", "if-none-match": etag },
+      });
+      expect(plain.status, name).toBe(200);
+      expect(plain.headers.get("etag"), name).not.toBe(etag);
     }
     // The whole page as sent, gzipped: under 100 KB.
     expect(total).toBeLessThan(100_000);
