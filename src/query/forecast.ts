@@ -3,9 +3,9 @@
  * through a measure's daily values, with weekday factors when there are
  * three weeks of history or more, and a 95% prediction band from the
  * residuals. Plain on purpose: an operator can check it with a spreadsheet,
- * and on the synthetic histories of test/history/forecast.test.ts and
- * bench/forecast.ts (a known trend, with and without a weekly pattern) it
- * lands within a few percent of the truth.
+ * and on the synthetic histories of test/history/forecast.test.ts (a known
+ * trend, with and without a weekly pattern) it lands within a few percent of
+ * the truth.
  */
 
 /** One day's value: `day` counts days from the history's first. */
@@ -16,7 +16,6 @@ export interface DayValue {
 
 /** A fitted model, ready to project. */
 export interface Fit {
-  readonly intercept: number;
   /** The line's change per day (of the week's average, when weekly). */
   readonly slopePerDay: number;
   /** Factors by weekday index (0 Monday), averaging 1; empty without weekly. */
@@ -80,7 +79,6 @@ export function fitTrend(
   const dof = Math.max(1, n - (factors === undefined ? 2 : 8));
   const t = studentT975(dof);
   return {
-    intercept: line.intercept,
     slopePerDay: line.slope,
     weekdayFactors: factors ?? [],
     weekly: factors !== undefined,
@@ -126,7 +124,6 @@ function weekdayFactors(
 
 /** A least-squares line, with what its band needs. */
 interface Line {
-  readonly intercept: number;
   readonly slope: number;
   readonly residualSd: number;
   at(day: number): number;
@@ -151,7 +148,6 @@ function fitLine(values: readonly DayValue[]): Line | undefined {
   const at = (day: number) => intercept + slope * day;
   const sse = values.reduce((s, v) => s + (v.value - at(v.day)) ** 2, 0);
   return {
-    intercept,
     slope,
     residualSd: Math.sqrt(sse / Math.max(1, n - 2)),
     at,

@@ -11,7 +11,7 @@ import { admittedIn } from "../auth/admission.js";
 import { mayRead } from "../auth/principal.js";
 import { EVENT_KINDS, type EventKind, KIND_BY_TYPE } from "../catalog/catalog.js";
 import { errors } from "../errors.js";
-import { type Grain, grainOf, quantileOf } from "../storage/rollups.js";
+import { type Cell, type Grain, grainOf, quantileOf } from "../storage/rollups.js";
 import { StorageError } from "../storage/storage-error.js";
 import { type DayValue, fitTrend, holdout, MIN_DAYS, methodName } from "./forecast.js";
 import {
@@ -162,14 +162,12 @@ export function storedEventMessage(e: StoredEvent): MessageInitShape<typeof Stor
   };
 }
 
-function answeredMessage(
-  a: Answered,
-  rawKeptSinceMs: number,
-): MessageInitShape<typeof AnsweredSchema> {
+/** An answer's range and sources, and where the raw events are kept from now. */
+function answeredMessage(a: Answered, history: History): MessageInitShape<typeof AnsweredSchema> {
   return {
     start: timestampFromMs(a.startMs),
     end: timestampFromMs(a.endMs),
-    rawKeptSince: timestampFromMs(Math.max(0, rawKeptSinceMs)),
+    rawKeptSince: timestampFromMs(Math.max(0, history.horizons().raw)),
     sources: a.sources.map((s) => ({
       grain: s.grain,
       start: timestampFromMs(s.startMs),
@@ -219,6 +217,15 @@ async function answering<T>(ctx: HandlerContext, work: () => Promise<T>): Promis
   }
 }
 
+/**
+ * A measure's value in a step: count and errors are 0 where a step had no
+ * events; the other measures have no value there (undefined).
+ */
+function stepValue(measure: Measure, cell: Cell | undefined): number | undefined {
+  if (cell !== undefined) return MEASURES[measure](cell);
+  return measure === "count" || measure === "errors" ? 0 : undefined;
+}
+
 /** Series' measures: the rollups' and the raw events' distinct users. */
 const SERIES_MEASURES = [...(Object.keys(MEASURES) as Measure[]), "active_users"] as const;
 
@@ -258,7 +265,7 @@ export function createQueryServiceImpl(
             ...optional("p99Ms", quantileOf(cell, 0.99)),
             ...optional("meanMs", MEASURES.mean_duration(cell)),
           })),
-          answered: answeredMessage(answered, history.horizons().raw),
+          answered: answeredMessage(answered, history),
         };
       }),
 
@@ -295,7 +302,7 @@ export function createQueryServiceImpl(
               group,
               points: at.map((ms) => ({ time: timestampFromMs(ms), value: steps.get(ms) ?? 0 })),
             })),
-            answered: answeredMessage(active.answered, history.horizons().raw),
+            answered: answeredMessage(active.answered, history),
           };
         }
         const { groups, answered } = await history.series({
@@ -305,24 +312,22 @@ export function createQueryServiceImpl(
           ...(groupBy ? { groupBy } : {}),
           limit,
         });
-        const of = MEASURES[measure];
-        // Counts are 0 where a step had no events; the other measures have no value there.
-        const fill = measure === "count" || measure === "errors";
+        // Measures that are 0 in an empty step have a point in every step.
+        const filled = stepValue(measure, undefined) !== undefined;
         return {
           groups: groups.map(({ group, steps }) => {
-            const at = fill
+            const at = filled
               ? stepsOf(floorTo(answered.startMs, step), answered.endMs, step)
               : [...steps.keys()].sort((a, b) => a - b);
             return {
               group,
               points: at.flatMap((ms) => {
-                const cell = steps.get(ms);
-                const value = cell ? of(cell) : fill ? 0 : undefined;
+                const value = stepValue(measure, steps.get(ms));
                 return value === undefined ? [] : [{ time: timestampFromMs(ms), value }];
               }),
             };
           }),
-          answered: answeredMessage(answered, history.horizons().raw),
+          answered: answeredMessage(answered, history),
         };
       }),
 
@@ -343,7 +348,7 @@ export function createQueryServiceImpl(
             errors: BigInt(cell.errors),
             ...optional("p95Ms", quantileOf(cell, 0.95)),
           })),
-          answered: answeredMessage(answered, history.horizons().raw),
+          answered: answeredMessage(answered, history),
         };
       }),
 
@@ -450,15 +455,12 @@ async function forecastOf(
   }
   const { groups, answered } = await answer;
   const steps = groups[0]?.steps ?? new Map<number, never>();
-  const of = MEASURES[measure];
-  const fill = measure === "count" || measure === "errors";
   // Whole days from the first with events: days before a service existed are no trend.
   const firstMs = Math.min(...steps.keys());
-  const values: (DayValue & { ms: number })[] = [];
+  const values: DayValue[] = [];
   for (let ms = Math.max(selection.startMs, firstMs); ms < endMs; ms += DAY_MS) {
-    const cell = steps.get(ms);
-    const value = cell ? of(cell) : fill ? 0 : undefined;
-    if (value !== undefined) values.push({ day: (ms - selection.startMs) / DAY_MS, value, ms });
+    const value = stepValue(measure, steps.get(ms));
+    if (value !== undefined) values.push({ day: (ms - selection.startMs) / DAY_MS, value });
   }
   const weekdayOf = (day: number) =>
     (new Date(selection.startMs + day * DAY_MS).getUTCDay() + 6) % 7;
@@ -475,7 +477,7 @@ async function forecastOf(
         values.length < MIN_DAYS
           ? `a forecast needs at least ${MIN_DAYS} days with a ${measure} value in the ${days} days before ${new Date(endMs).toISOString()}; there ${values.length === 1 ? "is 1" : `are ${values.length}`}`
           : `fewer than ${MIN_DAYS} of the ${values.length} days with a ${measure} value can be fitted: the others fall on weekdays that never have one`,
-      answered: answeredMessage(answered, history.horizons().raw),
+      answered: answeredMessage(answered, history),
     };
   }
   const clamp = clampOf(measure);
@@ -510,7 +512,7 @@ async function forecastOf(
             coverage: check.coverage,
           },
         }),
-    answered: answeredMessage(answered, history.horizons().raw),
+    answered: answeredMessage(answered, history),
   };
 }
 
